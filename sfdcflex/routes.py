@@ -1,0 +1,110 @@
+"""Routes are files: every `*.py` under the functions folder is a function, as on Twilio.
+
+`functions/get-contact.py` answers `/get-contact`, `functions/sms/reply.py` answers `/sms/reply`.
+`name.protected.py` needs a valid X-Twilio-Signature; `name.private.py` is never reachable over
+HTTP but other functions can load it (Twilio's `Runtime.getFunctions()`).
+"""
+from __future__ import annotations
+
+import importlib.util
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from .errors import ConfigError
+
+PUBLIC, PROTECTED, PRIVATE = "public", "protected", "private"
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]*$")
+
+
+@dataclass(frozen=True)
+class Function:
+    """One function file: its name ("sms/reply"), URL path, access level and loaded module."""
+
+    name: str
+    path: str
+    file: Path
+    access: str
+    module: ModuleType = field(repr=False, compare=False)
+
+    @property
+    def handler(self):
+        return getattr(self.module, "handler")
+
+
+@dataclass(frozen=True)
+class Asset:
+    content_type: str
+    body: bytes = field(repr=False)
+
+
+def _split_access(stem: str) -> tuple[str, str]:
+    for access in (PROTECTED, PRIVATE):
+        if stem.endswith("." + access):
+            return stem[: -len(access) - 1], access
+    return stem, PUBLIC
+
+
+def load_module(file: Path) -> ModuleType:
+    """Load a function file by its path: hyphenated names cannot be imported by name."""
+    unique = "sfdcflex_fn_" + re.sub(r"\W", "_", str(file.resolve()))
+    spec = importlib.util.spec_from_file_location(unique, file)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"functions: cannot load {file}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a syntax or import error in a user's function stops start-up
+        raise ConfigError(f"functions: {file} failed to load: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def discover_functions(folder: Path) -> dict[str, Function]:
+    """Every function under `folder`, keyed by name; start-up stops on a bad or clashing file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"functions: folder {folder} does not exist")
+    functions: dict[str, Function] = {}
+    for file in sorted(folder.rglob("*.py")):
+        relative = file.relative_to(folder)
+        if any(part.startswith(("_", ".")) for part in relative.parts):
+            continue  # __init__.py, __pycache__, editor droppings: not functions
+        stem, access = _split_access(relative.with_suffix("").as_posix())
+        if not all(_SEGMENT.match(part) for part in stem.split("/")):
+            raise ConfigError(f"functions: {file} has a name that cannot be a URL path")
+        if stem in functions:
+            raise ConfigError(f"functions: {file} and {functions[stem].file} both answer /{stem}")
+        module = load_module(file)
+        if access != PRIVATE and not callable(getattr(module, "handler", None)):
+            raise ConfigError(f"functions: {file} has no handler(context, event, callback)")
+        functions[stem] = Function(stem, "/" + stem, file, access, module)
+    return functions
+
+
+def build_routes(functions: dict[str, Function],
+                 aliases: dict[str, str] | None = None) -> dict[str, Function]:
+    """URL path → function for everything reachable over HTTP, plus aliases whose target exists."""
+    routes = {fn.path: fn for fn in functions.values() if fn.access != PRIVATE}
+    for alias, target in (aliases or {}).items():
+        if target in routes and alias not in routes:
+            routes[alias] = routes[target]
+    return routes
+
+
+def load_assets(folder: Path | None) -> dict[str, Asset]:
+    """Static files served as they are (Twilio Assets); `/` serves `/index.html`."""
+    if folder is None:
+        return {}
+    assets = {}
+    for file in sorted(Path(folder).rglob("*")):
+        relative = file.relative_to(folder).as_posix()
+        if file.is_file() and ".private." not in file.name and not relative.startswith((".", "_")):
+            kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            if kind.startswith("text/") or kind in ("application/javascript", "application/json"):
+                kind += "; charset=utf-8"
+            assets["/" + relative] = Asset(kind, file.read_bytes())
+    if "/index.html" in assets:
+        assets["/"] = assets["/index.html"]
+    return assets

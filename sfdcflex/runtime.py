@@ -1,0 +1,254 @@
+"""The Twilio Functions runtime: one pure dispatch step from a Request to a Reply.
+
+The HTTP server (serving.py) and the WSGI adapter (wsgi.py) both read the wire, build a
+Request and call `App.dispatch`; nothing here touches a socket.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import signature
+from .errors import (Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
+                     NotFound, PayloadTooLarge, TooManyRequests)
+from .event import build_event, form_params
+from .response import Reply, Response, encode_json, reply_for
+from .routes import PROTECTED, Asset, Function
+
+__all__ = ["App", "Context", "Request", "Response", "Limits"]
+
+log = logging.getLogger("sfdcflex")
+ALLOWED_METHODS = ("GET", "POST", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request as read off the wire: header names as received, body fully read."""
+
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    remote_addr: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Twilio's limits: 10 s per invocation, 30 at once, 6 MiB request bodies."""
+
+    timeout: float = 10.0
+    max_concurrency: int = 30
+    max_body: int = 6 * 1024 * 1024
+
+
+class Context:
+    """What a function sees as `context`: every .env value as an attribute, plus request facts."""
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str):
+        # Only called for names that are not set: say which setting is missing.
+        raise AttributeError(f"context has no {name!r}: it is not set in the .env file or the environment")
+
+
+@dataclass
+class _Invocation:
+    """One run of a handler: the first callback wins, later ones are ignored with a warning."""
+
+    route: str
+    done: threading.Event = field(default_factory=threading.Event)
+    error: object = None
+    payload: object = None
+
+    def callback(self, err: object = None, payload: object = None) -> None:
+        if self.done.is_set():
+            log.warning("%s: callback called again; ignored (the first callback wins)", self.route)
+            return
+        self.error, self.payload = err, payload
+        self.done.set()
+
+
+class App:
+    """Routes requests to function handlers with Twilio's semantics and limits."""
+
+    def __init__(self, routes: dict[str, Function], functions: dict[str, Function] | None = None, *,
+                 env: dict[str, str] | None = None, services: object = None,
+                 limits: Limits = Limits(), cors_origins: tuple[str, ...] = (),
+                 public_url: str | None = None, assets: dict[str, Asset] | None = None,
+                 live: bool = False) -> None:
+        self.routes = routes
+        self.functions = functions if functions is not None else {f.name: f for f in routes.values()}
+        self.env = dict(env or {})
+        self.services = services
+        self.limits = limits
+        self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.assets = assets or {}
+        self.live = live
+        self._slots = threading.BoundedSemaphore(limits.max_concurrency)
+        self._workers = ThreadPoolExecutor(limits.max_concurrency, thread_name_prefix="fn")
+        self._auth_token = str(self.env.get("AUTH_TOKEN", ""))
+
+    def close(self) -> None:
+        self._workers.shutdown(wait=False, cancel_futures=True)
+
+    def dispatch(self, request: Request) -> Reply:
+        """Answer one request; never raises, and logs one line."""
+        started = time.perf_counter()
+        path = request.target.split("?", 1)[0]
+        try:
+            reply = self._answer(request, path)
+        except HTTPError as exc:
+            reply = error_reply(exc)
+        except Exception:
+            log.exception("%s %s: runtime failure", request.method, path)
+            reply = error_reply(HTTPError("the function runtime failed; see the server log"))
+        self._add_cors(request, reply)
+        log.info("%d %s %s %.1fms", reply.status, request.method, path,
+                 (time.perf_counter() - started) * 1000)
+        return reply
+
+    def _answer(self, request: Request, path: str) -> Reply:
+        if request.method not in ALLOWED_METHODS:
+            raise MethodNotAllowed(f"{request.method} is not allowed; use GET, POST or OPTIONS",
+                                   headers={"Allow": ", ".join(ALLOWED_METHODS)})
+        if len(request.body) > self.limits.max_body:
+            raise PayloadTooLarge(f"request bodies are limited to {self.limits.max_body} bytes")
+        function = self.routes.get(path)
+        if function is None:
+            asset = self.assets.get(path) if request.method == "GET" else None
+            if asset is not None:
+                return Reply(200, [("Content-Type", asset.content_type),
+                                   ("Cache-Control", "no-cache")], asset.body)
+            raise NotFound(f"no function at {path}", code="not_found")
+        if request.method == "OPTIONS":
+            return Reply(204, [("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+                               ("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Twilio-Signature"),
+                               ("Access-Control-Max-Age", "600")])
+        if function.access == PROTECTED:
+            self._check_signature(request, path)
+        event = build_event(request)
+        context = self._context(request, path)
+        return self._invoke(self._fresh(function), context, event)
+
+    def _invoke(self, function: Function, context: Context, event: dict) -> Reply:
+        if not self._slots.acquire(blocking=False):
+            raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
+                                  headers={"Retry-After": "1"})
+        invocation = _Invocation(function.path)
+        try:
+            self._workers.submit(self._run, function, context, event, invocation)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            self._slots.release()
+            raise
+        if not invocation.done.wait(self.limits.timeout):
+            log.error("%s: over the %.1f s execution time limit", function.path, self.limits.timeout)
+            raise GatewayTimeout(f"the function did not finish within {self.limits.timeout:g} s")
+        if invocation.error is not None:
+            return self._failure_reply(function, invocation.error)
+        try:
+            return reply_for(invocation.payload)
+        except (TypeError, ValueError) as exc:
+            log.error("%s: cannot send what the function returned: %s", function.path, exc)
+            return error_reply(HTTPError("the function returned a value that cannot be sent"))
+
+    def _run(self, function: Function, context: Context, event: dict, invocation: _Invocation) -> None:
+        # Runs in a worker: the caller stops waiting at the time limit, but the slot stays taken
+        # until the handler really ends, as on Twilio.
+        try:
+            result = function.handler(context, event, invocation.callback)
+            if inspect.isawaitable(result):
+                asyncio.run(_awaited(result))
+        except BaseException as exc:  # a handler's bug must not kill the worker
+            if invocation.done.is_set():
+                log.exception("%s raised after its callback", function.path)
+            else:
+                invocation.callback(exc)
+        finally:
+            self._slots.release()
+
+    def _failure_reply(self, function: Function, error: object) -> Reply:
+        if isinstance(error, HTTPError):
+            return error_reply(error)
+        if isinstance(error, BaseException):
+            log.error("%s failed", function.path, exc_info=error)
+        else:
+            log.error("%s failed: callback error %r", function.path, error)
+        return error_reply(HTTPError("the function failed; see the server log"))
+
+    def _fresh(self, function: Function) -> Function:
+        """With --live, reload a function whose file changed since it was loaded."""
+        if not self.live:
+            return function
+        from .routes import load_module  # only on the --live path
+        try:
+            mtime = os.stat(function.file).st_mtime
+        except OSError:
+            return function
+        loaded = getattr(function.module, "__sfdcflex_mtime__", None)
+        if loaded is None:
+            function.module.__sfdcflex_mtime__ = mtime
+        elif mtime != loaded:
+            module = load_module(function.file)
+            module.__sfdcflex_mtime__ = mtime
+            object.__setattr__(function, "module", module)
+            log.info("reloaded %s", function.file)
+        return function
+
+    def _context(self, request: Request, path: str) -> Context:
+        host = next((v for k, v in request.headers if k.lower() == "host"), "")
+        values: dict[str, object] = dict(self.env)
+        values.update(PATH=path, DOMAIN_NAME=host, SERVICE_SID=None, ENVIRONMENT_SID=None,
+                      services=self.services, get_functions=self.get_functions)
+        return Context(values)
+
+    def get_functions(self) -> dict[str, Function]:
+        """Every function, private ones included, by name (Twilio's Runtime.getFunctions())."""
+        return dict(self.functions)
+
+    def _check_signature(self, request: Request, path: str) -> None:
+        given = next((v for k, v in request.headers if k.lower() == "x-twilio-signature"), None)
+        if not given:
+            raise Forbidden("this function needs a valid X-Twilio-Signature header", code="invalid_signature")
+        host = next((v for k, v in request.headers if k.lower() == "host"), "localhost")
+        base = self.public_url or f"http://{host}"
+        url = base + request.target
+        params = form_params(request)
+        if not signature.is_valid_signature(self._auth_token, url, params, given, body=request.body):
+            raise Forbidden("the X-Twilio-Signature does not match this request", code="invalid_signature")
+
+    def _add_cors(self, request: Request, reply: Reply) -> None:
+        # Only the Flex instance may call from a browser; Vary tells caches the answer depends on Origin.
+        origin = next((v for k, v in request.headers if k.lower() == "origin"), None)
+        reply.headers.append(("Vary", "Origin"))
+        if origin and origin.rstrip("/") in self.cors_origins:
+            reply.headers += [("Access-Control-Allow-Origin", origin),
+                              ("Access-Control-Expose-Headers", "Server-Timing")]
+
+
+async def _awaited(awaitable):
+    return await awaitable
+
+
+def error_reply(exc: HTTPError) -> Reply:
+    """The one place an HTTPError becomes JSON on the wire."""
+    headers = [("Content-Type", "application/json")] + list(exc.headers.items())
+    return Reply(exc.status, headers, encode_json(exc.body()))
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def default_functions_folder() -> Path:
+    return Path(__file__).resolve().parent.parent / "functions"

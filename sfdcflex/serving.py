@@ -1,0 +1,253 @@
+"""Serve an App over HTTP/1.1 with the standard library's socketserver.
+
+The handler only reads the socket into a Request, calls `app.dispatch`, and writes the Reply
+in a single `sendall`: the stock BaseHTTPRequestHandler sends headers and body in two writes,
+and Nagle's algorithm with delayed ACK then adds ~40 ms to every keep-alive request.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import socket
+import socketserver
+import threading
+import time
+
+from .errors import BadRequest, HeadersTooLarge, HTTPError, PayloadTooLarge
+from .response import Reply, reason
+from .runtime import App, Request, error_reply
+
+log = logging.getLogger("sfdcflex")
+
+MAX_REQUEST_LINE = 8192
+MAX_HEADER_BYTES = 15 * 1024   # Twilio answers 431 past about this much
+MAX_HEADER_COUNT = 100
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+class URITooLong(HTTPError):
+    status, code = 414, "uri_too_long"
+
+
+class LengthRequired(HTTPError):
+    status, code = 411, "length_required"
+
+
+class VersionNotSupported(HTTPError):
+    status, code = 505, "http_version_not_supported"
+
+
+class _ClientGone(Exception):
+    """The client closed the connection or was too slow; nothing more to say to it."""
+
+
+class DeadlineReaper:
+    """Shuts down sockets whose request has not fully arrived by its deadline.
+
+    A per-recv timeout alone cannot stop a client that sends one byte a second; one thread
+    checking every connection's deadline can, at the cost of two dict operations a request.
+    """
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self._deadlines: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._loop, name="reaper", daemon=True)
+        self._thread.start()
+
+    def arm(self, sock: socket.socket, deadline: float) -> None:
+        with self._lock:
+            self._deadlines[sock] = deadline
+
+    def disarm(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._deadlines.pop(sock, None)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._interval):
+            now = time.monotonic()
+            with self._lock:
+                overdue = [s for s, deadline in self._deadlines.items() if deadline <= now]
+                for sock in overdue:
+                    del self._deadlines[sock]
+            for sock in overdue:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed by its own thread
+
+
+class _HttpDate:
+    """The Date header, formatted once a second rather than once a request."""
+
+    def __init__(self) -> None:
+        self._second, self._text = -1, ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._text, self._second = email.utils.formatdate(second, usegmt=True), second
+        return self._text
+
+
+class ConnectionHandler(socketserver.BaseRequestHandler):
+    """Reads requests off one keep-alive connection and answers each in one write."""
+
+    server: FunctionsServer
+
+    def setup(self) -> None:
+        sock = self.request
+        sock.settimeout(self.server.read_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (a test's socketpair): nothing to tune
+        self.rfile = sock.makefile("rb", 65536)
+
+    def finish(self) -> None:
+        self.rfile.close()
+
+    def handle(self) -> None:
+        server, sock = self.server, self.request
+        while True:
+            server.reaper.arm(sock, time.monotonic() + server.read_timeout)
+            try:
+                parsed = self._read_request()
+            except HTTPError as exc:
+                self._send(error_reply(exc), keep_alive=False)
+                log.info("%d - (request rejected before routing: %s)", exc.status, exc.code)
+                return
+            except (_ClientGone, OSError, ValueError):
+                return  # closed, reset, timed out, or reaped: no traceback for a client that left
+            finally:
+                server.reaper.disarm(sock)
+            if parsed is None:
+                return
+            request, keep_alive = parsed
+            reply = server.app.dispatch(request)
+            try:
+                self._send(reply, keep_alive, head_only=request.method == "HEAD")
+            except OSError:
+                return
+            if not keep_alive:
+                return
+
+    def _read_request(self) -> tuple[Request, bool] | None:
+        line = self.rfile.readline(MAX_REQUEST_LINE + 1)
+        if line in (b"\r\n", b"\n"):  # RFC 9112 §2.2: ignore one empty line before a request
+            line = self.rfile.readline(MAX_REQUEST_LINE + 1)
+        if not line:
+            return None
+        if not line.endswith(b"\n"):
+            if len(line) > MAX_REQUEST_LINE:
+                raise URITooLong(f"the request line is longer than {MAX_REQUEST_LINE} bytes")
+            raise _ClientGone()
+        parts = line.decode("latin-1").rstrip("\r\n").split(" ")
+        if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1].startswith("/"):
+            raise BadRequest("malformed request line", code="bad_request_line")
+        method, target, version = parts
+        if version not in ("HTTP/1.1", "HTTP/1.0"):
+            if re.fullmatch(r"HTTP/\d\.\d", version):
+                raise VersionNotSupported(f"{version} is not supported; use HTTP/1.1")
+            raise BadRequest("malformed HTTP version", code="bad_request_line")
+        headers = self._read_headers()
+        fields = {name.lower(): value for name, value in headers}
+        connection = fields.get("connection", "").lower()
+        keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
+        body = self._read_body(fields)
+        return Request(method, target, headers, body, self.client_address[0]), keep_alive
+
+    def _read_headers(self) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(MAX_HEADER_BYTES + 1)
+            total += len(line)
+            if total > MAX_HEADER_BYTES or len(headers) >= MAX_HEADER_COUNT:
+                raise HeadersTooLarge(f"request headers are limited to {MAX_HEADER_BYTES} bytes "
+                                      f"and {MAX_HEADER_COUNT} lines")
+            if not line.endswith(b"\n"):
+                raise _ClientGone()
+            if line in (b"\r\n", b"\n"):
+                return headers
+            if line[:1] in (b" ", b"\t"):
+                raise BadRequest("obsolete header line folding is not accepted", code="bad_header")
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep or not _TOKEN.match(name):
+                raise BadRequest("malformed header line", code="bad_header")
+            headers.append((name, value.strip()))
+
+    def _read_body(self, fields: dict[str, str]) -> bytes:
+        if "transfer-encoding" in fields:
+            # Chunked request bodies are rare from browsers and Twilio; refusing them also
+            # closes the door on Content-Length / Transfer-Encoding smuggling.
+            raise LengthRequired("send the body with a Content-Length; chunked bodies are not accepted")
+        raw = fields.get("content-length", "0").strip()
+        if not raw.isdigit():
+            raise BadRequest("Content-Length must be a whole number", code="bad_content_length")
+        length = int(raw)
+        limit = self.server.app.limits.max_body
+        if length > limit:
+            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+        if length and fields.get("expect", "").lower() == "100-continue":
+            self.request.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise _ClientGone()
+        return body
+
+    def _send(self, reply: Reply, keep_alive: bool, head_only: bool = False) -> None:
+        lines = [f"HTTP/1.1 {reply.status} {reason(reply.status)}",
+                 f"Date: {self.server.http_date.now()}", "Server: sfdcflex"]
+        if reply.status not in (204, 304) and not 100 <= reply.status < 200:
+            lines.append(f"Content-Length: {len(reply.body)}")
+        lines += [f"{name}: {value}" for name, value in reply.headers]
+        if not keep_alive:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        self.request.sendall(head if head_only else head + reply.body)
+
+
+class FunctionsServer(socketserver.ThreadingTCPServer):
+    """A thread per connection, a listen backlog of 128, and a read deadline per request."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: App, *, read_timeout: float = 10.0) -> None:
+        self.app = app
+        self.read_timeout = read_timeout
+        self.reaper = DeadlineReaper()
+        self.http_date = _HttpDate()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, ConnectionHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+    def handle_error(self, request, client_address) -> None:
+        # socketserver prints a traceback to stderr by default; log real faults instead.
+        log.exception("connection from %s failed", client_address[0] if client_address else "?")
+
+    def server_close(self) -> None:
+        self.reaper.stop()
+        super().server_close()
+
+
+def start_in_thread(server: FunctionsServer) -> threading.Thread:
+    """Run `server.serve_forever` in a daemon thread (tests, the demo, the benchmark)."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="sfdcflex-server", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,49 @@
+"""The same App served as WSGI by the standard library's wsgiref."""
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import pytest
+
+from conftest import call
+from sfdcflex.wsgi import WSGIApp
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def wsgi_url(serve):
+    app = serve().app
+    server = make_server("127.0.0.1", 0, WSGIApp(app), handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_wsgi_serves_functions(wsgi_url):
+    assert call(wsgi_url, "GET", "/hello").json() == {"ok": True}
+    echo = call(wsgi_url, "POST", "/echo?a=1", body={"b": 2}, headers={"X-Thing": "t"}).json()
+    assert echo["event"]["a"] == "1" and echo["event"]["b"] == 2
+    assert echo["event"]["request"]["headers"]["x-thing"] == "t"
+    assert echo["path"] == "/echo"
+
+
+def test_wsgi_errors_and_response_objects(wsgi_url):
+    assert call(wsgi_url, "GET", "/nope").status == 404
+    assert call(wsgi_url, "PUT", "/hello").status == 405
+    failed = call(wsgi_url, "GET", "/boom")
+    assert failed.status == 500 and b"Traceback" not in failed.body
+    built = call(wsgi_url, "GET", "/built")
+    assert built.status == 201 and built.headers.get_all("X-Trace") == ["a", "b"]
+
+
+def test_wsgi_refuses_big_bodies_before_reading(wsgi_url):
+    answer = call(wsgi_url, "POST", "/echo", body=b"{}",
+                  headers={"Content-Length": str(7 * 1024 * 1024), "Content-Type": "application/json"})
+    assert answer.status == 413
