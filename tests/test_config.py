@@ -1,0 +1,163 @@
+"""Configuration: required names, defaults, URL rules, org ids, and errors that never leak secrets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sfdcflex.config import load_config, same_org, settings_from
+from sfdcflex.errors import ConfigError
+
+GOOD = {
+    "ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
+    "AUTH_TOKEN": "authtokensecret",
+    "SFDC_INSTANCE_URL": "https://acme.my.salesforce.com/",
+    "SFDC_ORG_ID": "00D5g000004AbCdEAK",
+    "SFDC_CLIENT_ID": "3MVG9client",
+    "SFDC_CLIENT_SECRET": "clientsecretvalue",
+    "FLEX_INSTANCE_URL": "https://flex.twilio.com",
+}
+
+
+def config_error(**changes) -> str:
+    values = {**GOOD, **changes}
+    values = {name: value for name, value in values.items() if value is not None}
+    with pytest.raises(ConfigError) as caught:
+        load_config(values)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults():
+    config = load_config(GOOD)
+    assert config.sfdc_instance_url == "https://acme.my.salesforce.com"
+    assert config.sfdc_login_url == config.sfdc_instance_url
+    assert config.sfdc_api_version == "62.0"
+    assert config.public_url is None
+    assert config.token_store == "json"
+    assert config.token_store_path == Path(".data/tokens.json")
+    assert config.twilio_iam_url == "https://iam.twilio.com"
+    assert config.twilio_sync_url == "https://sync.twilio.com"
+    assert config.state_secret is None
+    assert (config.cache_size, config.cache_ttl) == (100, 300.0)
+    assert config.values["SFDC_CLIENT_ID"] == "3MVG9client"
+
+
+def test_every_setting_can_be_given():
+    config = load_config({
+        **GOOD, "TOKEN_STORE": "Sync", "SYNC_SERVICE_SID": "IS" + "a" * 32,
+        "SFDC_LOGIN_URL": "https://login.salesforce.com", "SFDC_API_VERSION": "61.0",
+        "PUBLIC_URL": "https://crm.example.com/flex/", "TOKEN_STORE_PATH": "/var/lib/tokens.json",
+        "TWILIO_IAM_URL": "http://127.0.0.1:9001", "TWILIO_SYNC_URL": "http://localhost:9002",
+        "STATE_SECRET": "k" * 40, "CACHE_SIZE": "5", "CACHE_TTL": "0",
+    })
+    assert config.token_store == "sync"
+    assert config.sync_service_sid == "IS" + "a" * 32
+    assert config.public_url == "https://crm.example.com/flex"
+    assert config.twilio_iam_url == "http://127.0.0.1:9001"
+    assert config.state_secret == b"k" * 40
+    assert (config.cache_size, config.cache_ttl) == (5, 0.0)
+    assert config.token_store_path == Path("/var/lib/tokens.json")
+
+
+def test_repr_never_shows_secrets():
+    config = load_config({**GOOD, "STATE_SECRET": "statesecret" * 4})
+    text = repr(config)
+    assert "AC0123456789" in text
+    for secret in ("authtokensecret", "clientsecretvalue", "statesecret"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize("name", [
+    "ACCOUNT_SID", "AUTH_TOKEN", "SFDC_INSTANCE_URL", "SFDC_ORG_ID", "SFDC_CLIENT_ID",
+    "SFDC_CLIENT_SECRET", "FLEX_INSTANCE_URL",
+])
+def test_each_required_setting_is_named_when_missing(name):
+    assert config_error(**{name: None}) == f"config: {name} is required (see .env.example)"
+    assert name in config_error(**{name: "   "})
+
+
+def test_sync_store_needs_a_sync_service_sid():
+    assert "SYNC_SERVICE_SID" in config_error(TOKEN_STORE="sync")
+    assert "SYNC_SERVICE_SID" in config_error(TOKEN_STORE="sync", SYNC_SERVICE_SID="IS123")
+    assert "TOKEN_STORE must be json or sync" in config_error(TOKEN_STORE="redis")
+
+
+@pytest.mark.parametrize("name, value, fragment", [
+    ("ACCOUNT_SID", "AC123", "AC followed by 32 hex digits"),
+    ("ACCOUNT_SID", "SK" + "0" * 32, "AC followed by 32 hex digits"),
+    ("SFDC_ORG_ID", "00D5g000004ABC", "15- or 18-character Salesforce org id (starts with 00D)"),
+    ("SFDC_ORG_ID", "0055g000004ABCDEAQ", "starts with 00D"),
+    ("SFDC_API_VERSION", "v62", "such as 62.0"),
+    ("CACHE_SIZE", "0", "CACHE_SIZE must be a whole number from 1 to 100000"),
+    ("CACHE_SIZE", "lots", "CACHE_SIZE must be a whole number"),
+    ("CACHE_TTL", "-1", "CACHE_TTL must be a number from 0 to 86400"),
+    ("CACHE_TTL", "nan", "CACHE_TTL"),
+    ("CACHE_TTL", "inf", "CACHE_TTL"),
+    ("STATE_SECRET", "short", "at least 32 characters"),
+])
+def test_malformed_values_are_named(name, value, fragment):
+    assert fragment in config_error(**{name: value})
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("http://acme.my.salesforce.com", "must use https://"),
+    ("http://10.0.0.5", "must use https://"),
+    ("ftp://acme.example.com", "absolute https:// URL"),
+    ("acme.my.salesforce.com", "absolute https:// URL"),
+    ("https://acme.example.com/?x=1", "query string"),
+    ("https://acme.example.com/#top", "fragment"),
+    ("https://user:pw@acme.example.com", "user name or password"),
+    ("https://acme.example.com:99999", "not a valid URL"),
+])
+def test_bad_urls_are_refused_with_a_reason(value, fragment):
+    message = config_error(SFDC_INSTANCE_URL=value)
+    assert message.startswith("config: SFDC_INSTANCE_URL")
+    assert fragment in message
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080", "http://127.9.9.9", "http://[::1]:3000", "http://localhost:3000",
+])
+def test_plain_http_is_allowed_on_loopback(url):
+    assert load_config({**GOOD, "SFDC_INSTANCE_URL": url}).sfdc_instance_url == url
+
+
+def test_errors_never_echo_secret_values():
+    message = config_error(STATE_SECRET="tooshortsecret")
+    assert "tooshortsecret" not in message
+
+
+def eighteen(id15: str) -> str:
+    """Salesforce's documented 15 -> 18 conversion: one suffix letter per 5 characters."""
+    suffix = ""
+    for start in (0, 5, 10):
+        bits = sum(1 << i for i, char in enumerate(id15[start:start + 5]) if "A" <= char <= "Z")
+        suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
+    return id15 + suffix
+
+
+def test_org_ids_compare_across_15_and_18_characters():
+    short = "00D5g000004AbCd"
+    long = eighteen(short)
+    assert long == "00D5g000004AbCdEAK"
+    assert same_org(long, short)
+    assert same_org(short, long)
+    assert same_org(long, long)
+    assert same_org(" " + short, long + "\n")
+    # The 18-character suffix restores the case of a case-folded id.
+    assert same_org(long.lower(), short)
+    assert same_org(long.upper(), short)
+    assert not same_org(short, short.lower())   # 15-character ids are case-sensitive
+    assert not same_org("00D5g000004AbCe", long)
+    assert not same_org(eighteen("00D5g000004AbCe"), long)
+    assert not same_org(long, "")
+    assert not same_org(None, short)
+    assert load_config({**GOOD, "SFDC_ORG_ID": long}).sfdc_org_id == long
+
+
+def test_environment_overrides_the_env_file_for_known_names_only():
+    merged = settings_from({"AUTH_TOKEN": "file", "OTHER": "x"},
+                           {"AUTH_TOKEN": "env", "HOME": "/root"})
+    assert merged == {"AUTH_TOKEN": "env", "OTHER": "x"}

@@ -1,0 +1,132 @@
+"""Phone parsing, the written variants Salesforce users type, and suffix matching."""
+from __future__ import annotations
+
+import pytest
+
+from sfdcflex.errors import BadRequest
+from sfdcflex.phone import (CALLING_CODES, COUNTRIES, PhoneNumber, parse_phone,
+                            phone_matches, written_variants)
+
+US = PhoneNumber("1", "4155550101")
+UK = PhoneNumber("44", "2079460958")
+
+
+@pytest.mark.parametrize("text", [
+    "+14155550101", "+1 (415) 555-0101", "(415) 555-0101", "415.555.0101", "415 555 0101",
+    "1-415-555-0101", "1 (415) 555-0101", "4155550101", "001 415 555 0101", "  415/555-0101 ",
+])
+def test_us_numbers_in_every_common_format(text):
+    assert parse_phone(text) == US
+    assert parse_phone(text).e164 == "+14155550101"
+
+
+@pytest.mark.parametrize("text, country, expected", [
+    ("+44 20 7946 0958", "US", UK),
+    ("+44 (0)20 7946 0958", None, UK),
+    ("0044 20 7946 0958", "US", UK),
+    ("020 7946 0958", "GB", UK),
+    ("020 7946 0958", "gb", UK),
+    ("030 1234567", "DE", PhoneNumber("49", "301234567")),
+    ("02 9876 5432", "AU", PhoneNumber("61", "298765432")),
+    ("01 23 45 67 89", "FR", PhoneNumber("33", "123456789")),
+    ("06 1234 5678", "IT", PhoneNumber("39", "0612345678")),   # Italy keeps its leading 0
+    ("8 (495) 123-45-67", "RU", PhoneNumber("7", "4951234567")),
+    ("800 555 3535", "RU", PhoneNumber("7", "8005553535")),    # toll-free, not a trunk 8
+    ("+353 1 234 5678", "US", PhoneNumber("353", "12345678")),
+    ("+7 495 123 45 67", "US", PhoneNumber("7", "4951234567")),
+])
+def test_international_and_national_formats(text, country, expected):
+    assert parse_phone(text, country) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "415-555-0101 ext 23", "415-555-0101 ext. 23", "(415) 555-0101x23", "415 555 0101 X 7",
+    "415-555-0101 extension 9",
+])
+def test_extensions_are_dropped(text):
+    assert parse_phone(text) == US
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (14155550101, "string"),
+    (None, "string"),
+    (["+14155550101"], "string"),
+    ("", "missing"),
+    ("555-01", "fewer than 7"),
+    ("+1 415 555 0101 2222 333", "more than 15"),
+    ("415-CALL-NOW", "only digits"),
+    ("+1 415 555 0101 OR 1=1", "only digits"),
+    ("++14155550101", "only digits"),
+    ("415+5550101", "only digits"),
+    ("+0 415 555 0101", "country calling code"),
+    ("+28 1234 5678", "country calling code"),
+    ("\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0660\u0661", "only digits"),
+    ("1" * 5000, "longer than"),
+])
+def test_bad_input_is_a_400_naming_the_problem(value, fragment):
+    with pytest.raises(BadRequest) as caught:
+        parse_phone(value)
+    assert caught.value.status == 400
+    assert fragment in caught.value.message
+    assert "1111111111" not in caught.value.message
+
+
+@pytest.mark.parametrize("country", ["ZZ", "USA", 1, ["US"]])
+def test_unknown_or_malformed_country_is_a_400(country):
+    with pytest.raises(BadRequest, match="country"):
+        parse_phone("415 555 0101", country)
+
+
+def test_calling_code_table_is_prefix_free_and_covers_every_country():
+    for code in CALLING_CODES:
+        assert not any(other != code and other.startswith(code) for other in CALLING_CODES), code
+    assert len(COUNTRIES) > 240
+    for iso, country in COUNTRIES.items():
+        assert country.calling_code in CALLING_CODES, iso
+
+
+def test_us_written_variants_are_the_documented_list():
+    assert written_variants(US) == [
+        "(415) 555-0101", "415-555-0101", "415.555.0101", "4155550101", "+14155550101",
+        "+1 415 555 0101", "1-415-555-0101", "1 (415) 555-0101", "+1 (415) 555-0101",
+        "415 555 0101",
+    ]
+
+
+def test_other_countries_variants_include_trunk_form_only_where_dialled():
+    assert written_variants(UK) == ["+442079460958", "+44 2079460958", "2079460958",
+                                    "02079460958"]
+    italy = written_variants(PhoneNumber("39", "0612345678"))
+    assert italy == ["+390612345678", "+39 0612345678", "0612345678"]
+    variants = written_variants(PhoneNumber("33", "123456789"))
+    assert len(variants) == len(set(variants))
+
+
+def test_every_variant_parses_back_to_the_same_number():
+    for variant in written_variants(US):
+        assert parse_phone(variant) == US
+    for variant in written_variants(UK):
+        assert parse_phone(variant, "GB") == UK
+
+
+@pytest.mark.parametrize("stored", [
+    "+1 (415) 555-0101", "415.555.0101", "14155550101", "555-0101", "415-555-0101 x12",
+])
+def test_stored_numbers_that_match(stored):
+    assert phone_matches(stored, US)
+
+
+@pytest.mark.parametrize("stored", [
+    "415.555.0102", "+1 (415) 555-0191", "0101", "", None, "555-010", "+1 212 555 0101 0",
+])
+def test_stored_numbers_that_do_not_match(stored):
+    assert not phone_matches(stored, US)
+
+
+def test_uk_matching_with_trunk_prefix_and_short_national_numbers():
+    assert phone_matches("020 7946 0958", UK)
+    assert phone_matches("+44 (0)20 7946 0958", UK)
+    assert not phone_matches("020 7946 0959", UK)
+    st_helena = PhoneNumber("290", "22222")
+    assert phone_matches("+290 22222", st_helena)
+    assert not phone_matches("22222", st_helena)   # too few digits to be sure
