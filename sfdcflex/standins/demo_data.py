@@ -1,0 +1,72 @@
+"""The demo's data set: four accounts, fourteen contacts, three Flex agents and a task queue.
+
+Phone numbers are written the many ways people type them into Salesforce, so the demo shows
+the lookup matching on digits. US, UK and Australian numbers come from the ranges set aside
+for fiction (NANP 555-01xx, Ofcom's drama numbers, ACMA's fictional numbers); the German
+ones are made up.
+"""
+from __future__ import annotations
+
+from sfdcflex.standins.iam import IamStandIn
+from sfdcflex.standins.salesforce import SalesforceStandIn
+
+ACCOUNTS = {
+    "acme": ("Acme Corporation", "Customer - Direct", "CD451796", "Gold", "High"),
+    "globex": ("Globex Europe Ltd", "Customer - Channel", "CC978213", "Platinum", "Medium"),
+    "initech": ("Initech GmbH", "Technology Partner", "TP302918", "Silver", "Low"),
+    "wallaby": ("Wallaby Freight Pty Ltd", "Customer - Direct", "CD735104", "Bronze", "Medium"),
+}
+# (name, account key, title, Phone, MobilePhone, indexed)
+CONTACTS = [
+    ("Jane Cooper (old record)", "initech", "Former Buyer", "4155550101", None, True),
+    ("Jane Cooper", "acme", "VP Customer Success", "(415) 555-0101", None, True),
+    ("Marcus Lee", "acme", "IT Director", "415.555.0102", None, True),
+    ("Priya Natarajan", "acme", "Procurement Lead", "+1 212 555 0103", None, True),
+    ("Daniel Ortiz", "acme", "Operations Manager", "1-646-555-0104", None, True),
+    ("Sofia Rossi", "acme", "Field Engineer", None, "+1 (917) 555-0105", True),
+    ("Oliver Bennett", "globex", "Head of Support", "+44 20 7946 0958", None, True),
+    ("Amelia Clarke", "globex", "Account Manager", "020 7946 0959", None, True),
+    ("Harry Walsh", "globex", "Logistics Coordinator", None, "07700 900123", True),
+    ("Lukas Becker", "initech", "CTO", "+49 30 901820", None, True),
+    ("Anna Schmidt", "initech", "Einkauf", "030 901821", "+49 151 2345 6789", True),
+    ("Chloe Nguyen", "wallaby", "Fleet Manager", "+61 2 5550 4321", None, True),
+    ("Jack Thompson", "wallaby", "Driver Lead", None, "0491 570 156", True),
+    ("Riley Park", "acme", "New Customer Contact", "(415) 555-0109", None, False),
+]
+# (Flex realm_user_id, display name, Salesforce username or None)
+AGENTS = [
+    ("alice@sfdcflex.demo", "Alice Johnson", "alice@sfdcflex.demo"),
+    ("bob@sfdcflex.demo", "Bob Martinez", "bob@sfdcflex.demo"),
+    # Carol's only Salesforce user has another username, so linking her is refused.
+    ("carol@sfdcflex.demo", "Carol Davis", "carol.ops@sfdcflex.demo"),
+]
+TASKS = [
+    {"caller": "+14155550101", "label": "US caller, stored as (415) 555-0101 (two records)"},
+    {"caller": "+12125550103", "label": "US caller, stored as +1 212 555 0103"},
+    {"caller": "+16465550104", "label": "US caller, stored as 1-646-555-0104"},
+    {"caller": "+19175550105", "label": "US mobile, on MobilePhone only"},
+    {"caller": "+442079460959", "label": "UK caller, stored as 020 7946 0959"},
+    {"caller": "+4930901820", "label": "German caller, stored as +49 30 901820"},
+    {"caller": "+61255504321", "label": "Australian caller, stored as +61 2 5550 4321"},
+    {"caller": "+14155550109", "label": "Brand-new contact, not in the search index yet"},
+    {"caller": "+13125550199", "label": "Unknown number"},
+]
+
+
+def seed_demo(sf: SalesforceStandIn, iam: IamStandIn) -> dict:
+    """Fill the stand-ins with the demo data set; return what the demo panel shows."""
+    account_ids = {key: sf.add_account(name, type=kind, account_number=number, sla=sla,
+                                       priority=priority)
+                   for key, (name, kind, number, sla, priority) in ACCOUNTS.items()}
+    for name, account, title, phone, mobile, indexed in CONTACTS:
+        sf.add_contact(name, account_id=account_ids[account], title=title, phone=phone,
+                       mobile_phone=mobile, indexed=indexed)
+    agents = []
+    for realm_user_id, name, sfdc_username in AGENTS:
+        sf.add_user(sfdc_username, name)
+        iam.add_agent(realm_user_id, name)
+        agents.append({"realm_user_id": realm_user_id, "name": name,
+                       "salesforce_username": sfdc_username,
+                       "can_link": sfdc_username.lower() == realm_user_id.lower()})
+    return {"agents": agents, "tasks": [dict(task) for task in TASKS],
+            "accounts": [values[0] for values in ACCOUNTS.values()]}

@@ -1,0 +1,186 @@
+"""A local stand-in for the Twilio Sync Documents API (v1) of one Sync service.
+
+Requests are form-encoded (`UniqueName`, `Data` as a JSON string, `Ttl`), answers are JSON
+document resources, errors are Twilio's `{code, message, more_info, status}`. Sync keeps a
+revision per document; an update or delete with `If-Match: <revision>` that is stale gets
+412 with code 54103, and creating a second document with one unique name gets 409 / 54301.
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import re
+import secrets
+import threading
+
+from sfdcflex.standins.base import Handler, Request, Response, StandIn, json_response
+from sfdcflex.standins.twilio_api import (DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, DEMO_SERVICE_SID,
+                                          basic_auth_ok, twilio_error, unauthenticated)
+
+_PATH = re.compile(r"/v1/Services/(\w+)/Documents(?:/([^/]+))?/?")
+PUBLIC_BASE = "https://sync.twilio.com"
+# Sync Document data is limited to 16 KiB of JSON.
+MAX_DATA_BYTES = 16 * 1024
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SyncStandIn(StandIn):
+    """Twilio Sync Documents for one account and one service, kept in memory."""
+
+    server_name = "sfdcflex-sync-stand-in"
+
+    def __init__(self, account_sid: str = DEMO_ACCOUNT_SID, auth_token: str = DEMO_AUTH_TOKEN,
+                 service_sid: str = DEMO_SERVICE_SID) -> None:
+        super().__init__()
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.service_sid = service_sid
+        self._documents: dict[str, dict] = {}  # sid -> document resource
+        self._documents_lock = threading.Lock()
+
+    @property
+    def documents(self) -> dict[str, dict]:
+        """A copy of every document keyed by unique name (or sid when it has none)."""
+        with self._documents_lock:
+            return {doc["unique_name"] or doc["sid"]: copy.deepcopy(doc)
+                    for doc in self._documents.values()}
+
+    # -- routing ------------------------------------------------------------------------------
+    def route(self, request: Request) -> tuple[str | None, Handler]:
+        match = _PATH.fullmatch(request.path)
+        if match is None:
+            return None, _not_found
+        by_method = ({"POST": ("create", self._create), "GET": ("list", self._list)}
+                     if match[2] is None else
+                     {"GET": ("fetch", self._fetch), "POST": ("update", self._update),
+                      "DELETE": ("delete", self._delete)})
+        return by_method.get(request.method, (None, lambda request: twilio_error(405)))
+
+    def fault_response(self, name: str, status: int) -> Response:
+        return twilio_error(status)
+
+    def _refusal(self, request: Request) -> Response | None:
+        """401 for wrong credentials, 404 for another service; None when the call may go on."""
+        if not basic_auth_ok(request, self.account_sid, self.auth_token):
+            return unauthenticated()
+        if _PATH.fullmatch(request.path)[1] != self.service_sid:
+            return _not_found(request)
+        return None
+
+    def _find(self, key: str) -> dict | None:
+        """A document by sid or unique name; the caller holds the lock."""
+        if key in self._documents:
+            return self._documents[key]
+        return next((doc for doc in self._documents.values() if doc["unique_name"] == key), None)
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def _create(self, request: Request) -> Response:
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        form = request.form()
+        data = _parse_data(form.get("Data", "{}"))
+        if isinstance(data, Response):
+            return data
+        unique_name = form.get("UniqueName") or None
+        sid = "ET" + secrets.token_hex(16)
+        now = _now()
+        document = {
+            "sid": sid, "unique_name": unique_name, "account_sid": self.account_sid,
+            "service_sid": self.service_sid,
+            "url": f"{PUBLIC_BASE}/v1/Services/{self.service_sid}/Documents/{sid}",
+            "links": {"permissions":
+                      f"{PUBLIC_BASE}/v1/Services/{self.service_sid}/Documents/{sid}/Permissions"},
+            "revision": "0", "data": data, "date_expires": None, "date_created": now,
+            "date_updated": now, "created_by": "system"}
+        with self._documents_lock:
+            if unique_name is not None and self._find(unique_name) is not None:
+                return twilio_error(409, 54301, "Unique name already exists")
+            self._documents[sid] = document
+            return json_response(201, copy.deepcopy(document))
+
+    def _fetch(self, request: Request) -> Response:
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        with self._documents_lock:
+            document = self._find(_PATH.fullmatch(request.path)[2])
+            if document is None:
+                return _not_found(request)
+            return json_response(200, copy.deepcopy(document))
+
+    def _update(self, request: Request) -> Response:
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        form = request.form()
+        data = _parse_data(form["Data"]) if "Data" in form else None
+        if isinstance(data, Response):
+            return data
+        with self._documents_lock:
+            document = self._find(_PATH.fullmatch(request.path)[2])
+            if document is None:
+                return _not_found(request)
+            stale = _stale_revision(request, document)
+            if stale is not None:
+                return stale
+            if data is not None:
+                document["data"] = data
+            document["revision"] = str(int(document["revision"]) + 1)
+            document["date_updated"] = _now()
+            return json_response(200, copy.deepcopy(document))
+
+    def _delete(self, request: Request) -> Response:
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        with self._documents_lock:
+            document = self._find(_PATH.fullmatch(request.path)[2])
+            if document is None:
+                return _not_found(request)
+            stale = _stale_revision(request, document)
+            if stale is not None:
+                return stale
+            del self._documents[document["sid"]]
+        return Response(204, b"")
+
+    def _list(self, request: Request) -> Response:
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        with self._documents_lock:
+            documents = [copy.deepcopy(doc) for doc in self._documents.values()]
+        url = f"{PUBLIC_BASE}/v1/Services/{self.service_sid}/Documents?PageSize=50&Page=0"
+        return json_response(200, {"documents": documents, "meta": {
+            "page": 0, "page_size": 50, "first_page_url": url, "previous_page_url": None,
+            "url": url, "next_page_url": None, "key": "documents"}})
+
+
+def _parse_data(text: str) -> dict | Response:
+    """The Data parameter as a JSON object, or Twilio's 400 answer."""
+    if len(text.encode("utf-8")) > MAX_DATA_BYTES:
+        return twilio_error(400, 54006, "Request entity too large")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return twilio_error(400, 54008, "Invalid request body: Data must be valid JSON")
+    if not isinstance(data, dict):
+        return twilio_error(400, 54008, "Invalid request body: Data must be a JSON object")
+    return data
+
+
+def _stale_revision(request: Request, document: dict) -> Response | None:
+    expected = request.header("if-match")
+    if expected and expected.strip('"') != document["revision"]:
+        return twilio_error(412, 54103,
+                            "The revision of the Document does not match the expected revision")
+    return None
+
+
+def _not_found(request: Request) -> Response:
+    resource = request.path[3:] if request.path.startswith("/v1/") else request.path
+    return twilio_error(404, 20404, f"The requested resource {resource} was not found")

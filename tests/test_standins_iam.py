@@ -1,0 +1,141 @@
+"""The Twilio IAM stand-in over real HTTP: Tokens/validate, credentials, demo sign-in, faults."""
+from __future__ import annotations
+
+import base64
+import datetime
+import http.client
+import json
+import urllib.parse
+
+import pytest
+
+from sfdcflex.standins import IamStandIn
+from sfdcflex.standins.iam import flex_identity
+
+ACCOUNT_SID = "AC" + "a1" * 16
+AUTH_TOKEN = "b2" * 16
+
+
+def call(url: str, method: str = "POST", *, payload: object = None,
+         headers: dict | None = None) -> tuple[int, dict, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    body = json.dumps(payload) if payload is not None else None
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    try:
+        connection.request(method, parts.path, body, sent)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def validate(iam: IamStandIn, token: str, *, credentials: tuple[str, str] = (ACCOUNT_SID, AUTH_TOKEN),
+             account_sid: str = ACCOUNT_SID) -> tuple[int, dict]:
+    url = f"{iam.url}/v1/Accounts/{account_sid}/Tokens/validate"
+    status, _, body = call(url, payload={"token": token}, headers=basic(*credentials))
+    return status, json.loads(body)
+
+
+@pytest.fixture()
+def iam():
+    with IamStandIn(ACCOUNT_SID, AUTH_TOKEN) as server:
+        yield server
+
+
+def test_a_valid_token_answers_the_agent_identity(iam):
+    token = iam.issue_token("alice@sfdcflex.demo", ttl=600, roles=("agent", "supervisor"))
+    status, body = validate(iam, token)
+    assert status == 200
+    assert body["valid"] is True and body["code"] == 0 and body["message"] is None
+    assert body["realm_user_id"] == "alice@sfdcflex.demo"
+    assert body["identity"] == "alice_40sfdcflex_2Edemo"
+    assert body["roles"] == ["agent", "supervisor"] and body["worker_sid"].startswith("WK")
+    expiration = datetime.datetime.strptime(body["expiration"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    remaining = expiration.replace(tzinfo=datetime.timezone.utc) - datetime.datetime.now(
+        datetime.timezone.utc)
+    assert 590 < remaining.total_seconds() <= 600
+    assert iam.calls["validate"] == 1
+
+
+def test_unknown_revoked_and_expired_tokens_are_valid_false(iam):
+    assert validate(iam, "not-a-token") == (200, {
+        "valid": False, "code": 20101, "message": "Invalid Access Token", "expiration": None,
+        "realm_user_id": None, "identity": None, "roles": None, "worker_sid": None})
+    revoked = iam.issue_token("bob@sfdcflex.demo")
+    iam.revoke_token(revoked)
+    assert validate(iam, revoked)[1]["valid"] is False
+    expired = iam.issue_token("bob@sfdcflex.demo", ttl=0)
+    status, body = validate(iam, expired)
+    assert (status, body["valid"], body["code"]) == (200, False, 20104)
+
+
+def test_wrong_credentials_get_twilio_20003(iam):
+    token = iam.issue_token("alice@sfdcflex.demo")
+    status, body = validate(iam, token, credentials=(ACCOUNT_SID, "wrong"))
+    assert (status, body) == (401, {"code": 20003, "message": "Authenticate",
+                                    "more_info": "https://www.twilio.com/docs/errors/20003",
+                                    "status": 401})
+    assert validate(iam, token, credentials=("AC" + "0" * 32, AUTH_TOKEN))[0] == 401
+
+
+def test_another_accounts_path_is_not_found(iam):
+    token = iam.issue_token("alice@sfdcflex.demo")
+    status, body = validate(iam, token, account_sid="AC" + "9" * 32)
+    assert (status, body["code"]) == (404, 20404)
+
+
+def test_a_body_without_token_is_a_400(iam):
+    url = f"{iam.url}/v1/Accounts/{ACCOUNT_SID}/Tokens/validate"
+    status, _, body = call(url, payload={"nope": 1}, headers=basic(ACCOUNT_SID, AUTH_TOKEN))
+    assert status == 400 and json.loads(body)["code"] == 20001
+
+
+def test_flex_identity_encodes_like_flex():
+    assert flex_identity("ada.lovelace+ops@example.com") == "ada_2Elovelace_2Bops_40example_2Ecom"
+
+
+def test_demo_agents_and_demo_tokens_allow_any_origin(iam):
+    iam.add_agent("alice@sfdcflex.demo", "Alice Johnson")
+    status, headers, body = call(iam.url + "/demo/agents", "GET")
+    assert status == 200 and headers["access-control-allow-origin"] == "*"
+    assert json.loads(body) == {"agents": [{"realm_user_id": "alice@sfdcflex.demo",
+                                            "name": "Alice Johnson"}]}
+    status, headers, _ = call(iam.url + "/demo/token", "OPTIONS",
+                              headers={"Origin": "http://127.0.0.1:1",
+                                       "Access-Control-Request-Method": "POST"})
+    assert status == 204 and "POST" in headers["access-control-allow-methods"]
+    status, headers, body = call(iam.url + "/demo/token",
+                                 payload={"realm_user_id": "alice@sfdcflex.demo"})
+    issued = json.loads(body)
+    assert status == 200 and headers["access-control-allow-origin"] == "*"
+    assert validate(iam, issued["token"])[1]["realm_user_id"] == "alice@sfdcflex.demo"
+    assert issued["expiration"].endswith("Z")
+
+
+def test_demo_token_for_an_unknown_agent_is_404(iam):
+    status, _, body = call(iam.url + "/demo/token", payload={"realm_user_id": "eve@x"})
+    assert status == 404 and json.loads(body)["code"] == 20404
+
+
+def test_unknown_paths_get_the_twilio_404(iam):
+    status, _, body = call(iam.url + "/v2/Whatever", "GET")
+    assert status == 404 and json.loads(body)["status"] == 404
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_injected_statuses_use_twilio_error_bodies(iam, status):
+    iam.fail_next("validate", status=status)
+    answer_status, body = validate(iam, iam.issue_token("alice@sfdcflex.demo"))
+    assert answer_status == status and body["status"] == status and body["code"] >= 20000
+    assert validate(iam, iam.issue_token("alice@sfdcflex.demo"))[1]["valid"] is True
+
+
+def test_injected_reset_gives_no_answer(iam):
+    iam.fail_next("validate", reset=True)
+    with pytest.raises(ConnectionError):
+        validate(iam, "x")
