@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import Config, load_config
+from .config import Config, load_config, settings_from
 from .envfile import read_env_file
 from .errors import ConfigError
 from .routes import Asset, build_routes, discover_functions, load_assets
@@ -50,15 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def read_settings(env_file: Path | str, overrides: dict[str, str] | None = None) -> Config:
     """Settings from the .env file, then the process environment for the same names, then overrides."""
     env_file = Path(env_file)
-    values = read_env_file(env_file) if env_file.exists() else {}
-    values.update({k: v for k, v in os.environ.items() if k in values or k in _known_names()})
+    values = settings_from(read_env_file(env_file) if env_file.exists() else {}, os.environ)
     values.update(overrides or {})
     return load_config(values)
-
-
-def _known_names() -> frozenset[str]:
-    from . import config
-    return frozenset(config.SETTING_NAMES)
 
 
 def build_app(config: Config, *, functions: Path | str | None = None, limits: Limits = Limits(),

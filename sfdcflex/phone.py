@@ -146,6 +146,7 @@ def parse_phone(value: object, country: object = "US") -> PhoneNumber:
     """Parse a typed phone number; without a leading + or 00 it is national to `country`."""
     if not isinstance(value, str):
         raise _invalid("phone must be a string")
+    home = _country(country)  # checked even for +numbers: a bad country is a caller's mistake
     text = value.strip()
     if not text:
         raise _invalid("phone is missing")
@@ -166,7 +167,6 @@ def parse_phone(value: object, country: object = "US") -> PhoneNumber:
     if international:
         code, national = _split_calling_code(digits)
     else:
-        home = _country(country)
         code, national = home.calling_code, _strip_trunk(digits, home)
     total = len(code) + len(national)
     if total < _MIN_DIGITS:

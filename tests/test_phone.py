@@ -130,3 +130,8 @@ def test_uk_matching_with_trunk_prefix_and_short_national_numbers():
     st_helena = PhoneNumber("290", "22222")
     assert phone_matches("+290 22222", st_helena)
     assert not phone_matches("22222", st_helena)   # too few digits to be sure
+
+
+def test_an_unknown_country_is_refused_even_for_international_numbers():
+    with pytest.raises(BadRequest):
+        parse_phone("+1 415 555 0101", "Narnia")

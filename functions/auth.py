@@ -1,0 +1,21 @@
+"""auth: start linking the agent's Salesforce user (OAuth web-server flow with PKCE).
+
+POST {Token[, origin]} → {"authorize_url": ...}; a browser opening /auth?Token=... in a popup
+(as the original plugin does) is redirected (302) to the same Salesforce login page.
+"""
+from sfdcflex.errors import HTTPError
+from sfdcflex.runtime import Response
+from sfdcflex.timing import ServerTiming
+
+
+def handler(context, event, callback):
+    services, timing = context.services, ServerTiming()
+    try:
+        agent = services.identify(event, timing)
+        url = services.linker.authorize_url(agent.identity, event.get("origin"))
+    except HTTPError as error:
+        return callback(timing.tag(error))
+    if "text/html" in str(event["request"]["headers"].get("accept", "")):  # a browser navigating
+        return callback(None, Response(status_code=302).append_header("Location", url)
+                        .append_header("Cache-Control", "no-store"))
+    callback(None, timing.response({"authorize_url": url}))

@@ -1,0 +1,33 @@
+"""oauth-callback: finish linking the agent's Salesforce user.
+
+GET ?code&state — Salesforce's redirect: answers a small HTML page that tells the popup's opener.
+POST {Token, code[, state]} — a code relayed by the original plugin (/get-access-token): JSON.
+"""
+from sfdcflex.callback_page import callback_page
+from sfdcflex.errors import HTTPError
+from sfdcflex.linking import Declined
+from sfdcflex.timing import ServerTiming
+
+
+def handler(context, event, callback):
+    services, timing = context.services, ServerTiming()
+    relayed = "Token" in event
+    try:
+        if event.get("error"):  # ?error=access_denied: the agent pressed Deny on Salesforce's page
+            raise Declined(str(event.get("error_description") or event["error"]))
+        identity = services.identify(event, timing).identity if relayed else None
+        link = services.linker.complete(event.get("code"), event.get("state"), timing, identity=identity)
+    except HTTPError as error:
+        if relayed:
+            return callback(timing.tag(error))
+        return callback(None, callback_page(
+            error.status, "Salesforce not connected", error.message,
+            {"type": "link_failed", "error": error.code, "message": error.message},
+            services.linker.origin_of(event.get("state")) or services.flex_origin))
+    if relayed:
+        return callback(None, timing.response({"linked": True, "sfdc_username": link.sfdc_username,
+                                               "display_name": link.display_name}))
+    callback(None, callback_page(
+        200, "Salesforce connected", f"Logged into Salesforce as {link.display_name} ({link.sfdc_username}).",
+        {"type": "linked", "sfdc_username": link.sfdc_username, "display_name": link.display_name},
+        link.origin or services.flex_origin))

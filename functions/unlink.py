@@ -1,0 +1,18 @@
+"""unlink: disconnect the agent's Salesforce user. POST {Token} → {"unlinked": true|false}.
+
+Revokes the tokens at Salesforce, deletes them from the store and drops the agent's cache.
+"""
+from sfdcflex.errors import HTTPError
+from sfdcflex.timing import ServerTiming
+
+
+def handler(context, event, callback):
+    services, timing = context.services, ServerTiming()
+    try:
+        agent = services.identify(event, timing)
+        with timing.span("sfdc-revoke", "Salesforce revoke + token store delete"):
+            unlinked = services.keeper.unlink(agent.identity)
+        services.lookup.forget(agent.identity)
+    except HTTPError as error:
+        return callback(timing.tag(error))
+    callback(None, timing.response({"unlinked": unlinked}))

@@ -1,0 +1,75 @@
+"""Everything the functions share, built once from the config: clients, stores, cache, linker, lookup."""
+from __future__ import annotations
+
+import urllib.request
+from dataclasses import dataclass
+
+from .cache import LRUCache
+from .config import Config
+from .flex import FlexAgent, FlexTokenValidator
+from .keeper import TokenKeeper
+from .linking import Linker
+from .lookup import Lookup
+from .oauth_state import StateSigner, load_or_create_secret
+from .runtime import origin_of
+from .salesforce import SalesforceClient
+from .store import JsonFileTokenStore, SyncTokenStore, TokenStore
+from .sync import SyncClient
+from .timing import ServerTiming
+from .upstream import default_opener
+
+# The original Flex plugin calls these paths; they answer exactly like the new names.
+ORIGINAL_PLUGIN_PATHS = {
+    "/get-access-token": "/oauth-callback",
+    "/get-username": "/get-user",
+    "/get-contact-account-data": "/get-contact",
+}
+MAX_CACHE_ENTRIES = 50_000
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a handler reaches through `context.services`."""
+
+    flex: FlexTokenValidator
+    salesforce: SalesforceClient
+    keeper: TokenKeeper
+    linker: Linker
+    lookup: Lookup
+    flex_origin: str
+
+    def identify(self, event: dict, timing: ServerTiming) -> FlexAgent:
+        """The Flex agent behind the request's `Token` (Twilio IAM, cached for up to 5 minutes)."""
+        with timing.span("flex", "Flex token check") as label:
+            agent, cached = self.flex.validate_with_source(event.get("Token"))
+            if cached:
+                label[0] = "Flex token check (cached, no IAM call)"
+        return agent
+
+
+def build_store(config: Config, opener: urllib.request.OpenerDirector) -> TokenStore:
+    if config.token_store == "sync":
+        return SyncTokenStore(SyncClient(config.twilio_sync_url, config.sync_service_sid,
+                                         config.account_sid, config.auth_token, opener=opener))
+    return JsonFileTokenStore(config.token_store_path)
+
+
+def build_services(config: Config, *, public_url: str,
+                   opener: urllib.request.OpenerDirector | None = None) -> Services:
+    opener = opener or default_opener()
+    public_url = (config.public_url or public_url).rstrip("/")
+    salesforce = SalesforceClient(config.sfdc_instance_url, config.sfdc_client_id,
+                                  config.sfdc_client_secret, login_url=config.sfdc_login_url,
+                                  api_version=config.sfdc_api_version, opener=opener)
+    keeper = TokenKeeper(build_store(config, opener), salesforce)
+    secret = config.state_secret or load_or_create_secret(config.token_store_path.parent / "state-secret")
+    flex_origin = origin_of(config.flex_instance_url)
+    linker = Linker(salesforce, keeper, StateSigner(secret), org_id=config.sfdc_org_id,
+                    callback_url=f"{public_url}/oauth-callback",
+                    relay_redirect_uri=f"{config.flex_instance_url}/salesforce-oauth",
+                    allowed_origins=(flex_origin, origin_of(public_url)))
+    cache = LRUCache(per_owner=config.cache_size, max_entries=MAX_CACHE_ENTRIES)
+    return Services(
+        flex=FlexTokenValidator(config.twilio_iam_url, config.account_sid, config.auth_token, opener=opener),
+        salesforce=salesforce, keeper=keeper, linker=linker,
+        lookup=Lookup(salesforce, keeper, cache, ttl=config.cache_ttl), flex_origin=flex_origin)

@@ -1,0 +1,201 @@
+"""Where each agent's Salesforce tokens live: a JSON file (default) or Twilio Sync documents.
+
+Both stores give every write a revision, so a caller that read tokens, refreshed them and
+writes back can say "only if nobody wrote since" (`if_revision`). Salesforce rotates refresh
+tokens and revokes the whole chain when an old one is reused, so losing a write is not an
+option: the file store locks across processes and threads and replaces the file atomically.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import tempfile
+import threading
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from .errors import HTTPError, InternalError
+from .sync import DocumentExists, DocumentNotFound, RevisionMismatch, SyncClient
+
+FILE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StoredTokens:
+    """An agent's Salesforce tokens and the store's revision of them; repr never shows the tokens."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    revision: str | None = None
+
+
+class RevisionConflict(HTTPError):
+    """Someone else wrote this agent's tokens after the revision the caller read."""
+
+    status, code = 409, "store_conflict"
+
+
+class StoreDamaged(InternalError):
+    """The token store cannot be read as tokens; it is left as it is for an operator to look at."""
+
+    code = "token_store_damaged"
+
+
+class TokenStore(Protocol):
+    """Per-agent token storage with revisions."""
+
+    def get(self, identity: str) -> StoredTokens | None: ...
+
+    def put(self, identity: str, access_token: str, refresh_token: str, *,
+            if_revision: str | None = None) -> StoredTokens: ...
+
+    def delete(self, identity: str) -> bool: ...
+
+
+class JsonFileTokenStore:
+    """Tokens in one JSON file (mode 0600, folder 0700), locked with flock and replaced atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+        self._thread_lock = threading.Lock()
+        folder = self.path.parent
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+
+    def get(self, identity: str) -> StoredTokens | None:
+        """The agent's tokens, or None when they never linked (or unlinked)."""
+        with self._locked(fcntl.LOCK_SH):
+            entry = self._read()["agents"].get(identity)
+        if entry is None:
+            return None
+        return StoredTokens(entry["access_token"], entry["refresh_token"], entry["revision"])
+
+    def put(self, identity: str, access_token: str, refresh_token: str, *,
+            if_revision: str | None = None) -> StoredTokens:
+        """Save the agent's tokens; with if_revision, RevisionConflict unless it is still the stored one."""
+        with self._thread_lock, self._locked(fcntl.LOCK_EX):
+            document = self._read()
+            current = document["agents"].get(identity)
+            if if_revision is not None and (current is None or current["revision"] != if_revision):
+                raise RevisionConflict("The agent's Salesforce tokens changed meanwhile; read them again")
+            revision = secrets.token_hex(8)
+            document["agents"][identity] = {
+                "access_token": access_token, "refresh_token": refresh_token, "revision": revision,
+                "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            self._write(document)
+        return StoredTokens(access_token, refresh_token, revision)
+
+    def delete(self, identity: str) -> bool:
+        """Forget the agent's tokens; False when there were none."""
+        with self._thread_lock, self._locked(fcntl.LOCK_EX):
+            document = self._read()
+            if document["agents"].pop(identity, None) is None:
+                return False
+            self._write(document)
+        return True
+
+    @contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        # A separate lock file, because os.replace swaps the data file's inode under any lock held on it.
+        descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, mode)
+            yield
+        finally:
+            os.close(descriptor)
+
+    def _read(self) -> dict:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {"version": FILE_VERSION, "agents": {}}
+        try:
+            document = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise self._damaged("is not valid JSON") from None
+        if not isinstance(document, dict) or document.get("version") != FILE_VERSION \
+                or not isinstance(document.get("agents"), dict):
+            raise self._damaged(f'does not hold {{"version": {FILE_VERSION}, "agents": {{...}}}}')
+        for entry in document["agents"].values():
+            if not isinstance(entry, dict) or not all(
+                    isinstance(entry.get(key), str) for key in ("access_token", "refresh_token", "revision")):
+                raise self._damaged("has an agent entry without access_token, refresh_token and revision")
+        return document
+
+    def _damaged(self, reason: str) -> StoreDamaged:
+        return StoreDamaged(f"The token store {self.path} {reason}; it was left untouched: "
+                            "repair it or move it away (agents must then link again)")
+
+    def _write(self, document: dict) -> None:
+        folder = self.path.parent
+        descriptor, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as temp:
+                json.dump(document, temp, indent=1, sort_keys=True)
+                temp.flush()
+                os.fsync(temp.fileno())
+            os.chmod(temp_name, 0o600)
+            os.replace(temp_name, self.path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
+        # The rename is only durable once the folder entry itself reaches the disk.
+        folder_descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(folder_descriptor)
+        finally:
+            os.close(folder_descriptor)
+
+
+class SyncTokenStore:
+    """Tokens in Twilio Sync documents named by identity, in the original plugin's exact data shape."""
+
+    def __init__(self, client: SyncClient) -> None:
+        self._client = client
+
+    def get(self, identity: str) -> StoredTokens | None:
+        """The agent's tokens from their document, or None when there is none."""
+        document = self._client.fetch_document(identity)
+        if document is None:
+            return None
+        return _tokens_from(document, identity)
+
+    def put(self, identity: str, access_token: str, refresh_token: str, *,
+            if_revision: str | None = None) -> StoredTokens:
+        """Create or update the agent's document; with if_revision, Sync checks it (If-Match)."""
+        data = {"access_token": access_token, "refresh_token": refresh_token}
+        if if_revision is not None:
+            try:
+                document = self._client.update_document(identity, data, if_match=if_revision)
+            except (RevisionMismatch, DocumentNotFound):
+                raise RevisionConflict("The agent's Salesforce tokens changed meanwhile; "
+                                       "read them again") from None
+            return _tokens_from(document, identity)
+        try:
+            document = self._client.create_document(identity, data)
+        except DocumentExists:
+            # 409 / 54301: the agent linked before (perhaps through the original plugin): overwrite.
+            document = self._client.update_document(identity, data)
+        return _tokens_from(document, identity)
+
+    def delete(self, identity: str) -> bool:
+        """Delete the agent's document; False when there was none."""
+        return self._client.delete_document(identity)
+
+
+def _tokens_from(document: dict, identity: str) -> StoredTokens:
+    data = document.get("data", {})
+    access_token, refresh_token = data.get("access_token"), data.get("refresh_token")
+    if not isinstance(access_token, str) or not isinstance(refresh_token, str):
+        raise StoreDamaged(f"The Sync document {identity!r} does not hold access_token and refresh_token")
+    revision = document.get("revision")
+    return StoredTokens(access_token, refresh_token, None if revision is None else str(revision))

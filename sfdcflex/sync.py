@@ -1,0 +1,147 @@
+"""Twilio Sync Documents over `upstream.call`: fetch, create, update (with If-Match) and delete.
+
+Wire facts, from Twilio's Sync REST documentation: documents live at
+`/v1/Services/{ServiceSid}/Documents[/{Sid or UniqueName}]`, bodies are form-encoded with
+`Data` as a JSON string, errors are `{"code", "message", "more_info", "status"}`; a duplicate
+unique name is 409 / 54301 and a stale `If-Match` revision is 412 / 54103. Twilio answers 429
+when a service is over its rate, with `Retry-After` in seconds.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from typing import Callable
+
+from .errors import BadGateway
+from .upstream import Reply, basic_auth, call, check_upstream_url, default_opener
+
+SERVICE = "Twilio Sync"
+MAX_RETRY_DELAY = 2.0
+MAX_MESSAGE_CHARS = 200
+
+
+class SyncError(BadGateway):
+    """Twilio Sync refused a call; the message carries Twilio's error code and message."""
+
+    code = "sync_error"
+
+
+class DocumentExists(SyncError):
+    """A document with this unique name already exists (409 / 54301)."""
+
+
+class RevisionMismatch(SyncError):
+    """The document changed since the revision given in If-Match (412 / 54103)."""
+
+
+class DocumentNotFound(SyncError):
+    """The document to update does not exist (404 / 20404)."""
+
+
+class SyncClient:
+    """A thin client for one Sync service's Documents, retrying 429 and 5xx with bounded backoff."""
+
+    def __init__(self, sync_url: str, service_sid: str, account_sid: str, auth_token: str, *,
+                 opener: urllib.request.OpenerDirector | None = None, timeout: float = 5.0,
+                 retries: int = 3, backoff: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> None:
+        base = check_upstream_url("TWILIO_SYNC_URL", sync_url)
+        self._documents_url = f"{base}/v1/Services/{urllib.parse.quote(service_sid, safe='')}/Documents"
+        self._authorization = basic_auth(account_sid, auth_token)
+        self._opener = opener or default_opener()
+        self._timeout = timeout
+        self._retries = retries
+        self._backoff = backoff
+        self._sleep = sleep
+
+    def fetch_document(self, name: str) -> dict | None:
+        """The document resource (sid, unique_name, data, revision, ...), or None when it does not exist."""
+        reply = self._request("GET", self._document_url(name))
+        if reply.status == 404:
+            return None
+        return self._resource(reply)
+
+    def create_document(self, unique_name: str, data: dict) -> dict:
+        """Create a document; DocumentExists when the unique name is taken."""
+        reply = self._request("POST", self._documents_url,
+                              form={"UniqueName": unique_name, "Data": json.dumps(data)})
+        return self._resource(reply)
+
+    def update_document(self, name: str, data: dict, if_match: str | None = None) -> dict:
+        """Replace a document's data; with if_match, RevisionMismatch when someone else wrote first."""
+        headers = {"If-Match": if_match} if if_match is not None else {}
+        reply = self._request("POST", self._document_url(name), headers=headers,
+                              form={"Data": json.dumps(data)})
+        return self._resource(reply)
+
+    def delete_document(self, name: str) -> bool:
+        """Delete a document; False when there was none."""
+        reply = self._request("DELETE", self._document_url(name))
+        if reply.status == 404:
+            return False
+        if not 200 <= reply.status < 300:
+            raise _error_for(reply)
+        return True
+
+    def _document_url(self, name: str) -> str:
+        # "@" may stand unencoded in a path segment (RFC 3986 pchar); identities are mostly e-mails.
+        return f"{self._documents_url}/{urllib.parse.quote(name, safe='@')}"
+
+    def _resource(self, reply: Reply) -> dict:
+        if not 200 <= reply.status < 300:
+            raise _error_for(reply)
+        try:
+            resource = reply.json()
+        except BadGateway as error:
+            raise SyncError(error.message) from None
+        if not isinstance(resource, dict) or not isinstance(resource.get("data"), dict):
+            raise SyncError("Twilio Sync answered a document without a data object")
+        return resource
+
+    def _request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                 form: dict[str, str] | None = None) -> Reply:
+        """One call, retried on 429 and 5xx only: other 4xx answers would not change on a retry."""
+        for attempt in range(self._retries + 1):
+            reply = self._send(method, url, headers or {}, form)
+            if reply.status != 429 and reply.status < 500:
+                return reply
+            if attempt < self._retries:
+                self._sleep(self._delay(attempt, reply))
+        raise BadGateway(f"Twilio Sync kept failing ({reply.status}) after {self._retries + 1} attempts",
+                         code="sync_unavailable")
+
+    def _send(self, method: str, url: str, headers: dict[str, str], form: dict[str, str] | None) -> Reply:
+        try:
+            return call(self._opener, SERVICE, method, url, timeout=self._timeout, form=form,
+                        headers={"Authorization": self._authorization, **headers})
+        except BadGateway as error:
+            raise BadGateway(error.message, code="sync_unavailable") from None
+
+    def _delay(self, attempt: int, reply: Reply) -> float:
+        """Exponential backoff, or Twilio's Retry-After seconds when given; never more than the cap."""
+        retry_after = reply.headers.get("retry-after", "")
+        if retry_after.strip().isdigit():
+            return min(float(retry_after), MAX_RETRY_DELAY)
+        return min(self._backoff * (2 ** attempt), MAX_RETRY_DELAY)
+
+
+def _error_for(reply: Reply) -> SyncError:
+    """The SyncError subclass for a Twilio error answer `{"code", "message", ...}`."""
+    try:
+        body = reply.json()
+    except BadGateway:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    twilio_code = body.get("code")
+    message = str(body.get("message") or "no message")[:MAX_MESSAGE_CHARS]
+    text = f"Twilio Sync answered {reply.status} (error {twilio_code}): {message}"
+    if reply.status == 409 or twilio_code == 54301:
+        return DocumentExists(text)
+    if reply.status == 412 or twilio_code == 54103:
+        return RevisionMismatch(text)
+    if reply.status == 401:
+        return SyncError("Twilio Sync refused our credentials: check ACCOUNT_SID and AUTH_TOKEN")
+    if reply.status == 404:
+        return DocumentNotFound(text)
+    return SyncError(text)

@@ -1,0 +1,58 @@
+"""Server-Timing: each hop of one request (Flex check, token store, cache, Salesforce) with its duration.
+
+The header (W3C Server Timing) lets the demo's data-flow panel, or any browser's network tab,
+show where a request spent its time: `flex;desc="Flex token check";dur=0.2, cache;desc="hit"`.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from .errors import HTTPError
+from .runtime import Response
+
+
+class ServerTiming:
+    """The hops of one request, in the order they happened."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+        self._hops: list[tuple[str, str, float | None]] = []
+
+    @contextmanager
+    def span(self, name: str, desc: str):
+        """Time the block as one hop; the description may be changed inside it via the yielded list."""
+        label = [desc]
+        started = time.perf_counter()
+        try:
+            yield label
+        finally:
+            self._hops.append((name, label[0], (time.perf_counter() - started) * 1000))
+
+    def mark(self, name: str, desc: str) -> None:
+        """A hop with no duration of its own, such as a cache hit."""
+        self._hops.append((name, desc, None))
+
+    def header(self) -> str:
+        entries = [_entry(name, desc, dur) for name, desc, dur in self._hops]
+        entries.append(_entry("total", "", (time.perf_counter() - self._started) * 1000))
+        return ", ".join(entries)
+
+    def response(self, payload: object, status: int = 200) -> Response:
+        return (Response(payload, status).append_header("Server-Timing", self.header())
+                .append_header("Cache-Control", "no-store"))
+
+    def tag(self, error: HTTPError) -> HTTPError:
+        """The same error, carrying the hops so far: a failed request shows where it failed."""
+        error.headers["Server-Timing"] = self.header()
+        error.headers["Cache-Control"] = "no-store"
+        return error
+
+
+def _entry(name: str, desc: str, duration: float | None) -> str:
+    text = name
+    if desc:
+        text += ';desc="' + desc.replace("\\", "").replace('"', "'") + '"'
+    if duration is not None:
+        text += f";dur={duration:.1f}"
+    return text

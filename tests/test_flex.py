@@ -1,0 +1,150 @@
+"""Flex token validation against the Twilio IAM stand-in, and its positive-answer cache."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sfdcflex.errors import BadGateway, BadRequest, ConfigError, Forbidden
+from sfdcflex.flex import FlexTokenValidator
+from sfdcflex.standins import IamStandIn
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "iam-test-auth-token"
+
+
+class FakeClock:
+    """A clock the test moves by hand, so cache expiry needs no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def iam():
+    with IamStandIn(ACCOUNT_SID, AUTH_TOKEN) as standin:
+        yield standin
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def validator(iam, clock):
+    return FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=0.5)
+
+
+def test_a_valid_token_gives_the_realm_user_id_and_roles(iam, validator):
+    agent = validator.validate(iam.issue_token("ada@example.com"))
+    assert agent.identity == "ada@example.com"
+    assert "agent" in agent.roles
+    assert agent.expires_at > time.time()
+
+
+def test_a_second_validation_costs_no_iam_call(iam, validator):
+    token = iam.issue_token("ada@example.com")
+    validator.validate(token)
+    assert validator.validate(token).identity == "ada@example.com"
+    assert iam.calls["validate"] == 1
+
+
+def test_the_cache_lasts_at_most_five_minutes(iam, validator, clock):
+    token = iam.issue_token("ada@example.com", ttl=3600)
+    validator.validate(token)
+    clock.now += 299
+    validator.validate(token)
+    assert iam.calls["validate"] == 1
+    clock.now += 2
+    validator.validate(token)
+    assert iam.calls["validate"] == 2
+
+
+def test_the_cache_ends_when_the_token_expires(iam, validator, clock):
+    token = iam.issue_token("ada@example.com", ttl=60)
+    validator.validate(token)
+    clock.now += 61
+    validator.validate(token)
+    assert iam.calls["validate"] == 2
+
+
+def test_an_invalid_token_is_forbidden_and_not_cached(iam, validator):
+    token = iam.issue_token("ada@example.com")
+    iam.revoke_token(token)
+    for _ in range(2):
+        with pytest.raises(Forbidden) as raised:
+            validator.validate(token)
+        assert raised.value.status == 403 and raised.value.code == "invalid_token"
+        assert token not in raised.value.message
+    assert iam.calls["validate"] == 2
+
+
+def test_a_made_up_token_is_forbidden(validator):
+    with pytest.raises(Forbidden):
+        validator.validate("not-a-flex-token")
+
+
+@pytest.mark.parametrize("token", [None, "", "   ", 42, ["x"]])
+def test_a_missing_token_is_a_bad_request_without_asking_iam(iam, validator, token):
+    with pytest.raises(BadRequest) as raised:
+        validator.validate(token)
+    assert raised.value.status == 400 and raised.value.code == "missing_token"
+    assert iam.calls["validate"] == 0
+
+
+def test_wrong_credentials_tell_the_operator_what_to_check(iam, clock):
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, "wrong-auth-token", clock=clock)
+    with pytest.raises(BadGateway) as raised:
+        validator.validate(iam.issue_token("ada@example.com"))
+    assert "ACCOUNT_SID" in raised.value.message and "AUTH_TOKEN" in raised.value.message
+    assert "wrong-auth-token" not in raised.value.message
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 503, "body": b"<html>down</html>",
+                                                     "content_type": "text/html"},
+                                   {"status": 200, "body": b"<html>captive portal</html>",
+                                    "content_type": "text/html"},
+                                   {"reset": True}, {"stall": 3}])
+def test_iam_trouble_is_a_bad_gateway(iam, validator, fault):
+    token = iam.issue_token("ada@example.com")
+    iam.fail_next("validate", **fault)
+    with pytest.raises(BadGateway) as raised:
+        validator.validate(token)
+    assert raised.value.status == 502 and raised.value.code == "iam_unavailable"
+    assert token not in raised.value.message
+    assert validator.validate(token).identity == "ada@example.com"
+
+
+def test_the_cache_is_bounded(iam, clock):
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, cache_size=2)
+    tokens = [iam.issue_token(f"agent{i}@example.com") for i in range(3)]
+    for token in tokens:
+        validator.validate(token)
+    validator.validate(tokens[2])
+    assert iam.calls["validate"] == 3
+    validator.validate(tokens[0])
+    assert iam.calls["validate"] == 4
+
+
+def test_plain_http_to_a_remote_iam_is_refused():
+    with pytest.raises(ConfigError):
+        FlexTokenValidator("http://iam.twilio.com", ACCOUNT_SID, AUTH_TOKEN)
+
+
+def test_iam_rate_limiting_is_not_mistaken_for_a_bad_token(iam, validator):
+    token = iam.issue_token("ada@example.com")
+    iam.fail_next("validate", status=429)
+    with pytest.raises(BadGateway) as raised:
+        validator.validate(token)
+    assert raised.value.code == "iam_unavailable" and "429" in raised.value.message
+
+
+def test_an_unknown_account_tells_the_operator(iam, clock):
+    validator = FlexTokenValidator(iam.url, "AC" + "9" * 32, AUTH_TOKEN, clock=clock)
+    with pytest.raises(BadGateway) as raised:
+        validator.validate(iam.issue_token("ada@example.com"))
+    assert "ACCOUNT_SID" in raised.value.message and raised.value.code == "iam_credentials_rejected"

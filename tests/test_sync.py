@@ -1,0 +1,113 @@
+"""The Twilio Sync Documents client against the Sync stand-in: CRUD, revisions, retries."""
+from __future__ import annotations
+
+import pytest
+
+from sfdcflex.errors import BadGateway
+from sfdcflex.standins import SyncStandIn
+from sfdcflex.standins.twilio_api import twilio_error
+from sfdcflex.sync import DocumentExists, RevisionMismatch, SyncClient, SyncError
+
+ACCOUNT_SID = "AC" + "2" * 32
+AUTH_TOKEN = "sync-test-auth-token"
+SERVICE_SID = "IS" + "3" * 32
+NAME = "ada.flex@example.com"
+
+
+class SlowingSyncStandIn(SyncStandIn):
+    """Sync that asks for a long Retry-After on injected 429s, like Twilio's rate limiter."""
+
+    def fault_response(self, name, status):
+        return twilio_error(status, headers={"Retry-After": "30"} if status == 429 else None)
+
+
+@pytest.fixture
+def sync():
+    with SyncStandIn(ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID) as standin:
+        yield standin
+
+
+@pytest.fixture
+def sleeps():
+    return []
+
+
+@pytest.fixture
+def client(sync, sleeps):
+    return SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, timeout=1.0, sleep=sleeps.append)
+
+
+def test_create_fetch_update_delete(client, sync):
+    created = client.create_document(NAME, {"access_token": "a1", "refresh_token": "r1"})
+    assert created["unique_name"] == NAME and created["data"] == {"access_token": "a1", "refresh_token": "r1"}
+    assert client.fetch_document(NAME)["revision"] == created["revision"]
+    updated = client.update_document(NAME, {"access_token": "a2", "refresh_token": "r2"},
+                                     if_match=created["revision"])
+    assert updated["revision"] != created["revision"]
+    assert sync.documents[NAME]["data"] == {"access_token": "a2", "refresh_token": "r2"}
+    assert client.delete_document(NAME) is True
+    assert client.fetch_document(NAME) is None
+    assert client.delete_document(NAME) is False
+
+
+def test_a_second_create_is_document_exists(client):
+    client.create_document(NAME, {"n": 1})
+    with pytest.raises(DocumentExists) as raised:
+        client.create_document(NAME, {"n": 2})
+    assert "54301" in raised.value.message
+
+
+def test_a_stale_revision_is_a_revision_mismatch(client):
+    created = client.create_document(NAME, {"n": 1})
+    client.update_document(NAME, {"n": 2})
+    with pytest.raises(RevisionMismatch) as raised:
+        client.update_document(NAME, {"n": 3}, if_match=created["revision"])
+    assert "54103" in raised.value.message
+    assert client.fetch_document(NAME)["data"] == {"n": 2}
+
+
+def test_429_is_retried_with_exponential_backoff(client, sync, sleeps):
+    client.create_document(NAME, {"n": 1})
+    sync.fail_next("fetch", status=429, count=2)
+    assert client.fetch_document(NAME)["data"] == {"n": 1}
+    assert sync.calls["fetch"] == 3
+    assert sleeps == [0.2, 0.4]
+
+
+def test_retry_after_is_honoured_up_to_a_cap(sleeps):
+    with SlowingSyncStandIn(ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID) as sync:
+        client = SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, sleep=sleeps.append)
+        sync.fail_next("create", status=429)
+        client.create_document(NAME, {"n": 1})
+    assert sleeps == [2.0]
+
+
+def test_5xx_that_persists_is_sync_unavailable(client, sync, sleeps):
+    sync.fail_next("update", status=503, count=10)
+    with pytest.raises(BadGateway) as raised:
+        client.update_document(NAME, {"n": 1})
+    assert raised.value.status == 502 and raised.value.code == "sync_unavailable"
+    assert sync.calls["update"] == 4 and len(sleeps) == 3
+    assert max(sleeps) <= 2.0
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_other_4xx_answers_are_never_retried(client, sync, sleeps, status):
+    sync.fail_next("create", status=status)
+    with pytest.raises(SyncError):
+        client.create_document(NAME, {"n": 1})
+    assert sync.calls["create"] == 1 and sleeps == []
+
+
+def test_wrong_credentials_tell_the_operator(sync):
+    client = SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, "wrong-sync-token")
+    with pytest.raises(SyncError) as raised:
+        client.fetch_document(NAME)
+    assert "ACCOUNT_SID" in raised.value.message and "wrong-sync-token" not in raised.value.message
+
+
+def test_a_reset_is_sync_unavailable(client, sync):
+    sync.fail_next("fetch", reset=True)
+    with pytest.raises(BadGateway) as raised:
+        client.fetch_document(NAME)
+    assert raised.value.code == "sync_unavailable" and "reset" in raised.value.message
