@@ -1,0 +1,440 @@
+"""A small Chrome DevTools Protocol client and headless Chromium launcher, standard library only.
+
+The tests drive a real browser with it: `Chromium.launch()` starts headless Chromium on a
+free DevTools port, `new_page(url)` opens a tab, and `Page` evaluates JavaScript, waits for
+conditions, clicks and takes screenshots. Popups opened with `window.open` are found with
+`Chromium.wait_for_page(url_contains)`. Every wait is bounded.
+
+The WebSocket part follows RFC 6455: HTTP Upgrade handshake with the Sec-WebSocket-Accept
+check, masked client frames, 16/64-bit lengths, fragmented messages, ping → pong, close.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+# RFC 6455 §1.3: the server proves it read the key by hashing it with this fixed GUID.
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
+OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
+
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-quic", "--remote-debugging-port=0", "--window-size=1280,900",
+)
+
+
+class CDPError(Exception):
+    """A DevTools command failed, a page threw, or a bounded wait ran out."""
+
+
+class WebSocketClosed(CDPError):
+    """The other side closed the WebSocket (for a page: the tab went away)."""
+
+
+def find_chromium() -> str | None:
+    """Return the path of a Chromium or Chrome binary, or None when none is installed."""
+    candidates = [os.environ.get("CHROMIUM", ""), "chromium", "chromium-browser",
+                  "google-chrome", "google-chrome-stable"]
+    for name in candidates:
+        found = name and shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def accept_key(key: str) -> str:
+    """Return the Sec-WebSocket-Accept value a server must answer for `key` (RFC 6455 §4.2.2)."""
+    digest = hashlib.sha1((key + WEBSOCKET_GUID).encode("ascii")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def encode_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
+    """Encode one frame; clients must mask every frame they send (RFC 6455 §5.3)."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    mask_bit = 0x80 if mask else 0
+    size = len(payload)
+    if size < 126:
+        head += bytes([mask_bit | size])
+    elif size < 1 << 16:
+        head += bytes([mask_bit | 126]) + struct.pack("!H", size)
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", size)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + apply_mask(payload, key)
+
+
+def apply_mask(payload: bytes, key: bytes) -> bytes:
+    """XOR `payload` with the 4-byte masking key (masking and unmasking are the same step)."""
+    repeated = (key * (len(payload) // 4 + 1))[:len(payload)]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(
+        len(payload), "big")
+
+
+class WebSocket:
+    """A blocking WebSocket client connection that sends and receives text messages."""
+
+    def __init__(self, sock: socket.socket, leftover: bytes = b"") -> None:
+        self.sock = sock
+        self.buffer = leftover
+        self.closed = False
+
+    @classmethod
+    def connect(cls, url: str, timeout: float = 10.0) -> WebSocket:
+        """Open `ws://host:port/path` and check the server's handshake answer."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "ws":
+            raise CDPError(f"only ws:// URLs are supported, got {url!r}")
+        sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        request = (f"GET {path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        sock.sendall(request.encode("ascii"))
+        try:
+            head, leftover = read_http_head(sock, time.monotonic() + timeout)
+            check_handshake(head, key)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, leftover)
+
+    def send_text(self, text: str) -> None:
+        """Send one text message as a single masked frame."""
+        self.sock.sendall(encode_frame(OPCODE_TEXT, text.encode("utf-8")))
+
+    def receive_text(self, deadline: float) -> str:
+        """Return the next whole text message, answering pings and joining fragments."""
+        parts: list[bytes] = []
+        while True:
+            fin, opcode, payload = self.receive_frame(deadline)
+            if opcode == OPCODE_PING:
+                self.sock.sendall(encode_frame(OPCODE_PONG, payload))
+            elif opcode == OPCODE_PONG:
+                continue
+            elif opcode == OPCODE_CLOSE:
+                self.answer_close(payload)
+                raise WebSocketClosed("the WebSocket was closed by the other side")
+            else:
+                parts.append(payload)
+                if fin:
+                    return b"".join(parts).decode("utf-8")
+
+    def receive_frame(self, deadline: float) -> tuple[bool, int, bytes]:
+        """Read one frame and return (fin, opcode, unmasked payload)."""
+        first, second = self.read_exact(2, deadline)
+        size = second & 0x7F
+        if size == 126:
+            size = struct.unpack("!H", self.read_exact(2, deadline))[0]
+        elif size == 127:
+            size = struct.unpack("!Q", self.read_exact(8, deadline))[0]
+        key = self.read_exact(4, deadline) if second & 0x80 else b""
+        payload = self.read_exact(size, deadline)
+        return bool(first & 0x80), first & 0x0F, apply_mask(payload, key) if key else payload
+
+    def read_exact(self, count: int, deadline: float) -> bytes:
+        """Read exactly `count` bytes before `deadline`, or raise."""
+        chunks = [self.buffer]
+        have = len(self.buffer)
+        while have < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.buffer = b"".join(chunks)
+                raise CDPError("timed out waiting for the WebSocket")
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(max(65536, count - have))
+            except socket.timeout:
+                continue
+            if not chunk:
+                self.closed = True
+                raise WebSocketClosed("the WebSocket connection ended")
+            chunks.append(chunk)
+            have += len(chunk)
+        data = b"".join(chunks)
+        self.buffer = data[count:]
+        return data[:count]
+
+    def answer_close(self, payload: bytes) -> None:
+        """Echo the close frame's status code back, as RFC 6455 §5.5.1 asks."""
+        self.closed = True
+        try:
+            self.sock.sendall(encode_frame(OPCODE_CLOSE, payload[:2]))
+        except OSError:
+            pass
+        self.sock.close()
+
+    def close(self) -> None:
+        """Send a normal close (1000) and close the socket."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.sock.sendall(encode_frame(OPCODE_CLOSE, struct.pack("!H", 1000)))
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def read_http_head(sock: socket.socket, deadline: float) -> tuple[str, bytes]:
+    """Read an HTTP response head; return it and whatever bytes came after it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        if time.monotonic() > deadline or len(data) > 65536:
+            raise CDPError("no complete WebSocket handshake answer")
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise CDPError("the server closed the connection during the handshake")
+        data += chunk
+    head, _, leftover = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), leftover
+
+
+def check_handshake(head: str, key: str) -> None:
+    """Raise unless `head` is a 101 answer whose Sec-WebSocket-Accept matches `key`."""
+    status_line, *lines = head.split("\r\n")
+    if status_line.split(" ")[1:2] != ["101"]:
+        raise CDPError(f"WebSocket upgrade refused: {status_line!r}")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("sec-websocket-accept") != accept_key(key):
+        raise CDPError("the server answered a wrong Sec-WebSocket-Accept")
+
+
+class Page:
+    """One browser tab driven over its own DevTools WebSocket."""
+
+    def __init__(self, target: dict, timeout: float = 10.0) -> None:
+        self.target_id = target["id"]
+        self.ws = WebSocket.connect(target["webSocketDebuggerUrl"], timeout)
+        self.ids = itertools.count(1)
+        self.errors: list[str] = []
+        self.network_errors: list[str] = []
+        for domain in ("Page", "Runtime", "Log"):
+            self.send(f"{domain}.enable")
+
+    def send(self, method: str, params: dict | None = None, timeout: float = 10.0) -> dict:
+        """Send one command and return its result, noting the error events that arrive meanwhile."""
+        command_id = next(self.ids)
+        self.ws.send_text(json.dumps({"id": command_id, "method": method,
+                                      "params": params or {}}))
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(self.ws.receive_text(deadline))
+            if message.get("id") == command_id:
+                if "error" in message:
+                    raise CDPError(f"{method}: {message['error'].get('message')}")
+                return message.get("result", {})
+            self.record_event(message)
+
+    def record_event(self, message: dict) -> None:
+        """Note script and console errors as text in `errors`; other events are dropped."""
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            exception = details.get("exception", {})
+            self.errors.append(exception.get("description") or details.get("text", ""))
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            self.errors.append(" ".join(str(arg.get("value", arg.get("description", "")))
+                                        for arg in params.get("args", [])))
+        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+            entry = params["entry"]
+            text = f"{entry.get('text', '')} ({entry.get('url', '')})"
+            # Chromium logs every 4xx/5xx answer as a "network" error; an app that shows a
+            # 404 no_match in words is working, so those are kept apart from script errors.
+            target = self.network_errors if entry.get("source") == "network" else self.errors
+            target.append(text)
+
+    def goto(self, url: str, timeout: float = 10.0) -> None:
+        """Navigate to `url` and return once the new document has loaded."""
+        # Page.navigate answers when the navigation commits, so the readyState polled
+        # below belongs to the new document, not to the one being left.
+        result = self.send("Page.navigate", {"url": url}, timeout)
+        if result.get("errorText"):
+            raise CDPError(f"could not open {url}: {result['errorText']}")
+        self.wait_for("document.readyState === 'complete'", timeout)
+
+    def evaluate(self, expression: str, timeout: float = 10.0):
+        """Evaluate JavaScript (awaiting a promise) and return its value, or raise its error."""
+        result = self.send("Runtime.evaluate", {
+            "expression": expression, "returnByValue": True, "awaitPromise": True}, timeout)
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            text = details.get("exception", {}).get("description") or details.get("text")
+            raise CDPError(f"JavaScript error: {text}")
+        return result.get("result", {}).get("value")
+
+    def wait_for(self, predicate: str, timeout: float = 10.0, interval: float = 0.05):
+        """Poll a JavaScript expression until it is truthy and return its value, or raise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = self.evaluate(predicate, timeout=max(1.0, deadline - time.monotonic()))
+            except CDPError as exc:
+                # A navigation replaces the page's JavaScript context mid-poll; ask again.
+                if "context" not in str(exc) or str(exc).startswith("JavaScript error"):
+                    raise
+                value = None
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise CDPError(f"timed out after {timeout}s waiting for: {predicate}")
+            time.sleep(interval)
+
+    def click(self, selector: str, timeout: float = 10.0) -> None:
+        """Click the centre of the first element matching `selector` with real mouse events.
+
+        Real input events carry a user gesture, so window.open from the click is not
+        treated as an unrequested popup.
+        """
+        box = self.wait_for(f"""(() => {{
+            const el = document.querySelector({json.dumps(selector)});
+            if (!el || el.disabled) return null;
+            el.scrollIntoView({{block: "center"}});
+            const r = el.getBoundingClientRect();
+            return r.width && r.height ? {{x: r.left + r.width / 2, y: r.top + r.height / 2}} : null;
+        }})()""", timeout)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", {
+                "type": kind, "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1})
+
+    def text(self, selector: str) -> str | None:
+        """Return the trimmed text of the first element matching `selector`, or None."""
+        return self.evaluate(f"document.querySelector({json.dumps(selector)})"
+                             "?.textContent.trim() ?? null")
+
+    def screenshot(self, path: str | Path) -> Path:
+        """Save a PNG of the page's full content to `path`."""
+        metrics = self.send("Page.getLayoutMetrics")
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        data = self.send("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"],
+                     "scale": 1}}, timeout=30)["data"]
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(data))
+        return target
+
+    def close(self) -> None:
+        """Close this page's WebSocket (the tab itself stays until the browser ends)."""
+        self.ws.close()
+
+
+class Chromium:
+    """A headless Chromium process with a fresh profile, killed and cleaned up on close."""
+
+    def __init__(self, process: subprocess.Popen, profile: str, port: int) -> None:
+        self.process = process
+        self.profile = profile
+        self.port = port
+        self.pages: list[Page] = []
+
+    @classmethod
+    def launch(cls, binary: str | None = None, timeout: float = 15.0) -> Chromium:
+        """Start headless Chromium and return once its DevTools port is known."""
+        binary = binary or find_chromium()
+        if binary is None:
+            raise CDPError("no Chromium binary found")
+        profile = tempfile.mkdtemp(prefix="sfdcflex-chromium-")
+        # stderr goes to a file: a pipe nobody reads would stall Chromium once it fills.
+        with open(Path(profile) / "chromium-stderr.log", "wb") as log:
+            process = subprocess.Popen(
+                [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            port = wait_for_devtools_port(Path(profile), process, timeout)
+        except BaseException:
+            stop_process(process)
+            shutil.rmtree(profile, ignore_errors=True)
+            raise
+        return cls(process, profile, port)
+
+    def __enter__(self) -> Chromium:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def http_json(self, path: str, method: str = "GET"):
+        """Call one of the DevTools HTTP endpoints (/json/...) and return its JSON."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def new_page(self, url: str = "about:blank") -> Page:
+        """Open a new tab on `url` and return it once the document has loaded."""
+        # Chromium 111+ accepts only PUT on /json/new, so a stray GET cannot open tabs.
+        page = self.attach(self.http_json("/json/new?about:blank", "PUT"))
+        page.goto(url)
+        return page
+
+    def attach(self, target: dict) -> Page:
+        """Connect to an existing tab described by a /json/list entry."""
+        page = Page(target)
+        self.pages.append(page)
+        return page
+
+    def wait_for_page(self, url_contains: str, timeout: float = 10.0) -> Page:
+        """Wait for a tab (e.g. a window.open popup) whose URL contains `url_contains`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for target in self.http_json("/json/list"):
+                if target.get("type") == "page" and url_contains in target.get("url", ""):
+                    return self.attach(target)
+            time.sleep(0.05)
+        raise CDPError(f"no page with {url_contains!r} in its URL after {timeout}s")
+
+    def close(self) -> None:
+        """Close every page connection, kill Chromium and delete its profile folder."""
+        for page in self.pages:
+            page.close()
+        stop_process(self.process)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def wait_for_devtools_port(profile: Path, process: subprocess.Popen, timeout: float) -> int:
+    """Read the port Chromium chose from DevToolsActivePort (its first line), bounded."""
+    marker = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = profile / "chromium-stderr.log"
+            detail = log.read_text(errors="replace")[-800:] if log.exists() else ""
+            raise CDPError(f"Chromium exited with {process.returncode}: {detail}")
+        try:
+            first_line = marker.read_text().splitlines()[0]
+            return int(first_line)
+        except (FileNotFoundError, IndexError, ValueError):
+            time.sleep(0.05)
+    raise CDPError(f"Chromium wrote no DevToolsActivePort within {timeout}s")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a child process, kill it if it lingers, and reap it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
