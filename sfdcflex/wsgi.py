@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from .errors import BadRequest, HTTPError, PayloadTooLarge
+from .errors import BadRequest, ConfigError, HTTPError, PayloadTooLarge
 from .response import reason
 from .runtime import App, Request, error_reply
 
@@ -50,4 +50,7 @@ def create_app(env_file: str = ".env", functions: str | None = None) -> WSGIApp:
     """Build the configured app from a .env file, as `python run.py` would, for a WSGI server."""
     from .cli import build_app, read_settings
     config = read_settings(env_file)
+    if not config.public_url:
+        # Behind a WSGI server we cannot know our own address, and the OAuth callback needs it.
+        raise ConfigError("config: PUBLIC_URL must be set when sfdcflex runs under a WSGI server")
     return WSGIApp(build_app(config, functions=functions))

@@ -47,3 +47,27 @@ def test_wsgi_refuses_big_bodies_before_reading(wsgi_url):
     answer = call(wsgi_url, "POST", "/echo", body=b"{}",
                   headers={"Content-Length": str(7 * 1024 * 1024), "Content-Type": "application/json"})
     assert answer.status == 413
+
+
+def test_create_app_from_a_env_file_needs_public_url(crm, tmp_path):
+    from sfdcflex.errors import ConfigError
+    from sfdcflex.wsgi import create_app
+    settings = dict(crm.config.values)
+    env = tmp_path / "wsgi.env"
+    env.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        create_app(str(env))
+    env.write_text(env.read_text() + "PUBLIC_URL=https://crm.example.com\n")
+    app = create_app(str(env))
+    server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        assert call(url, "POST", "/get-user", body={}).json()["error"] == "missing_token"
+        token = crm.token("alice@example.com")
+        start = call(url, "POST", "/auth", body={"Token": token}).json()
+        assert "redirect_uri=https%3A%2F%2Fcrm.example.com%2Foauth-callback" in start["authorize_url"]
+    finally:
+        server.shutdown()
+        server.server_close()
