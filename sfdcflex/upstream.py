@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import ipaddress
 import json
 import socket
 import ssl
@@ -20,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Mapping
 
+from .config import is_loopback_host
 from .errors import BadGateway, ConfigError
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -55,15 +55,6 @@ def default_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(_NoRedirects())
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_upstream_url(name: str, url: str) -> str:
     """Return `url` without a trailing slash, or raise ConfigError unless it is https (http on loopback)."""
     parts = urllib.parse.urlsplit(url.strip())
@@ -71,7 +62,7 @@ def check_upstream_url(name: str, url: str) -> str:
     if not host or parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"{name} must be a plain URL like https://host[/path], "
                           "without user, query or fragment")
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
         return url.strip().rstrip("/")
     raise ConfigError(f"{name} must use https:// (http:// is allowed only for localhost / 127.0.0.1 / ::1)")
 
