@@ -393,3 +393,23 @@ def refuse_carol(browser: Chromium, page: Page) -> None:
     assert page.evaluate("document.querySelector('#sfdc-status').dataset.linked") == "false"
     refusal = page.text("#error")
     assert refusal.startswith("Salesforce was not connected: ") and len(refusal) > 40, refusal
+
+
+def test_the_demo_panel_as_a_flex_plugin_on_another_origin(tmp_path):
+    """The panel on FLEX_INSTANCE_URL (localhost) calls the functions on 127.0.0.1: CORS for real."""
+    process, panel_url, _ = start_demo(tmp_path / "demo")
+    try:
+        flex_origin = panel_url.replace("127.0.0.1", "localhost").rstrip("/")
+        with Chromium.launch() as browser:
+            page = browser.new_page(f"{flex_origin}/?functions={panel_url.rstrip('/')}")
+            page.wait_for("document.querySelectorAll('#agent-select option[value]').length > 0")
+            assert page.evaluate("location.origin") == flex_origin
+            sign_in(page, "bob@sfdcflex.demo")
+            connect_through_popup(browser, page, "bob@sfdcflex.demo")
+            assert page.text("#sfdc-status") == "Logged into Salesforce as Bob Martinez (bob@sfdcflex.demo)"
+            pick(page, "+14155550101", "found")
+            assert card_fields(page)["cust_name"] == "Jane Cooper"  # the newer of two records
+            assert any(name == "sfdc-search" for name, _ in hops(page))  # Server-Timing exposed cross-origin
+            assert page.errors == []
+    finally:
+        stop_demo(process)
