@@ -21,7 +21,7 @@ from .errors import (Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
                      NotFound, PayloadTooLarge, TooManyRequests)
 from .event import build_event, form_params
 from .response import Reply, Response, encode_json, reply_for
-from .routes import PROTECTED, Asset, Function
+from .routes import PROTECTED, Asset, Function, load_module
 
 __all__ = ["App", "Context", "Request", "Response", "Limits"]
 
@@ -94,6 +94,9 @@ class App:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.assets = assets or {}
         self.live = live
+        self._started_at = time.time()
+        self._reloaded: dict[Path, tuple[float, object]] = {}
+        self._reload_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(limits.max_concurrency)
         self._workers = ThreadPoolExecutor(limits.max_concurrency, thread_name_prefix="fn")
         self._auth_token = str(self.env.get("AUTH_TOKEN", ""))
@@ -138,15 +141,15 @@ class App:
             self._check_signature(request, path)
         event = build_event(request)
         context = self._context(request, path)
-        return self._invoke(self._fresh(function), context, event)
+        return self._invoke(function, self._handler(function), context, event)
 
-    def _invoke(self, function: Function, context: Context, event: dict) -> Reply:
+    def _invoke(self, function: Function, handler, context: Context, event: dict) -> Reply:
         if not self._slots.acquire(blocking=False):
             raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
                                   headers={"Retry-After": "1"})
         invocation = _Invocation(function.path)
         try:
-            self._workers.submit(self._run, function, context, event, invocation)
+            self._workers.submit(self._run, function.path, handler, context, event, invocation)
         except RuntimeError:  # the pool is shut down: the server is stopping
             self._slots.release()
             raise
@@ -161,16 +164,16 @@ class App:
             log.error("%s: cannot send what the function returned: %s", function.path, exc)
             return error_reply(HTTPError("the function returned a value that cannot be sent"))
 
-    def _run(self, function: Function, context: Context, event: dict, invocation: _Invocation) -> None:
+    def _run(self, path: str, handler, context: Context, event: dict, invocation: _Invocation) -> None:
         # Runs in a worker: the caller stops waiting at the time limit, but the slot stays taken
         # until the handler really ends, as on Twilio.
         try:
-            result = function.handler(context, event, invocation.callback)
+            result = handler(context, event, invocation.callback)
             if inspect.isawaitable(result):
                 asyncio.run(_awaited(result))
         except BaseException as exc:  # a handler's bug must not kill the worker
             if invocation.done.is_set():
-                log.exception("%s raised after its callback", function.path)
+                log.exception("%s raised after its callback", path)
             else:
                 invocation.callback(exc)
         finally:
@@ -185,24 +188,21 @@ class App:
             log.error("%s failed: callback error %r", function.path, error)
         return error_reply(HTTPError("the function failed; see the server log"))
 
-    def _fresh(self, function: Function) -> Function:
-        """With --live, reload a function whose file changed since it was loaded."""
+    def _handler(self, function: Function):
+        """The function's handler; with --live, reloaded first if its file changed since loading."""
         if not self.live:
-            return function
-        from .routes import load_module  # only on the --live path
+            return function.handler
         try:
             mtime = os.stat(function.file).st_mtime
         except OSError:
-            return function
-        loaded = getattr(function.module, "__sfdcflex_mtime__", None)
-        if loaded is None:
-            function.module.__sfdcflex_mtime__ = mtime
-        elif mtime != loaded:
-            module = load_module(function.file)
-            module.__sfdcflex_mtime__ = mtime
-            object.__setattr__(function, "module", module)
-            log.info("reloaded %s", function.file)
-        return function
+            return function.handler
+        with self._reload_lock:
+            loaded_at, module = self._reloaded.get(function.file, (self._started_at, function.module))
+            if mtime > loaded_at:
+                module = load_module(function.file)
+                self._reloaded[function.file] = (mtime, module)
+                log.info("reloaded %s", function.file)
+        return module.handler
 
     def _context(self, request: Request, path: str) -> Context:
         host = next((v for k, v in request.headers if k.lower() == "host"), "")
