@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cdp import Chromium, Page, find_chromium
+from cdp import Chromium, Page, find_chromium, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PANEL = ROOT / "sfdcflex" / "panel"
@@ -293,18 +293,8 @@ def start_demo(demo_dir: Path) -> tuple[subprocess.Popen, str, list[str]]:
         match = BANNER.search(line)
         if match:
             return process, match.group(1), seen
-    stop_demo(process)
+    stop_process(process)
     raise AssertionError("run.py --demo printed no 'Agent panel:' line within 15 s:\n" + "".join(seen))
-
-
-def stop_demo(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def approve_login(popup: Page, sfdc_username: str) -> None:
@@ -354,7 +344,7 @@ def test_the_demo_end_to_end(tmp_path):
             refuse_carol(browser, page)
             assert page.errors == []
     finally:
-        stop_demo(process)
+        stop_process(process)
 
 
 def link_alice_and_look_up(browser: Chromium, page: Page, demo_data) -> None:
@@ -412,4 +402,4 @@ def test_the_demo_panel_as_a_flex_plugin_on_another_origin(tmp_path):
             assert any(name == "sfdc-search" for name, _ in hops(page))  # Server-Timing exposed cross-origin
             assert page.errors == []
     finally:
-        stop_demo(process)
+        stop_process(process)

@@ -217,3 +217,13 @@ def test_a_sync_document_without_tokens_is_damaged(sync, sync_store):
     SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN).create_document("ada@example.com", {"x": 1})
     with pytest.raises(StoreDamaged):
         sync_store.get("ada@example.com")
+
+
+@pytest.mark.parametrize("identity", ["ann+flex@example.com", "o'brien@example.com", "a b/c@example.com"])
+def test_sync_store_round_trips_identities_with_url_special_characters(sync, sync_store, identity):
+    first = sync_store.put(identity, "access-1", "refresh-1")
+    assert sync_store.get(identity).refresh_token == "refresh-1"
+    sync_store.put(identity, "access-2", "refresh-2", if_revision=first.revision)
+    assert sync_store.get(identity).access_token == "access-2"
+    assert identity in sync.documents
+    assert sync_store.delete(identity) is True and sync_store.get(identity) is None

@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import threading
+from urllib.parse import unquote
 
 from sfdcflex.standins.base import Handler, Request, Response, StandIn, json_response
 from sfdcflex.standins.twilio_api import (DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, DEMO_SERVICE_SID,
@@ -22,6 +23,11 @@ _PATH = re.compile(r"/v1/Services/(\w+)/Documents(?:/([^/]+))?/?")
 PUBLIC_BASE = "https://sync.twilio.com"
 # Sync Document data is limited to 16 KiB of JSON.
 MAX_DATA_BYTES = 16 * 1024
+
+
+def _document_name(request: Request) -> str:
+    """The Sid or UniqueName in the path, percent-decoded as Twilio decodes it ("a%2Bb" is "a+b")."""
+    return unquote(_PATH.fullmatch(request.path)[2])
 
 
 def _now() -> str:
@@ -108,7 +114,7 @@ class SyncStandIn(StandIn):
         if refused is not None:
             return refused
         with self._documents_lock:
-            document = self._find(_PATH.fullmatch(request.path)[2])
+            document = self._find(_document_name(request))
             if document is None:
                 return _not_found(request)
             return json_response(200, copy.deepcopy(document))
@@ -122,7 +128,7 @@ class SyncStandIn(StandIn):
         if isinstance(data, Response):
             return data
         with self._documents_lock:
-            document = self._find(_PATH.fullmatch(request.path)[2])
+            document = self._find(_document_name(request))
             if document is None:
                 return _not_found(request)
             stale = _stale_revision(request, document)
@@ -139,7 +145,7 @@ class SyncStandIn(StandIn):
         if refused is not None:
             return refused
         with self._documents_lock:
-            document = self._find(_PATH.fullmatch(request.path)[2])
+            document = self._find(_document_name(request))
             if document is None:
                 return _not_found(request)
             stale = _stale_revision(request, document)
