@@ -116,7 +116,7 @@ class App:
             log.exception("%s %s: runtime failure", request.method, path)
             reply = error_reply(HTTPError("the function runtime failed; see the server log"))
         self._add_cors(request, reply)
-        log.info("%d %s %s %.1fms", reply.status, request.method, path,
+        log.info("%d %s %s %.1fms", reply.status, request.method, loggable(path),
                  (time.perf_counter() - started) * 1000)
         return reply
 
@@ -237,6 +237,13 @@ class App:
 
 async def _awaited(awaitable):
     return await awaitable
+
+
+def loggable(text: str, limit: int = 200) -> str:
+    """Text safe for one log line: control characters escaped (no forged lines), length capped."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    return text[:limit].encode("unicode_escape").decode("ascii")
 
 
 def error_reply(exc: HTTPError) -> Reply:

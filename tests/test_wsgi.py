@@ -71,3 +71,10 @@ def test_create_app_from_a_env_file_needs_public_url(crm, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(wsgi_url, caplog):
+    caplog.set_level("INFO", logger="sfdcflex")
+    assert call(wsgi_url, "GET", "/nope%0A200%20GET%20/forged").status == 404
+    lines = [r.getMessage() for r in caplog.records if "nope" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0] and "\\n" in lines[0]
