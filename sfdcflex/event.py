@@ -51,6 +51,13 @@ def _parse_json(body: bytes) -> dict[str, object]:
         raise BadRequest("the request body is not valid JSON", code="bad_json") from None
     if not isinstance(data, dict):
         raise BadRequest("the JSON body must be an object", code="bad_json")
+    if b"\\u" in body:
+        # JSON may escape a lone surrogate ("\ud800"), which is no text at all: refuse it here
+        # rather than fail later when a value is encoded.
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("the JSON body holds an invalid \\u escape", code="bad_json") from None
     return data
 
 

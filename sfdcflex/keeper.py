@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Callable, TypeVar
 
-from .errors import BadGateway, NotLinked
+from .errors import BadGateway, HTTPError, NotLinked
 from .salesforce import InvalidGrant, SalesforceClient, SessionExpired
 from .store import RevisionConflict, StoredTokens, TokenStore
 from .timing import ServerTiming
@@ -30,7 +30,8 @@ class TokenKeeper:
         self.store = store
         self.salesforce = salesforce
         self._held: dict[str, StoredTokens] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._unsaved: dict[str, StoredTokens] = {}  # refreshed, but the store was down
+        self._locks: dict[str, threading.RLock] = {}  # re-entrant: a refresh saves under it
         self._guard = threading.Lock()
 
     def call(self, identity: str, use: Callable[[str], T], timing: ServerTiming,
@@ -54,10 +55,12 @@ class TokenKeeper:
         """Save a new link; the earlier one (if any) is replaced only now, after every check passed."""
         with self._lock_for(identity):
             self._held[identity] = self.store.put(identity, access_token, refresh_token)
+            self._unsaved.pop(identity, None)
 
     def unlink(self, identity: str) -> bool:
         """Revoke at Salesforce (best effort), then forget the tokens everywhere."""
         with self._lock_for(identity):
+            self._unsaved.pop(identity, None)
             tokens = self._held.pop(identity, None) or self.store.get(identity)
             if tokens is None:
                 return False
@@ -70,6 +73,8 @@ class TokenKeeper:
             return True
 
     def _tokens(self, identity: str, timing: ServerTiming) -> StoredTokens:
+        if identity in self._unsaved:
+            self._save_unsaved(identity, timing)
         tokens = self._held.get(identity)
         if tokens is not None:
             timing.mark("store", "tokens in memory")
@@ -82,11 +87,13 @@ class TokenKeeper:
         return tokens
 
     def _refresh(self, identity: str, stale: StoredTokens, timing: ServerTiming) -> StoredTokens:
-        with self._lock_for(identity):
+        with self._lock_for(identity), self.store.refresh_guard(identity):
             held = self._held.get(identity)
             if held is not None and held.access_token != stale.access_token:
                 timing.mark("sfdc-refresh", "refreshed by a concurrent request")
                 return held
+            if identity in self._unsaved:  # the newest refresh token exists only in memory
+                return self._refresh_from(identity, self._unsaved[identity], timing)
             with timing.span("store", "token store re-read"):
                 stored = self.store.get(identity)
             if stored is None:
@@ -106,18 +113,37 @@ class TokenKeeper:
             self._held.pop(identity, None)
             self.store.delete(identity)
             raise
-        refresh_token = answer.get("refresh_token") or stored.refresh_token
-        try:
-            fresh = self.store.put(identity, answer["access_token"], refresh_token,
-                                   if_revision=stored.revision)
-        except RevisionConflict:
-            # Another instance wrote in between; its tokens are as new as ours.
-            fresh = self.store.get(identity)
-            if fresh is None:
-                raise NotLinked(NOT_LINKED) from None
-        self._held[identity] = fresh
-        return fresh
+        refreshed = StoredTokens(answer["access_token"], answer.get("refresh_token") or stored.refresh_token,
+                                 stored.revision)
+        self._held[identity] = refreshed
+        self._unsaved[identity] = refreshed  # until the store has it: the old refresh token is spent
+        self._save_unsaved(identity, timing)
+        return self._held[identity]
 
-    def _lock_for(self, identity: str) -> threading.Lock:
+    def _save_unsaved(self, identity: str, timing: ServerTiming) -> None:
+        """Save refreshed tokens; if the store is down, keep them in memory and try again next time."""
+        with self._lock_for(identity):
+            pending = self._unsaved.get(identity)
+            if pending is None:
+                return
+            try:
+                with timing.span("store", "token store write"):
+                    saved = self.store.put(identity, pending.access_token, pending.refresh_token,
+                                           if_revision=pending.revision)
+            except RevisionConflict:
+                # The agent linked again elsewhere meanwhile: that newer link wins.
+                saved = self.store.get(identity)
+                if saved is None:
+                    self._unsaved.pop(identity)
+                    self._held.pop(identity, None)
+                    raise NotLinked(NOT_LINKED) from None
+            except (HTTPError, OSError) as error:
+                log.warning("could not save refreshed Salesforce tokens for %s (%s); holding them in "
+                            "memory and retrying on the next request", identity, getattr(error, "code", error))
+                return
+            self._unsaved.pop(identity)
+            self._held[identity] = saved
+
+    def _lock_for(self, identity: str) -> threading.RLock:
         with self._guard:
-            return self._locks.setdefault(identity, threading.Lock())
+            return self._locks.setdefault(identity, threading.RLock())

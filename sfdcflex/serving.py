@@ -119,8 +119,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             try:
                 parsed = self._read_request()
             except HTTPError as exc:
-                self._send(error_reply(exc), keep_alive=False)
                 log.info("%d - (request rejected before routing: %s)", exc.status, exc.code)
+                self._reject(exc)
                 return
             except (_ClientGone, OSError, ValueError):
                 return  # closed, reset, timed out, or reaped: no traceback for a client that left
@@ -136,6 +136,27 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 return
             if not keep_alive:
                 return
+
+    def _reject(self, exc: HTTPError) -> None:
+        """Answer a request refused while reading it, then close gracefully.
+
+        The client may still be sending (a huge body or header); closing at once would reset
+        the connection and it might never read the answer. So: answer, stop writing, and drain
+        what is in flight for a moment (bounded in bytes and time) before closing.
+        """
+        sock = self.request
+        try:
+            self._send(error_reply(exc), keep_alive=False)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(0.5)
+            drained, deadline = 0, time.monotonic() + 1.0
+            while drained < 1024 * 1024 and time.monotonic() < deadline:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:
+            pass  # the client is gone: nothing more to do
 
     def _read_request(self) -> tuple[Request, bool] | None:
         line = self.rfile.readline(MAX_REQUEST_LINE + 1)
@@ -156,6 +177,9 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 raise VersionNotSupported(f"{version} is not supported; use HTTP/1.1")
             raise BadRequest("malformed HTTP version", code="bad_request_line")
         headers = self._read_headers()
+        lengths = {value.strip() for name, value in headers if name.lower() == "content-length"}
+        if len(lengths) > 1:  # which one a proxy believed is unknowable: request smuggling
+            raise BadRequest("conflicting Content-Length headers", code="bad_content_length")
         fields = {name.lower(): value for name, value in headers}
         connection = fields.get("connection", "").lower()
         keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)

@@ -8,16 +8,18 @@ option: the file store locks across processes and threads and replaces the file 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import secrets
 import tempfile
 import threading
+import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import ContextManager, Iterator, Protocol
 
 from .errors import HTTPError, InternalError
 from .sync import DocumentExists, DocumentNotFound, RevisionMismatch, SyncClient
@@ -40,6 +42,12 @@ class RevisionConflict(HTTPError):
     status, code = 409, "store_conflict"
 
 
+class RefreshBusy(HTTPError):
+    """Another instance held the agent's refresh lease for longer than we could wait."""
+
+    status, code = 503, "refresh_in_progress"
+
+
 class StoreDamaged(InternalError):
     """The token store cannot be read as tokens; it is left as it is for an operator to look at."""
 
@@ -55,6 +63,9 @@ class TokenStore(Protocol):
             if_revision: str | None = None) -> StoredTokens: ...
 
     def delete(self, identity: str) -> bool: ...
+
+    def refresh_guard(self, identity: str) -> ContextManager[None]:
+        """Held around one agent's refresh, so processes sharing the store refresh one at a time."""
 
 
 class JsonFileTokenStore:
@@ -101,6 +112,20 @@ class JsonFileTokenStore:
                 return False
             self._write(document)
         return True
+
+    @contextmanager
+    def refresh_guard(self, identity: str) -> Iterator[None]:
+        """An exclusive flock on the agent's own lock file: Salesforce rotates refresh tokens, so
+        two processes (gunicorn workers, say) must never present the same one."""
+        folder = self.path.parent / f".{self.path.name}.refresh-locks"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        name = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:24]
+        descriptor = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
 
     @contextmanager
     def _locked(self, mode: int) -> Iterator[None]:
@@ -159,8 +184,10 @@ class JsonFileTokenStore:
 class SyncTokenStore:
     """Tokens in Twilio Sync documents named by identity, in the original plugin's exact data shape."""
 
-    def __init__(self, client: SyncClient) -> None:
+    def __init__(self, client: SyncClient, *, lease_ttl: int = 30, lease_wait: float = 10.0) -> None:
         self._client = client
+        self._lease_ttl = lease_ttl
+        self._lease_wait = lease_wait
 
     def get(self, identity: str) -> StoredTokens | None:
         """The agent's tokens from their document, or None when there is none."""
@@ -186,6 +213,32 @@ class SyncTokenStore:
             # 409 / 54301: the agent linked before (perhaps through the original plugin): overwrite.
             document = self._client.update_document(identity, data)
         return _tokens_from(document, identity)
+
+    @contextmanager
+    def refresh_guard(self, identity: str) -> Iterator[None]:
+        """A lease document, so instances sharing Sync refresh an agent one at a time.
+
+        Salesforce rotates refresh tokens, so two instances must never present the same one.
+        Creating a document with a unique name is atomic in Sync (a second create gets 409), and
+        its Ttl makes Sync delete it should the holder die; the token document's shape stays the
+        original plugin's.
+        """
+        lease = f"{identity}.refresh-lease"
+        deadline = time.monotonic() + self._lease_wait
+        while True:
+            try:
+                self._client.create_document(lease, {"holder": secrets.token_hex(8)}, ttl=self._lease_ttl)
+                break
+            except DocumentExists:
+                if time.monotonic() > deadline:
+                    raise RefreshBusy("Another instance is refreshing this agent's Salesforce session; "
+                                      "try again in a moment") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            with suppress(HTTPError):
+                self._client.delete_document(lease)
 
     def delete(self, identity: str) -> bool:
         """Delete the agent's document; False when there was none."""

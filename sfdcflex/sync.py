@@ -62,10 +62,12 @@ class SyncClient:
             return None
         return self._resource(reply)
 
-    def create_document(self, unique_name: str, data: dict) -> dict:
-        """Create a document; DocumentExists when the unique name is taken."""
-        reply = self._request("POST", self._documents_url,
-                              form={"UniqueName": unique_name, "Data": json.dumps(data)})
+    def create_document(self, unique_name: str, data: dict, ttl: int | None = None) -> dict:
+        """Create a document (Sync deletes it `ttl` seconds later); DocumentExists when the name is taken."""
+        form = {"UniqueName": unique_name, "Data": json.dumps(data)}
+        if ttl is not None:
+            form["Ttl"] = str(ttl)
+        reply = self._request("POST", self._documents_url, form=form)
         return self._resource(reply)
 
     def update_document(self, name: str, data: dict, if_match: str | None = None) -> dict:

@@ -177,3 +177,4 @@ def test_burst_of_connections_beyond_backlog_default_is_served(runtime):
     # Every connection is accepted and answered: 200, or 429 past the 30-invocation cap.
     statuses = {a[9:12] for a in answers}
     assert statuses <= {b"200", b"429"} and b"200" in statuses
+

@@ -30,8 +30,9 @@ def _document_name(request: Request) -> str:
     return unquote(_PATH.fullmatch(request.path)[2])
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _now(later: int = 0) -> str:
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=later)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class SyncStandIn(StandIn):
@@ -78,7 +79,12 @@ class SyncStandIn(StandIn):
         return None
 
     def _find(self, key: str) -> dict | None:
-        """A document by sid or unique name; the caller holds the lock."""
+        """A live document by sid or unique name; the caller holds the lock."""
+        # Sync removes a document once its Ttl has passed; here it goes when next looked for.
+        now = _now()
+        for sid in [sid for sid, doc in self._documents.items()
+                    if doc["date_expires"] is not None and doc["date_expires"] <= now]:
+            del self._documents[sid]
         if key in self._documents:
             return self._documents[key]
         return next((doc for doc in self._documents.values() if doc["unique_name"] == key), None)
@@ -93,15 +99,19 @@ class SyncStandIn(StandIn):
         if isinstance(data, Response):
             return data
         unique_name = form.get("UniqueName") or None
+        ttl = form.get("Ttl", "0")
+        if not ttl.isdigit() or int(ttl) > 31_536_000:
+            return twilio_error(400, 20001, "Invalid Ttl: seconds from 0 to 31536000")
         sid = "ET" + secrets.token_hex(16)
         now = _now()
+        expires = _now(int(ttl)) if int(ttl) else None
         document = {
             "sid": sid, "unique_name": unique_name, "account_sid": self.account_sid,
             "service_sid": self.service_sid,
             "url": f"{PUBLIC_BASE}/v1/Services/{self.service_sid}/Documents/{sid}",
             "links": {"permissions":
                       f"{PUBLIC_BASE}/v1/Services/{self.service_sid}/Documents/{sid}/Permissions"},
-            "revision": "0", "data": data, "date_expires": None, "date_created": now,
+            "revision": "0", "data": data, "date_expires": expires, "date_created": now,
             "date_updated": now, "created_by": "system"}
         with self._documents_lock:
             if unique_name is not None and self._find(unique_name) is not None:
