@@ -5,18 +5,19 @@ Request and call `App.dispatch`; nothing here touches a socket.
 """
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 from . import signature
+from .deadlines import Deadlines
 from .errors import (Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
                      NotFound, PayloadTooLarge, TooManyRequests)
 from .event import build_event, form_params
@@ -60,7 +61,7 @@ class Context:
         raise AttributeError(f"context has no {name!r}: it is not set in the .env file or the environment")
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: the watchdog keys on it
 class _Invocation:
     """One run of a handler: the first callback wins, later ones are ignored with a warning."""
 
@@ -68,6 +69,7 @@ class _Invocation:
     done: threading.Event = field(default_factory=threading.Event)
     error: object = None
     payload: object = None
+    timed_out: bool = False
 
     def callback(self, err: object = None, payload: object = None) -> None:
         if self.done.is_set():
@@ -98,18 +100,29 @@ class App:
         self._reloaded: dict[Path, tuple[float, object]] = {}
         self._reload_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(limits.max_concurrency)
-        self._workers = ThreadPoolExecutor(limits.max_concurrency, thread_name_prefix="fn")
+        self._watchdog = Deadlines(interval=0.05, name="time-limits")
+        self._workers = None  # a thread pool, only for callers that cannot answer early (WSGI)
+        self._workers_lock = threading.Lock()
         self._auth_token = str(self.env.get("AUTH_TOKEN", ""))
 
     def close(self) -> None:
-        self._workers.shutdown(wait=False, cancel_futures=True)
+        self._watchdog.stop()
+        if self._workers is not None:
+            self._workers.shutdown(wait=False, cancel_futures=True)
 
-    def dispatch(self, request: Request) -> Reply:
-        """Answer one request; never raises, and logs one line."""
+    def dispatch(self, request: Request,
+                 answer_early: Callable[[Reply], None] | None = None) -> Reply:
+        """Answer one request; never raises, and logs one line.
+
+        With `answer_early` (the HTTP server gives one), the function runs on the calling
+        thread, and at the time limit the watchdog sends 504 through `answer_early` while the
+        function goes on. Without it (WSGI), the function runs on a worker thread instead.
+        """
         started = time.perf_counter()
         path = request.target.split("?", 1)[0]
+        early = None if answer_early is None else partial(self._send_early, request, answer_early)
         try:
-            reply = self._answer(request, path)
+            reply = self._answer(request, path, early)
         except HTTPError as exc:
             reply = error_reply(exc)
         except Exception:
@@ -120,7 +133,11 @@ class App:
                  (time.perf_counter() - started) * 1000)
         return reply
 
-    def _answer(self, request: Request, path: str) -> Reply:
+    def _send_early(self, request: Request, answer_early: Callable[[Reply], None], reply: Reply) -> None:
+        self._add_cors(request, reply)
+        answer_early(reply)
+
+    def _answer(self, request: Request, path: str, early: Callable[[Reply], None] | None) -> Reply:
         if request.method not in ALLOWED_METHODS:
             raise MethodNotAllowed(f"{request.method} is not allowed; use GET, POST or OPTIONS",
                                    headers={"Allow": ", ".join(ALLOWED_METHODS)})
@@ -141,21 +158,29 @@ class App:
             self._check_signature(request, path)
         event = build_event(request)
         context = self._context(request, path)
-        return self._invoke(function, self._handler(function), context, event)
+        return self._invoke(function, self._handler(function), context, event, early)
 
-    def _invoke(self, function: Function, handler, context: Context, event: dict) -> Reply:
+    def _invoke(self, function: Function, handler, context: Context, event: dict,
+                early: Callable[[Reply], None] | None) -> Reply:
         if not self._slots.acquire(blocking=False):
             raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
                                   headers={"Retry-After": "1"})
         invocation = _Invocation(function.path)
-        try:
-            self._workers.submit(self._run, function.path, handler, context, event, invocation)
-        except RuntimeError:  # the pool is shut down: the server is stopping
-            self._slots.release()
-            raise
-        if not invocation.done.wait(self.limits.timeout):
-            log.error("%s: over the %.1f s execution time limit", function.path, self.limits.timeout)
-            raise GatewayTimeout(f"the function did not finish within {self.limits.timeout:g} s")
+        deadline = time.monotonic() + self.limits.timeout
+        if early is None:
+            self._pool().submit(self._run, handler, context, event, invocation)
+        else:
+            # This thread is the worker: no hand-off per request. At the limit the watchdog
+            # answers 504 for it, and the function goes on to its end, as on Twilio.
+            self._watchdog.arm(invocation, deadline, partial(self._overtime, invocation, early))
+            try:
+                self._run(handler, context, event, invocation)
+            finally:
+                self._watchdog.disarm(invocation)
+        if invocation.timed_out or not invocation.done.wait(max(0.0, deadline - time.monotonic())):
+            if not invocation.timed_out:
+                log.error("%s: over the %.1f s execution time limit", function.path, self.limits.timeout)
+            raise self._timeout_error()
         if invocation.error is not None:
             return self._failure_reply(function, invocation.error)
         try:
@@ -164,16 +189,36 @@ class App:
             log.error("%s: cannot send what the function returned: %s", function.path, exc)
             return error_reply(HTTPError("the function returned a value that cannot be sent"))
 
-    def _run(self, path: str, handler, context: Context, event: dict, invocation: _Invocation) -> None:
-        # Runs in a worker: the caller stops waiting at the time limit, but the slot stays taken
-        # until the handler really ends, as on Twilio.
+    def _timeout_error(self) -> GatewayTimeout:
+        return GatewayTimeout(f"the function did not finish within {self.limits.timeout:g} s")
+
+    def _overtime(self, invocation: _Invocation, early: Callable[[Reply], None]) -> None:
+        """The watchdog's action at the time limit: answer 504 now; the function goes on."""
+        if invocation.done.is_set():
+            return
+        invocation.timed_out = True
+        log.error("%s: over the %.1f s execution time limit; answered 504, the function goes on",
+                  invocation.route, self.limits.timeout)
+        early(error_reply(self._timeout_error()))
+
+    def _pool(self):
+        with self._workers_lock:
+            if self._workers is None:
+                from concurrent.futures import ThreadPoolExecutor  # only WSGI needs it
+                self._workers = ThreadPoolExecutor(self.limits.max_concurrency, thread_name_prefix="fn")
+            return self._workers
+
+    def _run(self, handler, context: Context, event: dict, invocation: _Invocation) -> None:
+        # The concurrency slot stays taken until the handler really ends, past the time limit
+        # too, as on Twilio.
         try:
             result = handler(context, event, invocation.callback)
             if inspect.isawaitable(result):
+                import asyncio  # only async handlers need it; it costs start-up time
                 asyncio.run(_awaited(result))
-        except BaseException as exc:  # a handler's bug must not kill the worker
+        except BaseException as exc:  # a handler's bug must not kill the thread
             if invocation.done.is_set():
-                log.exception("%s raised after its callback", path)
+                log.exception("%s raised after its callback", invocation.route)
             else:
                 invocation.callback(exc)
         finally:

@@ -13,7 +13,9 @@ import socket
 import socketserver
 import threading
 import time
+from functools import partial
 
+from .deadlines import Deadlines
 from .errors import BadRequest, HeadersTooLarge, HTTPError, PayloadTooLarge
 from .response import Reply, reason
 from .runtime import App, Request, error_reply
@@ -40,46 +42,6 @@ class VersionNotSupported(HTTPError):
 
 class _ClientGone(Exception):
     """The client closed the connection or was too slow; nothing more to say to it."""
-
-
-class DeadlineReaper:
-    """Shuts down sockets whose request has not fully arrived by its deadline.
-
-    A per-recv timeout alone cannot stop a client that sends one byte a second; one thread
-    checking every connection's deadline can, at the cost of two dict operations a request.
-    """
-
-    def __init__(self, interval: float = 0.25) -> None:
-        self._deadlines: dict[socket.socket, float] = {}
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._interval = interval
-        self._thread = threading.Thread(target=self._loop, name="reaper", daemon=True)
-        self._thread.start()
-
-    def arm(self, sock: socket.socket, deadline: float) -> None:
-        with self._lock:
-            self._deadlines[sock] = deadline
-
-    def disarm(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._deadlines.pop(sock, None)
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def _loop(self) -> None:
-        while not self._stopped.wait(self._interval):
-            now = time.monotonic()
-            with self._lock:
-                overdue = [s for s, deadline in self._deadlines.items() if deadline <= now]
-                for sock in overdue:
-                    del self._deadlines[sock]
-            for sock in overdue:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already closed by its own thread
 
 
 class _HttpDate:
@@ -115,7 +77,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         server, sock = self.server, self.request
         while True:
-            server.reaper.arm(sock, time.monotonic() + server.read_timeout)
+            server.reaper.arm(sock, time.monotonic() + server.read_timeout, partial(_shut, sock))
             try:
                 parsed = self._read_request()
             except HTTPError as exc:
@@ -129,13 +91,25 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             if parsed is None:
                 return
             request, keep_alive = parsed
-            reply = server.app.dispatch(request)
+            answered = threading.Lock()  # the reply or the watchdog's 504: whichever comes first
+            reply = server.app.dispatch(request, partial(self._answer_early, answered))
+            if not answered.acquire(blocking=False):
+                return  # the 504 went out at the time limit; this connection is done
             try:
                 self._send(reply, keep_alive, head_only=request.method == "HEAD")
             except OSError:
                 return
             if not keep_alive:
                 return
+
+    def _answer_early(self, answered: threading.Lock, reply: Reply) -> None:
+        """Send `reply` now, from the runtime's watchdog, unless the function's answer went first."""
+        if answered.acquire(blocking=False):
+            try:
+                self._send(reply, keep_alive=False)
+                self.request.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the client left meanwhile
 
     def _reject(self, exc: HTTPError) -> None:
         """Answer a request refused while reading it, then close gracefully.
@@ -248,7 +222,7 @@ class FunctionsServer(socketserver.ThreadingTCPServer):
     def __init__(self, address: tuple[str, int], app: App, *, read_timeout: float = 10.0) -> None:
         self.app = app
         self.read_timeout = read_timeout
-        self.reaper = DeadlineReaper()
+        self.reaper = Deadlines(interval=0.25, name="read-deadlines")
         self.http_date = _HttpDate()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -267,6 +241,14 @@ class FunctionsServer(socketserver.ThreadingTCPServer):
     def server_close(self) -> None:
         self.reaper.stop()
         super().server_close()
+
+
+def _shut(sock: socket.socket) -> None:
+    """Stop a connection whose request is overdue: its thread's blocked read returns at once."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by its own thread
 
 
 def start_in_thread(server: FunctionsServer) -> threading.Thread:

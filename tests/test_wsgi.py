@@ -78,3 +78,21 @@ def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(wsgi_url, caplog)
     assert call(wsgi_url, "GET", "/nope%0A200%20GET%20/forged").status == 404
     lines = [r.getMessage() for r in caplog.records if "nope" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0] and "\\n" in lines[0]
+
+
+def test_wsgi_answers_504_at_the_time_limit(serve):
+    from sfdcflex.runtime import Limits
+    app = serve(limits=Limits(timeout=0.3)).app
+    slow = app.functions["slow"].module
+    slow.RELEASE.clear(), slow.FINISHED.clear()
+    server = make_server("127.0.0.1", 0, WSGIApp(app), handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        answer = call(f"http://127.0.0.1:{server.server_port}", "POST", "/slow", body={"wait": 5})
+        assert answer.status == 504 and answer.json()["error"] == "timeout"
+        slow.RELEASE.set()
+        assert slow.FINISHED.wait(5)
+    finally:
+        server.shutdown()
+        server.server_close()

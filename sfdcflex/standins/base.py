@@ -212,6 +212,9 @@ class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     # Handler threads may sit on idle keep-alive sockets; stop() closes those itself.
     block_on_close = False
+    # urllib opens a connection per upstream call; the default backlog of 5 overflows under load
+    # and the kernel retries a refused SYN only after a second.
+    request_queue_size = 128
     standin: StandIn
 
     def handle_error(self, request: object, client_address: object) -> None:
