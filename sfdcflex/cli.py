@@ -10,6 +10,7 @@ from pathlib import Path
 from .config import Config, load_config, settings_from
 from .envfile import read_env_file
 from .errors import ConfigError
+from .logsetup import configure_logging
 from .routes import Asset, build_routes, discover_functions, load_assets
 from .runtime import App, Limits, default_functions_folder
 from .serving import FunctionsServer
@@ -70,7 +71,7 @@ def build_app(config: Config, *, functions: Path | str | None = None, limits: Li
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _configure_logging(args.log_level)
+    configure_logging(args.log_level, sys.stderr)
     demo = None
     try:
         server = FunctionsServer((args.host, args.port), None, read_timeout=args.read_timeout)
@@ -104,17 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         if demo:
             demo.stop()
     return 0
-
-
-def _configure_logging(level: str) -> None:
-    """One line per request is a hot path: skip what our format never shows.
-
-    The logging HOWTO's "Optimization" section: no caller lookup (_srcfile), no thread or
-    process names.
-    """
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    logging._srcfile = None
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
 
 def _print_banner(server: FunctionsServer, demo) -> None:

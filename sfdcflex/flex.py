@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .errors import BadGateway, BadRequest, Forbidden
 from .upstream import basic_auth, call, check_upstream_url, default_opener
+
+if TYPE_CHECKING:
+    import urllib.request
 
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_MESSAGE_CHARS = 200

@@ -109,9 +109,17 @@ class TokenKeeper:
             with timing.span("sfdc-refresh", "Salesforce token refresh"):
                 answer = self.salesforce.refresh(stored.refresh_token)
         except InvalidGrant:
-            # The refresh token is dead (revoked, expired or reused): drop the link for good.
+            # The refresh token is dead (revoked, expired or reused): drop this link for good,
+            # but only this one: the agent may have linked again meanwhile, elsewhere.
             self._held.pop(identity, None)
-            self.store.delete(identity)
+            self._unsaved.pop(identity, None)
+            try:
+                self.store.delete(identity, if_revision=stored.revision)
+            except RevisionConflict:
+                newer = self.store.get(identity)
+                if newer is not None:
+                    self._held[identity] = newer
+                    return newer
             raise
         refreshed = StoredTokens(answer["access_token"], answer.get("refresh_token") or stored.refresh_token,
                                  stored.revision)

@@ -5,12 +5,11 @@ Request and call `App.dispatch`; nothing here touches a socket.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -61,22 +60,43 @@ class Context:
         raise AttributeError(f"context has no {name!r}: it is not set in the .env file or the environment")
 
 
-@dataclass(eq=False)  # hashed by identity: the watchdog keys on it
 class _Invocation:
-    """One run of a handler: the first callback wins, later ones are ignored with a warning."""
+    """One run of a handler: the first callback wins, later ones are ignored with a warning.
 
-    route: str
-    done: threading.Event = field(default_factory=threading.Event)
-    error: object = None
-    payload: object = None
-    timed_out: bool = False
+    Most handlers call back before anyone waits, so the waiting lock is made only when needed.
+    """
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.finished = False
+        self.timed_out = False
+        self.error: object = None
+        self.payload: object = None
+        self._lock = threading.Lock()
+        self._waiter: threading.Lock | None = None
 
     def callback(self, err: object = None, payload: object = None) -> None:
-        if self.done.is_set():
-            log.warning("%s: callback called again; ignored (the first callback wins)", self.route)
-            return
-        self.error, self.payload = err, payload
-        self.done.set()
+        with self._lock:
+            if self.finished:
+                log.warning("%s: callback called again; ignored (the first callback wins)", self.route)
+                return
+            self.error, self.payload, self.finished = err, payload, True
+            waiter = self._waiter
+        if waiter is not None:
+            waiter.release()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the handler has called back, waiting at most `timeout` seconds for it."""
+        with self._lock:
+            if self.finished:
+                return True
+            if self._waiter is None:
+                self._waiter = threading.Lock()
+                self._waiter.acquire()
+            waiter = self._waiter
+        if waiter.acquire(timeout=timeout):
+            waiter.release()  # let any other waiter through too
+        return self.finished
 
 
 class App:
@@ -177,7 +197,7 @@ class App:
                 self._run(handler, context, event, invocation)
             finally:
                 self._watchdog.disarm(invocation)
-        if invocation.timed_out or not invocation.done.wait(max(0.0, deadline - time.monotonic())):
+        if invocation.timed_out or not invocation.wait(max(0.0, deadline - time.monotonic())):
             if not invocation.timed_out:
                 log.error("%s: over the %.1f s execution time limit", function.path, self.limits.timeout)
             raise self._timeout_error()
@@ -194,7 +214,7 @@ class App:
 
     def _overtime(self, invocation: _Invocation, early: Callable[[Reply], None]) -> None:
         """The watchdog's action at the time limit: answer 504 now; the function goes on."""
-        if invocation.done.is_set():
+        if invocation.finished:
             return
         invocation.timed_out = True
         log.error("%s: over the %.1f s execution time limit; answered 504, the function goes on",
@@ -213,11 +233,11 @@ class App:
         # too, as on Twilio.
         try:
             result = handler(context, event, invocation.callback)
-            if inspect.isawaitable(result):
+            if hasattr(type(result), "__await__"):  # an async def handler
                 import asyncio  # only async handlers need it; it costs start-up time
                 asyncio.run(_awaited(result))
         except BaseException as exc:  # a handler's bug must not kill the thread
-            if invocation.done.is_set():
+            if invocation.finished:
                 log.exception("%s raised after its callback", invocation.route)
             else:
                 invocation.callback(exc)

@@ -9,10 +9,13 @@ allowance answers 403 `REQUEST_LIMIT_EXCEEDED`.
 from __future__ import annotations
 
 import urllib.parse
-import urllib.request
+from typing import TYPE_CHECKING
 
 from .errors import BadGateway, BadRequest, HTTPError, NotLinked
 from .upstream import Reply, call, check_upstream_url, default_opener
+
+if TYPE_CHECKING:
+    import urllib.request
 
 SERVICE = "Salesforce"
 MAX_QUERY_PAGES = 5

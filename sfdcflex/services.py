@@ -1,8 +1,8 @@
 """Everything the functions share, built once from the config: clients, stores, cache, linker, lookup."""
 from __future__ import annotations
 
-import urllib.request
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .cache import LRUCache
 from .config import Config
@@ -17,6 +17,9 @@ from .store import JsonFileTokenStore, SyncTokenStore, TokenStore
 from .sync import SyncClient
 from .timing import ServerTiming
 from .upstream import default_opener
+
+if TYPE_CHECKING:
+    import urllib.request
 
 # The original Flex plugin calls these paths; they answer exactly like the new names.
 ORIGINAL_PLUGIN_PATHS = {

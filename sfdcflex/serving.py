@@ -6,7 +6,6 @@ and Nagle's algorithm with delayed ACK then adds ~40 ms to every keep-alive requ
 """
 from __future__ import annotations
 
-import email.utils
 import logging
 import re
 import socket
@@ -44,8 +43,12 @@ class _ClientGone(Exception):
     """The client closed the connection or was too slow; nothing more to say to it."""
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 class _HttpDate:
-    """The Date header, formatted once a second rather than once a request."""
+    """The Date header (RFC 9110 IMF-fixdate), formatted once a second rather than once a request."""
 
     def __init__(self) -> None:
         self._second, self._text = -1, ""
@@ -53,7 +56,10 @@ class _HttpDate:
     def now(self) -> str:
         second = int(time.time())
         if second != self._second:
-            self._text, self._second = email.utils.formatdate(second, usegmt=True), second
+            t = time.gmtime(second)
+            self._text = (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+                          f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+            self._second = second
         return self._text
 
 

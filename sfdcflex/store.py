@@ -62,7 +62,7 @@ class TokenStore(Protocol):
     def put(self, identity: str, access_token: str, refresh_token: str, *,
             if_revision: str | None = None) -> StoredTokens: ...
 
-    def delete(self, identity: str) -> bool: ...
+    def delete(self, identity: str, *, if_revision: str | None = None) -> bool: ...
 
     def refresh_guard(self, identity: str) -> ContextManager[None]:
         """Held around one agent's refresh, so processes sharing the store refresh one at a time."""
@@ -104,12 +104,16 @@ class JsonFileTokenStore:
             self._write(document)
         return StoredTokens(access_token, refresh_token, revision)
 
-    def delete(self, identity: str) -> bool:
-        """Forget the agent's tokens; False when there were none."""
+    def delete(self, identity: str, *, if_revision: str | None = None) -> bool:
+        """Forget the agent's tokens; False when there were none; with if_revision, only that pair."""
         with self._thread_lock, self._locked(fcntl.LOCK_EX):
             document = self._read()
-            if document["agents"].pop(identity, None) is None:
+            current = document["agents"].get(identity)
+            if current is None:
                 return False
+            if if_revision is not None and current["revision"] != if_revision:
+                raise RevisionConflict("The agent's Salesforce tokens changed meanwhile; read them again")
+            del document["agents"][identity]
             self._write(document)
         return True
 
@@ -240,9 +244,12 @@ class SyncTokenStore:
             with suppress(HTTPError):
                 self._client.delete_document(lease)
 
-    def delete(self, identity: str) -> bool:
-        """Delete the agent's document; False when there was none."""
-        return self._client.delete_document(identity)
+    def delete(self, identity: str, *, if_revision: str | None = None) -> bool:
+        """Delete the agent's document; False when there was none; with if_revision, only that one."""
+        try:
+            return self._client.delete_document(identity, if_match=if_revision)
+        except RevisionMismatch:
+            raise RevisionConflict("The agent's Salesforce tokens changed meanwhile; read them again") from None
 
 
 def _tokens_from(document: dict, identity: str) -> StoredTokens:

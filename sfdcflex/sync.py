@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-import urllib.request
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .errors import BadGateway
 from .upstream import Reply, basic_auth, call, check_upstream_url, default_opener
+
+if TYPE_CHECKING:
+    import urllib.request
 
 SERVICE = "Twilio Sync"
 MAX_RETRY_DELAY = 2.0
@@ -77,9 +79,10 @@ class SyncClient:
                               form={"Data": json.dumps(data)})
         return self._resource(reply)
 
-    def delete_document(self, name: str) -> bool:
-        """Delete a document; False when there was none."""
-        reply = self._request("DELETE", self._document_url(name))
+    def delete_document(self, name: str, if_match: str | None = None) -> bool:
+        """Delete a document; False when there was none; with if_match, RevisionMismatch if it changed."""
+        headers = {"If-Match": if_match} if if_match is not None else {}
+        reply = self._request("DELETE", self._document_url(name), headers=headers)
         if reply.status == 404:
             return False
         if not 200 <= reply.status < 300:

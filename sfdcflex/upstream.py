@@ -1,6 +1,6 @@
 """The one place that makes HTTP calls to outside services (Salesforce, Twilio IAM, Twilio Sync).
 
-Every client passes its own `urllib.request.OpenerDirector`, so tests and the demo point the
+Every client is given an opener (urllib's, or the `LazyOpener` below), so tests and the demo point the
 same code at local stand-ins. `call` returns every HTTP answer, whatever its status, as a
 `Reply`; each client maps statuses to its own errors. Network failures become `BadGateway`
 with a message that names the service and never the URL.
@@ -8,16 +8,16 @@ with a message that names the service and never the URL.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import socket
-import ssl
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    import urllib.request
 
 from .config import is_loopback_host
 from .errors import BadGateway, ConfigError
@@ -43,16 +43,40 @@ class Reply:
             raise BadGateway(f"{self.service} answered {self.status} with a body that is not JSON")
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Return 3xx answers as they are: following one would resend Authorization elsewhere."""
+class LazyOpener:
+    """urllib's opener, built on first use.
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib hook
-        return None
+    Importing urllib.request brings http.client, email and ssl (which loads the TLS library):
+    a cost that start-up need not pay, since only the first call out needs it.
+    """
+
+    def __init__(self) -> None:
+        self._opener: urllib.request.OpenerDirector | None = None
+        self._lock = threading.Lock()
+
+    def open(self, request, timeout: float):
+        if self._opener is None:
+            with self._lock:
+                if self._opener is None:
+                    self._opener = _build_opener()
+        return self._opener.open(request, timeout=timeout)
 
 
-def default_opener() -> urllib.request.OpenerDirector:
+def _build_opener() -> urllib.request.OpenerDirector:
+    import urllib.request
+
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        """Return 3xx answers as they are: following one would resend Authorization elsewhere."""
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib hook
+            return None
+
+    return urllib.request.build_opener(NoRedirects())
+
+
+def default_opener() -> LazyOpener:
     """An opener that never follows redirects (proxies from the environment still apply)."""
-    return urllib.request.build_opener(_NoRedirects())
+    return LazyOpener()
 
 
 def check_upstream_url(name: str, url: str) -> str:
@@ -79,6 +103,9 @@ def _encode_body(headers: dict[str, str], form: Mapping[str, str] | None, json_b
 
 def _failure_reason(error: BaseException) -> str:
     """Name a network failure in a few words; the exception text may hold a host or URL, so it is not used."""
+    import http.client
+    import ssl
+    import urllib.error
     if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
         error = error.reason
     if isinstance(error, (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError)):
@@ -95,6 +122,7 @@ def _failure_reason(error: BaseException) -> str:
 
 
 def _is_timeout(error: BaseException) -> bool:
+    import urllib.error
     if isinstance(error, urllib.error.URLError):
         error = error.reason if isinstance(error.reason, BaseException) else error
     return isinstance(error, (TimeoutError, socket.timeout))
@@ -111,6 +139,9 @@ def call(opener: urllib.request.OpenerDirector, service: str, method: str, url: 
          headers: Mapping[str, str] | None = None, form: Mapping[str, str] | None = None,
          json_body: object = None, timeout: float = 8.0) -> Reply:
     """Send one request and return its answer whatever the status; network failures raise BadGateway."""
+    import http.client  # loaded by the opener's first use anyway; a dictionary look-up after that
+    import urllib.error
+    import urllib.request
     all_headers = {"Accept": "application/json", **(headers or {})}
     data = _encode_body(all_headers, form, json_body)
     request = urllib.request.Request(url, data=data, headers=all_headers, method=method)

@@ -76,3 +76,23 @@ def test_a_refresh_on_one_instance_is_used_by_another_without_a_second(crm_facto
     assert len(one.sf.refresh_log) == refreshes + 1
     assert two.post("/get-contact", {"Token": token, "phone": "+12125550103"}).status == 200
     assert len(one.sf.refresh_log) == refreshes + 1  # two re-read the store instead of refreshing
+
+
+def test_a_dead_chain_never_deletes_a_link_made_meanwhile(crm_factory):
+    from concurrent.futures import ThreadPoolExecutor as Pool
+    from reliability_support import wait_until
+    one, two = crm_factory(), crm_factory()
+    one.link(ALICE)
+    token = one.token(ALICE)
+    assert one.post("/get-user", {"Token": token}).status == 200  # one holds the first pair
+    one.sf.expire_access_tokens()
+    tokens_before = one.sf.calls["token"]
+    one.sf.fail_next("token", stall=1.0)  # one's refresh is on the wire while...
+    with Pool(1) as pool:
+        lookup = pool.submit(one.post, "/get-contact", {"Token": token, "phone": "+14155550101"})
+        assert wait_until(lambda: one.sf.calls["token"] > tokens_before, 5)
+        assert two.post("/unlink", {"Token": token}).json() == {"unlinked": True}  # ...the chain dies
+        assert two.link(ALICE).status == 200                                     # and a new link is made
+        answer = lookup.result(10)
+    assert answer.status == 200, answer.body  # one adopted the new link instead of deleting it
+    assert ALICE in json.loads(one.store_path.read_text())["agents"]

@@ -178,3 +178,10 @@ def test_burst_of_connections_beyond_backlog_default_is_served(runtime):
     statuses = {a[9:12] for a in answers}
     assert statuses <= {b"200", b"429"} and b"200" in statuses
 
+
+
+def test_date_header_is_an_imf_fixdate(runtime):
+    import email.utils
+    answer = runtime.call("GET", "/hello")
+    parsed = email.utils.parsedate_to_datetime(answer.headers["Date"])
+    assert answer.headers["Date"].endswith(" GMT") and abs(parsed.timestamp() - time.time()) < 5

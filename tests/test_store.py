@@ -227,3 +227,14 @@ def test_sync_store_round_trips_identities_with_url_special_characters(sync, syn
     assert sync_store.get(identity).access_token == "access-2"
     assert identity in sync.documents
     assert sync_store.delete(identity) is True and sync_store.get(identity) is None
+
+
+def test_conditional_delete_only_removes_the_pair_it_names(tmp_path, sync_store):
+    for store in (JsonFileTokenStore(tmp_path / "tokens.json"), sync_store):
+        first = store.put("ann@example.com", "access-1", "refresh-1")
+        second = store.put("ann@example.com", "access-2", "refresh-2")
+        with pytest.raises(RevisionConflict):
+            store.delete("ann@example.com", if_revision=first.revision)
+        assert store.get("ann@example.com").refresh_token == "refresh-2"
+        assert store.delete("ann@example.com", if_revision=second.revision) is True
+        assert store.get("ann@example.com") is None
