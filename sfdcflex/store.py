@@ -68,6 +68,18 @@ class TokenStore(Protocol):
         """Held around one agent's refresh, so processes sharing the store refresh one at a time."""
 
 
+@dataclass(eq=False)
+class _Change:
+    """One save waiting for the next write of the JSON file, and what became of it."""
+
+    identity: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    if_revision: str | None
+    result: StoredTokens | None = None
+    error: BaseException | None = None
+
+
 class JsonFileTokenStore:
     """Tokens in one JSON file (mode 0600, folder 0700), locked with flock and replaced atomically."""
 
@@ -75,6 +87,8 @@ class JsonFileTokenStore:
         self.path = Path(path)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._thread_lock = threading.Lock()
+        self._pending: list[_Change] = []
+        self._pending_lock = threading.Lock()
         folder = self.path.parent
         if not folder.exists():
             folder.mkdir(parents=True, exist_ok=True)
@@ -90,19 +104,47 @@ class JsonFileTokenStore:
 
     def put(self, identity: str, access_token: str, refresh_token: str, *,
             if_revision: str | None = None) -> StoredTokens:
-        """Save the agent's tokens; with if_revision, RevisionConflict unless it is still the stored one."""
-        with self._thread_lock, self._locked(fcntl.LOCK_EX):
-            document = self._read()
-            current = document["agents"].get(identity)
-            if if_revision is not None and (current is None or current["revision"] != if_revision):
-                raise RevisionConflict("The agent's Salesforce tokens changed meanwhile; read them again")
-            revision = secrets.token_hex(8)
-            document["agents"][identity] = {
-                "access_token": access_token, "refresh_token": refresh_token, "revision": revision,
-                "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-            self._write(document)
-        return StoredTokens(access_token, refresh_token, revision)
+        """Save the agent's tokens; with if_revision, RevisionConflict unless it is still the stored one.
+
+        Saves that arrive while another is being written are written together, in one atomic
+        write (group commit): after a burst of refreshes, the last agent's new refresh token
+        reaches the disk one write later, not one write per agent in front of it later.
+        """
+        change = _Change(identity, access_token, refresh_token, if_revision)
+        with self._pending_lock:
+            self._pending.append(change)
+        with self._thread_lock:
+            if change.result is None and change.error is None:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                self._commit(batch)
+        if change.error is not None:
+            raise change.error
+        return change.result
+
+    def _commit(self, batch: list[_Change]) -> None:
+        """Apply every change that still matches its revision, then write the file once."""
+        try:
+            with self._locked(fcntl.LOCK_EX):
+                document = self._read()
+                stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                for change in batch:
+                    current = document["agents"].get(change.identity)
+                    if change.if_revision is not None and (current is None or current["revision"] != change.if_revision):
+                        change.error = RevisionConflict("The agent's Salesforce tokens changed meanwhile; read them again")
+                        continue
+                    revision = secrets.token_hex(8)
+                    document["agents"][change.identity] = {
+                        "access_token": change.access_token, "refresh_token": change.refresh_token,
+                        "revision": revision, "updated_at": stamp}
+                    change.result = StoredTokens(change.access_token, change.refresh_token, revision)
+                if any(change.result is not None for change in batch):
+                    self._write(document)
+        except BaseException as error:  # nothing of this batch reached the disk
+            for change in batch:
+                change.result, change.error = None, change.error or error
+            if not isinstance(error, Exception):
+                raise
 
     def delete(self, identity: str, *, if_revision: str | None = None) -> bool:
         """Forget the agent's tokens; False when there were none; with if_revision, only that pair."""
