@@ -6,7 +6,6 @@ read it, then closes itself.
 """
 from __future__ import annotations
 
-import html
 import json
 import secrets
 
@@ -35,6 +34,10 @@ h1 {{ font-size: 1.25rem; margin: 0 0 .5rem; }}
 """
 
 
+# What html.escape does, without importing the html package (its entity table slows start-up).
+_HTML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"})
+
+
 def _script_json(value: object) -> str:
     # JSON inside <script>: escape "<" so a value can never close the script element.
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -43,7 +46,7 @@ def _script_json(value: object) -> str:
 def callback_page(status: int, title: str, text: str, message: dict, target_origin: str | None) -> Response:
     """An HTML answer for the popup, with a strict Content-Security-Policy."""
     nonce = secrets.token_urlsafe(16)
-    body = _PAGE.format(title=html.escape(title), text=html.escape(text), nonce=nonce,
+    body = _PAGE.format(title=title.translate(_HTML_ESCAPES), text=text.translate(_HTML_ESCAPES), nonce=nonce,
                         colour="#2e844a" if status < 400 else "#ba0517",
                         message=_script_json({"source": "sfdcflex", **message}),
                         target=_script_json(target_origin))
