@@ -46,8 +46,20 @@ class MethodNotAllowed(HTTPError):
     status, code = 405, "method_not_allowed"
 
 
+class LengthRequired(HTTPError):
+    status, code = 411, "length_required"
+
+
 class PayloadTooLarge(HTTPError):
     status, code = 413, "payload_too_large"
+
+
+class URITooLong(HTTPError):
+    status, code = 414, "uri_too_long"
+
+
+class UnsupportedMediaType(HTTPError):
+    status, code = 415, "unsupported_media_type"
 
 
 class TooManyRequests(HTTPError):
@@ -70,6 +82,10 @@ class BadGateway(HTTPError):
 
 class GatewayTimeout(HTTPError):
     status, code = 504, "timeout"
+
+
+class VersionNotSupported(HTTPError):
+    status, code = 505, "http_version_not_supported"
 
 
 class ConfigError(Exception):

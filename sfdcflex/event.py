@@ -5,7 +5,7 @@ import json
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl
 
-from .errors import BadRequest, HTTPError
+from .errors import BadRequest, UnsupportedMediaType
 
 # Twilio strips these before a function sees them: hop-by-hop headers (RFC 9110 §7.6.1) and
 # what proxies add on the way.
@@ -13,10 +13,6 @@ _DROPPED = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-a
                       "proxy-connection", "te", "trailer", "trailers", "transfer-encoding",
                       "upgrade", "via", "referer"})
 _FORM = "application/x-www-form-urlencoded"
-
-
-class UnsupportedMediaType(HTTPError):
-    status, code = 415, "unsupported_media_type"
 
 
 def _params(pairs: list[tuple[str, str]]) -> dict[str, object]:

@@ -15,7 +15,8 @@ import time
 from functools import partial
 
 from .deadlines import Deadlines
-from .errors import BadRequest, HeadersTooLarge, HTTPError, PayloadTooLarge
+from .errors import (BadRequest, HeadersTooLarge, HTTPError, LengthRequired, PayloadTooLarge,
+                     URITooLong, VersionNotSupported)
 from .response import Reply, reason
 from .runtime import App, Request, error_reply
 
@@ -25,18 +26,6 @@ MAX_REQUEST_LINE = 8192
 MAX_HEADER_BYTES = 15 * 1024   # Twilio answers 431 past about this much
 MAX_HEADER_COUNT = 100
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-
-
-class URITooLong(HTTPError):
-    status, code = 414, "uri_too_long"
-
-
-class LengthRequired(HTTPError):
-    status, code = 411, "length_required"
-
-
-class VersionNotSupported(HTTPError):
-    status, code = 505, "http_version_not_supported"
 
 
 class _ClientGone(Exception):
