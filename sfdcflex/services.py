@@ -59,8 +59,9 @@ def build_store(config: Config, opener: urllib.request.OpenerDirector) -> TokenS
 
 def build_services(config: Config, *, public_url: str,
                    opener: urllib.request.OpenerDirector | None = None) -> Services:
+    """Everything the functions share; `public_url` is this server's base (PUBLIC_URL or its own address)."""
     opener = opener or default_opener()
-    public_url = (config.public_url or public_url).rstrip("/")
+    public_url = public_url.rstrip("/")
     salesforce = SalesforceClient(config.sfdc_instance_url, config.sfdc_client_id,
                                   config.sfdc_client_secret, login_url=config.sfdc_login_url,
                                   api_version=config.sfdc_api_version, opener=opener)
