@@ -3,9 +3,9 @@
 POST {Token[, origin]} → {"authorize_url": ...}; a browser opening /auth?Token=... in a popup
 (as the original plugin does) is redirected (302) to the same Salesforce login page.
 """
-from sfdcflex.errors import HTTPError
+from sfdcflex.runtime.errors import HTTPError
 from sfdcflex.runtime import Response
-from sfdcflex.timing import ServerTiming
+from sfdcflex.runtime.timing import ServerTiming
 
 
 def handler(context, event, callback):

@@ -4,9 +4,9 @@ POST {Token, phone[, country]} → {cust_name, cust_record_url, cust_title, cust
 cust_acct_type, cust_acct_num, cust_acct_sla, cust_acct_priority, cust_id, matches}
 (also answers the original plugin's /get-contact-account-data).
 """
-from sfdcflex.errors import HTTPError
+from sfdcflex.runtime.errors import HTTPError
 from sfdcflex.phone import parse_phone
-from sfdcflex.timing import ServerTiming
+from sfdcflex.runtime.timing import ServerTiming
 
 
 def handler(context, event, callback):

@@ -3,8 +3,8 @@
 404 not_linked means the agent has not connected Salesforce yet (or the link died).
 Also answers the original plugin's /get-username.
 """
-from sfdcflex.errors import HTTPError
-from sfdcflex.timing import ServerTiming
+from sfdcflex.runtime.errors import HTTPError
+from sfdcflex.runtime.timing import ServerTiming
 
 
 def handler(context, event, callback):

@@ -4,9 +4,9 @@ GET ?code&state — Salesforce's redirect: answers a small HTML page that tells 
 POST {Token, code[, state]} — a code relayed by the original plugin (/get-access-token): JSON.
 """
 from sfdcflex.callback_page import callback_page
-from sfdcflex.errors import HTTPError
+from sfdcflex.runtime.errors import HTTPError
 from sfdcflex.linking import Declined
-from sfdcflex.timing import ServerTiming
+from sfdcflex.runtime.timing import ServerTiming
 
 
 def handler(context, event, callback):

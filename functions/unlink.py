@@ -2,8 +2,8 @@
 
 Revokes the tokens at Salesforce, deletes them from the store and drops the agent's cache.
 """
-from sfdcflex.errors import HTTPError
-from sfdcflex.timing import ServerTiming
+from sfdcflex.runtime.errors import HTTPError
+from sfdcflex.runtime.timing import ServerTiming
 
 
 def handler(context, event, callback):

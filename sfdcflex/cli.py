@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 from .config import Config, load_config, settings_from
-from .envfile import read_env_file
-from .errors import ConfigError
-from .logsetup import configure_logging
-from .routes import Asset, build_routes, discover_functions, load_assets
-from .runtime import App, Limits, default_functions_folder
-from .serving import FunctionsServer
+from .runtime.envfile import read_env_file
+from .runtime.errors import ConfigError
+from .runtime.logs import configure_logging
+from .runtime.routes import Asset, build_routes, discover_functions, load_assets
+from .runtime.app import App, Limits
+from .runtime.server import FunctionsServer
 
 log = logging.getLogger("sfdcflex")
 
@@ -56,6 +56,11 @@ def read_settings(env_file: Path | str, overrides: dict[str, str] | None = None)
     return load_config(values)
 
 
+def default_functions_folder() -> Path:
+    """The project's functions/ folder, beside the sfdcflex package."""
+    return Path(__file__).resolve().parent.parent / "functions"
+
+
 def build_app(config: Config, *, functions: Path | str | None = None, limits: Limits = Limits(),
               live: bool = False, assets: dict[str, Asset] | None = None,
               public_url: str | None = None) -> App:
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         limits = Limits(timeout=args.timeout, max_concurrency=args.max_concurrency)
         if args.demo:
-            from .demo import Demo
+            from .demo.main import Demo
             demo = Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server.url)
             config, assets = load_config(demo.settings), demo.assets()
         else:

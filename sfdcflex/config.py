@@ -6,7 +6,6 @@ that names the setting and never repeats a secret.
 """
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from types import MappingProxyType
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .clients.transport import is_loopback_host
+from .runtime.errors import ConfigError
 
 # Names read from the process environment as well as the .env file (the environment wins,
 # as with twilio-run and dotenv), so a deployment can inject secrets without writing a file.
@@ -78,17 +78,6 @@ def _matching(values: Mapping[str, str], name: str, pattern: re.Pattern, meaning
     if value and not pattern.fullmatch(value):
         raise _fail(f"{name} must be {meaning}")
     return value or None
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether a URL host names this machine (localhost, 127.0.0.0/8 or ::1)."""
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url(values: Mapping[str, str], name: str, default: str | None = None) -> str | None:

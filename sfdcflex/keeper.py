@@ -12,10 +12,11 @@ import logging
 import threading
 from typing import Callable, TypeVar
 
-from .errors import BadGateway, HTTPError, NotLinked
-from .salesforce import InvalidGrant, SalesforceClient, SessionExpired
+from .errors import NotLinked
+from .runtime.errors import BadGateway, HTTPError
+from .clients.salesforce import InvalidGrant, SalesforceClient, SessionExpired
 from .store import RevisionConflict, StoredTokens, TokenStore
-from .timing import ServerTiming
+from .runtime.timing import ServerTiming
 
 log = logging.getLogger("sfdcflex")
 T = TypeVar("T")
@@ -108,7 +109,7 @@ class TokenKeeper:
         try:
             with timing.span("sfdc-refresh", "Salesforce token refresh"):
                 answer = self.salesforce.refresh(stored.refresh_token)
-        except InvalidGrant:
+        except InvalidGrant as dead:
             # The refresh token is dead (revoked, expired or reused): drop this link for good,
             # but only this one: the agent may have linked again meanwhile, elsewhere.
             self._held.pop(identity, None)
@@ -120,7 +121,7 @@ class TokenKeeper:
                 if newer is not None:
                     self._held[identity] = newer
                     return newer
-            raise
+            raise NotLinked(dead.message) from None
         refreshed = StoredTokens(answer["access_token"], answer.get("refresh_token") or stored.refresh_token,
                                  stored.revision)
         self._held[identity] = refreshed

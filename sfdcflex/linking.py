@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass
 
 from .config import same_org
-from .errors import BadGateway, BadRequest, Forbidden, HTTPError
+from .runtime.errors import BadGateway, BadRequest, Forbidden, HTTPError
 from .keeper import TokenKeeper
 from .oauth_state import StateSigner, code_challenge
-from .salesforce import SalesforceClient
-from .timing import ServerTiming
+from .clients.salesforce import SalesforceClient
+from .runtime.timing import ServerTiming
 
 log = logging.getLogger("sfdcflex")
 MAX_CODE_CHARS = 512

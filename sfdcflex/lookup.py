@@ -7,11 +7,11 @@ Phone and MobilePhone with the usual written forms of the number follows.
 from __future__ import annotations
 
 from .cache import MISSING, LRUCache
-from .errors import NotFound
+from .runtime.errors import NotFound
 from .keeper import TokenKeeper
 from .phone import PhoneNumber, phone_matches, written_variants
-from .salesforce import SalesforceClient, soql_quote, sosl_escape
-from .timing import ServerTiming
+from .clients.salesforce import SalesforceClient, soql_quote, sosl_escape
+from .runtime.timing import ServerTiming
 
 FIELDS = ("Id, Name, Title, Phone, MobilePhone, Account.Name, Account.Type, Account.AccountNumber, "
           "Account.SLA__c, Account.CustomerPriority__c")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import BadRequest, ConfigError, Forbidden
+from .runtime.errors import BadRequest, ConfigError, Forbidden
 
 # A state travels in the authorize URL and back in the redirect; ours is about 150 characters.
 # Anything far longer is not ours, so refuse it before decoding.

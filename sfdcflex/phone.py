@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from .errors import BadRequest
+from .runtime.errors import BadRequest
 
 # ITU-T E.164 country calling codes in service (ITU "List of ITU-T Recommendation E.164 assigned
 # country codes"). The set is prefix-free: no code is the start of another, so reading 1, 2 then

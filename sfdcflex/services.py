@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING
 
 from .cache import LRUCache
 from .config import Config
-from .flex import FlexAgent, FlexTokenValidator
+from .clients.iam import FlexAgent, FlexTokenValidator
 from .keeper import TokenKeeper
 from .linking import Linker
 from .lookup import Lookup
 from .oauth_state import StateSigner, load_or_create_secret
-from .runtime import origin_of
-from .salesforce import SalesforceClient
+from .runtime.app import origin_of
+from .clients.salesforce import SalesforceClient
 from .store import JsonFileTokenStore, SyncTokenStore, TokenStore
-from .sync import SyncClient
-from .timing import ServerTiming
-from .upstream import default_opener
+from .clients.sync import SyncClient
+from .runtime.timing import ServerTiming
+from .clients.transport import default_opener
 
 if TYPE_CHECKING:
     import urllib.request

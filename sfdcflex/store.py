@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import ContextManager, Iterator, Protocol
 
-from .errors import HTTPError, InternalError
-from .sync import DocumentExists, DocumentNotFound, RevisionMismatch, SyncClient
+from .runtime.errors import HTTPError, InternalError
+from .clients.sync import DocumentExists, DocumentNotFound, RevisionMismatch, SyncClient
 
 FILE_VERSION = 1
 

@@ -1,49 +1,11 @@
-"""The same App as a WSGI callable, for gunicorn, waitress or uWSGI in production.
+"""sfdcflex as a WSGI application, for gunicorn, waitress or uWSGI in production.
 
     gunicorn --threads 8 'sfdcflex.wsgi:create_app()'
 """
 from __future__ import annotations
 
-from .errors import BadRequest, ConfigError, HTTPError, PayloadTooLarge
-from .response import reason
-from .runtime import App, Request, error_reply
-
-
-class WSGIApp:
-    """Adapts `App.dispatch` to PEP 3333."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-
-    def __call__(self, environ: dict, start_response):
-        try:
-            request = self._request(environ)
-        except HTTPError as exc:
-            reply = error_reply(exc)
-        else:
-            reply = self.app.dispatch(request)
-        start_response(f"{reply.status} {reason(reply.status)}",
-                       [*reply.headers, ("Content-Length", str(len(reply.body)))])
-        return [reply.body]
-
-    def _request(self, environ: dict) -> Request:
-        raw_length = environ.get("CONTENT_LENGTH") or "0"
-        if not raw_length.isdigit():
-            raise BadRequest("Content-Length must be a whole number", code="bad_content_length")
-        length = int(raw_length)
-        if length > self.app.limits.max_body:
-            raise PayloadTooLarge(f"request bodies are limited to {self.app.limits.max_body} bytes")
-        body = environ["wsgi.input"].read(length) if length else b""
-        # PEP 3333: PATH_INFO is already percent-decoded and carried as latin-1 text.
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        path = path.encode("latin-1").decode("utf-8", "replace") or "/"
-        query = environ.get("QUERY_STRING", "")
-        headers = [(key[5:].replace("_", "-").title(), value)
-                   for key, value in environ.items() if key.startswith("HTTP_")]
-        if environ.get("CONTENT_TYPE"):
-            headers.append(("Content-Type", environ["CONTENT_TYPE"]))
-        return Request(environ["REQUEST_METHOD"], path + ("?" + query if query else ""),
-                       headers, body, environ.get("REMOTE_ADDR", ""))
+from .runtime.errors import ConfigError
+from .runtime.wsgi import WSGIApp
 
 
 def create_app(env_file: str = ".env", functions: str | None = None) -> WSGIApp:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sfdcflex.routes import build_routes, discover_functions
-from sfdcflex.runtime import App, Limits
-from sfdcflex.serving import FunctionsServer, start_in_thread
+from sfdcflex.runtime.routes import build_routes, discover_functions
+from sfdcflex.runtime.app import App, Limits
+from sfdcflex.runtime.server import FunctionsServer, start_in_thread
 
 FIXTURE_FUNCTIONS = Path(__file__).parent / "fixtures" / "functions"
 AUTH_TOKEN = "12345"
@@ -123,7 +123,7 @@ class Crm:
 
     def link(self, identity: str, sfdc_username: str | None = None, token: str | None = None) -> Answer:
         """The whole browser flow over HTTP: /auth, Salesforce's login page, the redirect back."""
-        from sfdcflex.standins.salesforce import submit_consent
+        from sfdcflex.demo.standins.salesforce import submit_consent
         token = token or self.token(identity)
         start = self.post("/auth", {"Token": token, "origin": self.url})
         assert start.status == 200, start.body
@@ -155,7 +155,7 @@ def seed(sf, iam) -> None:
 
 @pytest.fixture
 def crm_factory(tmp_path):
-    from sfdcflex.standins import IamStandIn, SalesforceStandIn, SyncStandIn
+    from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, SyncStandIn
     made: list[Crm] = []
     sf, iam, sync = SalesforceStandIn(), IamStandIn(), SyncStandIn()
     for standin in (sf, iam, sync):

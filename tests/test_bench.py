@@ -5,9 +5,9 @@ import json
 import os
 from pathlib import Path
 
-from sfdcflex.bench import main
-from sfdcflex.bench_load import run_load
-from sfdcflex.bench_servers import bare_argv, Child
+from sfdcflex.bench.main import main
+from sfdcflex.bench.load import run_load
+from sfdcflex.bench.servers import bare_argv, Child
 
 SCENARIOS = ("bare", "runtime hello", "get-contact hit", "get-contact miss")
 

@@ -114,7 +114,7 @@ def test_demo_starts_prints_routes_serves_and_stops_on_ctrl_c(tmp_path):
 
 
 def test_demo_with_the_sync_store_links_through_sync(tmp_path):
-    from sfdcflex.standins.salesforce import submit_consent
+    from sfdcflex.demo.standins.salesforce import submit_consent
     server = RunningServer("--demo", "--store", "sync", "--port", "0", "--demo-dir", str(tmp_path))
     try:
         url = server.wait_for(r"Agent panel: (http://127\.0\.0\.1:\d+)/").group(1)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sfdcflex.config import load_config, same_org, settings_from
-from sfdcflex.errors import ConfigError
+from sfdcflex.runtime.errors import ConfigError
 
 GOOD = {
     "ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,

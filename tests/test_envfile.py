@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sfdcflex.envfile import parse_env, read_env_file
-from sfdcflex.errors import ConfigError
+from sfdcflex.runtime.envfile import parse_env, read_env_file
+from sfdcflex.runtime.errors import ConfigError
 
 
 def test_plain_lines_comments_blank_lines_and_export():

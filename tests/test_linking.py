@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from conftest import FLEX_URL, call
 from sfdcflex.oauth_state import StateSigner
-from sfdcflex.standins.salesforce import submit_consent
+from sfdcflex.demo.standins.salesforce import submit_consent
 
 
 def _stored(crm) -> dict:

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from sfdcflex.errors import BadRequest, ConfigError, Forbidden
+from sfdcflex.runtime.errors import BadRequest, ConfigError, Forbidden
 from sfdcflex.oauth_state import (LinkState, StateSigner, code_challenge,
                                   load_or_create_secret)
 

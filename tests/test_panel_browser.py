@@ -23,7 +23,7 @@ import pytest
 from cdp import Chromium, Page, find_chromium, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
-PANEL = ROOT / "sfdcflex" / "panel"
+PANEL = ROOT / "sfdcflex" / "demo" / "panel"
 SCREENSHOT = Path(__file__).resolve().parent / "screenshots" / "panel.png"
 
 pytestmark = pytest.mark.skipif(
@@ -333,7 +333,7 @@ def expected_card(demo_data, caller: str) -> dict:
 
 
 def test_the_demo_end_to_end(tmp_path):
-    from sfdcflex.standins import demo_data
+    from sfdcflex.demo.standins import demo_data
 
     process, panel_url, _ = start_demo(tmp_path / "demo")
     try:

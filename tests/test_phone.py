@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sfdcflex.errors import BadRequest
+from sfdcflex.runtime.errors import BadRequest
 from sfdcflex.phone import (CALLING_CODES, COUNTRIES, PhoneNumber, parse_phone,
                             phone_matches, written_variants)
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from conftest import call
 from reliability_support import ServerProcess, settings_for, wait_until, write_env_file
-from sfdcflex.standins.salesforce import submit_consent
+from sfdcflex.demo.standins.salesforce import submit_consent
 
 AGENTS = 24
 ROUNDS = 20

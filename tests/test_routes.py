@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sfdcflex.errors import ConfigError
-from sfdcflex.routes import PRIVATE, PROTECTED, PUBLIC, build_routes, discover_functions, load_assets
+from sfdcflex.runtime.errors import ConfigError
+from sfdcflex.runtime.routes import PRIVATE, PROTECTED, PUBLIC, build_routes, discover_functions, load_assets
 
 GOOD = "def handler(context, event, callback):\n    callback(None, 'ok')\n"
 

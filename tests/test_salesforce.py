@@ -9,10 +9,10 @@ import urllib.parse
 
 import pytest
 
-from sfdcflex.errors import BadGateway, BadRequest, NotLinked
-from sfdcflex.salesforce import (InvalidGrant, RequestLimitExceeded, SalesforceClient, SalesforceError,
+from sfdcflex.runtime.errors import BadGateway, BadRequest, NotFound
+from sfdcflex.clients.salesforce import (InvalidGrant, RequestLimitExceeded, SalesforceClient, SalesforceError,
                                  SessionExpired, soql_quote, sosl_escape)
-from sfdcflex.standins import SalesforceStandIn, submit_consent
+from sfdcflex.demo.standins import SalesforceStandIn, submit_consent
 
 CLIENT_ID, CLIENT_SECRET = "demo-client-id", "demo-client-secret"
 REDIRECT_URI = "http://127.0.0.1:3000/oauth-callback"
@@ -110,7 +110,7 @@ def test_reusing_a_rotated_refresh_token_kills_the_link(client, tokens):
     newer = client.refresh(tokens["refresh_token"])
     with pytest.raises(InvalidGrant) as raised:
         client.refresh(tokens["refresh_token"])
-    assert isinstance(raised.value, NotLinked) and raised.value.status == 404
+    assert isinstance(raised.value, NotFound) and raised.value.status == 404
     assert raised.value.code == "not_linked" and "connect Salesforce again" in raised.value.message
     assert tokens["refresh_token"] not in raised.value.message
     with pytest.raises(InvalidGrant):

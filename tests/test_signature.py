@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from sfdcflex.signature import compute_signature, is_valid_signature
+from sfdcflex.runtime.signature import compute_signature, is_valid_signature
 
 TOKEN = "12345"
 URL = "https://mycompany.com/myapp.php?foo=1&bar=2"

@@ -9,8 +9,8 @@ import urllib.parse
 
 import pytest
 
-from sfdcflex.standins import IamStandIn
-from sfdcflex.standins.iam import flex_identity
+from sfdcflex.demo.standins import IamStandIn
+from sfdcflex.demo.standins.iam import flex_identity
 
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "b2" * 16

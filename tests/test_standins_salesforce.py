@@ -12,9 +12,9 @@ import urllib.parse
 
 import pytest
 
-from sfdcflex.standins import IamStandIn, SalesforceStandIn, submit_consent
-from sfdcflex.standins.demo_data import seed_demo
-from sfdcflex.standins.sobjects import id18
+from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, submit_consent
+from sfdcflex.demo.standins.demo_data import seed_demo
+from sfdcflex.demo.standins.sobjects import id18
 
 REDIRECT = "http://127.0.0.1:9/salesforce-oauth?from=test"
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"

@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from sfdcflex.standins import SyncStandIn
+from sfdcflex.demo.standins import SyncStandIn
 
 ACCOUNT_SID = "AC" + "c3" * 16
 AUTH_TOKEN = "d4" * 16

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sfdcflex.standins import SyncStandIn
+from sfdcflex.demo.standins import SyncStandIn
 from sfdcflex.store import JsonFileTokenStore, RevisionConflict, StoreDamaged, StoredTokens, SyncTokenStore
-from sfdcflex.sync import SyncClient
+from sfdcflex.clients.sync import SyncClient
 
 REPO = Path(__file__).resolve().parent.parent
 

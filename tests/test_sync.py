@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from sfdcflex.errors import BadGateway
-from sfdcflex.standins import SyncStandIn
-from sfdcflex.standins.twilio_api import twilio_error
-from sfdcflex.sync import DocumentExists, RevisionMismatch, SyncClient, SyncError
+from sfdcflex.runtime.errors import BadGateway
+from sfdcflex.demo.standins import SyncStandIn
+from sfdcflex.demo.standins.twilio_api import twilio_error
+from sfdcflex.clients.sync import DocumentExists, RevisionMismatch, SyncClient, SyncError
 
 ACCOUNT_SID = "AC" + "2" * 32
 AUTH_TOKEN = "sync-test-auth-token"

@@ -7,7 +7,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from conftest import call
-from sfdcflex.wsgi import WSGIApp
+from sfdcflex.runtime.wsgi import WSGIApp
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -50,7 +50,7 @@ def test_wsgi_refuses_big_bodies_before_reading(wsgi_url):
 
 
 def test_create_app_from_a_env_file_needs_public_url(crm, tmp_path):
-    from sfdcflex.errors import ConfigError
+    from sfdcflex.runtime.errors import ConfigError
     from sfdcflex.wsgi import create_app
     settings = dict(crm.config.values)
     env = tmp_path / "wsgi.env"
@@ -81,7 +81,7 @@ def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(wsgi_url, caplog)
 
 
 def test_wsgi_answers_504_at_the_time_limit(serve):
-    from sfdcflex.runtime import Limits
+    from sfdcflex.runtime.app import Limits
     app = serve(limits=Limits(timeout=0.3)).app
     slow = app.functions["slow"].module
     slow.RELEASE.clear(), slow.FINISHED.clear()

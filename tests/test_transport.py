@@ -1,4 +1,4 @@
-"""upstream.call: every HTTP answer is a Reply; network failures are BadGateway without URLs."""
+"""transport.call: every HTTP answer is a Reply; network failures are BadGateway without URLs."""
 from __future__ import annotations
 
 import socket
@@ -7,9 +7,9 @@ import urllib.request
 
 import pytest
 
-from sfdcflex.errors import BadGateway, ConfigError
-from sfdcflex.standins import SalesforceStandIn
-from sfdcflex.upstream import call, check_upstream_url, default_opener
+from sfdcflex.runtime.errors import BadGateway, ConfigError
+from sfdcflex.demo.standins import SalesforceStandIn
+from sfdcflex.clients.transport import call, check_upstream_url, default_opener
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import re
 import threading
 from typing import Any, Iterable
 
-from sfdcflex.standins.soql import Condition, Junction, Query, QueryError, Search, Where
+from .soql import Condition, Junction, Query, QueryError, Search, Where
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "Contact": ("Id", "Name", "FirstName", "LastName", "Title", "Phone", "MobilePhone", "Email",

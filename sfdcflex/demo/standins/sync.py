@@ -15,8 +15,8 @@ import secrets
 import threading
 from urllib.parse import unquote
 
-from sfdcflex.standins.base import Handler, Request, Response, StandIn, json_response
-from sfdcflex.standins.twilio_api import (DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, DEMO_SERVICE_SID,
+from .base import Handler, Request, Response, StandIn, json_response
+from .twilio_api import (DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, DEMO_SERVICE_SID,
                                           basic_auth_ok, twilio_error, unauthenticated)
 
 _PATH = re.compile(r"/v1/Services/(\w+)/Documents(?:/([^/]+))?/?")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
-from .errors import BadGateway, BadRequest, Forbidden
-from .upstream import basic_auth, call, check_upstream_url, default_opener
+from ..runtime.errors import BadGateway, BadRequest, Forbidden
+from .transport import basic_auth, call, check_upstream_url, default_opener
 
 if TYPE_CHECKING:
     import urllib.request

@@ -2,7 +2,7 @@
 
 The stand-ins for Salesforce, Twilio IAM and Twilio Sync run in this process on loopback,
 filled with demo data; the real functions run on the real runtime against them, and the agent
-panel (sfdcflex/panel) is served at `/` in place of Flex's CRM panel.
+panel (sfdcflex/demo/panel) is served at `/` in place of Flex's CRM panel.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .response import encode_json
-from .routes import Asset, load_assets
+from ..runtime.response import encode_json
+from ..runtime.routes import Asset, load_assets
 from .standins import IamStandIn, SalesforceStandIn, SyncStandIn
 from .standins.demo_data import seed_demo
 

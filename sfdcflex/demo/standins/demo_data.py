@@ -7,8 +7,8 @@ ones are made up.
 """
 from __future__ import annotations
 
-from sfdcflex.standins.iam import IamStandIn
-from sfdcflex.standins.salesforce import SalesforceStandIn
+from .iam import IamStandIn
+from .salesforce import SalesforceStandIn
 
 ACCOUNTS = {
     "acme": ("Acme Corporation", "Customer - Direct", "CD451796", "Gold", "High"),

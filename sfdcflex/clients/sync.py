@@ -1,4 +1,4 @@
-"""Twilio Sync Documents over `upstream.call`: fetch, create, update (with If-Match) and delete.
+"""Twilio Sync Documents over `transport.call`: fetch, create, update (with If-Match) and delete.
 
 Wire facts, from Twilio's Sync REST documentation: documents live at
 `/v1/Services/{ServiceSid}/Documents[/{Sid or UniqueName}]`, bodies are form-encoded with
@@ -13,8 +13,8 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Callable
 
-from .errors import BadGateway
-from .upstream import Reply, basic_auth, call, check_upstream_url, default_opener
+from ..runtime.errors import BadGateway
+from .transport import Reply, basic_auth, call, check_upstream_url, default_opener
 
 if TYPE_CHECKING:
     import urllib.request

@@ -16,8 +16,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sfdcflex.standins.base import Handler, Request, Response, StandIn, json_response
-from sfdcflex.standins.twilio_api import (DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, basic_auth_ok,
+from .base import Handler, Request, Response, StandIn, json_response
+from .twilio_api import (DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, basic_auth_ok,
                                           twilio_error, unauthenticated)
 
 _VALIDATE_PATH = re.compile(r"/v1/Accounts/(AC\w+)/Tokens/validate/?")

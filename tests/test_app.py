@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 
 from conftest import AUTH_TOKEN, FIXTURE_FUNCTIONS
-from sfdcflex.runtime import Limits
+from sfdcflex.runtime.app import Limits
 
 
 # --- routing -----------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_missing_context_setting_names_it_in_the_log(runtime, caplog):
 # --- signatures on protected functions ---------------------------------------------------------
 
 def _twilio_signature(url: str, params: dict[str, str]) -> str:
-    # Independent of sfdcflex.signature: Twilio's documented algorithm.
+    # Independent of sfdcflex.runtime.signature: Twilio's documented algorithm.
     data = url + "".join(k + params[k] for k in sorted(params))
     return base64.b64encode(hmac.new(AUTH_TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
 

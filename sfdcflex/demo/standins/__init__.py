@@ -4,9 +4,9 @@ Tests, the demo and the benchmark point the real clients at these servers on 127
 """
 from __future__ import annotations
 
-from sfdcflex.standins.consent_page import submit_consent
-from sfdcflex.standins.iam import IamStandIn
-from sfdcflex.standins.salesforce import SalesforceStandIn
-from sfdcflex.standins.sync import SyncStandIn
+from .consent_page import submit_consent
+from .iam import IamStandIn
+from .salesforce import SalesforceStandIn
+from .sync import SyncStandIn
 
 __all__ = ["IamStandIn", "SalesforceStandIn", "SyncStandIn", "submit_consent"]

@@ -1,4 +1,4 @@
-"""Salesforce OAuth (web-server flow with PKCE) and the REST query/search calls, over `upstream.call`.
+"""Salesforce OAuth (web-server flow with PKCE) and the REST query/search calls, over `transport.call`.
 
 Wire facts used here, from Salesforce's OAuth and REST API documentation: the token endpoint
 answers errors as `{"error", "error_description"}`; REST errors are arrays of
@@ -11,8 +11,8 @@ from __future__ import annotations
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from .errors import BadGateway, BadRequest, HTTPError, NotLinked
-from .upstream import Reply, call, check_upstream_url, default_opener
+from ..runtime.errors import BadGateway, BadRequest, HTTPError, NotFound
+from .transport import Reply, call, check_upstream_url, default_opener
 
 if TYPE_CHECKING:
     import urllib.request
@@ -31,8 +31,14 @@ class SessionExpired(HTTPError):
     status, code = 502, "salesforce_session_expired"
 
 
-class InvalidGrant(NotLinked):
-    """The refresh token was refused (invalid_grant): the link is dead and the agent must connect again."""
+class InvalidGrant(NotFound):
+    """The refresh token was refused (invalid_grant): the grant is dead and the user must consent again.
+
+    Its code is the integration's `not_linked`, so an agent sees the same answer whether the
+    keeper translated it or not.
+    """
+
+    code = "not_linked"
 
 
 class SalesforceError(BadGateway):

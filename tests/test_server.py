@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sfdcflex.serving import MAX_HEADER_BYTES, ConnectionHandler, FunctionsServer
+from sfdcflex.runtime.server import MAX_HEADER_BYTES, ConnectionHandler, FunctionsServer
 
 
 def raw_exchange(url: str, data: bytes, *, timeout: float = 5.0) -> bytes:

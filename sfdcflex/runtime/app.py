@@ -1,6 +1,6 @@
 """The Twilio Functions runtime: one pure dispatch step from a Request to a Reply.
 
-The HTTP server (serving.py) and the WSGI adapter (wsgi.py) both read the wire, build a
+The HTTP server (server.py) and the WSGI adapter (wsgi.py) both read the wire, build a
 Request and call `App.dispatch`; nothing here touches a socket.
 """
 from __future__ import annotations
@@ -320,7 +320,3 @@ def error_reply(exc: HTTPError) -> Reply:
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def default_functions_folder() -> Path:
-    return Path(__file__).resolve().parent.parent / "functions"

@@ -8,6 +8,7 @@ with a message that names the service and never the URL.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import socket
 import threading
@@ -19,8 +20,7 @@ from typing import TYPE_CHECKING, Mapping
 if TYPE_CHECKING:
     import urllib.request
 
-from .config import is_loopback_host
-from .errors import BadGateway, ConfigError
+from ..runtime.errors import BadGateway, ConfigError
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -60,6 +60,17 @@ class LazyOpener:
                 if self._opener is None:
                     self._opener = _build_opener()
         return self._opener.open(request, timeout=timeout)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a URL host names this machine (localhost, 127.0.0.0/8 or ::1)."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _build_opener() -> urllib.request.OpenerDirector:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import hmac
 
-from sfdcflex.standins.base import Request, Response, json_response
+from .base import Request, Response, json_response
 
 # Demo credentials, shaped like real ones (AC + 32 hex, 32 hex, IS + 32 hex).
 DEMO_ACCOUNT_SID = "AC" + "de305d54" * 4

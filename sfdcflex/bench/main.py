@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .bench_load import Request, run_load
-from .bench_servers import (AGENT, Child, StandIns, bare_argv, child_environment, contact_phone,
+from .load import Request, run_load
+from .servers import (AGENT, Child, StandIns, bare_argv, child_environment, contact_phone,
                             prepare_runtime_folder, runtime_argv, serve_bare, serve_standins)
 
 CACHE_SIZE = 100
@@ -121,7 +121,7 @@ def contact_request(token: str, phone: str) -> Request:
 
 def link_agent(runtime_url: str, token: str) -> None:
     """Link the bench agent the way a browser does: /auth, the consent page, the redirect back."""
-    from .standins.consent_page import submit_consent
+    from ..demo.standins.consent_page import submit_consent
     body = json.dumps({"Token": token, "origin": runtime_url}).encode()
     status, answer, _ = fetch(runtime_url, "POST", "/auth", body, {"Content-Type": "application/json"})
     if status != 200:
@@ -366,6 +366,3 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from sfdcflex.errors import BadGateway, BadRequest, ConfigError, Forbidden
-from sfdcflex.flex import FlexTokenValidator
-from sfdcflex.standins import IamStandIn
+from sfdcflex.runtime.errors import BadGateway, BadRequest, ConfigError, Forbidden
+from sfdcflex.clients.iam import FlexTokenValidator
+from sfdcflex.demo.standins import IamStandIn
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "iam-test-auth-token"

@@ -18,7 +18,7 @@ from .deadlines import Deadlines
 from .errors import (BadRequest, HeadersTooLarge, HTTPError, LengthRequired, PayloadTooLarge,
                      URITooLong, VersionNotSupported)
 from .response import Reply, reason
-from .runtime import App, Request, error_reply
+from .app import App, Request, error_reply
 
 log = logging.getLogger("sfdcflex")
 

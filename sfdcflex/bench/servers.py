@@ -17,7 +17,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from .config import SETTING_NAMES
+from ..config import SETTING_NAMES
 
 AGENT = "agent@example.com"
 FLEX_URL = "https://flex.example.com"
@@ -86,7 +86,7 @@ def serve_bare(port: int) -> int:
 
 def serve_standins(contacts: int) -> int:
     """Run Salesforce, IAM and Sync stand-ins; answer `token`/`calls` lines on stdin until EOF."""
-    from .standins import IamStandIn, SalesforceStandIn, SyncStandIn
+    from ..demo.standins import IamStandIn, SalesforceStandIn, SyncStandIn
     sf, iam, sync = SalesforceStandIn(), IamStandIn(), SyncStandIn()
     standins = {"salesforce": sf, "iam": iam, "sync": sync}
     try:
@@ -149,7 +149,7 @@ class Child:
             self.process = subprocess.Popen(
                 argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=log_file, env=child_environment(pycache),
-                cwd=Path(__file__).resolve().parent.parent)
+                cwd=Path(__file__).resolve().parents[2])
         finally:
             if log:
                 log_file.close()
@@ -253,7 +253,7 @@ def prepare_runtime_folder(folder: Path, settings: dict[str, str], cache_size: i
     functions = folder / "functions"
     functions.mkdir(parents=True)
     (functions / "hello.py").write_text(HELLO_FUNCTION)
-    project_functions = Path(__file__).resolve().parent.parent / "functions"
+    project_functions = Path(__file__).resolve().parents[2] / "functions"
     for source in sorted(project_functions.glob("*.py")):
         (functions / source.name).symlink_to(source)
     values = dict(settings, FLEX_INSTANCE_URL=FLEX_URL, TOKEN_STORE="sync",

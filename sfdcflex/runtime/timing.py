@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 
 from .errors import HTTPError
-from .runtime import Response
+from .response import Response
 
 
 class ServerTiming:

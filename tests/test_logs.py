@@ -5,7 +5,7 @@ import io
 import logging
 import re
 
-from sfdcflex.logsetup import BatchingHandler, LineFormatter
+from sfdcflex.runtime.logs import BatchingHandler, LineFormatter
 
 
 def _logger(stream: io.StringIO, delay: float = 60.0) -> tuple[logging.Logger, BatchingHandler]:

@@ -14,11 +14,11 @@ import hmac
 import re
 import urllib.parse
 
-from sfdcflex.standins.base import Handler, Request, Response, StandIn, json_response
-from sfdcflex.standins.consent_page import render_error_page, render_login_page, submit_consent
-from sfdcflex.standins.oauth_grants import Grant, GrantBook, OAuthError
-from sfdcflex.standins.soql import QueryError, parse_query, parse_search
-from sfdcflex.standins.sobjects import Org
+from .base import Handler, Request, Response, StandIn, json_response
+from .consent_page import render_error_page, render_login_page, submit_consent
+from .oauth_grants import Grant, GrantBook, OAuthError
+from .soql import QueryError, parse_query, parse_search
+from .sobjects import Org
 
 __all__ = ["SalesforceStandIn", "submit_consent"]
 

@@ -1,0 +1,1 @@
+"""The benchmark: servers side by side, a load client, the report (python -m sfdcflex.bench)."""

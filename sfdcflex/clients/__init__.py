@@ -1,0 +1,1 @@
+"""One small client per outside service (Twilio IAM, Salesforce, Twilio Sync) over `transport`."""

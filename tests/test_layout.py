@@ -1,0 +1,93 @@
+"""The package's wings import one way only: runtime <- clients <- integration <- demo, bench.
+
+The entry points (cli, wsgi, __main__) sit on top: `python run.py --demo` starts the demo.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "sfdcflex"
+WINGS = ("runtime", "clients", "demo", "bench")
+ENTRY_POINTS = ("cli", "wsgi", "__main__")
+
+
+def wing_of(module: str) -> str:
+    """The wing a dotted module under sfdcflex belongs to; the integration is everything else."""
+    parts = module.split(".")
+    if len(parts) == 2 and parts[1] in ENTRY_POINTS:
+        return "entry"
+    return parts[1] if len(parts) > 1 and parts[1] in WINGS else "integration"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every sfdcflex module `path` imports, relative imports resolved, at any depth of the file."""
+    package = ["sfdcflex", *path.relative_to(PACKAGE).parent.parts]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            if node.module is None:  # `from . import x`: x is a module of that package
+                found.update(f"{module}.{alias.name}" for alias in node.names)
+            else:
+                found.add(module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "sfdcflex" or name.startswith("sfdcflex.")}
+
+
+def imports_by_wing() -> dict[str, set[str]]:
+    wings: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(("sfdcflex", *path.relative_to(PACKAGE).with_suffix("").parts))
+        wings.setdefault(wing_of(module), set()).update(
+            f"{module} -> {target}" for target in imported_modules(path))
+    return wings
+
+
+ALLOWED = {
+    "runtime": {"runtime"},
+    "clients": {"clients", "runtime"},
+    "integration": {"integration", "clients", "runtime"},
+    "demo": {"demo", "integration", "clients", "runtime"},
+    "bench": {"bench", "demo", "integration", "clients", "runtime", "entry"},
+    "entry": {"entry", "demo", "integration", "clients", "runtime"},
+}
+
+
+def upward_imports(wings: dict[str, set[str]]) -> list[str]:
+    return sorted(edge for wing, edges in wings.items() for edge in edges
+                  if wing_of(edge.split(" -> ")[1]) not in ALLOWED[wing])
+
+
+def test_each_wing_imports_only_the_wings_below_it():
+    wings = imports_by_wing()
+    assert set(wings) == set(ALLOWED)
+    assert upward_imports(wings) == []
+
+
+def test_the_clients_take_only_errors_from_the_runtime():
+    edges = imports_by_wing()["clients"]
+    assert {edge.split(" -> ")[1] for edge in edges if " -> sfdcflex.runtime" in edge} \
+        == {"sfdcflex.runtime.errors"}
+
+
+def test_the_runtime_hands_a_function_author_only_response():
+    import sfdcflex.runtime
+    assert sfdcflex.runtime.__all__ == ["Response"]
+    from sfdcflex.runtime import Response
+    from sfdcflex.runtime.response import Response as Defined
+    assert Response is Defined
+
+
+def test_the_walk_resolves_relative_imports_and_flags_upward_ones():
+    # Guards the guard: relative imports resolve to full names, and an upward edge is reported.
+    assert {"sfdcflex.runtime.errors", "sfdcflex.runtime.signature"} <= imported_modules(
+        PACKAGE / "runtime" / "app.py")
+    assert "sfdcflex.clients.transport" in imported_modules(PACKAGE / "config.py")
+    planted = {"runtime": {"sfdcflex.runtime.app -> sfdcflex.keeper"},
+               "clients": {"sfdcflex.clients.iam -> sfdcflex.runtime.errors"},
+               "integration": {"sfdcflex.lookup -> sfdcflex.demo.standins"}}
+    assert upward_imports(planted) == ["sfdcflex.lookup -> sfdcflex.demo.standins",
+                                       "sfdcflex.runtime.app -> sfdcflex.keeper"]
