@@ -120,3 +120,13 @@ def test_expect_is_dropped_like_twilio_does(runtime):
     answer = runtime.call("POST", "/echo", body=b'{"a":1}', headers={
         "Content-Type": "application/json", "Expect": "100-continue"})
     assert "expect" not in answer.json()["event"]["request"]["headers"]
+
+
+def test_form_bodies_decode_bad_escapes_like_twilio_run_and_name_the_body_when_too_big(runtime):
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = runtime.call("POST", "/echo", body=b"n=Jos%E9&raw=\xe9", headers=form)
+    assert answer.status == 200
+    assert answer.json()["event"]["n"] == "Jos\ufffd" and answer.json()["event"]["raw"] == "\ufffd"
+    too_many = runtime.call("POST", "/echo", body="&".join(["f=1"] * 1001).encode(), headers=form)
+    assert too_many.status == 400
+    assert too_many.json() == {"error": "bad_body", "message": "the form body has more than 1000 fields"}
