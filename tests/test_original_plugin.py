@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,8 +23,20 @@ from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, SyncStandIn
 from sfdcflex.demo.standins.salesforce import submit_consent
 from test_cli import RunningServer
 
-FLEX = "https://flex.twilio.com"                       # the agent desktop's origin
-REACT_APP_SERVERLESS_DOMAIN = "crm.example.com"      # the plugin's .env: a host name, no scheme
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def readme_env(first_name: str) -> dict[str, str]:
+    """The NAME=value lines of README's indented example block that sets `first_name`."""
+    block = README.split(f"\n    {first_name}=", 1)[1].split("\n\n", 1)[0]
+    lines = [f"{first_name}={block.splitlines()[0]}"] + block.splitlines()[1:]
+    return dict(line.strip().split("=", 1) for line in lines)
+
+
+PLUGIN_ENV = readme_env("REACT_APP_SERVERLESS_DOMAIN")    # README's example, as the test runs it
+SERVER_ENV = readme_env("PUBLIC_URL")
+FLEX = SERVER_ENV["FLEX_INSTANCE_URL"]                     # the agent desktop's origin
+REACT_APP_SERVERLESS_DOMAIN = PLUGIN_ENV["REACT_APP_SERVERLESS_DOMAIN"]   # a host name, no scheme
 CARD_FIELDS = ("cust_name", "cust_record_url", "cust_title", "cust_acct_name", "cust_acct_type",
                "cust_acct_num", "cust_acct_sla", "cust_acct_priority")
 
@@ -86,9 +99,9 @@ def original_plugin_server(tmp_path_factory):
     env.write_text("\n".join([
         f"ACCOUNT_SID={iam.account_sid}", f"AUTH_TOKEN={iam.auth_token}",
         f"SFDC_INSTANCE_URL={sf.url}", f"SFDC_ORG_ID={sf.org_id}", f"SFDC_CLIENT_ID={sf.client_id}",
-        f"SFDC_CLIENT_SECRET={sf.client_secret}", f"FLEX_INSTANCE_URL={FLEX}",
-        f"PUBLIC_URL=https://{REACT_APP_SERVERLESS_DOMAIN}", "ORIGINAL_PLUGIN_LOGIN=true",
-        f"TWILIO_IAM_URL={iam.url}", f"TOKEN_STORE_PATH={folder / 'tokens.json'}", ""]))
+        f"SFDC_CLIENT_SECRET={sf.client_secret}", f"TWILIO_IAM_URL={iam.url}",
+        f"TOKEN_STORE_PATH={folder / 'tokens.json'}",
+        *(f"{name}={value}" for name, value in SERVER_ENV.items()), ""]))
     server = RunningServer("--env", str(env), "--port", "0")
     try:
         url = server.wait_for(r"listening on (http://127\.0\.0\.1:\d+)").group(1)
@@ -97,6 +110,13 @@ def original_plugin_server(tmp_path_factory):
         server.stop()
         for standin in (sf, iam, sync):
             standin.stop()
+
+
+def test_readmes_example_points_the_plugin_at_the_server_over_https():
+    assert set(PLUGIN_ENV) == {"REACT_APP_SERVERLESS_DOMAIN", "REACT_APP_REDUX_SFDC_CACHEING_ENABLED"}
+    assert "/" not in REACT_APP_SERVERLESS_DOMAIN and ":" not in REACT_APP_SERVERLESS_DOMAIN
+    assert SERVER_ENV["PUBLIC_URL"] == "https://" + REACT_APP_SERVERLESS_DOMAIN
+    assert SERVER_ENV["ORIGINAL_PLUGIN_LOGIN"] == "true"
 
 
 def test_the_original_plugin_links_and_looks_up_through_run_py(original_plugin_server):
