@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from conftest import call, seed
-from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, SyncStandIn
+from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn
 from sfdcflex.demo.standins.salesforce import submit_consent
 from test_cli import RunningServer
 
@@ -90,8 +90,8 @@ class Plugin:
 @pytest.fixture(scope="module")
 def original_plugin_server(tmp_path_factory):
     """Stand-ins with a connected app that does not require PKCE, and run.py in compat mode."""
-    sf, iam, sync = SalesforceStandIn(require_pkce=False), IamStandIn(), SyncStandIn()
-    for standin in (sf, iam, sync):
+    sf, iam = SalesforceStandIn(require_pkce=False), IamStandIn()
+    for standin in (sf, iam):
         standin.start()
     seed(sf, iam)
     folder = tmp_path_factory.mktemp("plugin")
@@ -108,7 +108,7 @@ def original_plugin_server(tmp_path_factory):
         yield url, sf, iam
     finally:
         server.stop()
-        for standin in (sf, iam, sync):
+        for standin in (sf, iam):
             standin.stop()
 
 
