@@ -1,21 +1,29 @@
 """auth: start linking the agent's Salesforce user (OAuth web-server flow with PKCE).
 
 POST {Token[, origin]} → {"authorize_url": ...}; a browser opening /auth?Token=... in a popup
-(as the original plugin does) is redirected (302) to the same Salesforce login page.
+is redirected (302) to the same Salesforce login page. With ORIGINAL_PLUGIN_LOGIN=true, the
+original plugin's popup (/auth with no Token) is redirected to the login page of its own flow.
 """
 from sfdcflex.runtime.errors import HTTPError
 from sfdcflex.runtime import Response
 from sfdcflex.runtime.timing import ServerTiming
 
 
+def _redirect(url: str) -> Response:
+    # 302 and no-store, not the original's 301: browsers keep a 301 indefinitely, so a changed
+    # setting (client id, Flex URL) would not reach an agent whose browser has cached it.
+    return Response(status_code=302).append_header("Location", url).append_header("Cache-Control", "no-store")
+
+
 def handler(context, event, callback):
     services, timing = context.services, ServerTiming()
+    if "Token" not in event and services.linker.original_login:  # the original plugin's popup
+        return callback(None, _redirect(services.linker.original_authorize_url()))
     try:
         agent = services.identify(event, timing)
         url = services.linker.authorize_url(agent.identity, event.get("origin"))
     except HTTPError as error:
         return callback(timing.tag(error))
     if "text/html" in str(event["request"]["headers"].get("accept", "")):  # a browser navigating
-        return callback(None, Response(status_code=302).append_header("Location", url)
-                        .append_header("Cache-Control", "no-store"))
+        return callback(None, _redirect(url))
     callback(None, timing.response({"authorize_url": url}))

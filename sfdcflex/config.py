@@ -23,7 +23,7 @@ SETTING_NAMES = (
     "ACCOUNT_SID", "AUTH_TOKEN", "SYNC_SERVICE_SID", "SFDC_INSTANCE_URL", "SFDC_ORG_ID",
     "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET", "FLEX_INSTANCE_URL", "SFDC_LOGIN_URL",
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
-    "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL",
+    "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "ORIGINAL_PLUGIN_LOGIN",
 )
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -34,6 +34,7 @@ _API_VERSION = re.compile(r"[0-9]{2}\.[0-9]")
 # are upper case, five per character, as an index into this alphabet.
 _CASE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 MIN_STATE_SECRET = 32
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Config:
     state_secret: bytes | None = field(repr=False)
     cache_size: int
     cache_ttl: float
+    original_plugin_login: bool
     values: Mapping[str, str] = field(repr=False)
 
 
@@ -117,6 +119,14 @@ def _number(values: Mapping[str, str], name: str, default: float, low: float, hi
     return number
 
 
+def _flag(values: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting; unset is no. Anything but the usual spellings is refused, not guessed."""
+    raw = values.get(name, "").strip().lower()
+    if raw in _TRUE or raw in _FALSE or not raw:
+        return raw in _TRUE
+    raise _fail(f"{name} must be true or false")
+
+
 def _required_url(values: Mapping[str, str], name: str) -> str:
     _required(values, name)
     return _url(values, name)
@@ -159,6 +169,7 @@ def load_config(values: Mapping[str, str]) -> Config:
         state_secret=state_secret.encode("utf-8") or None,
         cache_size=int(_number(values, "CACHE_SIZE", 100, 1, 100_000, integer=True)),
         cache_ttl=float(_number(values, "CACHE_TTL", 300.0, 0, 86_400, integer=False)),
+        original_plugin_login=_flag(values, "ORIGINAL_PLUGIN_LOGIN"),
         values=MappingProxyType(dict(values)),
     )
 

@@ -5,6 +5,10 @@
 2. Salesforce shows its login page and redirects back with `?code&state`.
 3. `complete`: verify the state, exchange the code (with the verifier), ask Salesforce who the
    user is, and link only when the org is ours and the username is the Flex identity.
+
+With ORIGINAL_PLUGIN_LOGIN the original plugin's own flow works too: its popup opens `auth`
+with no Flex token, Salesforce sends the code to FLEX_INSTANCE_URL/salesforce-oauth, and the
+plugin relays it with its Flex token; `complete` then makes the same org and identity checks.
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ class Linker:
 
     def __init__(self, salesforce: SalesforceClient, keeper: TokenKeeper, signer: StateSigner, *,
                  org_id: str, callback_url: str, relay_redirect_uri: str,
-                 allowed_origins: tuple[str, ...]) -> None:
+                 allowed_origins: tuple[str, ...], original_login: bool = False) -> None:
         self.salesforce = salesforce
         self.keeper = keeper
         self.signer = signer
@@ -52,6 +56,7 @@ class Linker:
         self.callback_url = callback_url
         self.relay_redirect_uri = relay_redirect_uri
         self.allowed_origins = tuple(o.rstrip("/") for o in allowed_origins)
+        self.original_login = original_login
 
     def authorize_url(self, identity: str, origin: object = None) -> str:
         """Salesforce's consent page for this agent; `origin` (the panel's) must be an allowed one."""
@@ -59,6 +64,16 @@ class Linker:
         state = self.signer.sign(identity, origin)
         verifier = self.signer.code_verifier(self.signer.verify(state))
         return self.salesforce.authorize_url(self.callback_url, state, code_challenge(verifier))
+
+    def original_authorize_url(self) -> str:
+        """Salesforce's consent page as the original plugin's `auth` sent the popup there.
+
+        The redirect URI is Flex's own /salesforce-oauth, where the plugin reads `code` from the
+        popup's address; there is no state and no PKCE, because the plugin relays the bare code.
+        What still binds the code to the agent is `complete`'s check that the Salesforce user
+        is the one named by the relaying agent's Flex token.
+        """
+        return self.salesforce.authorize_url(self.relay_redirect_uri)
 
     def origin_of(self, state: object) -> str | None:
         """The panel origin a valid state carries, to address the popup's message; None otherwise."""

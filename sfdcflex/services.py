@@ -11,7 +11,7 @@ from .keeper import TokenKeeper
 from .linking import Linker
 from .lookup import Lookup
 from .oauth_state import StateSigner, load_or_create_secret
-from .runtime.app import origin_of
+from .runtime.cors import origin_of
 from .clients.salesforce import SalesforceClient
 from .store import JsonFileTokenStore, SyncTokenStore, TokenStore
 from .clients.sync import SyncClient
@@ -71,7 +71,8 @@ def build_services(config: Config, *, public_url: str,
     linker = Linker(salesforce, keeper, StateSigner(secret), org_id=config.sfdc_org_id,
                     callback_url=f"{public_url}/oauth-callback",
                     relay_redirect_uri=f"{config.flex_instance_url}/salesforce-oauth",
-                    allowed_origins=(flex_origin, origin_of(public_url)))
+                    allowed_origins=(flex_origin, origin_of(public_url)),
+                    original_login=config.original_plugin_login)
     cache = LRUCache(per_owner=config.cache_size, max_entries=MAX_CACHE_ENTRIES)
     return Services(
         flex=FlexTokenValidator(config.twilio_iam_url, config.account_sid, config.auth_token, opener=opener),

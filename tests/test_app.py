@@ -163,6 +163,16 @@ def test_protected_function_needs_a_valid_signature(runtime):
                         headers={**form, "X-Twilio-Signature": _twilio_signature(url, params)}).status == 403
 
 
+def test_protected_function_with_a_repeated_form_key(runtime):
+    """Signed as twilio-python's RequestValidator signs a MultiDict: each distinct value once."""
+    pairs = [("Digits", "7"), ("Media", "b"), ("Media", "a"), ("Media", "b")]
+    data = runtime.url + "/webhook" + "Digits7" + "Mediaa" + "Mediab"
+    good = base64.b64encode(hmac.new(AUTH_TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
+    answer = runtime.call("POST", "/webhook", body=urlencode(pairs).encode(), headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": good})
+    assert answer.status == 200 and answer.json() == {"accepted": "7"}
+
+
 def test_protected_function_with_json_body_uses_body_sha256(runtime):
     body = json.dumps({"Digits": "42"}).encode()
     digest = hashlib.sha256(body).hexdigest()

@@ -161,3 +161,16 @@ def test_environment_overrides_the_env_file_for_known_names_only():
     merged = settings_from({"AUTH_TOKEN": "file", "OTHER": "x"},
                            {"AUTH_TOKEN": "env", "HOME": "/root"})
     assert merged == {"AUTH_TOKEN": "env", "OTHER": "x"}
+
+
+@pytest.mark.parametrize("raw,expected", [
+    (None, False), ("", False), ("true", True), ("TRUE", True), (" yes ", True), ("on", True),
+    ("1", True), ("false", False), ("No", False), ("off", False), ("0", False)])
+def test_original_plugin_login_is_a_yes_no_setting(raw, expected):
+    values = {**GOOD, "ORIGINAL_PLUGIN_LOGIN": raw} if raw is not None else GOOD
+    assert load_config(values).original_plugin_login is expected
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "enabled", "t rue"])
+def test_original_plugin_login_refuses_what_it_cannot_read(raw):
+    assert config_error(ORIGINAL_PLUGIN_LOGIN=raw) == "config: ORIGINAL_PLUGIN_LOGIN must be true or false"

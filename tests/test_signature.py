@@ -41,6 +41,31 @@ def test_repeated_form_keys_contribute_each_value_in_sorted_order():
     assert compute_signature(TOKEN, URL, {"B": ["y", "x"], "A": "a"}) == expected
 
 
+class MultiDict(dict):
+    """Flask's request.form: one key, several values, read back with getall()."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+
+def twilio_python_signature(token: str, uri: str, params: MultiDict) -> str:
+    """twilio-python's RequestValidator.compute_signature, as published (twilio/request_validator.py):
+    names in sorted(set(params)), and for each, sorted(set(values)) from getall()."""
+    message = uri
+    for name in sorted(set(params)):
+        for value in sorted(set(params.getall(name))):
+            message += name + value
+    return hmac_sha1_b64(token, message)
+
+
+def test_repeated_form_keys_match_twilio_pythons_request_validator():
+    # A repeated key whose values repeat too: each distinct value counts once, in sorted order.
+    form = MultiDict({"MediaUrl": ["https://m/2", "https://m/1", "https://m/2"], "To": ["+1"]})
+    expected = twilio_python_signature(TOKEN, URL, form)
+    assert compute_signature(TOKEN, URL, {"MediaUrl": form["MediaUrl"], "To": "+1"}) == expected
+    assert is_valid_signature(TOKEN, URL, {"MediaUrl": form["MediaUrl"], "To": "+1"}, expected)
+
+
 def test_json_body_is_signed_through_its_hash_in_the_url():
     url = json_url(BODY)
     signature = hmac_sha1_b64(TOKEN, url)   # the URL alone, as Twilio documents for JSON

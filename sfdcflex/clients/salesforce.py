@@ -119,15 +119,20 @@ class SalesforceClient:
 
     # --- OAuth -------------------------------------------------------------------------------
 
-    def authorize_url(self, redirect_uri: str, state: str, code_challenge: str,
-                      scope: str = "api refresh_token") -> str:
-        """The Salesforce consent page URL for the web-server flow with PKCE S256."""
-        query = urllib.parse.urlencode({
-            "response_type": "code", "client_id": self._client_id, "redirect_uri": redirect_uri,
-            "state": state, "scope": scope, "code_challenge": code_challenge,
-            "code_challenge_method": "S256",
-        })
-        return f"{self.login_url}/services/oauth2/authorize?{query}"
+    def authorize_url(self, redirect_uri: str, state: str | None = None,
+                      code_challenge: str | None = None, scope: str = "api refresh_token") -> str:
+        """The Salesforce consent page URL for the web-server flow, with PKCE S256 when given a challenge.
+
+        Without state and challenge it is the URL the original plugin's `auth` built
+        (ORIGINAL_PLUGIN_LOGIN), which a connected app accepts only if it does not require PKCE.
+        """
+        params = {"response_type": "code", "client_id": self._client_id, "redirect_uri": redirect_uri}
+        if state is not None:
+            params["state"] = state
+        params["scope"] = scope
+        if code_challenge is not None:
+            params.update(code_challenge=code_challenge, code_challenge_method="S256")
+        return f"{self.login_url}/services/oauth2/authorize?{urllib.parse.urlencode(params)}"
 
     def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None) -> dict:
         """Trade an authorization code (plus PKCE verifier) for tokens; a used or expired code is a 400."""

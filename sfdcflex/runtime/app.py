@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit
 
 from . import signature
+from .cors import PREFLIGHT_HEADERS, CorsPolicy
 from .deadlines import Deadlines
 from .errors import (Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
                      NotFound, PayloadTooLarge, TooManyRequests)
@@ -112,7 +112,7 @@ class App:
         self.env = dict(env or {})
         self.services = services
         self.limits = limits
-        self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
+        self.cors = CorsPolicy(cors_origins)
         self.public_url = public_url.rstrip("/") if public_url else None
         self.assets = assets or {}
         self.live = live
@@ -171,9 +171,7 @@ class App:
                                    ("Cache-Control", "no-cache")], asset.body)
             raise NotFound(f"no function at {path}", code="not_found")
         if request.method == "OPTIONS":
-            return Reply(204, [("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
-                               ("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Twilio-Signature"),
-                               ("Access-Control-Max-Age", "600")])
+            return Reply(204, list(PREFLIGHT_HEADERS))
         if function.access == PROTECTED:
             self._check_signature(request, path)
         event = build_event(request)
@@ -292,12 +290,15 @@ class App:
             raise Forbidden("the X-Twilio-Signature does not match this request", code="invalid_signature")
 
     def _add_cors(self, request: Request, reply: Reply) -> None:
-        # Only the Flex instance may call from a browser; Vary tells caches the answer depends on Origin.
-        origin = next((v for k, v in request.headers if k.lower() == "origin"), None)
-        reply.headers.append(("Vary", "Origin"))
-        if origin and origin.rstrip("/") in self.cors_origins:
-            reply.headers += [("Access-Control-Allow-Origin", origin),
-                              ("Access-Control-Expose-Headers", "Server-Timing")]
+        reply.headers += self.cors.headers(request.headers)
+
+    def refusal(self, exc: HTTPError, headers: list[tuple[str, str]] | None = None) -> Reply:
+        """The answer to a request the server or WSGI adapter refused while reading it (413,
+        414, 431, ...), with the same CORS headers as any other answer, so a browser on Flex
+        sees the status rather than a CORS error. `headers` is None when they were not read."""
+        reply = error_reply(exc)
+        reply.headers += self.cors.headers(headers)
+        return reply
 
 
 async def _awaited(awaitable):
@@ -315,8 +316,3 @@ def error_reply(exc: HTTPError) -> Reply:
     """The one place an HTTPError becomes JSON on the wire."""
     headers = [("Content-Type", "application/json")] + list(exc.headers.items())
     return Reply(exc.status, headers, encode_json(exc.body()))
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"

@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 import json
-from http.cookies import CookieError, SimpleCookie
-from urllib.parse import parse_qsl
+import re
+from urllib.parse import parse_qsl, unquote
 
 from .errors import BadRequest, UnsupportedMediaType
+from .querystring import parse_query
 
-# Twilio strips these before a function sees them: hop-by-hop headers (RFC 9110 §7.6.1) and
-# what proxies add on the way.
-_DROPPED = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                      "proxy-connection", "te", "trailer", "trailers", "transfer-encoding",
-                      "upgrade", "via", "referer"})
+# The headers Twilio's runtime keeps from a function (@twilio/runtime-handler 2.1.0,
+# dev-runtime/checks/restricted-headers.ts): what its proxies add, and hop-by-hop headers.
+# `te` and `keep-alive` are not on its list, so a function sees them.
+_RESTRICTED = frozenset({"via", "referer", "transfer-encoding", "proxy-authorization",
+                         "proxy-authenticate", "x-real-ip", "connection", "proxy-connection",
+                         "expect", "trailer", "upgrade"})
+_RESTRICTED_PREFIXES = ("i-twilio-", "i-t-", "ot-", "x-amz", "x-forwarded-", "x-accel-")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _FORM = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 1000   # body-parser's parameterLimit
 
 
 def _params(pairs: list[tuple[str, str]]) -> dict[str, object]:
@@ -27,12 +32,14 @@ def _params(pairs: list[tuple[str, str]]) -> dict[str, object]:
     return params
 
 
-def _parse_form(raw: bytes | str) -> dict[str, object]:
+def _parse_form(raw: bytes) -> dict[str, object]:
+    """A form body, flat as Twilio's body parser gives it (`a[]` stays a name); text that is
+    not UTF-8 decodes with U+FFFD, as Node's querystring does."""
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return _params(parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=1000))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"the form body cannot be read: {type(exc).__name__}", code="bad_body") from None
+        return _params(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True,
+                                 errors="replace", max_num_fields=MAX_FORM_FIELDS))
+    except ValueError:
+        raise BadRequest(f"the form body has more than {MAX_FORM_FIELDS} fields", code="bad_body") from None
 
 
 def _content_type(request) -> str:
@@ -79,30 +86,68 @@ def form_params(request) -> dict[str, object]:
     return _parse_form(request.body) if _content_type(request) == _FORM and request.body else {}
 
 
+def _cookie_value(raw: str) -> str:
+    """A cookie value percent-decoded, or left as sent when it is not valid escaped UTF-8."""
+    if "%" not in raw or _BAD_ESCAPE.search(raw):
+        return raw
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        return raw
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """`name=value` pairs split on `;`, leniently, as Node's `cookie` package (Express) does.
+
+    A value may hold spaces (`flavour=choc chip`), a pair without `=` is skipped without losing
+    the others, the first of a repeated name wins (browsers send the most specific cookie
+    first, RFC 6265 §5.4), surrounding quotes go, and values are percent-decoded.
+    """
+    cookies: dict[str, str] = {}
+    index = 0
+    while index < len(header):
+        equals = header.find("=", index)
+        if equals == -1:
+            break
+        end = header.find(";", index)
+        if end == -1:
+            end = len(header)
+        elif equals > end:   # a pair with no "=": restart after the last ";" before the "="
+            index = header.rfind(";", 0, equals) + 1
+            continue
+        name = header[index:equals].strip(" \t")
+        if name not in cookies:
+            value = header[equals + 1:end].strip(" \t")
+            if value[:1] == '"' and value[-1:] == '"':
+                value = value[1:-1]
+            cookies[name] = _cookie_value(value)
+        index = end + 1
+    return cookies
+
+
+def _restricted(name: str) -> bool:
+    return name in _RESTRICTED or name.startswith(_RESTRICTED_PREFIXES)
+
+
 def _headers_and_cookies(headers: list[tuple[str, str]]) -> tuple[dict, dict]:
     kept: dict[str, object] = {}
     cookies: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
-        if key in _DROPPED or key.startswith("x-forwarded-"):
+        if _restricted(key):
             continue
-        if key == "cookie":
-            jar = SimpleCookie()
-            try:
-                jar.load(value)
-            except CookieError:
-                continue  # a malformed cookie is ignored, as browsers ignore them
-            cookies.update({k: m.value for k, m in jar.items()})
-            continue
+        if key == "cookie":   # parsed into cookies, and kept as a header too, as on Twilio
+            cookies = {**parse_cookies(value), **cookies}
         held = kept.get(key)
         kept[key] = value if held is None else (held + [value] if isinstance(held, list) else [held, value])
     return kept, cookies
 
 
 def build_event(request) -> dict[str, object]:
-    """Query merged with body (the body wins), and `request` = {headers, cookies}."""
+    """Query (parsed like Twilio's qs) merged with the body (the body wins), and `request` =
+    {headers, cookies}."""
     query = request.target.split("?", 1)[1] if "?" in request.target else ""
-    event = _parse_form(query) if query else {}
+    event = parse_query(query) if query else {}
     event.update(body_params(request))
     headers, cookies = _headers_and_cookies(request.headers)
     event["request"] = {"headers": headers, "cookies": cookies}

@@ -18,7 +18,7 @@ from .deadlines import Deadlines
 from .errors import (BadRequest, HeadersTooLarge, HTTPError, LengthRequired, PayloadTooLarge,
                      URITooLong, VersionNotSupported)
 from .response import Reply, reason
-from .app import App, Request, error_reply
+from .app import App, Request
 
 log = logging.getLogger("sfdcflex")
 
@@ -65,6 +65,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         except OSError:
             pass  # not TCP (a test's socketpair): nothing to tune
         self.rfile = sock.makefile("rb", 65536)
+        self.headers_read: list[tuple[str, str]] | None = None  # for the CORS of a refusal
 
     def finish(self) -> None:
         self.rfile.close()
@@ -115,7 +116,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         """
         sock = self.request
         try:
-            self._send(error_reply(exc), keep_alive=False)
+            self._send(self.server.app.refusal(exc, self.headers_read), keep_alive=False)
             sock.shutdown(socket.SHUT_WR)
             sock.settimeout(0.5)
             drained, deadline = 0, time.monotonic() + 1.0
@@ -128,6 +129,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             pass  # the client is gone: nothing more to do
 
     def _read_request(self) -> tuple[Request, bool] | None:
+        self.headers_read = None
         line = self.rfile.readline(MAX_REQUEST_LINE + 1)
         if line in (b"\r\n", b"\n"):  # RFC 9112 §2.2: ignore one empty line before a request
             line = self.rfile.readline(MAX_REQUEST_LINE + 1)
@@ -145,7 +147,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             if re.fullmatch(r"HTTP/\d\.\d", version):
                 raise VersionNotSupported(f"{version} is not supported; use HTTP/1.1")
             raise BadRequest("malformed HTTP version", code="bad_request_line")
-        headers = self._read_headers()
+        headers = self.headers_read = self._read_headers()
         lengths = {value.strip() for name, value in headers if name.lower() == "content-length"}
         if len(lengths) > 1:  # which one a proxy believed is unknowable: request smuggling
             raise BadRequest("conflicting Content-Length headers", code="bad_content_length")

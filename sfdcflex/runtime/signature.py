@@ -21,8 +21,9 @@ def compute_signature(auth_token: str, url: str, params: Params | None = None) -
     message = [url]
     for name in sorted(params or {}):
         values = params[name]
-        # A repeated form key contributes each of its values, in sorted order.
-        for value in sorted(values) if isinstance(values, (list, tuple)) else (values,):
+        # A repeated form key contributes each distinct value once, in sorted order, as
+        # twilio-python's RequestValidator does (sorted(set(values)) over a MultiDict).
+        for value in sorted(set(values)) if isinstance(values, (list, tuple)) else (values,):
             message.append(name + value)
     digest = hmac.new(auth_token.encode("utf-8"), "".join(message).encode("utf-8"), hashlib.sha1)
     return base64.b64encode(digest.digest()).decode("ascii")

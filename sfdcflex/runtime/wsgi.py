@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .errors import BadRequest, ConfigError, HTTPError, PayloadTooLarge
 from .response import reason
-from .app import App, Request, error_reply
+from .app import App, Request
 
 
 class WSGIApp:
@@ -16,7 +16,8 @@ class WSGIApp:
         try:
             request = self._request(environ)
         except HTTPError as exc:
-            reply = error_reply(exc)
+            origin = environ.get("HTTP_ORIGIN")
+            reply = self.app.refusal(exc, [("Origin", origin)] if origin else [])
         else:
             reply = self.app.dispatch(request)
         start_response(f"{reply.status} {reason(reply.status)}",

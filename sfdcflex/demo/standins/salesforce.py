@@ -54,15 +54,18 @@ class SalesforceStandIn(StandIn):
     app_name = "Twilio Flex CRM Integration"
 
     def __init__(self, org_id: str = "00D5e000000AbCdEAF", client_id: str = "demo-client-id",
-                 client_secret: str = "demo-client-secret", api_version: str = "62.0") -> None:
+                 client_secret: str = "demo-client-secret", api_version: str = "62.0",
+                 require_pkce: bool = True) -> None:
         super().__init__()
         self.org_id = org_id
         self.client_id = client_id
         self.client_secret = client_secret
         self.api_version = api_version
         self.request_limit_exceeded = False
-        # Connected apps can "Require PKCE"; the integration always sends a challenge.
-        self.require_pkce = True
+        # A connected app's "Require PKCE" setting. sfdcflex's own flow always sends a challenge;
+        # the original plugin's flow (ORIGINAL_PLUGIN_LOGIN) sends none, so it needs this off.
+        # A code issued with a challenge needs its verifier either way.
+        self.require_pkce = require_pkce
         self.org = Org(api_version)
         self.grants = GrantBook(org_id)
         self._epoch = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)

@@ -1,0 +1,132 @@
+"""`event` as Twilio's runtime builds it: query strings (qs), cookies, headers, over real HTTP.
+
+Every expected value marked "twilio-run" was recorded by sending the same request to
+twilio-run 5.0 with @twilio/runtime-handler 2.1.0 serving a function that calls back with its
+event (`callback(null, event)`), on loopback: `npx twilio-run --port N`, then `curl -g`.
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+# query string → event (without `request`), recorded from twilio-run
+QS_CASES = [
+    ("a=1&a=2", {"a": ["1", "2"]}),
+    ("a[]=1&a[]=2", {"a": ["1", "2"]}),
+    ("a[b]=c", {"a": {"b": "c"}}),
+    ("a[b][c][d][e][f][g][h]=1", {"a": {"b": {"c": {"d": {"e": {"f": {"[g][h]": "1"}}}}}}}),
+    ("a[1]=x&a[0]=y", {"a": ["y", "x"]}),
+    ("a[5]=x&a[]=y", {"a": ["y", "x"]}),
+    ("a=1&a[]=2", {"a": ["1", "2"]}),
+    ("c[d]=1&c=2", {"c": [{"d": "1"}, "2"]}),
+    ("c=2&c[d]=1", {"c": ["2", {"d": "1"}]}),
+    ("a[b]=1&a[c]=2&a[b]=3", {"a": {"b": ["1", "3"], "c": "2"}}),
+    ("a[0][b]=1&a[0][c]=2", {"a": [{"b": "1", "c": "2"}]}),
+    ("a[0]=1&a[b]=2", {"a": {"0": "1", "b": "2"}}),
+    ("a[b]=2&a[0]=1", {"a": {"0": "1", "b": "2"}}),
+    ("a[1000]=x", {"a": {"1000": "x"}}),
+    ("a[999]=x", {"a": ["x"]}),
+    ("a[01]=x", {"a": {"01": "x"}}),
+    ("a[-1]=x", {"a": {"-1": "x"}}),
+    ("h+i=j+k&x=%41%42", {"h i": "j k", "x": "AB"}),
+    ("%5Bx%5D=1&y%5bz%5d=2", {"x": "1", "y": {"z": "2"}}),
+    ("a[b=c", {"a": {"[b": "c"}}),
+    ("a]=b", {"a]": "b"}),
+    ("a[b]]=c", {"a": {"b": "c"}}),
+    ("=x&&b", {"b": ""}),
+    ("flag&x=", {"flag": "", "x": ""}),
+    ("a[][b]=1&a[][c]=2", {"a": [{"b": "1", "c": "2"}]}),
+    ("a[b][]=1&a[b][]=2&a[b][0]=3", {"a": {"b": ["1", "2", "3"]}}),
+    ("[0]=x&[b]=y", {"0": "x", "b": "y"}),
+    ("a.b=1", {"a.b": "1"}),
+    ("x=%ZZ&y=%", {"x": "%ZZ", "y": "%"}),
+    ("a[[b]]=1", {"a": {"[b]": "1"}}),
+    ("a[b[c]d]=1", {"a": {"b[c]d": "1"}}),
+]
+
+
+def _event(runtime, target: str, **kwargs) -> dict:
+    answer = runtime.call("GET", target, **kwargs)
+    assert answer.status == 200, answer.body
+    return answer.json()["event"]
+
+
+def test_query_strings_parse_like_twilio_runs_qs(runtime):
+    for query, expected in QS_CASES:
+        event = _event(runtime, "/echo?" + quote(query, safe="=&[]%+"))
+        event.pop("request")
+        assert event == expected, query
+
+
+def test_qs_limits_hold_parameters_depth_and_array_size(runtime):
+    many = "&".join(["a"] * 998 + ["b", "c", "d"])
+    event = _event(runtime, "/echo?" + many)
+    assert event["a"] == [""] * 998 and "c" in event and "d" not in event   # 1,000 parameters
+    huge_index = _event(runtime, "/echo?a[99999999]=x")
+    assert huge_index["a"] == {"99999999": "x"}               # no list of 100 million holes
+    appended = _event(runtime, "/echo?" + "&".join(["a[]=v"] * 25))
+    assert appended["a"] == ["v"] * 25
+
+
+def test_a_percent_escape_that_is_not_utf8_is_replaced_not_refused(runtime):
+    event = _event(runtime, "/echo?name=Jos%E9&ok=%C3%A9")
+    assert event["name"] == "Jos\ufffd" and event["ok"] == "é"
+
+
+def test_the_body_still_wins_over_the_query_and_form_bodies_stay_flat(runtime):
+    answer = runtime.call("POST", "/echo?a[b]=q&x=q", body=b"x=body&c[]=1&c[]=2",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    event = answer.json()["event"]
+    assert event["a"] == {"b": "q"} and event["x"] == "body"
+    assert event["c[]"] == ["1", "2"]   # twilio-run parses bodies with extended: false
+
+
+# Cookie header → event.request.cookies, recorded from twilio-run (values stay strings here;
+# see README: Express turns a "j:{...}" value into an object, sfdcflex does not).
+COOKIE_CASES = [
+    ('flavour=choc chip; bad; x=1; x=2; p=%41%42; q=%E9; "quoted"=v; r="qv"',
+     {"flavour": "choc chip", "x": "1", "p": "AB", "q": "%E9", '"quoted"': "v", "r": "qv"}),
+    ("a=1; a=2", {"a": "1"}),
+    ("bad; good=1", {"good": "1"}),
+    ("x=%ZZ; y=%E2%9C%93; z=%", {"x": "%ZZ", "y": "\u2713", "z": "%"}),
+    (' sp = v ; t=" q " ', {"sp": "v", "t": " q "}),
+    ("=empty; k==v; m=a=b", {"": "empty", "k": "=v", "m": "a=b"}),
+    ("n=1;;o=2;p", {"n": "1", "o": "2"}),
+]
+
+
+@pytest.mark.parametrize("header,expected", COOKIE_CASES)
+def test_cookies_parse_leniently_like_twilio_run(runtime, header, expected):
+    event = _event(runtime, "/echo", headers={"Cookie": header})
+    assert event["request"]["cookies"] == expected
+    assert event["request"]["headers"]["cookie"] == header.strip()   # the header stays too
+
+
+def test_headers_twilio_restricts_are_dropped_and_the_rest_kept(runtime):
+    dropped = {"X-Real-IP": "1", "X-Amzn-Trace-Id": "1", "X-Amz-Date": "1",
+               "I-Twilio-Idempotency-Token": "1", "I-T-Foo": "1", "Ot-Tracer-Spanid": "1",
+               "X-Accel-Buffering": "no", "Trailer": "x", "Referer": "https://flex.twilio.com/",
+               "Via": "1.1 proxy", "X-Forwarded-For": "10.0.0.1", "Proxy-Authorization": "Basic x",
+               "Upgrade": "h2c", "Proxy-Connection": "keep-alive"}
+    kept = {"TE": "trailers", "Keep-Alive": "timeout=5", "X-Custom": "1",
+            "Origin": "https://flex.twilio.com"}
+    headers = _event(runtime, "/echo", headers={**dropped, **kept})["request"]["headers"]
+    assert not {name.lower() for name in dropped} & set(headers)
+    assert {name.lower(): value for name, value in kept.items()}.items() <= headers.items()
+
+
+def test_expect_is_dropped_like_twilio_does(runtime):
+    answer = runtime.call("POST", "/echo", body=b'{"a":1}', headers={
+        "Content-Type": "application/json", "Expect": "100-continue"})
+    assert "expect" not in answer.json()["event"]["request"]["headers"]
+
+
+def test_form_bodies_decode_bad_escapes_like_twilio_run_and_name_the_body_when_too_big(runtime):
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = runtime.call("POST", "/echo", body=b"n=Jos%E9&raw=\xe9", headers=form)
+    assert answer.status == 200
+    assert answer.json()["event"]["n"] == "Jos\ufffd" and answer.json()["event"]["raw"] == "\ufffd"
+    too_many = runtime.call("POST", "/echo", body="&".join(["f=1"] * 1001).encode(), headers=form)
+    assert too_many.status == 400
+    assert too_many.json() == {"error": "bad_body", "message": "the form body has more than 1000 fields"}
