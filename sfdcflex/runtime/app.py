@@ -288,6 +288,9 @@ class App:
         base = self.public_url or f"http://{host}"
         url = base + request.target
         params = form_params(request)
+        if not signature.body_is_covered(url, request.body, _declared_form(request)):
+            raise Forbidden("a body that is not a form must be signed through a bodySHA256 query "
+                            "parameter", code="invalid_signature")
         if not signature.is_valid_signature(self._auth_token, url, params, given, body=request.body):
             raise Forbidden("the X-Twilio-Signature does not match this request", code="invalid_signature")
 
@@ -298,6 +301,12 @@ class App:
         if origin and origin.rstrip("/") in self.cors_origins:
             reply.headers += [("Access-Control-Allow-Origin", origin),
                               ("Access-Control-Expose-Headers", "Server-Timing")]
+
+
+def _declared_form(request: Request) -> bool:
+    """Whether the request says its body is a form: only then do signed parameters cover it."""
+    kind = next((v for k, v in request.headers if k.lower() == "content-type"), "")
+    return kind.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
 
 
 async def _awaited(awaitable):
