@@ -13,7 +13,8 @@ from .lookup import Lookup
 from .oauth_state import StateSigner, load_or_create_secret
 from .runtime.app import origin_of
 from .clients.salesforce import SalesforceClient
-from .store import JsonFileTokenStore, SyncTokenStore, TokenStore
+from .store import JsonFileTokenStore, TokenStore
+from .sync_store import SyncTokenStore
 from .clients.sync import SyncClient
 from .runtime.timing import ServerTiming
 from .clients.transport import default_opener
