@@ -10,12 +10,13 @@ from sfdcflex.runtime.timing import ServerTiming
 
 def handler(context, event, callback):
     services, timing = context.services, ServerTiming()
+    popup = "text/html" in str(event["request"]["headers"].get("accept", ""))  # a browser navigating
     try:
-        agent = services.identify(event, timing)
+        agent = services.identify(event, timing, token_in_url=popup)  # a popup has only its URL
         url = services.linker.authorize_url(agent.identity, event.get("origin"))
     except HTTPError as error:
         return callback(timing.tag(error))
-    if "text/html" in str(event["request"]["headers"].get("accept", "")):  # a browser navigating
+    if popup:
         return callback(None, Response(status_code=302).append_header("Location", url)
                         .append_header("Cache-Control", "no-store"))
     callback(None, timing.response({"authorize_url": url}))

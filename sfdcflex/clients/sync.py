@@ -10,6 +10,7 @@ when a service is over its rate, with `Retry-After` in seconds.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Callable
@@ -20,6 +21,7 @@ from .transport import Reply, basic_auth, call, check_upstream_url, default_open
 if TYPE_CHECKING:
     import urllib.request
 
+log = logging.getLogger("sfdcflex")
 SERVICE = "Twilio Sync"
 MAX_RETRY_DELAY = 2.0
 MAX_MESSAGE_CHARS = 200
@@ -182,7 +184,8 @@ def _error_for(reply: Reply) -> SyncError:
     if reply.status == 412 or twilio_code == 54103:
         return RevisionMismatch(text)
     if reply.status == 401:
-        return SyncError("Twilio Sync refused our credentials: check ACCOUNT_SID and AUTH_TOKEN")
+        log.error("Twilio Sync answered 401: check ACCOUNT_SID and AUTH_TOKEN")
+        return SyncError("Twilio Sync refused this server's own credentials")
     if reply.status == 404:
         return DocumentNotFound(text)
     return SyncError(text)
