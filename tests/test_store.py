@@ -240,3 +240,29 @@ def test_conditional_delete_only_removes_the_pair_it_names(tmp_path, sync_store)
         assert store.get("ann@example.com").refresh_token == "refresh-2"
         assert store.delete("ann@example.com", if_revision=second.revision) is True
         assert store.get("ann@example.com") is None
+
+
+def test_is_current_sees_a_write_by_another_process_at_once(tmp_path):
+    path = tmp_path / "tokens.json"
+    mine, theirs = JsonFileTokenStore(path), JsonFileTokenStore(path)
+    held = mine.put("ann@example.com", "access-1", "refresh-1")
+    assert mine.is_current("ann@example.com", held.revision)
+    theirs.put("bob@example.com", "access-b", "refresh-b")     # any write restamps the file
+    assert not mine.is_current("ann@example.com", held.revision)
+    assert mine.get("ann@example.com") == held                 # one read confirms it again
+    assert mine.is_current("ann@example.com", held.revision)
+    theirs.delete("ann@example.com")
+    assert not mine.is_current("ann@example.com", held.revision) and mine.get("ann@example.com") is None
+
+
+def test_sync_is_current_reads_again_after_the_recheck_period(sync):
+    client = SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, sleep=lambda seconds: None)
+    mine, theirs = SyncTokenStore(client, recheck=0.2), SyncTokenStore(client)
+    held = mine.put("ann@example.com", "access-1", "refresh-1")
+    theirs.delete("ann@example.com")
+    assert mine.is_current("ann@example.com", held.revision)   # no Sync call within the period
+    deadline = time.monotonic() + 5
+    while mine.is_current("ann@example.com", held.revision) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not mine.is_current("ann@example.com", held.revision)
+    assert mine.get("ann@example.com") is None
