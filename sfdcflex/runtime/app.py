@@ -146,10 +146,10 @@ class App:
         except HTTPError as exc:
             reply = error_reply(exc)
         except Exception:
-            log.exception("%s %s: runtime failure", request.method, path)
+            log.exception("%s %s: runtime failure", loggable(request.method), loggable(path))
             reply = error_reply(HTTPError("the function runtime failed; see the server log"))
         self._add_cors(request, reply)
-        log.info("%d %s %s %.1fms", reply.status, request.method, loggable(path),
+        log.info("%d %s %s %.1fms", reply.status, loggable(request.method), loggable(path),
                  (time.perf_counter() - started) * 1000)
         return reply
 
