@@ -13,21 +13,18 @@ import json
 import os
 import re
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from .private_files import read_private, secure_folder
-from .runtime.errors import BadRequest, ConfigError, Forbidden, TooManyRequests
+from .runtime.errors import BadRequest, ConfigError, Forbidden
 
 # A state travels in the authorize URL and back in the redirect; ours is about 150 characters.
 # Anything far longer is not ours, so refuse it before decoding.
 MAX_STATE_LENGTH = 2048
 SECRET_BYTES = 32
-MAX_PENDING_STATES = 100_000
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -125,33 +122,6 @@ class StateSigner:
         """
         raw = self._mac(b"pkce:" + state.nonce.encode("utf-8"))
         return _b64encode(raw)   # 43 characters of [A-Za-z0-9-_], as RFC 7636 section 4.1 allows
-
-
-class UsedStates:
-    """OAuth state nonces already used, each remembered until its state expires, in memory.
-
-    A state is good for one callback: remembering its nonce until the state expires anyway is
-    enough to refuse a replay, and bounds the memory by the sign-ins of one state lifetime.
-    """
-
-    def __init__(self, limit: int = MAX_PENDING_STATES, clock: Callable[[], float] = time.time) -> None:
-        self._limit = limit
-        self._clock = clock
-        self._until: OrderedDict[str, float] = OrderedDict()   # in claim order = expiry order
-        self._lock = threading.Lock()
-
-    def claim(self, nonce: str, expires_at: float) -> bool:
-        with self._lock:
-            now = self._clock()
-            while self._until and next(iter(self._until.values())) <= now:
-                self._until.popitem(last=False)
-            if nonce in self._until:
-                return False
-            if len(self._until) >= self._limit:
-                raise TooManyRequests("Too many Salesforce sign-ins at once; try again in a minute",
-                                      headers={"Retry-After": "60"})
-            self._until[nonce] = expires_at
-            return True
 
 
 def code_challenge(verifier: str) -> str:

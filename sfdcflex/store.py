@@ -15,6 +15,7 @@ import os
 import secrets
 import tempfile
 import threading
+import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,12 +23,13 @@ from pathlib import Path
 from typing import ContextManager, Iterator, Protocol
 
 from .private_files import open_private, read_private, secure_file, secure_folder
-from .oauth_state import UsedStates
-from .runtime.errors import HTTPError, InternalError
+from .runtime.errors import HTTPError, InternalError, TooManyRequests
 
 log = logging.getLogger("sfdcflex")
 FILE_VERSION = 1
 STAMP_BYTES = 16
+# Sign-ins whose state has not expired yet (10 minutes): far above any real contact centre.
+MAX_USED_STATES = 10_000
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,6 @@ class JsonFileTokenStore:
         self._thread_lock = threading.Lock()
         self._pending: list[_Change] = []
         self._pending_lock = threading.Lock()
-        self._used_states = UsedStates()
         self._confirmed: dict[str, tuple[bytes, str]] = {}   # identity -> (stamp, revision) last seen
         secure_folder(self.path.parent)
         secure_file(self.path)
@@ -119,8 +120,26 @@ class JsonFileTokenStore:
         """Every identity can be a key of the JSON file."""
 
     def claim_state(self, nonce: str, expires_at: float) -> bool:
-        """True the first time a state's nonce is claimed (remembered in this process's memory)."""
-        return self._used_states.claim(nonce, expires_at)
+        """True the first time a state's nonce is claimed; False once it was.
+
+        Used nonces are kept in the file until their state expires anyway, so every process
+        sharing the file (gunicorn workers, say) refuses a second use, restarts too; expired
+        ones are dropped at each claim, which bounds them by the sign-ins of one state lifetime.
+        """
+        with self._thread_lock, self._locked(fcntl.LOCK_EX) as lock:
+            document = self._read()
+            now = time.time()
+            used = {n: until for n, until in document.get("used_states", {}).items() if until > now}
+            if nonce in used:
+                return False
+            if len(used) >= MAX_USED_STATES:
+                raise TooManyRequests("Too many Salesforce sign-ins at once; try again in a few minutes",
+                                      headers={"Retry-After": "60"})
+            used[nonce] = expires_at
+            document["used_states"] = used
+            self._write(document)
+            self._restamp(lock)
+        return True
 
     def get(self, identity: str) -> StoredTokens | None:
         """The agent's tokens, or None when they never linked (or unlinked)."""
@@ -259,6 +278,9 @@ class JsonFileTokenStore:
             if not isinstance(entry, dict) or not all(
                     isinstance(entry.get(key), str) for key in ("access_token", "refresh_token", "revision")):
                 raise self._damaged("has an agent entry without access_token, refresh_token and revision")
+        used = document.get("used_states", {})
+        if not isinstance(used, dict) or not all(isinstance(t, (int, float)) for t in used.values()):
+            raise self._damaged("has used_states that are not {nonce: expiry}")
         return document
 
     def _damaged(self, reason: str) -> StoreDamaged:

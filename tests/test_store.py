@@ -266,3 +266,14 @@ def test_sync_is_current_reads_again_after_the_recheck_period(sync):
         time.sleep(0.05)
     assert not mine.is_current("ann@example.com", held.revision)
     assert mine.get("ann@example.com") is None
+
+
+def test_used_states_are_shared_through_the_file_until_they_expire(tmp_path):
+    path = tmp_path / "tokens.json"
+    mine, theirs = JsonFileTokenStore(path), JsonFileTokenStore(path)
+    later = time.time() + 600
+    assert mine.claim_state("nonce-1", later) is True
+    assert theirs.claim_state("nonce-1", later) is False and mine.claim_state("nonce-1", later) is False
+    assert mine.claim_state("spent", time.time() - 1) is True      # its state has expired already
+    assert theirs.claim_state("nonce-2", later) is True
+    assert set(json.loads(path.read_text())["used_states"]) == {"nonce-1", "nonce-2"}
