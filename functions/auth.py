@@ -19,11 +19,12 @@ def handler(context, event, callback):
     services, timing = context.services, ServerTiming()
     if "Token" not in event and services.linker.original_login:  # the original plugin's popup
         return callback(None, _redirect(services.linker.original_authorize_url()))
+    popup = "text/html" in str(event["request"]["headers"].get("accept", ""))  # a browser navigating
     try:
-        agent = services.identify(event, timing)
+        agent = services.identify(event, timing, token_in_url=popup)  # a popup has only its URL
         url = services.linker.authorize_url(agent.identity, event.get("origin"))
     except HTTPError as error:
         return callback(timing.tag(error))
-    if "text/html" in str(event["request"]["headers"].get("accept", "")):  # a browser navigating
+    if popup:
         return callback(None, _redirect(url))
     callback(None, timing.response({"authorize_url": url}))

@@ -13,6 +13,7 @@ import threading
 from typing import Callable, TypeVar
 
 from .errors import NotLinked
+from .runtime.app import loggable
 from .runtime.errors import BadGateway, HTTPError
 from .clients.salesforce import InvalidGrant, SalesforceClient, SessionExpired
 from .store import RevisionConflict, StoredTokens, TokenStore
@@ -52,11 +53,26 @@ class TokenKeeper:
             raise BadGateway("Salesforce refused a freshly refreshed session; try again later",
                              code="salesforce_session_refused") from None
 
+    def link_revision(self, identity: str, timing: ServerTiming) -> str | None:
+        """The store's revision of the agent's current link (NotLinked when there is none).
+
+        It changes whenever the link is made, refreshed, replaced or dropped, here or on another
+        instance, so answers cached under it die with the link they were read with.
+        """
+        return self._tokens(identity, timing).revision
+
     def link(self, identity: str, access_token: str, refresh_token: str) -> None:
-        """Save a new link; the earlier one (if any) is replaced only now, after every check passed."""
+        """Save a new link; the earlier one (if any) is replaced only now, after every check passed,
+        and its refresh token revoked at Salesforce: a replaced grant must not stay alive."""
         with self._lock_for(identity):
+            replaced = self._unsaved.pop(identity, None) or self.store.get(identity)
             self._held[identity] = self.store.put(identity, access_token, refresh_token)
-            self._unsaved.pop(identity, None)
+        if replaced is not None and replaced.refresh_token != refresh_token:
+            try:
+                self.salesforce.revoke(replaced.refresh_token)
+            except BadGateway as error:
+                log.warning("link %s: revoking the replaced Salesforce grant failed (%s)",
+                            loggable(identity), error.code)
 
     def unlink(self, identity: str) -> bool:
         """Revoke at Salesforce (best effort), then forget the tokens everywhere."""
@@ -69,7 +85,7 @@ class TokenKeeper:
                 self.salesforce.revoke(tokens.refresh_token)
             except BadGateway as error:
                 log.warning("unlink %s: Salesforce revoke failed (%s); deleting the link anyway",
-                            identity, error.code)
+                            loggable(identity), error.code)
             self.store.delete(identity)
             return True
 
@@ -77,12 +93,15 @@ class TokenKeeper:
         if identity in self._unsaved:
             self._save_unsaved(identity, timing)
         tokens = self._held.get(identity)
-        if tokens is not None:
+        # Held tokens stand while the store says cheaply that nobody replaced or dropped the link
+        # (or while it is down and holds older tokens than ours: then they are the newest).
+        if tokens is not None and (identity in self._unsaved or self.store.is_current(identity, tokens.revision)):
             timing.mark("store", "tokens in memory")
             return tokens
         with timing.span("store", "token store read"):
             tokens = self.store.get(identity)
         if tokens is None:
+            self._held.pop(identity, None)
             raise NotLinked(NOT_LINKED)
         self._held[identity] = tokens
         return tokens
@@ -148,7 +167,8 @@ class TokenKeeper:
                     raise NotLinked(NOT_LINKED) from None
             except (HTTPError, OSError) as error:
                 log.warning("could not save refreshed Salesforce tokens for %s (%s); holding them in "
-                            "memory and retrying on the next request", identity, getattr(error, "code", error))
+                            "memory and retrying on the next request", loggable(identity),
+                            getattr(error, "code", error))
                 return
             self._unsaved.pop(identity)
             self._held[identity] = saved

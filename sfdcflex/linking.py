@@ -16,9 +16,10 @@ import logging
 from dataclasses import dataclass
 
 from .config import same_org
+from .runtime.app import loggable
 from .runtime.errors import BadGateway, BadRequest, Forbidden, HTTPError
 from .keeper import TokenKeeper
-from .oauth_state import StateSigner, code_challenge
+from .oauth_state import LinkState, StateSigner, code_challenge
 from .clients.salesforce import SalesforceClient
 from .runtime.timing import ServerTiming
 
@@ -33,6 +34,15 @@ class Declined(Forbidden):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"You declined access in Salesforce ({reason[:100]}), so nothing was linked")
+
+
+def same_identity(flex_identity: str, username: str) -> bool:
+    """Equal but for ASCII letter case. Unicode case mapping would match look-alikes: the
+    Kelvin sign (U+212A) lowers to "k", so "\u212aate@..." would pass for "kate@...". So a
+    name with any non-ASCII character must match exactly."""
+    if flex_identity.isascii() and username.isascii():
+        return flex_identity.lower() == username.lower()
+    return flex_identity == username
 
 
 @dataclass(frozen=True)
@@ -60,8 +70,8 @@ class Linker:
 
     def authorize_url(self, identity: str, origin: object = None) -> str:
         """Salesforce's consent page for this agent; `origin` (the panel's) must be an allowed one."""
-        origin = origin.rstrip("/") if isinstance(origin, str) and origin.rstrip("/") in self.allowed_origins else None
-        state = self.signer.sign(identity, origin)
+        self.keeper.store.check_identity(identity)   # refused now, not after the agent signs in
+        state = self.signer.sign(identity, self._allowed(origin))
         verifier = self.signer.code_verifier(self.signer.verify(state))
         return self.salesforce.authorize_url(self.callback_url, state, code_challenge(verifier))
 
@@ -78,9 +88,15 @@ class Linker:
     def origin_of(self, state: object) -> str | None:
         """The panel origin a valid state carries, to address the popup's message; None otherwise."""
         try:
-            return self.signer.verify(state).origin
+            return self._allowed(self.signer.verify(state).origin)
         except HTTPError:
             return None
+
+    def _allowed(self, origin: object) -> str | None:
+        """The origin without a trailing slash when it is an allowed one, else None."""
+        if isinstance(origin, str) and origin.rstrip("/") in self.allowed_origins:
+            return origin.rstrip("/")
+        return None
 
     def complete(self, code: object, state: object, timing: ServerTiming, *,
                  identity: str | None = None) -> LinkResult:
@@ -92,20 +108,35 @@ class Linker:
             # from an authorize URL it built itself: no state and no PKCE to check.
             verifier, redirect_uri, origin = None, self.relay_redirect_uri, None
         else:
-            link_state = self.signer.verify(state)
-            if identity is not None and identity.lower() != link_state.identity.lower():
-                raise Forbidden("This link was started by another Flex user", code="state_mismatch")
+            link_state = self._verified(state, identity)
             identity, origin = link_state.identity, link_state.origin
             verifier, redirect_uri = self.signer.code_verifier(link_state), self.callback_url
+        self.keeper.store.check_identity(identity)
         with timing.span("sfdc-token", "Salesforce code exchange"):
             answer = self.salesforce.exchange_code(code, redirect_uri, verifier)
         with timing.span("sfdc-userinfo", "Salesforce userinfo"):
             user = self.salesforce.userinfo(answer["access_token"])
         self._check_user(identity, user, answer)
         self.keeper.link(identity, answer["access_token"], answer["refresh_token"])
-        log.info("linked Flex user %s to Salesforce user %s", identity, user.get("preferred_username"))
+        log.info("linked Flex user %s to Salesforce user %s", loggable(identity),
+                 loggable(str(user.get("preferred_username"))))
         return LinkResult(identity, str(user["preferred_username"]),
                           str(user.get("name") or user["preferred_username"]), origin)
+
+    def _verified(self, state: object, identity: str | None) -> LinkState:
+        """The state's claims, if it is ours, unexpired, unused, for this agent and an allowed origin.
+
+        A state is good for one callback: its nonce is claimed in the token store (shared by
+        every instance), so a state seen again (a replayed redirect) is refused.
+        """
+        link_state = self.signer.verify(state)
+        if identity is not None and not same_identity(identity, link_state.identity):
+            raise Forbidden("This link was started by another Flex user", code="state_mismatch")
+        if link_state.origin is not None and self._allowed(link_state.origin) is None:
+            raise Forbidden("The sign-in link names a panel this server does not serve", code="invalid_state")
+        if not self.keeper.store.claim_state(link_state.nonce, link_state.expires_at):
+            raise Forbidden("This sign-in link was used already; start linking again", code="state_used")
+        return link_state
 
     def _check_user(self, identity: str, user: dict, answer: dict) -> None:
         """Refuse (and revoke the new tokens) unless the Salesforce user is this agent in our org."""
@@ -116,12 +147,12 @@ class Linker:
         if not same_org(org, self.org_id):
             refusal = Forbidden(f"The Salesforce user {username} belongs to another Salesforce org; "
                                 "sign in to your company's org", code="wrong_org")
-        elif username.lower() != identity.lower():
+        elif not same_identity(identity, username):
             refusal = Forbidden(f"The Salesforce user {username} is not the Flex user {identity}; "
                                 f"sign in to Salesforce as {identity}", code="identity_mismatch")
         if refusal is not None:
             self._revoke_quietly(answer["refresh_token"])
-            log.warning("link refused for Flex user %s: %s", identity, refusal.code)
+            log.warning("link refused for Flex user %s: %s", loggable(identity), refusal.code)
             raise refusal
 
     def _revoke_quietly(self, token: str) -> None:

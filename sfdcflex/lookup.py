@@ -62,12 +62,13 @@ class Lookup:
 
     def contact(self, identity: str, number: PhoneNumber, timing: ServerTiming) -> dict:
         """The most recently modified Contact whose Phone or MobilePhone is this number."""
-        card = self.cache.get(identity, ("contact", number.e164))
+        # Keyed by the link's revision too: a card read under a link dies with that link.
+        key = ("contact", number.e164, self.keeper.link_revision(identity, timing))
+        card = self.cache.get(identity, key)
         if card is MISSING:
             timing.mark("cache", "miss")
             card = self._contact_from_salesforce(identity, number, timing)
-            self.cache.put(identity, ("contact", number.e164), card,
-                           self.ttl if card else self.no_match_ttl)
+            self.cache.put(identity, key, card, self.ttl if card else self.no_match_ttl)
         else:
             timing.mark("cache", "hit")
         if not card:
@@ -87,7 +88,8 @@ class Lookup:
 
     def user(self, identity: str, timing: ServerTiming) -> dict:
         """Who the agent is in Salesforce (OpenID Connect userinfo), cached like contacts."""
-        user = self.cache.get(identity, ("user",))
+        key = ("user", self.keeper.link_revision(identity, timing))
+        user = self.cache.get(identity, key)
         if user is MISSING:
             timing.mark("cache", "miss")
             info = self.keeper.call(identity, self.salesforce.userinfo, timing,
@@ -96,7 +98,7 @@ class Lookup:
                     "display_name": info.get("name") or info.get("preferred_username"),
                     "email": info.get("email"), "sfdc_user_id": info.get("user_id"),
                     "sfdc_org_id": info.get("organization_id")}
-            self.cache.put(identity, ("user",), user, self.ttl)
+            self.cache.put(identity, key, user, self.ttl)
         else:
             timing.mark("cache", "hit")
         return user

@@ -11,18 +11,21 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .private_files import read_private, secure_folder
 from .runtime.errors import BadRequest, ConfigError, Forbidden
 
 # A state travels in the authorize URL and back in the redirect; ours is about 150 characters.
 # Anything far longer is not ours, so refuse it before decoding.
 MAX_STATE_LENGTH = 2048
 SECRET_BYTES = 32
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,11 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict unpadded base64url: any other character is an error, never silently dropped,
+    so one state has exactly one spelling."""
+    if not _BASE64URL.fullmatch(text):
+        raise binascii.Error("not base64url")
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def _bad_state(message: str) -> BadRequest:
@@ -125,18 +132,16 @@ def code_challenge(verifier: str) -> str:
 def load_or_create_secret(path: Path) -> bytes:
     """The state secret kept in `path` (hex), created with 32 random bytes, mode 0600, if absent."""
     path = Path(path)
+    secure_folder(path.parent)
     try:
         return _read_secret(path)
     except FileNotFoundError:
         pass
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.parent.chmod(0o700)   # mkdir's mode is filtered by the umask
     # Write a private temp file, then hard-link it into place: link() fails if the name exists,
     # so two processes starting at once both end up reading the one secret that won, and no
     # reader ever sees a half-written file.
     temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(secrets.token_hex(SECRET_BYTES) + "\n")
@@ -152,7 +157,7 @@ def load_or_create_secret(path: Path) -> bytes:
 
 
 def _read_secret(path: Path) -> bytes:
-    text = path.read_text(encoding="ascii", errors="replace").strip()
+    text = read_private(path).decode("ascii", errors="replace").strip()
     try:
         secret = bytes.fromhex(text)
     except ValueError:

@@ -12,8 +12,10 @@ from .linking import Linker
 from .lookup import Lookup
 from .oauth_state import StateSigner, load_or_create_secret
 from .runtime.cors import origin_of
+from .runtime.errors import BadRequest
 from .clients.salesforce import SalesforceClient
-from .store import JsonFileTokenStore, SyncTokenStore, TokenStore
+from .store import JsonFileTokenStore, TokenStore
+from .sync_store import SyncTokenStore
 from .clients.sync import SyncClient
 from .runtime.timing import ServerTiming
 from .clients.transport import default_opener
@@ -41,8 +43,15 @@ class Services:
     lookup: Lookup
     flex_origin: str
 
-    def identify(self, event: dict, timing: ServerTiming) -> FlexAgent:
-        """The Flex agent behind the request's `Token` (Twilio IAM, cached for up to 5 minutes)."""
+    def identify(self, event: dict, timing: ServerTiming, *, token_in_url: bool = False) -> FlexAgent:
+        """The Flex agent behind the request's `Token` (Twilio IAM, cached for up to 5 minutes).
+
+        The token is taken from the body only: a URL ends up in proxy logs and browser history.
+        Only `auth`'s popup, a page a browser navigates to, may carry it in the URL.
+        """
+        if not token_in_url and "Token" in event.get("request", {}).get("query", {}):
+            raise BadRequest("Send the Flex token in the request body (field Token), not in the URL",
+                             code="token_in_url")
         with timing.span("flex", "Flex token check") as label:
             agent, cached = self.flex.validate_with_source(event.get("Token"))
             if cached:

@@ -1,4 +1,4 @@
-"""Where each agent's Salesforce tokens live: a JSON file (default) or Twilio Sync documents.
+"""Where each agent's Salesforce tokens live: a JSON file (default) or Twilio Sync (sync_store.py).
 
 Both stores give every write a revision, so a caller that read tokens, refreshed them and
 writes back can say "only if nobody wrote since" (`if_revision`). Salesforce rotates refresh
@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -21,10 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import ContextManager, Iterator, Protocol
 
-from .runtime.errors import HTTPError, InternalError
-from .clients.sync import DocumentExists, DocumentNotFound, RevisionMismatch, SyncClient
+from .private_files import open_private, read_private, secure_file, secure_folder
+from .runtime.errors import HTTPError, InternalError, TooManyRequests
 
+log = logging.getLogger("sfdcflex")
 FILE_VERSION = 1
+STAMP_BYTES = 16
+# Sign-ins whose state has not expired yet (10 minutes): far above any real contact centre.
+MAX_USED_STATES = 10_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,16 @@ class TokenStore(Protocol):
     def refresh_guard(self, identity: str) -> ContextManager[None]:
         """Held around one agent's refresh, so processes sharing the store refresh one at a time."""
 
+    def check_identity(self, identity: str) -> None:
+        """Raise IdentityNotStorable (403) when the store cannot hold this identity's link."""
+
+    def claim_state(self, nonce: str, expires_at: float) -> bool:
+        """True the first time an OAuth state's nonce is claimed, False on every later try."""
+
+    def is_current(self, identity: str, revision: str | None) -> bool:
+        """True when the store can tell cheaply that the agent's link is still at `revision`;
+        False means: read it again (another process or instance may have replaced or dropped it)."""
+
 
 @dataclass(eq=False)
 class _Change:
@@ -89,17 +104,52 @@ class JsonFileTokenStore:
         self._thread_lock = threading.Lock()
         self._pending: list[_Change] = []
         self._pending_lock = threading.Lock()
-        folder = self.path.parent
-        if not folder.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+        self._confirmed: dict[str, tuple[bytes, str]] = {}   # identity -> (stamp, revision) last seen
+        secure_folder(self.path.parent)
+        secure_file(self.path)
+        os.close(open_private(self._lock_path, os.O_RDWR | os.O_CREAT))
+        if self._refresh_locks.exists():
+            secure_folder(self._refresh_locks)
+
+    @property
+    def _refresh_locks(self) -> Path:
+        return self.path.parent / f".{self.path.name}.refresh-locks"
+
+    @staticmethod
+    def check_identity(identity: str) -> None:
+        """Every identity can be a key of the JSON file."""
+
+    def claim_state(self, nonce: str, expires_at: float) -> bool:
+        """True the first time a state's nonce is claimed; False once it was.
+
+        Used nonces are kept in the file until their state expires anyway, so every process
+        sharing the file (gunicorn workers, say) refuses a second use, restarts too; expired
+        ones are dropped at each claim, which bounds them by the sign-ins of one state lifetime.
+        """
+        with self._thread_lock, self._locked(fcntl.LOCK_EX) as lock:
+            document = self._read()
+            now = time.time()
+            used = {n: until for n, until in document.get("used_states", {}).items() if until > now}
+            if nonce in used:
+                return False
+            if len(used) >= MAX_USED_STATES:
+                raise TooManyRequests("Too many Salesforce sign-ins at once; try again in a few minutes",
+                                      headers={"Retry-After": "60"})
+            used[nonce] = expires_at
+            document["used_states"] = used
+            self._write(document)
+            self._restamp(lock)
+        return True
 
     def get(self, identity: str) -> StoredTokens | None:
         """The agent's tokens, or None when they never linked (or unlinked)."""
-        with self._locked(fcntl.LOCK_SH):
+        with self._locked(fcntl.LOCK_SH) as lock:
+            stamp = os.pread(lock, STAMP_BYTES, 0)
             entry = self._read()["agents"].get(identity)
         if entry is None:
+            self._confirmed.pop(identity, None)
             return None
+        self._confirmed[identity] = (stamp, entry["revision"])
         return StoredTokens(entry["access_token"], entry["refresh_token"], entry["revision"])
 
     def put(self, identity: str, access_token: str, refresh_token: str, *,
@@ -125,7 +175,7 @@ class JsonFileTokenStore:
     def _commit(self, batch: list[_Change]) -> None:
         """Apply every change that still matches its revision, then write the file once."""
         try:
-            with self._locked(fcntl.LOCK_EX):
+            with self._locked(fcntl.LOCK_EX) as lock:
                 document = self._read()
                 stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
                 for change in batch:
@@ -140,6 +190,9 @@ class JsonFileTokenStore:
                     change.result = StoredTokens(change.access_token, change.refresh_token, revision)
                 if any(change.result is not None for change in batch):
                     self._write(document)
+                    written = self._restamp(lock)
+                    self._confirmed.update((change.identity, (written, change.result.revision))
+                                           for change in batch if change.result is not None)
         except BaseException as error:  # nothing of this batch reached the disk
             for change in batch:
                 change.result, change.error = None, change.error or error
@@ -148,7 +201,7 @@ class JsonFileTokenStore:
 
     def delete(self, identity: str, *, if_revision: str | None = None) -> bool:
         """Forget the agent's tokens; False when there were none; with if_revision, only that pair."""
-        with self._thread_lock, self._locked(fcntl.LOCK_EX):
+        with self._thread_lock, self._locked(fcntl.LOCK_EX) as lock:
             document = self._read()
             current = document["agents"].get(identity)
             if current is None:
@@ -157,16 +210,42 @@ class JsonFileTokenStore:
                 raise RevisionConflict("The agent's Salesforce tokens changed meanwhile; read them again")
             del document["agents"][identity]
             self._write(document)
+            self._restamp(lock)
+            self._confirmed.pop(identity, None)
         return True
+
+    def is_current(self, identity: str, revision: str | None) -> bool:
+        """Whether the agent's link is surely still at `revision`, told by one small read.
+
+        Every write stamps the lock file with new random bytes, so a process that last saw
+        this agent's revision under the stamp still there knows nobody (no other process, no
+        other instance on this file) changed the file since: no need to read it again.
+        """
+        return self._confirmed.get(identity) == (self._stamp(), revision)
+
+    def _stamp(self) -> bytes:
+        descriptor = open_private(self._lock_path, os.O_RDONLY)
+        try:
+            return os.pread(descriptor, STAMP_BYTES, 0)
+        finally:
+            os.close(descriptor)
+
+    @staticmethod
+    def _restamp(lock: int) -> bytes:
+        """Mark a write (under the exclusive lock): readers holding the old stamp read again."""
+        stamp = secrets.token_bytes(STAMP_BYTES)
+        os.pwrite(lock, stamp, 0)
+        return stamp
 
     @contextmanager
     def refresh_guard(self, identity: str) -> Iterator[None]:
         """An exclusive flock on the agent's own lock file: Salesforce rotates refresh tokens, so
         two processes (gunicorn workers, say) must never present the same one."""
-        folder = self.path.parent / f".{self.path.name}.refresh-locks"
-        folder.mkdir(mode=0o700, exist_ok=True)
+        folder = self._refresh_locks
+        if not folder.exists():
+            secure_folder(folder)
         name = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:24]
-        descriptor = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = open_private(folder / name, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield
@@ -174,18 +253,18 @@ class JsonFileTokenStore:
             os.close(descriptor)
 
     @contextmanager
-    def _locked(self, mode: int) -> Iterator[None]:
+    def _locked(self, mode: int) -> Iterator[int]:
         # A separate lock file, because os.replace swaps the data file's inode under any lock held on it.
-        descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = open_private(self._lock_path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(descriptor, mode)
-            yield
+            yield descriptor
         finally:
             os.close(descriptor)
 
     def _read(self) -> dict:
         try:
-            raw = self.path.read_bytes()
+            raw = read_private(self.path)
         except FileNotFoundError:
             return {"version": FILE_VERSION, "agents": {}}
         try:
@@ -199,11 +278,16 @@ class JsonFileTokenStore:
             if not isinstance(entry, dict) or not all(
                     isinstance(entry.get(key), str) for key in ("access_token", "refresh_token", "revision")):
                 raise self._damaged("has an agent entry without access_token, refresh_token and revision")
+        used = document.get("used_states", {})
+        if not isinstance(used, dict) or not all(isinstance(t, (int, float)) for t in used.values()):
+            raise self._damaged("has used_states that are not {nonce: expiry}")
         return document
 
     def _damaged(self, reason: str) -> StoreDamaged:
-        return StoreDamaged(f"The token store {self.path} {reason}; it was left untouched: "
-                            "repair it or move it away (agents must then link again)")
+        # The operator learns the path from the log; a client is never told where files live.
+        log.error("the token store %s %s; it was left untouched: repair it or move it away "
+                  "(agents must then link again)", self.path, reason)
+        return StoreDamaged("The token store is damaged; an operator must repair it")
 
     def _write(self, document: dict) -> None:
         folder = self.path.parent
@@ -225,79 +309,3 @@ class JsonFileTokenStore:
             os.fsync(folder_descriptor)
         finally:
             os.close(folder_descriptor)
-
-
-class SyncTokenStore:
-    """Tokens in Twilio Sync documents named by identity, in the original plugin's exact data shape."""
-
-    def __init__(self, client: SyncClient, *, lease_ttl: int = 30, lease_wait: float = 10.0) -> None:
-        self._client = client
-        self._lease_ttl = lease_ttl
-        self._lease_wait = lease_wait
-
-    def get(self, identity: str) -> StoredTokens | None:
-        """The agent's tokens from their document, or None when there is none."""
-        document = self._client.fetch_document(identity)
-        if document is None:
-            return None
-        return _tokens_from(document, identity)
-
-    def put(self, identity: str, access_token: str, refresh_token: str, *,
-            if_revision: str | None = None) -> StoredTokens:
-        """Create or update the agent's document; with if_revision, Sync checks it (If-Match)."""
-        data = {"access_token": access_token, "refresh_token": refresh_token}
-        if if_revision is not None:
-            try:
-                document = self._client.update_document(identity, data, if_match=if_revision)
-            except (RevisionMismatch, DocumentNotFound):
-                raise RevisionConflict("The agent's Salesforce tokens changed meanwhile; "
-                                       "read them again") from None
-            return _tokens_from(document, identity)
-        try:
-            document = self._client.create_document(identity, data)
-        except DocumentExists:
-            # 409 / 54301: the agent linked before (perhaps through the original plugin): overwrite.
-            document = self._client.update_document(identity, data)
-        return _tokens_from(document, identity)
-
-    @contextmanager
-    def refresh_guard(self, identity: str) -> Iterator[None]:
-        """A lease document, so instances sharing Sync refresh an agent one at a time.
-
-        Salesforce rotates refresh tokens, so two instances must never present the same one.
-        Creating a document with a unique name is atomic in Sync (a second create gets 409), and
-        its Ttl makes Sync delete it should the holder die; the token document's shape stays the
-        original plugin's.
-        """
-        lease = f"{identity}.refresh-lease"
-        deadline = time.monotonic() + self._lease_wait
-        while True:
-            try:
-                self._client.create_document(lease, {"holder": secrets.token_hex(8)}, ttl=self._lease_ttl)
-                break
-            except DocumentExists:
-                if time.monotonic() > deadline:
-                    raise RefreshBusy("Another instance is refreshing this agent's Salesforce session; "
-                                      "try again in a moment") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            with suppress(HTTPError):
-                self._client.delete_document(lease)
-
-    def delete(self, identity: str, *, if_revision: str | None = None) -> bool:
-        """Delete the agent's document; False when there was none; with if_revision, only that one."""
-        try:
-            return self._client.delete_document(identity, if_match=if_revision)
-        except RevisionMismatch:
-            raise RevisionConflict("The agent's Salesforce tokens changed meanwhile; read them again") from None
-
-
-def _tokens_from(document: dict, identity: str) -> StoredTokens:
-    data = document.get("data", {})
-    access_token, refresh_token = data.get("access_token"), data.get("refresh_token")
-    if not isinstance(access_token, str) or not isinstance(refresh_token, str):
-        raise StoreDamaged(f"The Sync document {identity!r} does not hold access_token and refresh_token")
-    revision = document.get("revision")
-    return StoredTokens(access_token, refresh_token, None if revision is None else str(revision))

@@ -3,6 +3,7 @@ refresh-token rotation: a refresh on one is used by the other, and no rotated-ou
 token is ever sent again (Salesforce would revoke the agent's whole chain)."""
 from __future__ import annotations
 
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,8 +36,10 @@ def test_a_refresh_on_one_instance_is_seen_by_the_other_without_a_second(crm_fac
         assert len(one.sf.refresh_log) == refreshes + 1
         answer = second.post("/get-contact", {"Token": token, "phone": PHONES[(round_ + 1) % 4]})
         assert answer.status == 200, answer.body
-        assert "token store re-read" in answer.headers["Server-Timing"]
-        assert len(one.sf.refresh_log) == refreshes + 1  # the second re-read the store instead
+        # The second read the store instead: after Salesforce's 401 (Sync), or at once because
+        # the JSON file's stamp says it changed.
+        assert re.search(r'"token store (re-)?read"', answer.headers["Server-Timing"])
+        assert len(one.sf.refresh_log) == refreshes + 1
     _assert_no_reuse(one.sf)
 
 

@@ -145,3 +145,32 @@ def test_injected_reset_on_create(sync):
     with pytest.raises(ConnectionError):
         create(sync, "alice", {})
     assert sync.documents == {}
+
+
+MAPS = f"/v1/Services/{SERVICE_SID}/Maps"
+
+
+@pytest.mark.parametrize("name", ["", "x" * 257, "ET" + "0123abcd" * 4])
+def test_a_unique_name_sync_cannot_hold_is_400_54302(sync, name):
+    status, body = create(sync, name, {})
+    assert (status, body["code"]) == (400, 54302)
+    assert sync.documents == {}
+
+
+def test_map_items_are_claimed_once_until_deleted(sync):
+    items = f"{MAPS}/leases/Items"
+    status, _ = call(sync, "POST", items, {"Key": "k", "Data": "{}"})
+    assert status == 404   # no such Map yet
+    status, made = call(sync, "POST", MAPS, {"UniqueName": "leases"})
+    assert status == 201 and made["sid"].startswith("MP") and made["unique_name"] == "leases"
+    assert call(sync, "POST", MAPS, {"UniqueName": "leases"})[1]["code"] == 54301
+    status, item = call(sync, "POST", items, {"Key": "k", "Data": '{"a": 1}', "ItemTtl": "30"})
+    assert status == 201 and item["key"] == "k" and item["data"] == {"a": 1} and item["date_expires"]
+    status, body = call(sync, "POST", items, {"Key": "k", "Data": "{}"})
+    assert (status, body["code"]) == (409, 54208)
+    assert call(sync, "POST", items, {"Key": "x" * 257, "Data": "{}"})[1]["code"] == 54209
+    assert call(sync, "GET", f"{items}/k") == (200, item)
+    assert call(sync, "DELETE", f"{items}/k")[0] == 204
+    assert call(sync, "GET", f"{items}/k")[0] == 404
+    assert call(sync, "POST", items, {"Key": "k", "Data": "{}"})[0] == 201   # free again
+    assert sync.maps.item_keys("leases") == ["k"]

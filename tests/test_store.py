@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from sfdcflex.demo.standins import SyncStandIn
-from sfdcflex.store import JsonFileTokenStore, RevisionConflict, StoreDamaged, StoredTokens, SyncTokenStore
+from sfdcflex.store import JsonFileTokenStore, RevisionConflict, StoreDamaged, StoredTokens
+from sfdcflex.sync_store import SyncTokenStore
 from sfdcflex.clients.sync import SyncClient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ def test_put_with_revision_after_delete_conflicts(tmp_path):
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"version": 1}', b'{"version": 1, "agents": {"a": 3}}',
                                      b"[]", b"\xff\xfe"])
-def test_damaged_file_is_an_error_and_left_untouched(tmp_path, content):
+def test_damaged_file_is_an_error_and_left_untouched(tmp_path, content, caplog):
     path = tmp_path / "tokens.json"
     path.write_bytes(content)
     store = JsonFileTokenStore(path)
@@ -103,7 +104,8 @@ def test_damaged_file_is_an_error_and_left_untouched(tmp_path, content):
         with pytest.raises(StoreDamaged) as raised:
             attempt()
         assert raised.value.status == 500 and raised.value.code == "token_store_damaged"
-        assert str(path) in raised.value.message
+        # The client is never told where the server keeps its files; the operator's log is.
+        assert str(tmp_path) not in raised.value.message and str(path) in caplog.text
     assert path.read_bytes() == content
 
 
@@ -238,3 +240,40 @@ def test_conditional_delete_only_removes_the_pair_it_names(tmp_path, sync_store)
         assert store.get("ann@example.com").refresh_token == "refresh-2"
         assert store.delete("ann@example.com", if_revision=second.revision) is True
         assert store.get("ann@example.com") is None
+
+
+def test_is_current_sees_a_write_by_another_process_at_once(tmp_path):
+    path = tmp_path / "tokens.json"
+    mine, theirs = JsonFileTokenStore(path), JsonFileTokenStore(path)
+    held = mine.put("ann@example.com", "access-1", "refresh-1")
+    assert mine.is_current("ann@example.com", held.revision)
+    theirs.put("bob@example.com", "access-b", "refresh-b")     # any write restamps the file
+    assert not mine.is_current("ann@example.com", held.revision)
+    assert mine.get("ann@example.com") == held                 # one read confirms it again
+    assert mine.is_current("ann@example.com", held.revision)
+    theirs.delete("ann@example.com")
+    assert not mine.is_current("ann@example.com", held.revision) and mine.get("ann@example.com") is None
+
+
+def test_sync_is_current_reads_again_after_the_recheck_period(sync):
+    client = SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, sleep=lambda seconds: None)
+    mine, theirs = SyncTokenStore(client, recheck=0.2), SyncTokenStore(client)
+    held = mine.put("ann@example.com", "access-1", "refresh-1")
+    theirs.delete("ann@example.com")
+    assert mine.is_current("ann@example.com", held.revision)   # no Sync call within the period
+    deadline = time.monotonic() + 5
+    while mine.is_current("ann@example.com", held.revision) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not mine.is_current("ann@example.com", held.revision)
+    assert mine.get("ann@example.com") is None
+
+
+def test_used_states_are_shared_through_the_file_until_they_expire(tmp_path):
+    path = tmp_path / "tokens.json"
+    mine, theirs = JsonFileTokenStore(path), JsonFileTokenStore(path)
+    later = time.time() + 600
+    assert mine.claim_state("nonce-1", later) is True
+    assert theirs.claim_state("nonce-1", later) is False and mine.claim_state("nonce-1", later) is False
+    assert mine.claim_state("spent", time.time() - 1) is True      # its state has expired already
+    assert theirs.claim_state("nonce-2", later) is True
+    assert set(json.loads(path.read_text())["used_states"]) == {"nonce-1", "nonce-2"}

@@ -99,11 +99,12 @@ def test_other_4xx_answers_are_never_retried(client, sync, sleeps, status):
     assert sync.calls["create"] == 1 and sleeps == []
 
 
-def test_wrong_credentials_tell_the_operator(sync):
+def test_wrong_credentials_tell_the_operator(sync, caplog):
     client = SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, "wrong-sync-token")
     with pytest.raises(SyncError) as raised:
         client.fetch_document(NAME)
-    assert "ACCOUNT_SID" in raised.value.message and "wrong-sync-token" not in raised.value.message
+    assert "ACCOUNT_SID" in caplog.text and "ACCOUNT_SID" not in raised.value.message
+    assert "wrong-sync-token" not in raised.value.message + caplog.text
 
 
 def test_a_reset_is_sync_unavailable(client, sync):

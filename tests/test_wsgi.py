@@ -77,7 +77,7 @@ def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(wsgi_url, caplog)
     caplog.set_level("INFO", logger="sfdcflex")
     assert call(wsgi_url, "GET", "/nope%0A200%20GET%20/forged").status == 404
     lines = [r.getMessage() for r in caplog.records if "nope" in r.getMessage()]
-    assert len(lines) == 1 and "\n" not in lines[0] and "\\n" in lines[0]
+    assert len(lines) == 1 and "\n" not in lines[0]
 
 
 def test_wsgi_answers_504_at_the_time_limit(serve):

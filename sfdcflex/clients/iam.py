@@ -8,6 +8,7 @@ cache key is its SHA-256.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from .transport import basic_auth, call, check_upstream_url, default_opener
 if TYPE_CHECKING:
     import urllib.request
 
+log = logging.getLogger("sfdcflex")
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_MESSAGE_CHARS = 200
 
@@ -99,12 +101,12 @@ class FlexTokenValidator:
             answer = reply.json() if reply.status == 200 else None
         except BadGateway as error:
             raise BadGateway(error.message, code="iam_unavailable") from None
-        if reply.status == 401:
-            raise BadGateway("Twilio IAM refused our credentials: check ACCOUNT_SID and AUTH_TOKEN",
-                             code="iam_credentials_rejected")
-        if reply.status == 404:
-            raise BadGateway("Twilio IAM does not know this account: check ACCOUNT_SID and TWILIO_IAM_URL",
-                             code="iam_credentials_rejected")
+        if reply.status in (401, 404):
+            # The operator's hint goes to the log; a client learns only that the server is at fault.
+            log.error("Twilio IAM answered %d to the token check: check ACCOUNT_SID, AUTH_TOKEN and "
+                      "TWILIO_IAM_URL", reply.status)
+            raise BadGateway("Twilio IAM refused this server's own credentials, so no Flex token can "
+                             "be checked", code="iam_credentials_rejected")
         if reply.status == 400:
             raise Forbidden("The Flex token is not valid", code="invalid_token")
         if not isinstance(answer, dict):

@@ -1,4 +1,5 @@
-"""Twilio Sync Documents over `transport.call`: fetch, create, update (with If-Match) and delete.
+"""Twilio Sync Documents over `transport.call`: fetch, create, update (with If-Match) and delete;
+and Map items, which hold what must never share a name with a document (leases, used states).
 
 Wire facts, from Twilio's Sync REST documentation: documents live at
 `/v1/Services/{ServiceSid}/Documents[/{Sid or UniqueName}]`, bodies are form-encoded with
@@ -9,6 +10,7 @@ when a service is over its rate, with `Retry-After` in seconds.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Callable
@@ -19,6 +21,7 @@ from .transport import Reply, basic_auth, call, check_upstream_url, default_open
 if TYPE_CHECKING:
     import urllib.request
 
+log = logging.getLogger("sfdcflex")
 SERVICE = "Twilio Sync"
 MAX_RETRY_DELAY = 2.0
 MAX_MESSAGE_CHARS = 200
@@ -42,6 +45,10 @@ class DocumentNotFound(SyncError):
     """The document to update does not exist (404 / 20404)."""
 
 
+class MapItemExists(SyncError):
+    """A Map already holds an item with this key (409 / 54208)."""
+
+
 class SyncClient:
     """A thin client for one Sync service's Documents, retrying 429 and 5xx with bounded backoff."""
 
@@ -49,7 +56,9 @@ class SyncClient:
                  opener: urllib.request.OpenerDirector | None = None, timeout: float = 5.0,
                  retries: int = 3, backoff: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> None:
         base = check_upstream_url("TWILIO_SYNC_URL", sync_url)
-        self._documents_url = f"{base}/v1/Services/{urllib.parse.quote(service_sid, safe='')}/Documents"
+        service_url = f"{base}/v1/Services/{urllib.parse.quote(service_sid, safe='')}"
+        self._documents_url = f"{service_url}/Documents"
+        self._maps_url = f"{service_url}/Maps"
         self._authorization = basic_auth(account_sid, auth_token)
         self._opener = opener or default_opener()
         self._timeout = timeout
@@ -83,6 +92,33 @@ class SyncClient:
         """Delete a document; False when there was none; with if_match, RevisionMismatch if it changed."""
         headers = {"If-Match": if_match} if if_match is not None else {}
         reply = self._request("DELETE", self._document_url(name), headers=headers)
+        if reply.status == 404:
+            return False
+        if not 200 <= reply.status < 300:
+            raise _error_for(reply)
+        return True
+
+    def create_map_item(self, map_name: str, key: str, data: dict, ttl: int) -> dict:
+        """Add an item that Sync deletes `ttl` seconds later; MapItemExists when the key is taken.
+
+        Creating an item whose key exists fails atomically in Sync, so this is a claim several
+        instances can race for. The Map is made on first use (Sync answers 404 until then).
+        """
+        items_url = f"{self._maps_url}/{urllib.parse.quote(map_name, safe='')}/Items"
+        form = {"Key": key, "Data": json.dumps(data), "ItemTtl": str(ttl)}
+        reply = self._request("POST", items_url, form=form)
+        if reply.status == 404:
+            made = self._request("POST", self._maps_url, form={"UniqueName": map_name})
+            if made.status != 409 and not 200 <= made.status < 300:
+                raise _error_for(made)
+            reply = self._request("POST", items_url, form=form)
+        return self._resource(reply)
+
+    def delete_map_item(self, map_name: str, key: str) -> bool:
+        """Remove an item; False when there was none."""
+        url = (f"{self._maps_url}/{urllib.parse.quote(map_name, safe='')}/Items/"
+               f"{urllib.parse.quote(key, safe='')}")
+        reply = self._request("DELETE", url)
         if reply.status == 404:
             return False
         if not 200 <= reply.status < 300:
@@ -141,12 +177,15 @@ def _error_for(reply: Reply) -> SyncError:
     twilio_code = body.get("code")
     message = str(body.get("message") or "no message")[:MAX_MESSAGE_CHARS]
     text = f"Twilio Sync answered {reply.status} (error {twilio_code}): {message}"
+    if twilio_code == 54208:
+        return MapItemExists(text)
     if reply.status == 409 or twilio_code == 54301:
         return DocumentExists(text)
     if reply.status == 412 or twilio_code == 54103:
         return RevisionMismatch(text)
     if reply.status == 401:
-        return SyncError("Twilio Sync refused our credentials: check ACCOUNT_SID and AUTH_TOKEN")
+        log.error("Twilio Sync answered 401: check ACCOUNT_SID and AUTH_TOKEN")
+        return SyncError("Twilio Sync refused this server's own credentials")
     if reply.status == 404:
         return DocumentNotFound(text)
     return SyncError(text)

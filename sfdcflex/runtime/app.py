@@ -146,10 +146,10 @@ class App:
         except HTTPError as exc:
             reply = error_reply(exc)
         except Exception:
-            log.exception("%s %s: runtime failure", request.method, path)
+            log.exception("%s %s: runtime failure", loggable(request.method), loggable(path))
             reply = error_reply(HTTPError("the function runtime failed; see the server log"))
         self._add_cors(request, reply)
-        log.info("%d %s %s %.1fms", reply.status, request.method, loggable(path),
+        log.info("%d %s %s %.1fms", reply.status, loggable(request.method), loggable(path),
                  (time.perf_counter() - started) * 1000)
         return reply
 
@@ -286,6 +286,9 @@ class App:
         base = self.public_url or f"http://{host}"
         url = base + request.target
         params = form_params(request)
+        if not signature.body_is_covered(url, request.body, _declared_form(request)):
+            raise Forbidden("a body that is not a form must be signed through a bodySHA256 query "
+                            "parameter", code="invalid_signature")
         if not signature.is_valid_signature(self._auth_token, url, params, given, body=request.body):
             raise Forbidden("the X-Twilio-Signature does not match this request", code="invalid_signature")
 
@@ -299,6 +302,12 @@ class App:
         reply = error_reply(exc)
         reply.headers += self.cors.headers(headers)
         return reply
+
+
+def _declared_form(request: Request) -> bool:
+    """Whether the request says its body is a form: only then do signed parameters cover it."""
+    kind = next((v for k, v in request.headers if k.lower() == "content-type"), "")
+    return kind.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
 
 
 async def _awaited(awaitable):

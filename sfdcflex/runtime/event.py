@@ -145,10 +145,15 @@ def _headers_and_cookies(headers: list[tuple[str, str]]) -> tuple[dict, dict]:
 
 def build_event(request) -> dict[str, object]:
     """Query (parsed like Twilio's qs) merged with the body (the body wins), and `request` =
-    {headers, cookies}."""
+    {headers, cookies, query}.
+
+    `request.query` (not in Twilio's event) tells a function which parameters came in the URL,
+    where they end up in proxy logs and browser history: secrets must not be taken from there.
+    """
     query = request.target.split("?", 1)[1] if "?" in request.target else ""
-    event = parse_query(query) if query else {}
+    from_url = parse_query(query) if query else {}
+    event = dict(from_url)
     event.update(body_params(request))
     headers, cookies = _headers_and_cookies(request.headers)
-    event["request"] = {"headers": headers, "cookies": cookies}
+    event["request"] = {"headers": headers, "cookies": cookies, "query": from_url}
     return event

@@ -76,3 +76,15 @@ def is_valid_signature(auth_token: str, url: str, params: Params | None,
         computed = compute_signature(auth_token, candidate, params).encode("ascii")
         valid |= hmac.compare_digest(computed, expected)
     return valid and body_ok is not False
+
+
+def body_is_covered(url: str, body: bytes | None, is_form: bool) -> bool:
+    """Whether a signature over `url` can vouch for this body, as Twilio signs requests.
+
+    Twilio covers a form body by signing its parameters, and any other body only through a
+    `bodySHA256` query parameter (the hex SHA-256 of the raw body) inside the signed URL.
+    A JSON, text or untyped body without a matching one is covered by nothing, and since the
+    body's values override the query's in `event`, accepting it would let anyone who saw one
+    signed URL send any parameters they like.
+    """
+    return not body or is_form or _body_hash_matches(url, body) is True

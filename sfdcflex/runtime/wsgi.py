@@ -1,6 +1,8 @@
 """The same App as a WSGI callable (PEP 3333), for gunicorn, waitress or uWSGI in production."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from .errors import BadRequest, ConfigError, HTTPError, PayloadTooLarge
 from .response import reason
 from .app import App, Request
@@ -32,9 +34,7 @@ class WSGIApp:
         if length > self.app.limits.max_body:
             raise PayloadTooLarge(f"request bodies are limited to {self.app.limits.max_body} bytes")
         body = environ["wsgi.input"].read(length) if length else b""
-        # PEP 3333: PATH_INFO is already percent-decoded and carried as latin-1 text.
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        path = path.encode("latin-1").decode("utf-8", "replace") or "/"
+        path = _raw_path(environ)
         query = environ.get("QUERY_STRING", "")
         headers = [(key[5:].replace("_", "-").title(), value)
                    for key, value in environ.items() if key.startswith("HTTP_")]
@@ -42,3 +42,20 @@ class WSGIApp:
             headers.append(("Content-Type", environ["CONTENT_TYPE"]))
         return Request(environ["REQUEST_METHOD"], path + ("?" + query if query else ""),
                        headers, body, environ.get("REMOTE_ADDR", ""))
+
+
+def _raw_path(environ: dict) -> str:
+    """The request path as the client sent it, percent-encoded, as the built-in server sees it.
+
+    PEP 3333's PATH_INFO is already percent-decoded: "/a%3Fb" arrives as "/a?b" and "/a%2Fb"
+    as "/a/b", which would route to another function than the same URL on the built-in server.
+    So the raw request URI is used where the server gives it (gunicorn's RAW_URI, uWSGI's
+    REQUEST_URI); otherwise PATH_INFO is encoded again, which keeps "?", "#" and "%" from
+    changing its meaning but cannot tell an encoded "/" from a plain one.
+    """
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    if raw.startswith("/"):
+        return raw.split("?", 1)[0]
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    # PEP 3333: PATH_INFO holds the raw bytes as latin-1 text.
+    return quote(path.encode("latin-1"), safe="/!$&'()*+,;=:@-._~") or "/"

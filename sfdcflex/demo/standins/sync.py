@@ -1,9 +1,12 @@
-"""A local stand-in for the Twilio Sync Documents API (v1) of one Sync service.
+"""A local stand-in for the Twilio Sync Documents and Maps APIs (v1) of one Sync service.
 
 Requests are form-encoded (`UniqueName`, `Data` as a JSON string, `Ttl`), answers are JSON
 document resources, errors are Twilio's `{code, message, more_info, status}`. Sync keeps a
 revision per document; an update or delete with `If-Match: <revision>` that is stale gets
 412 with code 54103, and creating a second document with one unique name gets 409 / 54301.
+A unique name must be 1-256 characters and must not look like a SID (400 / 54302): the path
+segment `Documents/{Sid or UniqueName}` takes either. Map items (`Key`, `Data`, `ItemTtl`)
+live in a Map; a second item with one key gets 409 / 54208.
 """
 from __future__ import annotations
 
@@ -16,10 +19,16 @@ import threading
 from urllib.parse import unquote
 
 from .base import Handler, Request, Response, StandIn, json_response
+from .sync_maps import MapBook
 from .twilio_api import (DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, DEMO_SERVICE_SID,
                                           basic_auth_ok, twilio_error, unauthenticated)
 
 _PATH = re.compile(r"/v1/Services/(\w+)/Documents(?:/([^/]+))?/?")
+_MAP_PATH = re.compile(r"/v1/Services/(\w+)/Maps(?:/([^/]+)(/Items(?:/([^/]+))?)?)?/?")
+# Twilio error 54302: "The unique name must be a string with length 1-256 and not match the
+# SID pattern [A-Z]{2}[a-f0-9]{32}."
+_SID = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
+MAX_UNIQUE_NAME = 256
 PUBLIC_BASE = "https://sync.twilio.com"
 # Sync Document data is limited to 16 KiB of JSON.
 MAX_DATA_BYTES = 16 * 1024
@@ -47,6 +56,7 @@ class SyncStandIn(StandIn):
         self.auth_token = auth_token
         self.service_sid = service_sid
         self._documents: dict[str, dict] = {}  # sid -> document resource
+        self.maps = MapBook(account_sid, service_sid)
         self._documents_lock = threading.Lock()
 
     @property
@@ -60,12 +70,44 @@ class SyncStandIn(StandIn):
     def route(self, request: Request) -> tuple[str | None, Handler]:
         match = _PATH.fullmatch(request.path)
         if match is None:
-            return None, _not_found
+            return self._route_maps(request)
         by_method = ({"POST": ("create", self._create), "GET": ("list", self._list)}
                      if match[2] is None else
                      {"GET": ("fetch", self._fetch), "POST": ("update", self._update),
                       "DELETE": ("delete", self._delete)})
         return by_method.get(request.method, (None, lambda request: twilio_error(405)))
+
+    def _route_maps(self, request: Request) -> tuple[str | None, Handler]:
+        match = _MAP_PATH.fullmatch(request.path)
+        if match is None:
+            return None, _not_found
+        if match[2] is None:
+            return {"POST": ("map-create", self._create_map)}.get(request.method, (None, _not_found))
+        if match[3] is None:
+            return {"GET": ("map-fetch", self._map_call)}.get(request.method, (None, _not_found))
+        by_method = ({"POST": ("item-create", self._map_call)} if match[4] is None else
+                     {"GET": ("item-fetch", self._map_call), "DELETE": ("item-delete", self._map_call)})
+        return by_method.get(request.method, (None, lambda request: twilio_error(405)))
+
+    def _create_map(self, request: Request) -> Response:
+        refused = self._refusal(request)
+        return refused or self.maps.create_map(request.form().get("UniqueName"), _bad_unique_name)
+
+    def _map_call(self, request: Request) -> Response:
+        refused = self._refusal(request)
+        if refused is not None:
+            return refused
+        match = _MAP_PATH.fullmatch(request.path)
+        name, key = unquote(match[2]), unquote(match[4]) if match[4] else None
+        if match[3] is None:
+            return self.maps.fetch_map(name)
+        if key is None:
+            form = request.form()
+            data = _parse_data(form.get("Data", "{}"))
+            return data if isinstance(data, Response) else self.maps.create_item(name, form, data)
+        if request.method == "GET":
+            return self.maps.fetch_item(name, key)
+        return self.maps.delete_item(name, key)
 
     def fault_response(self, name: str, status: int) -> Response:
         return twilio_error(status)
@@ -74,7 +116,8 @@ class SyncStandIn(StandIn):
         """401 for wrong credentials, 404 for another service; None when the call may go on."""
         if not basic_auth_ok(request, self.account_sid, self.auth_token):
             return unauthenticated()
-        if _PATH.fullmatch(request.path)[1] != self.service_sid:
+        match = _PATH.fullmatch(request.path) or _MAP_PATH.fullmatch(request.path)
+        if match[1] != self.service_sid:
             return _not_found(request)
         return None
 
@@ -98,10 +141,11 @@ class SyncStandIn(StandIn):
         data = _parse_data(form.get("Data", "{}"))
         if isinstance(data, Response):
             return data
-        unique_name = form.get("UniqueName") or None
+        unique_name = form.get("UniqueName")
         ttl = form.get("Ttl", "0")
-        if not ttl.isdigit() or int(ttl) > 31_536_000:
-            return twilio_error(400, 20001, "Invalid Ttl: seconds from 0 to 31536000")
+        refused = _bad_unique_name(unique_name) or _bad_ttl(ttl)
+        if refused is not None:
+            return refused
         sid = "ET" + secrets.token_hex(16)
         now = _now()
         expires = _now(int(ttl)) if int(ttl) else None
@@ -174,6 +218,18 @@ class SyncStandIn(StandIn):
         return json_response(200, {"documents": documents, "meta": {
             "page": 0, "page_size": 50, "first_page_url": url, "previous_page_url": None,
             "url": url, "next_page_url": None, "key": "documents"}})
+
+
+def _bad_unique_name(name: str | None) -> Response | None:
+    if name is not None and (not 1 <= len(name) <= MAX_UNIQUE_NAME or _SID.fullmatch(name)):
+        return twilio_error(400, 54302, "Invalid unique name")
+    return None
+
+
+def _bad_ttl(ttl: str) -> Response | None:
+    if not ttl.isdigit() or int(ttl) > 31_536_000:
+        return twilio_error(400, 20001, "Invalid Ttl: seconds from 0 to 31536000")
+    return None
 
 
 def _parse_data(text: str) -> dict | Response:

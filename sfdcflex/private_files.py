@@ -1,0 +1,74 @@
+"""Files that hold secrets (token store, its lock, the state secret): ours, closed to others, no links.
+
+What sits on disk before start-up is not trusted: a folder left world-writable lets anyone swap
+the token file, a file owned by another user may be theirs to read or rewrite, and a symbolic
+link planted at a lock or secret path sends our writes (or reads) elsewhere. So every such path
+is checked at start: what this user owns is made private (chmod), what it does not is refused
+with one line; and every open passes O_NOFOLLOW, so a link planted later is refused, not followed.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from .runtime.errors import ConfigError
+
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def secure_folder(folder: Path) -> None:
+    """Create the folder (0700), or check an existing one is ours and make it 0700."""
+    folder = Path(folder)
+    if not folder.exists():
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    info = folder.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"config: {folder} is not a folder")
+    _check_owner(folder, info)
+    if stat.S_IMODE(info.st_mode) != FOLDER_MODE:
+        os.chmod(folder, FOLDER_MODE)   # also undoes mkdir's umask filtering
+
+
+def secure_file(path: Path) -> None:
+    """Check an existing file is ours and not a link, and make it 0600; nothing if it is absent."""
+    try:
+        descriptor = open_private(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    os.close(descriptor)
+
+
+def open_private(path: Path, flags: int) -> int:
+    """os.open without following a symbolic link, refusing a file of another user, made 0600."""
+    try:
+        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ConfigError(f"config: {path} is a symbolic link; refusing to follow it") from None
+        raise
+    try:
+        info = os.fstat(descriptor)
+        _check_owner(Path(path), info)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"config: {path} is not a regular file")
+        if stat.S_IMODE(info.st_mode) != FILE_MODE:
+            os.fchmod(descriptor, FILE_MODE)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def read_private(path: Path) -> bytes:
+    """The whole file, opened as `open_private` opens it."""
+    with os.fdopen(open_private(path, os.O_RDONLY), "rb") as handle:
+        return handle.read()
+
+
+def _check_owner(path: Path, info: os.stat_result) -> None:
+    if info.st_uid != os.geteuid():
+        raise ConfigError(f"config: {path} belongs to user id {info.st_uid}, not to this process's "
+                          f"user ({os.geteuid()}); give it to this user (chown) or move it away")
