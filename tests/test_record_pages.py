@@ -71,6 +71,8 @@ def test_the_contact_page_shows_the_fields_the_account_link_and_the_session_user
     status, headers, html = page(sf, f"/lightning/r/Contact/{jane}/view", cookie)
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert "<h1>Jane Cooper</h1>" in html and "<dd>VP</dd>" in html and "(415) 555-0101" in html
+    stamp = sf.org.get("Contact", jane)["LastModifiedDate"]  # e.g. 2024-05-14T09:21:07.000+0000
+    assert f"<dd>{stamp[:10]} {stamp[11:16]} UTC</dd>" in html
     assert f'<a href="/lightning/r/Account/{acme}/view">Acme &lt;Corp&gt;</a>' in html
     assert "Logged in as Alice Johnson (alice@sfdcflex.demo)" in html
     assert '<a href="http://127.0.0.1:3000/">Back to the agent panel</a>' in html

@@ -9,6 +9,7 @@ and then back to the record (`startURL`, as Salesforce's own login does).
 from __future__ import annotations
 
 import collections
+import datetime
 import html
 import re
 import secrets
@@ -121,7 +122,7 @@ class RecordPages:
                   ("Phone", _text(contact.get("Phone"))),
                   ("Mobile", _text(contact.get("MobilePhone"))),
                   ("Email", _text(contact.get("Email"))),
-                  ("Last modified", _text(contact.get("LastModifiedDate")))]
+                  ("Last modified", _when(contact.get("LastModifiedDate")))]
         body = (f'<p class="muted">Contact</p><h1>{html.escape(contact["Name"])}</h1>'
                 f"{_fields(fields)}")
         return contact["Name"], body
@@ -193,6 +194,15 @@ def _local_path(start_url: str) -> str:
 
 def _text(value: object) -> str:
     return html.escape(str(value)) if value not in (None, "") else "—"
+
+
+def _when(stamp: str | None) -> str:
+    """A REST datetime (2024-05-14T09:21:07.000+0000) as a person reads it: 2024-05-14 09:21 UTC."""
+    try:
+        moment = datetime.datetime.strptime(stamp or "", "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return _text(stamp)
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _fields(pairs: list[tuple[str, str]]) -> str:
