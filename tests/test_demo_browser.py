@@ -98,6 +98,7 @@ def test_a_person_links_looks_up_opens_the_record_and_disconnects(demo, browser,
     assert link_state(page) == ("disconnected", DISCONNECTED)
     assert focused(page) == "connect"
     assert live_text(page) == DISCONNECTED
+    assert ["sfdc-revoke", "Salesforce sign-out", "tokens revoked and deleted"] in hops(page)
 
     page.click("#connect")
     consent_popup(browser).press("Escape")  # Escape presses Deny
@@ -128,6 +129,8 @@ def look_up_a_caller(page, width: str) -> None:
     assert not any(RAW_HOP_NAME.match(label) for label, _ in labels.values())
     if os.environ.get("SFDCFLEX_SCREENSHOT") == "1":
         # Narrow: what the agent sees in Flex's panel right after picking the task.
+        # The pointer moves off the task list first, so no row shows a hover border.
+        page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": 0, "y": 0})
         page.screenshot(SCREENSHOTS / f"panel-{width}.png", full_page=width == "wide")
 
     pick(page, UNKNOWN_CALLER, "no_match")

@@ -39,7 +39,9 @@ STUB_CONTACT = {
 # A desc with a comma and an escaped quote inside a quoted string, as RFC 9110 allows.
 MISS_TIMING = ('flex;desc="cached";dur=0.3, store;desc="json file";dur=0.1, '
                'cache;desc="miss";dur=0.02, sfdc-search;desc="SOSL, 1 \\"call\\"";dur=14.5, total;dur=15.2')
-HIT_TIMING = 'flex;desc="cached";dur=0.2, store;dur=0.1, cache;desc="hit";dur=0.01, total;dur=0.4'
+# A hop the panel has no label for is named by its description, never by its raw name.
+HIT_TIMING = ('flex;desc="cached";dur=0.2, store;dur=0.1, cache;desc="hit";dur=0.01, '
+              'audit-log;desc="Audit log write";dur=0.1, total;dur=0.4')
 
 
 class StubFunctions(http.server.BaseHTTPRequestHandler):
@@ -198,7 +200,8 @@ def test_panel_shows_the_card_and_the_cache_hit_across_origins(stub, browser):
     pick(page, "+14155550101", "found")
     assert page.text("#cache-badge") == "cache hit — no Salesforce call"
     assert page.evaluate("document.querySelector('#flow').dataset.route") == "/get-contact"
-    assert [name for name, _, _ in hops(page)] == ["flex", "store", "cache", "total"]
+    assert [name for name, _, _ in hops(page)] == ["flex", "store", "cache", "audit-log", "total"]
+    assert hops(page)[3][1:] == ["Audit log write", ""]
     assert ("/get-contact", {"Token": "flex-alice", "phone": "+14155550101"}) in functions.calls
     assert page.errors == []
 
