@@ -4,28 +4,14 @@
  * Everything a real Flex plugin does is here in plain JavaScript: take the agent's Flex token
  * (in Flex: manager.store.getState().flex.session.ssoTokenPayload.token; here the IAM stand-in
  * issues it), POST it as `Token` to each function, open the Salesforce OAuth popup and listen
- * for its postMessage, and show the caller's contact. flow.js (loaded first) turns each
- * answer's `Server-Timing` header into the data-flow card, so the reader sees every hop.
+ * for its postMessage, and show the caller's contact. Loaded before this file: flow.js turns
+ * each answer's `Server-Timing` header into the data-flow card, so the reader sees every hop;
+ * card.js shows the caller card and announces results.
  */
 "use strict";
 
-const CONTACT_FIELDS = [
-  "cust_name", "cust_title", "cust_acct_name", "cust_acct_type",
-  "cust_acct_num", "cust_acct_sla", "cust_acct_priority", "cust_record_url",
-];
-
 const POPUP_FEATURES = "width=520,height=640";
 const POPUP_WAIT_MS = 10 * 60 * 1000;
-
-/* Only http(s) links reach an href, so a record URL can never run script. */
-function safeHttpUrl(value) {
-  try {
-    const url = new URL(value);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-  } catch {
-    return null;
-  }
-}
 
 async function readJson(response) {
   try {
@@ -59,6 +45,7 @@ class Panel {
     this.token = null;
     this.agent = null;
     this.lookupTicket = 0;
+    this.card = new ContactCard();
     this.el = (id) => document.getElementById(id);
   }
 
@@ -76,13 +63,6 @@ class Panel {
     box.textContent = "";
     box.dataset.code = "";
     box.hidden = true;
-  }
-
-  /* Say `text` through the polite live region, even when it equals the last announcement. */
-  announce(text) {
-    const live = this.el("live");
-    // A live region speaks only when its text changes, so a repeat gets a no-break space.
-    live.textContent = live.textContent === text ? `${text}\u00a0` : text;
   }
 
   /* If the focused control was just hidden, focus the control now shown in its place. */
@@ -183,7 +163,7 @@ class Panel {
     const status = this.el("agent-status");
     status.textContent = `Signed in as ${agent.name} (${agent.realm_user_id}).`;
     status.dataset.agent = agent.realm_user_id;
-    this.resetContact("Pick a task to look up the caller.");
+    this.card.reset("Pick a task to look up the caller.");
     // Nothing of the previous agent may stay on screen: no selected task, no link state.
     for (const button of document.querySelectorAll("#task-list .task")) {
       button.disabled = false;
@@ -191,7 +171,7 @@ class Panel {
     }
     this.showLink("checking");
     await this.refreshUser();
-    this.announce(`${status.textContent} ${this.el("sfdc-status").textContent}`);
+    announce(`${status.textContent} ${this.el("sfdc-status").textContent}`);
   }
 
   /* ---- every function call: POST {Token, ...} and show its data flow ---- */
@@ -301,7 +281,7 @@ class Panel {
     if (message.type === "linked") {
       this.clearError();
       await this.refreshUser();
-      this.announce(this.el("sfdc-status").textContent);
+      announce(this.el("sfdc-status").textContent);
     } else if (message.type === "link_failed") {
       this.showError(`Salesforce was not connected: ${this.refusalText(message)}`, message.error || "link_failed");
       await this.refreshUser();
@@ -342,8 +322,8 @@ class Panel {
       return;
     }
     this.showLink("disconnected");
-    this.resetContact("Salesforce is disconnected. Connect it again to look up callers.");
-    this.announce(this.el("sfdc-status").textContent);
+    this.card.reset("Salesforce is disconnected. Connect it again to look up callers.");
+    announce(this.el("sfdc-status").textContent);
   }
 
   /* ---- 5. the task queue and the contact card ---- */
@@ -354,12 +334,12 @@ class Panel {
       other.setAttribute("aria-pressed", String(other === button));
     }
     const ticket = ++this.lookupTicket;
-    this.resetContact(`Looking up ${caller}…`, "loading");
+    this.card.reset(`Looking up ${caller}…`, "loading");
     let result;
     try {
       result = await this.call("get-contact", { phone: caller });
     } catch (err) {
-      if (ticket === this.lookupTicket) this.showLookup(err.message, "error");
+      if (ticket === this.lookupTicket) this.card.showOutcome(err.message, "error");
       this.showError(err.message, "network");
       return;
     }
@@ -367,63 +347,16 @@ class Panel {
     if (ticket !== this.lookupTicket) return;
     const code = result.body.error || "";
     if (result.ok) {
-      this.renderContact(result.body);
+      this.card.render(result.body);
     } else if (code === "no_match") {
-      this.showLookup(`No matching contact in Salesforce for ${caller}.`, "no_match");
+      this.card.showOutcome(`No matching contact in Salesforce for ${caller}.`, "no_match");
     } else if (code === "not_linked") {
       this.showLink("not_linked");
-      this.showLookup("Salesforce is not connected for this agent. Press Connect Salesforce first.", "not_linked");
+      this.card.showOutcome("Salesforce is not connected for this agent. Press Connect Salesforce first.", "not_linked");
     } else {
-      this.showLookup(`The lookup for ${caller} failed.`, "error");
+      this.card.showOutcome(`The lookup for ${caller} failed.`, "error");
       this.showError(failureText(result, `Looking up ${caller} failed`), code);
     }
-  }
-
-  resetContact(text, state = "idle") {
-    const message = this.el("contact-message");
-    message.textContent = text;
-    message.dataset.state = state;
-    message.hidden = false;
-    this.el("contact-card").hidden = true;
-  }
-
-  /* A lookup's outcome in words: shown in the card, announced, and the card brought to focus. */
-  showLookup(text, state) {
-    this.resetContact(text, state);
-    this.revealContact(text);
-  }
-
-  /* In a narrow panel the card sits below the task list: bring it into view, move focus to
-     its heading (tabindex=-1) and announce the result, so nobody has to hunt for it. */
-  revealContact(announcement) {
-    const section = this.el("contact");
-    const box = section.getBoundingClientRect();
-    if (box.top < 0 || box.bottom > window.innerHeight) section.scrollIntoView({ block: "start" });
-    this.el("contact-title").focus({ preventScroll: true });
-    this.announce(announcement);
-  }
-
-  renderContact(contact) {
-    const card = this.el("contact-card");
-    for (const field of CONTACT_FIELDS) {
-      const value = contact[field] === null || contact[field] === undefined ? "" : String(contact[field]);
-      for (const node of card.querySelectorAll(`[data-field="${field}"]`)) {
-        node.dataset.value = value;
-        node.textContent = field === "cust_record_url" ? "Open the Contact in Salesforce" : value || "—";
-      }
-    }
-    const href = safeHttpUrl(contact.cust_record_url || "");
-    for (const link of card.querySelectorAll("a[data-field]")) {
-      if (href) link.href = href; else link.removeAttribute("href");
-    }
-    const matches = Number(contact.matches);
-    const note = matches > 1 ? `${matches} contacts match this number; showing the most recently modified.` : "";
-    this.el("contact-matches").textContent = note;
-    this.el("contact-message").hidden = true;
-    this.el("contact-message").dataset.state = "found";
-    card.hidden = false;
-    const who = [contact.cust_name, contact.cust_title, contact.cust_acct_name].filter(Boolean).join(", ");
-    this.revealContact(`Caller found: ${who}.${note ? ` ${note}` : ""}`);
   }
 }
 
