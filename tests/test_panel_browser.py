@@ -252,9 +252,10 @@ def test_a_blocked_popup_is_said_in_words(stub, browser):
     assert "blocked the Salesforce sign-in window" in page.text("#error")
 
 
-def test_the_link_check_says_what_it_is_doing_and_when_it_failed(stub, browser):
+@pytest.mark.parametrize("width", [400, 1280])
+def test_the_link_check_says_what_it_is_doing_and_when_it_failed(stub, browser, width):
     site, functions = stub
-    page = open_stub_panel(browser, site, functions.url, width=400)
+    page = open_stub_panel(browser, site, functions.url, width)
     functions.release.clear()
     page.evaluate("document.querySelector('#agent-select').value = 'slow'")
     page.click("#sign-in")

@@ -45,6 +45,7 @@ class Panel {
     this.token = null;
     this.agent = null;
     this.lookupTicket = 0;
+    this.popup = null;
     this.card = new ContactCard();
     this.el = (id) => document.getElementById(id);
   }
@@ -225,8 +226,6 @@ class Panel {
     const status = this.el("sfdc-status");
     status.textContent = LINK_WORDS[state](user);
     status.dataset.state = state;
-    status.dataset.linked = state === "linked" ? "true"
-      : ["not_linked", "disconnected"].includes(state) ? "false" : state;
     const settled = !["checking", "waiting"].includes(state);
     this.el("connect").hidden = !this.token || state === "linked" || state === "checking";
     this.el("disconnect").hidden = state !== "linked";
@@ -258,6 +257,7 @@ class Panel {
       return;
     }
     popup.location.href = result.body.authorize_url;
+    this.popup = popup;
     this.showLink("waiting");
     this.watchPopup(popup);
   }
@@ -278,6 +278,10 @@ class Panel {
     if (event.origin !== this.functionsOrigin) return;
     const message = event.data;
     if (!message || typeof message !== "object" || message.source !== "sfdcflex") return;
+    // The panel now says the outcome itself; closing the window at once (the opener may close
+    // a window it opened) also lets the next Connect open a fresh one instead of reusing a
+    // window that is about to close itself.
+    if (this.popup && !this.popup.closed) this.popup.close();
     if (message.type === "linked") {
       this.clearError();
       await this.refreshUser();
