@@ -29,6 +29,8 @@ from pathlib import Path
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
 OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
+# Input.dispatchKeyEvent needs the DOM key, its code, the Windows key code and the text typed.
+KEYS = {"Enter": ("Enter", 13, "\r"), "Escape": ("Escape", 27, ""), "Tab": ("Tab", 9, "")}
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -310,26 +312,45 @@ class Page:
             const el = document.querySelector({json.dumps(selector)});
             if (!el || el.disabled) return null;
             el.scrollIntoView({{block: "center"}});
-            const r = el.getBoundingClientRect();
+            // A link that wraps has one box per line; the middle of their union may be neither.
+            const r = el.getClientRects()[0] || el.getBoundingClientRect();
             return r.width && r.height ? {{x: r.left + r.width / 2, y: r.top + r.height / 2}} : null;
         }})()""", timeout)
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", {
                 "type": kind, "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1})
 
+    def press(self, key: str) -> None:
+        """Press and release one key (Enter, Escape, Tab) in the focused element, as a person would."""
+        code, key_code, text = KEYS[key]
+        down = {"type": "keyDown", "key": key, "code": code, "windowsVirtualKeyCode": key_code}
+        if text:
+            down["text"] = text
+        self.send("Input.dispatchKeyEvent", down)
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": key, "code": code,
+                                             "windowsVirtualKeyCode": key_code})
+
+    def set_viewport(self, width: int, height: int) -> None:
+        """Lay the page out as if its window were `width` x `height` CSS pixels."""
+        self.send("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
     def text(self, selector: str) -> str | None:
         """Return the trimmed text of the first element matching `selector`, or None."""
         return self.evaluate(f"document.querySelector({json.dumps(selector)})"
                              "?.textContent.trim() ?? null")
 
-    def screenshot(self, path: str | Path) -> Path:
-        """Save a PNG of the page's full content to `path`."""
-        metrics = self.send("Page.getLayoutMetrics")
-        size = metrics.get("cssContentSize") or metrics["contentSize"]
-        data = self.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"],
-                     "scale": 1}}, timeout=30)["data"]
+    def screenshot(self, path: str | Path, *, full_page: bool = True) -> Path:
+        """Save a PNG of the page's full content (or only what the viewport shows) to `path`."""
+        if full_page:
+            metrics = self.send("Page.getLayoutMetrics")
+            size = metrics.get("cssContentSize") or metrics["contentSize"]
+            params = {"format": "png", "captureBeyondViewport": True,
+                      "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"],
+                               "scale": 1}}
+        else:
+            params = {"format": "png"}
+        data = self.send("Page.captureScreenshot", params, timeout=30)["data"]
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(base64.b64decode(data))
@@ -403,6 +424,13 @@ class Chromium:
                     return self.attach(target)
             time.sleep(0.05)
         raise CDPError(f"no page with {url_contains!r} in its URL after {timeout}s")
+
+    def close_page(self, page: Page) -> None:
+        """Close one tab and its connection."""
+        page.close()
+        self.pages.remove(page)
+        urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/close/{page.target_id}",
+                               timeout=10).close()
 
     def close(self) -> None:
         """Close every page connection, kill Chromium and delete its profile folder."""

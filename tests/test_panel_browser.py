@@ -1,33 +1,27 @@
-"""The agent panel in headless Chromium: against a stub functions server, and end to end on `run.py --demo`.
+"""The agent panel in headless Chromium against a stub functions server (the demo itself: test_demo_browser.py).
 
-The stub part serves the panel from one origin and the functions from another (the
-FLEX_INSTANCE_URL set-up), so it checks the `?functions=` base, CORS with the exposed
-Server-Timing header, the popup's postMessage and the origin check without the real server.
-The end-to-end part starts `python run.py --demo --port 0` and drives the whole flow.
+The panel is served from one origin and the functions from another (the FLEX_INSTANCE_URL
+set-up), so this checks the `?functions=` base, CORS with the exposed Server-Timing header, the
+popup's postMessage and the origin check, and the states the demo cannot easily reach (a slow
+or failing link check), with answers fixed in advance.
 """
 from __future__ import annotations
 
 import http.server
 import json
-import os
-import queue
-import re
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import pytest
 
-from cdp import Chromium, Page, find_chromium, stop_process
+from cdp import Chromium, find_chromium
+from panel_support import (CHECKING, NOT_LINKED, ROOT, UNKNOWN, card_fields, focused, hops,
+                           link_state, live_text, open_panel, pick, sign_in)
 
-ROOT = Path(__file__).resolve().parent.parent
 PANEL = ROOT / "sfdcflex" / "demo" / "panel"
-SCREENSHOT = Path(__file__).resolve().parent / "screenshots" / "panel.png"
+PANEL_FILES = {"index.html", "panel.css", "panel.js", "flow.js", "card.js"}
 
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None, reason="no chromium binary (install Debian's chromium or set $CHROMIUM)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    find_chromium() is None, reason="no chromium binary (install Debian's chromium or set $CHROMIUM)")]
 
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".js": "text/javascript; charset=utf-8"}
@@ -45,7 +39,9 @@ STUB_CONTACT = {
 # A desc with a comma and an escaped quote inside a quoted string, as RFC 9110 allows.
 MISS_TIMING = ('flex;desc="cached";dur=0.3, store;desc="json file";dur=0.1, '
                'cache;desc="miss";dur=0.02, sfdc-search;desc="SOSL, 1 \\"call\\"";dur=14.5, total;dur=15.2')
-HIT_TIMING = 'flex;desc="cached";dur=0.2, store;dur=0.1, cache;desc="hit";dur=0.01, total;dur=0.4'
+# A hop the panel has no label for is named by its description, never by its raw name.
+HIT_TIMING = ('flex;desc="cached";dur=0.2, store;dur=0.1, cache;desc="hit";dur=0.01, '
+              'audit-log;desc="Audit log write";dur=0.1, total;dur=0.4')
 
 
 class StubFunctions(http.server.BaseHTTPRequestHandler):
@@ -76,6 +72,11 @@ class StubFunctions(http.server.BaseHTTPRequestHandler):
             return self.reply_json(200, {"token": "flex-" + body["realm_user_id"], "expiration": "2099"})
         agent = str(body.get("Token", "")).removeprefix("flex-")
         if self.path == "/get-user":
+            if agent == "slow":  # holds the answer until the test has seen "Checking…"
+                self.server.release.wait(10)
+            if agent == "broken":
+                return self.reply_json(502, {"error": "salesforce_unavailable",
+                                             "message": "Salesforce answered 503 Service Unavailable"})
             if agent == "alice":
                 return self.reply_json(200, {"sfdc_username": "alice@example.com", "display_name": "Alice Agent"})
             return self.reply_json(404, {"error": "not_linked", "message": "not linked"})
@@ -115,12 +116,12 @@ class StubFunctions(http.server.BaseHTTPRequestHandler):
 
 
 class StaticPanel(http.server.BaseHTTPRequestHandler):
-    """Serves the panel's three files, as the Flex instance's origin would host a plugin."""
+    """Serves the panel's files, as the Flex instance's origin would host a plugin."""
 
     def do_GET(self) -> None:
         name = {"/": "index.html"}.get(self.path.split("?")[0], self.path.split("?")[0].lstrip("/"))
         path = PANEL / name
-        if name not in {"index.html", "panel.css", "panel.js"}:
+        if name not in PANEL_FILES:
             self.send_error(404)
             return
         body = path.read_bytes()
@@ -141,12 +142,15 @@ class StubServer(http.server.ThreadingHTTPServer):
         self.panel_origin = panel_origin
         self.calls: list[tuple[str, dict]] = []
         self.seen: set[tuple[str, str]] = set()
+        self.release = threading.Event()
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def config(self) -> dict:
         return {"iam_url": self.url, "mode": "demo", "salesforce_url": "https://example.my.salesforce.com",
                 "agents": [{"realm_user_id": "alice", "name": "Alice Agent"},
-                           {"realm_user_id": "carol", "name": "Carol Agent"}],
+                           {"realm_user_id": "carol", "name": "Carol Agent"},
+                           {"realm_user_id": "slow", "name": "Slow Agent"},
+                           {"realm_user_id": "broken", "name": "Broken Agent"}],
                 "tasks": [{"caller": "+14155550101", "label": "Known caller"},
                           {"caller": "+15005550000", "label": "Unknown caller"},
                           {"caller": "+15005550502", "label": "Salesforce down"}]}
@@ -173,76 +177,56 @@ def browser():
         yield chromium
 
 
-def open_panel(browser: Chromium, site: StubServer, functions_url: str) -> Page:
-    page = browser.new_page(f"{site.url}/?functions={functions_url}")
-    page.wait_for("document.querySelectorAll('#agent-select option[value]').length > 0 || "
-                  "!document.querySelector('#error').hidden")
-    return page
-
-
-def sign_in(page: Page, realm_user_id: str) -> None:
-    page.evaluate(f"document.querySelector('#agent-select').value = {json.dumps(realm_user_id)}")
-    page.click("#sign-in")
-    page.wait_for("!document.querySelector('#error').hidden || "
-                  f"document.querySelector('#agent-status').dataset.agent === {json.dumps(realm_user_id)}"
-                  " && ['true', 'false'].includes(document.querySelector('#sfdc-status').dataset.linked)")
-    assert page.text("#error") == "", page.text("#error")
-
-
-def pick(page: Page, caller: str, state: str) -> None:
-    page.click(f'#task-list .task[data-caller="{caller}"]')
-    page.wait_for(f"document.querySelector('#contact-message').dataset.state === {json.dumps(state)}")
-
-
-def card_fields(page: Page) -> dict:
-    return page.evaluate("Object.fromEntries([...document.querySelectorAll('#contact-card [data-field]')]"
-                         ".map(el => [el.dataset.field, el.dataset.value]))")
-
-
-def hops(page: Page) -> list[list]:
-    return page.evaluate("[...document.querySelectorAll('#flow-hops .hop')]"
-                         ".map(li => [li.dataset.hop, li.textContent])")
+def open_stub_panel(browser: Chromium, site: StubServer, functions_url: str, width: int = 1280):
+    return open_panel(browser, f"{site.url}/?functions={functions_url}", width)
 
 
 def test_panel_shows_the_card_and_the_cache_hit_across_origins(stub, browser):
     site, functions = stub
-    page = open_panel(browser, site, functions.url)
+    page = open_stub_panel(browser, site, functions.url)
     sign_in(page, "alice")
-    assert page.text("#sfdc-status") == "Logged into Salesforce as Alice Agent (alice@example.com)"
+    assert link_state(page) == ("linked", "Logged into Salesforce as Alice Agent (alice@example.com).")
     pick(page, "+14155550101", "found")
     assert card_fields(page) == {k: v for k, v in STUB_CONTACT.items() if k.startswith("cust_") and k != "cust_id"}
     assert page.evaluate("document.querySelector('#contact-name-link').href") == STUB_CONTACT["cust_record_url"]
-    assert [name for name, _ in hops(page)] == ["flex", "store", "cache", "sfdc-search", "total"]
-    assert 'SOSL, 1 "call"' in hops(page)[3][1]
+    # Descriptions the panel does not know are shown as they are, after the plain label.
+    assert hops(page) == [["flex", "Flex token check", "cached"], ["store", "Token store", "json file"],
+                          ["cache", "Answer cache", "miss"],
+                          ["sfdc-search", "Salesforce search (SOSL)", 'SOSL, 1 "call"'],
+                          ["total", "Total on the server", ""]]
     assert page.evaluate("document.querySelector('#flow').dataset.cache") == "miss"
+    assert page.text("#cache-badge") == "cache miss"
     pick(page, "+15005550000", "no_match")
     pick(page, "+14155550101", "found")
     assert page.text("#cache-badge") == "cache hit — no Salesforce call"
     assert page.evaluate("document.querySelector('#flow').dataset.route") == "/get-contact"
-    assert [name for name, _ in hops(page)] == ["flex", "store", "cache", "total"]
+    assert [name for name, _, _ in hops(page)] == ["flex", "store", "cache", "audit-log", "total"]
+    assert hops(page)[3][1:] == ["Audit log write", ""]
     assert ("/get-contact", {"Token": "flex-alice", "phone": "+14155550101"}) in functions.calls
     assert page.errors == []
 
 
 def test_errors_are_shown_in_words(stub, browser):
     site, functions = stub
-    page = open_panel(browser, site, functions.url)
+    page = open_stub_panel(browser, site, functions.url)
     sign_in(page, "alice")
     pick(page, "+15005550000", "no_match")
     assert page.text("#contact-message") == "No matching contact in Salesforce for +15005550000."
     pick(page, "+15005550502", "error")
     assert "Salesforce answered 503 Service Unavailable" in page.text("#error")
     assert page.evaluate("document.querySelector('#flow').dataset.status") == "502"
+    assert live_text(page) == "The lookup for +15005550502 failed."
+    assert focused(page) == "contact-title"
 
-    unreachable = open_panel(browser, site, "http://127.0.0.1:9")
+    unreachable = open_stub_panel(browser, site, "http://127.0.0.1:9")
     assert "Could not reach the functions server" in unreachable.text("#error")
 
 
 def test_the_popup_refusal_reaches_the_panel_and_forged_messages_do_not(stub, browser):
     site, functions = stub
-    page = open_panel(browser, site, functions.url)
+    page = open_stub_panel(browser, site, functions.url)
     sign_in(page, "carol")
-    assert page.text("#sfdc-status") == "Not connected to Salesforce yet."
+    assert link_state(page) == ("not_linked", NOT_LINKED)
     # The page's own origin is not the functions origin, so this message must be ignored.
     page.evaluate("window.postMessage({source: 'sfdcflex', type: 'link_failed', message: 'forged'}, '*')")
     page.click("#connect")
@@ -251,12 +235,13 @@ def test_the_popup_refusal_reaches_the_panel_and_forged_messages_do_not(stub, br
                                    "carol.sf@example.com is not the Salesforce user for carol")
     assert page.evaluate("document.querySelector('#error').dataset.code") == "identity_mismatch"
     assert ("/auth", {"Token": "flex-carol", "origin": site.url}) in functions.calls
+    assert focused(page) == "connect"
     assert page.errors == []
 
 
 def test_a_blocked_popup_is_said_in_words(stub, browser):
     site, functions = stub
-    page = open_panel(browser, site, functions.url)
+    page = open_stub_panel(browser, site, functions.url)
     # Scripted clicks carry no user activation (a real click would grant it for seconds),
     # so Chromium's popup blocker refuses the window.open behind Connect.
     page.evaluate("document.querySelector('#agent-select').value = 'carol';"
@@ -267,139 +252,23 @@ def test_a_blocked_popup_is_said_in_words(stub, browser):
     assert "blocked the Salesforce sign-in window" in page.text("#error")
 
 
-# ---- end to end: python run.py --demo ----
+@pytest.mark.parametrize("width", [400, 1280])
+def test_the_link_check_says_what_it_is_doing_and_when_it_failed(stub, browser, width):
+    site, functions = stub
+    page = open_stub_panel(browser, site, functions.url, width)
+    functions.release.clear()
+    page.evaluate("document.querySelector('#agent-select').value = 'slow'")
+    page.click("#sign-in")
+    page.wait_for("document.querySelector('#sfdc-status').dataset.state === 'checking'")
+    assert link_state(page) == ("checking", CHECKING)
+    assert page.evaluate("document.querySelector('#connect').hidden") is True
+    functions.release.set()
+    page.wait_for("document.querySelector('#sfdc-status').dataset.state === 'not_linked'")
 
-BANNER = re.compile(r"Agent panel: (http://127\.0\.0\.1:\d+/)")
-
-
-def start_demo(demo_dir: Path) -> tuple[subprocess.Popen, str, list[str]]:
-    """Start the demo on a free port and return it, the panel URL and its output so far."""
-    process = subprocess.Popen(
-        [sys.executable, "run.py", "--demo", "--port", "0", "--demo-dir", str(demo_dir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout] + [lines.put(None)],
-                     daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        seen.append(line)
-        match = BANNER.search(line)
-        if match:
-            return process, match.group(1), seen
-    stop_process(process)
-    raise AssertionError("run.py --demo printed no 'Agent panel:' line within 15 s:\n" + "".join(seen))
-
-
-def approve_login(popup: Page, sfdc_username: str) -> None:
-    """On the Salesforce stand-in's login page: pick the user, then press Allow."""
-    popup.wait_for("document.readyState === 'complete' && !!document.querySelector('form')")
-    chosen = popup.evaluate(f"""(() => {{
-        const radio = [...document.querySelectorAll('input[type=radio]')]
-            .find(r => r.value.toLowerCase() === {json.dumps(sfdc_username.lower())});
-        if (radio) radio.checked = true;
-        return Boolean(radio);
-    }})()""")
-    assert chosen, f"the login page offers no Salesforce user {sfdc_username}"
-    popup.evaluate("[...document.querySelectorAll('button')].find(b => /^allow$/i.test(b.textContent.trim())).click()")
-
-
-def connect_through_popup(browser: Chromium, page: Page, sfdc_username: str) -> None:
-    """Press Connect Salesforce, approve in the popup, and wait for the panel to hear back."""
-    page.evaluate("document.querySelector('#error').hidden = true")
-    page.click("#connect")
-    approve_login(browser.wait_for_page("/services/oauth2/authorize", timeout=10), sfdc_username)
-    page.wait_for("document.querySelector('#sfdc-status').dataset.linked === 'true' || "
-                  "!document.querySelector('#error').hidden", timeout=15)
-
-
-def expected_card(demo_data, caller: str) -> dict:
-    """The card the panel must show for `caller`, computed from the demo data set."""
-    national = caller[-10:] if caller.startswith("+1") else None
-    for name, account, title, phone, mobile, _ in demo_data.CONTACTS:
-        numbers = ["".join(ch for ch in number if ch.isdigit()) for number in (phone, mobile) if number]
-        if national and any(number.endswith(national) for number in numbers):
-            acct_name, acct_type, acct_num, sla, priority = demo_data.ACCOUNTS[account]
-            return {"cust_name": name, "cust_title": title, "cust_acct_name": acct_name,
-                    "cust_acct_type": acct_type, "cust_acct_num": acct_num,
-                    "cust_acct_sla": sla, "cust_acct_priority": priority}
-    raise AssertionError(f"no demo contact for {caller}")
-
-
-def test_the_demo_end_to_end(tmp_path):
-    from sfdcflex.demo.standins import demo_data
-
-    process, panel_url, _ = start_demo(tmp_path / "demo")
-    try:
-        with Chromium.launch() as browser:
-            page = browser.new_page(panel_url)
-            page.wait_for("document.querySelectorAll('#agent-select option[value]').length > 0")
-            link_alice_and_look_up(browser, page, demo_data)
-            refuse_carol(browser, page)
-            assert page.errors == []
-    finally:
-        stop_process(process)
-
-
-def link_alice_and_look_up(browser: Chromium, page: Page, demo_data) -> None:
-    sign_in(page, "alice@sfdcflex.demo")
-    connect_through_popup(browser, page, "alice@sfdcflex.demo")
-    assert page.text("#error") == "", page.text("#error")
-    assert page.text("#sfdc-status") == "Logged into Salesforce as Alice Johnson (alice@sfdcflex.demo)"
-
-    known = "+12125550103"
-    pick(page, known, "found")
-    fields = card_fields(page)
-    assert {k: v for k, v in fields.items() if k != "cust_record_url"} == expected_card(demo_data, known)
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/lightning/r/Contact/003\w{15}/view", fields["cust_record_url"])
-    assert page.evaluate("document.querySelector('#flow').dataset.cache") == "miss"
-    assert any(name.startswith("sfdc-") for name, _ in hops(page))
-    if os.environ.get("SFDCFLEX_SCREENSHOT") == "1":
-        page.screenshot(SCREENSHOT)
-
-    pick(page, "+13125550199", "no_match")
-    assert page.text("#contact-message") == "No matching contact in Salesforce for +13125550199."
-    pick(page, known, "found")
-    assert page.text("#cache-badge") == "cache hit — no Salesforce call"
-    assert not any(name.startswith("sfdc-") for name, _ in hops(page))
-
-    pick(page, "+442079460959", "found")
-    assert card_fields(page)["cust_name"] == "Amelia Clarke"
-
-    page.click("#disconnect")
-    page.wait_for("document.querySelector('#sfdc-status').dataset.linked === 'false'")
-    assert page.evaluate("document.querySelector('#connect').hidden") is False
-
-
-def refuse_carol(browser: Chromium, page: Page) -> None:
-    sign_in(page, "carol@sfdcflex.demo")
-    connect_through_popup(browser, page, "carol.ops@sfdcflex.demo")
-    assert page.evaluate("document.querySelector('#sfdc-status').dataset.linked") == "false"
-    refusal = page.text("#error")
-    assert refusal.startswith("Salesforce was not connected: ") and len(refusal) > 40, refusal
-
-
-def test_the_demo_panel_as_a_flex_plugin_on_another_origin(tmp_path):
-    """The panel on FLEX_INSTANCE_URL (localhost) calls the functions on 127.0.0.1: CORS for real."""
-    process, panel_url, _ = start_demo(tmp_path / "demo")
-    try:
-        flex_origin = panel_url.replace("127.0.0.1", "localhost").rstrip("/")
-        with Chromium.launch() as browser:
-            page = browser.new_page(f"{flex_origin}/?functions={panel_url.rstrip('/')}")
-            page.wait_for("document.querySelectorAll('#agent-select option[value]').length > 0")
-            assert page.evaluate("location.origin") == flex_origin
-            sign_in(page, "bob@sfdcflex.demo")
-            connect_through_popup(browser, page, "bob@sfdcflex.demo")
-            assert page.text("#sfdc-status") == "Logged into Salesforce as Bob Martinez (bob@sfdcflex.demo)"
-            pick(page, "+14155550101", "found")
-            assert card_fields(page)["cust_name"] == "Jane Cooper"  # the newer of two records
-            assert any(name == "sfdc-search" for name, _ in hops(page))  # Server-Timing exposed cross-origin
-            assert page.errors == []
-    finally:
-        stop_process(process)
+    page.evaluate("document.querySelector('#agent-select').value = 'broken'")
+    page.click("#sign-in")
+    page.wait_for("document.querySelector('#sfdc-status').dataset.state === 'unknown'")
+    assert link_state(page) == ("unknown", UNKNOWN)
+    assert page.text("#error") == ("Checking the Salesforce link failed: "
+                                   "Salesforce answered 503 Service Unavailable")
+    assert page.errors == []

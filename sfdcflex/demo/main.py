@@ -27,6 +27,7 @@ class Demo:
         for standin in (self.salesforce, self.iam, self.sync):
             standin.start()
         self.data = seed_demo(self.salesforce, self.iam)
+        self.salesforce.record_pages.panel_url = f"{server_url}/"
         self.store = store
         # The panel at 127.0.0.1 is same-origin; the same panel opened via localhost is another
         # origin, and FLEX_INSTANCE_URL names it, so the CORS path of a real Flex plugin is live too.

@@ -4,116 +4,14 @@
  * Everything a real Flex plugin does is here in plain JavaScript: take the agent's Flex token
  * (in Flex: manager.store.getState().flex.session.ssoTokenPayload.token; here the IAM stand-in
  * issues it), POST it as `Token` to each function, open the Salesforce OAuth popup and listen
- * for its postMessage, and show the caller's contact. The data-flow card reads the
- * `Server-Timing` header so the reader sees each hop of every request.
+ * for its postMessage, and show the caller's contact. Loaded before this file: flow.js turns
+ * each answer's `Server-Timing` header into the data-flow card, so the reader sees every hop;
+ * card.js shows the caller card and announces results.
  */
 "use strict";
 
-const CONTACT_FIELDS = [
-  "cust_name", "cust_title", "cust_acct_name", "cust_acct_type",
-  "cust_acct_num", "cust_acct_sla", "cust_acct_priority", "cust_record_url",
-];
-
-const HOP_LABELS = {
-  flex: "Flex token check",
-  store: "Token store",
-  cache: "Answer cache",
-  "sfdc-search": "Salesforce search (SOSL)",
-  "sfdc-query": "Salesforce query (SOQL)",
-  "sfdc-userinfo": "Salesforce user info",
-  "sfdc-refresh": "Salesforce token refresh",
-  total: "Total on the server",
-};
-
 const POPUP_FEATURES = "width=520,height=640";
 const POPUP_WAIT_MS = 10 * 60 * 1000;
-
-/* Split `text` on `separator` where it is not inside a quoted string (RFC 9110 quoted-string). */
-function splitOutsideQuotes(text, separator) {
-  const parts = [];
-  let current = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i += 1) {
-    const ch = text[i];
-    if (quoted && ch === "\\" && i + 1 < text.length) {
-      current += ch + text[i + 1];
-      i += 1;
-      continue;
-    }
-    if (ch === '"') quoted = !quoted;
-    if (ch === separator && !quoted) {
-      parts.push(current);
-      current = "";
-    } else {
-      current += ch;
-    }
-  }
-  parts.push(current);
-  return parts.map((part) => part.trim()).filter(Boolean);
-}
-
-function unquote(value) {
-  const text = value.trim();
-  if (text.length >= 2 && text.startsWith('"') && text.endsWith('"')) {
-    return text.slice(1, -1).replace(/\\(.)/g, "$1");
-  }
-  return text;
-}
-
-/* Parse a Server-Timing header (W3C Server Timing): `name;desc="Text";dur=12.3, ...`. */
-function parseServerTiming(header) {
-  const hops = [];
-  for (const entry of splitOutsideQuotes(header || "", ",")) {
-    const [name, ...params] = splitOutsideQuotes(entry, ";");
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) continue;
-    const hop = { name, desc: "", dur: null };
-    for (const param of params) {
-      const eq = param.indexOf("=");
-      const key = (eq < 0 ? param : param.slice(0, eq)).trim().toLowerCase();
-      const value = eq < 0 ? "" : unquote(param.slice(eq + 1));
-      // The spec keeps only the first occurrence of each parameter.
-      if (key === "dur" && hop.dur === null) {
-        const number = Number.parseFloat(value);
-        if (Number.isFinite(number)) hop.dur = number;
-      } else if (key === "desc" && !hop.desc) {
-        hop.desc = value;
-      }
-    }
-    hops.push(hop);
-  }
-  return hops;
-}
-
-function cacheState(hops) {
-  const cache = hops.find((hop) => hop.name === "cache");
-  if (!cache) return "none";
-  const desc = cache.desc.toLowerCase();
-  if (desc.includes("hit")) return "hit";
-  if (desc.includes("miss")) return "miss";
-  return "none";
-}
-
-/* The server's description without a repeat of the label: "Flex token check (cached)" → "cached". */
-function descBeyondLabel(desc, label) {
-  if (!desc.toLowerCase().startsWith(label.toLowerCase())) return desc;
-  return desc.slice(label.length).trim().replace(/^\((.*)\)$/, "$1");
-}
-
-function formatMs(ms) {
-  if (ms === null || ms === undefined) return "—";
-  if (ms < 1) return `${ms.toFixed(2)} ms`;
-  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
-}
-
-/* Only http(s) links reach an href, so a record URL can never run script. */
-function safeHttpUrl(value) {
-  try {
-    const url = new URL(value);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-  } catch {
-    return null;
-  }
-}
 
 async function readJson(response) {
   try {
@@ -128,6 +26,17 @@ function failureText(result, action) {
   return message ? `${action}: ${message}` : `${action}: the server answered HTTP ${result.status}.`;
 }
 
+/* What the Salesforce card says in each state of the agent's link. */
+const LINK_WORDS = {
+  signed_out: () => "Sign in as an agent first.",
+  checking: () => "Checking the Salesforce link…",
+  not_linked: () => "Not connected to Salesforce. Press Connect Salesforce to link your Salesforce user.",
+  waiting: () => "Waiting for you to log in to Salesforce in the pop-up window…",
+  linked: (user) => `Logged into Salesforce as ${user.display_name} (${user.sfdc_username}).`,
+  disconnected: () => "Disconnected from Salesforce. Press Connect Salesforce to link again.",
+  unknown: () => "The Salesforce link could not be checked. Sign in again to retry.",
+};
+
 class Panel {
   constructor(base) {
     this.base = base;
@@ -136,6 +45,8 @@ class Panel {
     this.token = null;
     this.agent = null;
     this.lookupTicket = 0;
+    this.popup = null;
+    this.card = new ContactCard();
     this.el = (id) => document.getElementById(id);
   }
 
@@ -153,6 +64,14 @@ class Panel {
     box.textContent = "";
     box.dataset.code = "";
     box.hidden = true;
+  }
+
+  /* If the focused control was just hidden, focus the control now shown in its place. */
+  keepFocusIn(...candidates) {
+    const active = document.activeElement;
+    if (active && active !== document.body && !active.closest("[hidden]")) return;
+    const shown = candidates.map((id) => this.el(id)).find((el) => el && !el.closest("[hidden]"));
+    if (shown) shown.focus();
   }
 
   /* ---- start-up: read demo-config.json from the functions base ---- */
@@ -245,15 +164,15 @@ class Panel {
     const status = this.el("agent-status");
     status.textContent = `Signed in as ${agent.name} (${agent.realm_user_id}).`;
     status.dataset.agent = agent.realm_user_id;
-    this.resetContact("Pick a task to look up the caller.");
-    for (const button of document.querySelectorAll("#task-list .task")) button.disabled = false;
-    // The previous agent's link state must not show while this agent's is being read.
-    const sfdcStatus = this.el("sfdc-status");
-    sfdcStatus.textContent = "Checking the Salesforce link…";
-    sfdcStatus.dataset.linked = "checking";
-    this.el("connect").hidden = true;
-    this.el("disconnect").hidden = true;
+    this.card.reset("Pick a task to look up the caller.");
+    // Nothing of the previous agent may stay on screen: no selected task, no link state.
+    for (const button of document.querySelectorAll("#task-list .task")) {
+      button.disabled = false;
+      button.setAttribute("aria-pressed", "false");
+    }
+    this.showLink("checking");
     await this.refreshUser();
+    announce(`${status.textContent} ${this.el("sfdc-status").textContent}`);
   }
 
   /* ---- every function call: POST {Token, ...} and show its data flow ---- */
@@ -269,12 +188,15 @@ class Panel {
         body: JSON.stringify({ Token: this.token, ...fields }),
       });
     } catch (err) {
-      this.renderFlow({ route, status: "no answer", hops: [], roundTrip: performance.now() - started });
+      renderFlow({ route, status: "no answer", hops: [], roundTrip: performance.now() - started });
       throw new Error(`Could not reach ${route} at ${this.base} (${err.message}). Is the server running?`);
     }
+    // A 404 not_linked or no_match is an answer, shown in words; this page logs nothing for it.
+    // Chromium itself prints every 4xx/5xx fetch in the console ("Failed to load resource"),
+    // and no page can turn that off.
     const hops = parseServerTiming(response.headers.get("Server-Timing"));
     const body = await readJson(response);
-    this.renderFlow({ route, status: response.status, hops, roundTrip: performance.now() - started });
+    renderFlow({ route, status: response.status, hops, roundTrip: performance.now() - started });
     return { status: response.status, ok: response.ok, body: body || {} };
   }
 
@@ -285,36 +207,29 @@ class Panel {
     try {
       result = await this.call("get-user");
     } catch (err) {
+      this.showLink("unknown");
       this.showError(err.message, "network");
       return;
     }
     if (result.ok) {
-      this.setLinked(result.body);
+      this.showLink("linked", result.body);
     } else if (result.body.error === "not_linked") {
-      this.setLinked(null);
+      this.showLink("not_linked");
     } else {
-      this.setLinked(undefined);
+      this.showLink("unknown");
       this.showError(failureText(result, "Checking the Salesforce link failed"), result.body.error || "");
     }
   }
 
-  /* user: the get-user answer, null when not linked, undefined when unknown. */
-  setLinked(user) {
+  /* state: a key of LINK_WORDS; user: the get-user answer when linked. */
+  showLink(state, user = null) {
     const status = this.el("sfdc-status");
-    const connect = this.el("connect");
-    const disconnect = this.el("disconnect");
-    if (user) {
-      status.textContent = `Logged into Salesforce as ${user.display_name} (${user.sfdc_username})`;
-      status.dataset.linked = "true";
-    } else if (user === null) {
-      status.textContent = "Not connected to Salesforce yet.";
-      status.dataset.linked = "false";
-    } else {
-      status.textContent = "The Salesforce link could not be checked.";
-      status.dataset.linked = "unknown";
-    }
-    connect.hidden = Boolean(user) || !this.token;
-    disconnect.hidden = !user;
+    status.textContent = LINK_WORDS[state](user);
+    status.dataset.state = state;
+    const settled = !["checking", "waiting"].includes(state);
+    this.el("connect").hidden = !this.token || state === "linked" || state === "checking";
+    this.el("disconnect").hidden = state !== "linked";
+    if (settled) this.keepFocusIn("connect", "disconnect");
   }
 
   /* ---- 3. connect: the OAuth popup reports back with postMessage ---- */
@@ -342,7 +257,8 @@ class Panel {
       return;
     }
     popup.location.href = result.body.authorize_url;
-    this.el("sfdc-status").textContent = "Waiting for the Salesforce sign-in window…";
+    this.popup = popup;
+    this.showLink("waiting");
     this.watchPopup(popup);
   }
 
@@ -353,23 +269,45 @@ class Panel {
       // The signed OAuth state expires after 10 minutes, so waiting longer is pointless.
       if (!popup.closed && Date.now() - started < POPUP_WAIT_MS) return;
       window.clearInterval(timer);
-      this.refreshUser();
+      if (this.el("sfdc-status").dataset.state === "waiting") this.refreshUser();
     }, 500);
   }
 
-  onMessage(event) {
+  async onMessage(event) {
     // Only the functions server's callback page may report a link result.
     if (event.origin !== this.functionsOrigin) return;
     const message = event.data;
     if (!message || typeof message !== "object" || message.source !== "sfdcflex") return;
+    // The panel now says the outcome itself; closing the window at once (the opener may close
+    // a window it opened) also lets the next Connect open a fresh one instead of reusing a
+    // window that is about to close itself.
+    if (this.popup && !this.popup.closed) this.popup.close();
     if (message.type === "linked") {
       this.clearError();
-      this.refreshUser();
+      await this.refreshUser();
+      announce(this.el("sfdc-status").textContent);
     } else if (message.type === "link_failed") {
-      const reason = message.message || `the link was refused (${message.error || "unknown error"})`;
-      this.showError(`Salesforce was not connected: ${reason}`, message.error || "link_failed");
-      this.refreshUser();
+      this.showError(`Salesforce was not connected: ${this.refusalText(message)}`, message.error || "link_failed");
+      await this.refreshUser();
     }
+  }
+
+  /* Why the link failed, in words for this agent. */
+  refusalText(message) {
+    const reason = message.message || `the link was refused (${message.error || "unknown error"}).`;
+    if (message.error === "access_denied") {
+      return "you pressed Deny on the Salesforce page, so nothing was linked. Press Connect Salesforce to try again.";
+    }
+    const agent = this.agent || {};
+    if (message.error !== "identity_mismatch" || this.config.mode !== "demo" || agent.can_link !== false) {
+      return reason;
+    }
+    // The server's advice names a Salesforce user to sign in as; in the demo that user does not exist.
+    const others = this.config.agents.filter((a) => a.can_link).map((a) => a.name).join(" or ");
+    const fact = reason.split(";")[0].replace(/\.$/, "");
+    return `${fact}. In this demo ${agent.name} has no Salesforce user named ${agent.realm_user_id}, `
+      + `so the link is refused on purpose, to show how a mismatch is handled.`
+      + (others ? ` Sign in as ${others} to connect.` : "");
   }
 
   /* ---- 4. disconnect ---- */
@@ -387,8 +325,9 @@ class Panel {
       this.showError(failureText(result, "Disconnecting failed"), result.body.error || "");
       return;
     }
-    this.setLinked(null);
-    this.resetContact("Salesforce is disconnected. Connect it again to look up callers.");
+    this.showLink("disconnected");
+    this.card.reset("Salesforce is disconnected. Connect it again to look up callers.");
+    announce(this.el("sfdc-status").textContent);
   }
 
   /* ---- 5. the task queue and the contact card ---- */
@@ -399,12 +338,12 @@ class Panel {
       other.setAttribute("aria-pressed", String(other === button));
     }
     const ticket = ++this.lookupTicket;
-    this.resetContact(`Looking up ${caller}…`, "loading");
+    this.card.reset(`Looking up ${caller}…`, "loading");
     let result;
     try {
       result = await this.call("get-contact", { phone: caller });
     } catch (err) {
-      if (ticket === this.lookupTicket) this.resetContact(err.message, "error");
+      if (ticket === this.lookupTicket) this.card.showOutcome(err.message, "error");
       this.showError(err.message, "network");
       return;
     }
@@ -412,91 +351,16 @@ class Panel {
     if (ticket !== this.lookupTicket) return;
     const code = result.body.error || "";
     if (result.ok) {
-      this.renderContact(result.body);
+      this.card.render(result.body);
     } else if (code === "no_match") {
-      this.resetContact(`No matching contact in Salesforce for ${caller}.`, "no_match");
+      this.card.showOutcome(`No matching contact in Salesforce for ${caller}.`, "no_match");
     } else if (code === "not_linked") {
-      this.setLinked(null);
-      this.resetContact("Salesforce is not connected for this agent. Press Connect Salesforce first.", "not_linked");
+      this.showLink("not_linked");
+      this.card.showOutcome("Salesforce is not connected for this agent. Press Connect Salesforce first.", "not_linked");
     } else {
-      this.resetContact(`The lookup for ${caller} failed.`, "error");
+      this.card.showOutcome(`The lookup for ${caller} failed.`, "error");
       this.showError(failureText(result, `Looking up ${caller} failed`), code);
     }
-  }
-
-  resetContact(text, state = "idle") {
-    const message = this.el("contact-message");
-    message.textContent = text;
-    message.dataset.state = state;
-    message.hidden = false;
-    this.el("contact-card").hidden = true;
-  }
-
-  renderContact(contact) {
-    const card = this.el("contact-card");
-    for (const field of CONTACT_FIELDS) {
-      const value = contact[field] === null || contact[field] === undefined ? "" : String(contact[field]);
-      for (const node of card.querySelectorAll(`[data-field="${field}"]`)) {
-        node.dataset.value = value;
-        node.textContent = field === "cust_record_url" ? "Open the Contact in Salesforce" : value || "—";
-      }
-    }
-    const href = safeHttpUrl(contact.cust_record_url || "");
-    for (const link of card.querySelectorAll("a[data-field]")) {
-      if (href) link.href = href; else link.removeAttribute("href");
-    }
-    const matches = Number(contact.matches);
-    this.el("contact-matches").textContent = matches > 1
-      ? `${matches} contacts match this number; showing the most recently modified.`
-      : "";
-    this.el("contact-message").hidden = true;
-    this.el("contact-message").dataset.state = "found";
-    card.hidden = false;
-  }
-
-  /* ---- 6. the data-flow card, from Server-Timing ---- */
-
-  renderFlow({ route, status, hops, roundTrip }) {
-    const flow = this.el("flow");
-    const cache = cacheState(hops);
-    flow.dataset.route = route;
-    flow.dataset.status = String(status);
-    flow.dataset.cache = cache;
-    this.el("flow-summary").textContent =
-      `POST ${route} → ${status} · ${formatMs(roundTrip)} round trip seen by the browser`;
-    const badge = this.el("cache-badge");
-    badge.dataset.cache = cache;
-    badge.textContent = cache === "hit" ? "cache hit — no Salesforce call"
-      : cache === "miss" ? "cache miss" : "";
-    badge.hidden = cache === "none";
-    const longest = Math.max(1, ...hops.map((hop) => hop.dur || 0));
-    const items = hops.map((hop) => this.hopItem(hop, longest));
-    if (items.length === 0) {
-      const note = document.createElement("li");
-      note.className = "hint";
-      note.textContent = "The server sent no Server-Timing header for this request.";
-      items.push(note);
-    }
-    this.el("flow-hops").replaceChildren(...items);
-  }
-
-  hopItem(hop, longest) {
-    const item = Object.assign(document.createElement("li"), { className: "hop" });
-    item.dataset.hop = hop.name;
-    item.dataset.dur = hop.dur === null ? "" : String(hop.dur);
-    if (hop.name === "cache") item.dataset.cache = cacheState([hop]);
-    const name = Object.assign(document.createElement("span"), {
-      className: "hop-name", textContent: HOP_LABELS[hop.name] || hop.name,
-    });
-    const desc = descBeyondLabel(hop.desc, name.textContent);
-    if (desc) {
-      name.append(Object.assign(document.createElement("span"), { className: "hop-desc", textContent: desc }));
-    }
-    const dur = Object.assign(document.createElement("span"), { className: "hop-dur", textContent: formatMs(hop.dur) });
-    const bar = Object.assign(document.createElement("span"), { className: "hop-bar" });
-    bar.style.width = `${Math.max(2, ((hop.dur || 0) / longest) * 100)}%`;
-    item.append(name, dur, bar);
-    return item;
   }
 }
 

@@ -17,6 +17,7 @@ import urllib.parse
 from .base import Handler, Request, Response, StandIn, json_response
 from .consent_page import render_error_page, render_login_page, submit_consent
 from .oauth_grants import Grant, GrantBook, OAuthError
+from .record_pages import RecordPages
 from .soql import QueryError, parse_query, parse_search
 from .sobjects import Org
 
@@ -68,6 +69,7 @@ class SalesforceStandIn(StandIn):
         self.require_pkce = require_pkce
         self.org = Org(api_version)
         self.grants = GrantBook(org_id)
+        self.record_pages = RecordPages(self.org)
         self._epoch = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
         self._writes = 0
 
@@ -139,6 +141,9 @@ class SalesforceStandIn(StandIn):
             return fixed[path.rstrip("/")]
         if _IDENTITY_PATH.fullmatch(path):
             return "identity", self._identity
+        page = self.record_pages.route(path)
+        if page is not None:
+            return page
         match = _REST_PATH.fullmatch(path)
         if match and match[1] == self.api_version:
             return match[2], self._query if match[2] == "query" else self._search
@@ -176,7 +181,8 @@ class SalesforceStandIn(StandIn):
         code = self.grants.issue_code(user["Id"], params["client_id"], params["redirect_uri"],
                                       params.get("code_challenge") or None,
                                       params.get("scope") or "api refresh_token")
-        return _redirect_back(params, {"code": code})
+        # Logging in here also starts the browser's session, so record pages know the user.
+        return self.record_pages.sign_in(_redirect_back(params, {"code": code}), user["Id"])
 
     def _refuse_authorize(self, params: dict[str, str]) -> Response | None:
         """Why Salesforce would not show the login page for these parameters, if it would not."""

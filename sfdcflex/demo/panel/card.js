@@ -1,0 +1,83 @@
+/*
+ * The caller card, and the polite live region that reads results out.
+ *
+ * In Flex the CRM panel is about 400 px wide, so the card sits below the task list: after every
+ * lookup it is brought into view, focus moves to its heading and the outcome is announced,
+ * so a sighted agent and a screen-reader user both land on the answer.
+ */
+"use strict";
+
+const CONTACT_FIELDS = [
+  "cust_name", "cust_title", "cust_acct_name", "cust_acct_type",
+  "cust_acct_num", "cust_acct_sla", "cust_acct_priority", "cust_record_url",
+];
+
+/* Only http(s) links reach an href, so a record URL can never run script. */
+function safeHttpUrl(value) {
+  try {
+    const url = new URL(value);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/* Say `text` through the polite live region, even when it equals the last announcement. */
+function announce(text) {
+  const live = document.getElementById("live");
+  // A live region speaks only when its text changes, so a repeat gets a no-break space.
+  live.textContent = live.textContent === text ? `${text}\u00a0` : text;
+}
+
+class ContactCard {
+  constructor() {
+    this.section = document.getElementById("contact");
+    this.heading = document.getElementById("contact-title");
+    this.message = document.getElementById("contact-message");
+    this.card = document.getElementById("contact-card");
+  }
+
+  /* Words instead of a contact, without moving focus (sign-in, "Looking up…", disconnect). */
+  reset(text, state = "idle") {
+    this.message.textContent = text;
+    this.message.dataset.state = state;
+    this.message.hidden = false;
+    this.card.hidden = true;
+  }
+
+  /* A lookup that found no contact, in words: shown, brought into view and announced. */
+  showOutcome(text, state) {
+    this.reset(text, state);
+    this.reveal(text);
+  }
+
+  /* Bring the card into view if it is not, focus its heading (tabindex=-1), announce. */
+  reveal(announcement) {
+    const box = this.section.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) this.section.scrollIntoView({ block: "start" });
+    this.heading.focus({ preventScroll: true });
+    announce(announcement);
+  }
+
+  render(contact) {
+    for (const field of CONTACT_FIELDS) {
+      const value = contact[field] === null || contact[field] === undefined ? "" : String(contact[field]);
+      for (const node of this.card.querySelectorAll(`[data-field="${field}"]`)) {
+        node.dataset.value = value;
+        node.textContent = field === "cust_record_url" ? "Open the Contact in Salesforce" : value || "—";
+      }
+    }
+    const href = safeHttpUrl(contact.cust_record_url || "");
+    for (const link of this.card.querySelectorAll("a[data-field]")) {
+      if (href) link.href = href; else link.removeAttribute("href");
+    }
+    const matches = Number(contact.matches);
+    const note = matches > 1 ? `${matches} contacts match this number; showing the most recently modified.` : "";
+    document.getElementById("contact-matches").textContent = note;
+    this.message.hidden = true;
+    this.message.dataset.state = "found";
+    this.card.hidden = false;
+    const who = [contact.cust_name, contact.cust_title, contact.cust_acct_name].filter(Boolean).join(", ");
+    this.reveal(`Caller found: ${who}.${note ? ` ${note}` : ""}`);
+  }
+}
