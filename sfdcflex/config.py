@@ -23,8 +23,10 @@ SETTING_NAMES = (
     "ACCOUNT_SID", "AUTH_TOKEN", "SYNC_SERVICE_SID", "SFDC_INSTANCE_URL", "SFDC_ORG_ID",
     "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET", "FLEX_INSTANCE_URL", "SFDC_LOGIN_URL",
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
-    "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL",
+    "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "SFDC_LOOKUP_OBJECTS",
 )
+# The objects get-contact searches, in the order a match wins (a Contact over a Lead).
+LOOKUP_OBJECTS = ("Contact", "Lead")
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _SYNC_SERVICE_SID = re.compile(r"IS[0-9a-fA-F]{32}")
@@ -59,6 +61,7 @@ class Config:
     cache_size: int
     cache_ttl: float
     values: Mapping[str, str] = field(repr=False)
+    lookup_objects: tuple[str, ...] = LOOKUP_OBJECTS
 
 
 def _fail(message: str) -> ConfigError:
@@ -117,6 +120,17 @@ def _number(values: Mapping[str, str], name: str, default: float, low: float, hi
     return number
 
 
+def _lookup_objects(values: Mapping[str, str]) -> tuple[str, ...]:
+    raw = values.get("SFDC_LOOKUP_OBJECTS", "").strip()
+    if not raw:
+        return LOOKUP_OBJECTS
+    named = {part.strip().lower() for part in raw.split(",") if part.strip()}
+    known = {name.lower() for name in LOOKUP_OBJECTS}
+    if "contact" not in named or not named <= known:
+        raise _fail("SFDC_LOOKUP_OBJECTS must be Contact or Contact,Lead")
+    return tuple(name for name in LOOKUP_OBJECTS if name.lower() in named)
+
+
 def _required_url(values: Mapping[str, str], name: str) -> str:
     _required(values, name)
     return _url(values, name)
@@ -160,6 +174,7 @@ def load_config(values: Mapping[str, str]) -> Config:
         cache_size=int(_number(values, "CACHE_SIZE", 100, 1, 100_000, integer=True)),
         cache_ttl=float(_number(values, "CACHE_TTL", 300.0, 0, 86_400, integer=False)),
         values=MappingProxyType(dict(values)),
+        lookup_objects=_lookup_objects(values),
     )
 
 
