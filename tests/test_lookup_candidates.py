@@ -188,3 +188,15 @@ def _config(objects: str):
                         "SFDC_INSTANCE_URL": "https://example.my.salesforce.com",
                         "SFDC_ORG_ID": "00D5e000000AbCdEAF", "SFDC_CLIENT_SECRET": "s",
                         "FLEX_INSTANCE_URL": FLEX_URL, "SFDC_LOOKUP_OBJECTS": objects})
+
+
+def test_agents_who_may_not_read_leads_need_lookup_objects_contact(crm_factory):
+    crm = crm_factory()
+    crm.link(ALICE)
+    alice = next(u for u in crm.sf.org.all("User") if u["Username"] == ALICE)
+    crm.sf.writes.rules.denied.add((alice["Id"], "read", "Lead"))
+    refused = _contact(crm, phone="+12125550103")
+    assert refused.status == 502 and "INVALID_TYPE" in refused.json()["message"]
+    contacts_only = crm_factory(SFDC_LOOKUP_OBJECTS="Contact")
+    answer = contacts_only.post("/get-contact", {"Token": crm.token(ALICE), "phone": "+12125550103"})
+    assert answer.status == 200 and answer.json()["cust_name"] == "Mary Mobile"

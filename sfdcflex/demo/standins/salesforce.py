@@ -327,10 +327,10 @@ class SalesforceStandIn(StandIn):
                 "query": rest + "query/", "profile": f"{self.url}/{user['Id']}"}
 
     # -- REST query and search ------------------------------------------------------------------
-    def _rest_refusal(self, request: Request) -> Response | None:
-        if request.method not in ("GET", "HEAD"):
+    def _rest_refusal(self, request: Request, allowed: str = "GET,HEAD") -> Response | None:
+        if request.method not in allowed.split(","):
             return rest_error(405, "METHOD_NOT_ALLOWED",
-                              f"HTTP Method '{request.method}' not allowed. Allowed are GET,HEAD")
+                              f"HTTP Method '{request.method}' not allowed. Allowed are {allowed}")
         if self._bearer_user(request) is None:
             return rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if self.request_limit_exceeded:
@@ -338,13 +338,10 @@ class SalesforceStandIn(StandIn):
         return None
 
     def _sobject(self, request: Request) -> Response:
-        user = self._bearer_user(request)
-        if user is None:
-            return rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        if self.request_limit_exceeded:
-            return rest_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        refused = self._rest_refusal(request, "GET,HEAD,POST,PATCH")
         _, sobject, record_id = _SOBJECT_PATH.fullmatch(request.path).groups()
-        return self.writes.answer(request.method, request.body, user, sobject, record_id)
+        return refused or self.writes.answer(request.method, request.body, self._bearer_user(request),
+                                             sobject, record_id)
 
     def _record_page(self, request: Request) -> Response:
         sobject, record_id = _RECORD_PAGE.fullmatch(request.path).groups()
@@ -356,7 +353,9 @@ class SalesforceStandIn(StandIn):
         if refused is not None:
             return refused
         try:
-            records = self.org.query(parse_query(request.query.get("q", "")))
+            query = parse_query(request.query.get("q", ""))
+            self.writes.check_readable(self._bearer_user(request), [query.sobject])
+            records = self.org.query(query)
         except QueryError as error:
             return rest_error(400, error.error_code, error.message)
         return json_response(200, {"totalSize": len(records), "done": True, "records": records},
@@ -367,7 +366,9 @@ class SalesforceStandIn(StandIn):
         if refused is not None:
             return refused
         try:
-            records = self.org.search(parse_search(request.query.get("q", "")))
+            search = parse_search(request.query.get("q", ""))
+            self.writes.check_readable(self._bearer_user(request), [p.sobject for p in search.returning])
+            records = self.org.search(search)
         except QueryError as error:
             return rest_error(400, error.error_code, error.message)
         return json_response(200, {"searchRecords": records},

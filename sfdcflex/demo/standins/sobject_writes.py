@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .base import Response, json_response
+from .soql import QueryError
 from .sobjects import FIELDS, KEY_PREFIXES, Org
 
 # What the stand-in lets a client write, per object; TaskSubtype is set on create only
@@ -50,7 +51,7 @@ class OrgRules:
     required: dict[str, set[str]] = field(default_factory=dict)  # sObject -> required fields
     # (sObject, test on the would-be record, error message): a true test refuses the save.
     validation_rules: list[tuple[str, Callable[[dict], bool], str]] = field(default_factory=list)
-    denied: set[tuple[str, str, str]] = field(default_factory=set)  # (user id, "create"|"edit", sObject)
+    denied: set[tuple[str, str, str]] = field(default_factory=set)  # (user id, "read"|"create"|"edit", sObject)
     hidden: set[tuple[str, str]] = field(default_factory=set)  # (user id, record id) not shared
 
 
@@ -80,6 +81,14 @@ class RecordWrites:
                           f"HTTP Method '{method}' not allowed. Allowed are {allowed}")
         except Refused as refusal:
             return refusal.response()
+
+    def check_readable(self, user: dict | None, sobjects: list[str]) -> None:
+        """A query or search naming an object the user may not read fails as a whole (INVALID_TYPE)."""
+        for name in sobjects:
+            if user is not None and (user["Id"], "read", name.capitalize()) in self.rules.denied:
+                raise QueryError(f"sObject type '{name}' is not supported. If you are attempting to "
+                                 "use a custom object, be sure to append the '__c' after the entity "
+                                 "name.", "INVALID_TYPE")
 
     def _read(self, user: dict, sobject: str, record_id: str) -> Response:
         record = self.org.get(sobject, record_id)
