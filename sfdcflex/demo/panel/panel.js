@@ -22,6 +22,7 @@ const HOP_LABELS = {
   "sfdc-query": "Salesforce query (SOQL)",
   "sfdc-userinfo": "Salesforce user info",
   "sfdc-refresh": "Salesforce token refresh",
+  "sfdc-write": "Salesforce write (Task)",
   total: "Total on the server",
 };
 
@@ -164,6 +165,7 @@ class Panel {
     });
     this.el("connect").addEventListener("click", () => this.connect());
     this.el("disconnect").addEventListener("click", () => this.disconnect());
+    this.startCallLog();
     window.addEventListener("message", (event) => this.onMessage(event));
     let response;
     try {
@@ -212,7 +214,7 @@ class Panel {
     const caller = Object.assign(document.createElement("span"), { className: "task-caller", textContent: task.caller });
     const label = Object.assign(document.createElement("span"), { className: "task-label", textContent: task.label || "" });
     button.append(caller, label);
-    button.addEventListener("click", () => this.pickTask(task.caller, button));
+    button.addEventListener("click", () => this.pickTask(task.caller, button, task));
     const item = document.createElement("li");
     item.append(button);
     return item;
@@ -393,8 +395,10 @@ class Panel {
 
   /* ---- 5. the task queue and the contact card ---- */
 
-  async pickTask(caller, button) {
+  async pickTask(caller, button, task = {}) {
     this.clearError();
+    this.task = { ...task, pickedAt: Date.now() };
+    this.el("log-notes").value = "";
     for (const other of document.querySelectorAll("#task-list .task")) {
       other.setAttribute("aria-pressed", String(other === button));
     }
@@ -402,7 +406,7 @@ class Panel {
     this.resetContact(`Looking up ${caller}…`, "loading");
     let result;
     try {
-      result = await this.call("get-contact", { phone: caller });
+      result = await this.call("get-contact", this.callerQuery());
     } catch (err) {
       if (ticket === this.lookupTicket) this.resetContact(err.message, "error");
       this.showError(err.message, "network");
@@ -430,15 +434,18 @@ class Panel {
     message.dataset.state = state;
     message.hidden = false;
     this.el("contact-card").hidden = true;
+    this.el("log-call-form").hidden = true;
   }
 
-  renderContact(contact) {
+  renderContact(answer) {
     const card = this.el("contact-card");
+    // A Lead has no Account yet: its Company stands in the Account row.
+    const contact = answer.cust_type === "Lead" ? { ...answer, cust_acct_name: answer.cust_company } : answer;
     for (const field of CONTACT_FIELDS) {
       const value = contact[field] === null || contact[field] === undefined ? "" : String(contact[field]);
       for (const node of card.querySelectorAll(`[data-field="${field}"]`)) {
         node.dataset.value = value;
-        node.textContent = field === "cust_record_url" ? "Open the Contact in Salesforce" : value || "—";
+        node.textContent = field === "cust_record_url" ? `Open the ${contact.cust_type || "Contact"} in Salesforce` : value || "—";
       }
     }
     const href = safeHttpUrl(contact.cust_record_url || "");
@@ -447,11 +454,102 @@ class Panel {
     }
     const matches = Number(contact.matches);
     this.el("contact-matches").textContent = matches > 1
-      ? `${matches} contacts match this number; showing the most recently modified.`
+      ? `${matches} records match; a Contact before a Lead, the most recently modified first.`
       : "";
     this.el("contact-message").hidden = true;
     this.el("contact-message").dataset.state = "found";
     card.hidden = false;
+    this.renderCandidates(contact);
+    this.showCallLog(contact);
+  }
+
+  /* ---- 7. several matches, and logging the call to Salesforce ---- */
+
+  /* A chat or email task carries an address; a call, the caller's number. */
+  callerQuery(extra = {}) {
+    const caller = this.task.caller;
+    return this.task.channel === "email" ? { email: caller, ...extra } : { phone: caller, ...extra };
+  }
+
+  renderCandidates(contact) {
+    const candidates = Array.isArray(contact.candidates) ? contact.candidates : [];
+    const select = this.el("candidate-select");
+    select.replaceChildren(...candidates.map((c) => {
+      const where = c.cust_acct_name ? `, ${c.cust_acct_name}` : "";
+      return new Option(`${c.cust_name} (${c.cust_type}${where})`, c.cust_id, false, c.cust_id === contact.cust_id);
+    }));
+    this.el("candidates").hidden = candidates.length < 2;
+  }
+
+  async pickCandidate(contactId) {
+    this.clearError();
+    const ticket = ++this.lookupTicket;
+    let result;
+    try {
+      result = await this.call("get-contact", this.callerQuery({ contact_id: contactId }));
+    } catch (err) {
+      this.showError(err.message, "network");
+      return;
+    }
+    if (ticket !== this.lookupTicket) return;
+    if (result.ok) this.renderContact(result.body);
+    else this.showError(failureText(result, "Showing that record failed"), result.body.error || "");
+  }
+
+  startCallLog() {
+    this.el("candidate-select").addEventListener("change", (event) => this.pickCandidate(event.target.value));
+    this.el("log-call-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.logCall();
+    });
+  }
+
+  showCallLog(contact) {
+    this.loggedFor = contact.cust_id;
+    this.el("log-call-form").hidden = false;
+    this.setLogStatus("", "idle");
+  }
+
+  setLogStatus(text, state, href) {
+    const status = this.el("log-status");
+    status.replaceChildren(text);
+    status.dataset.state = state;
+    const link = safeHttpUrl(href || "");
+    if (link) {
+      status.append(" ", Object.assign(document.createElement("a"), {
+        href: link, target: "_blank", rel: "noopener", textContent: "Open the Task",
+      }));
+    }
+  }
+
+  async logCall() {
+    this.clearError();
+    const task = this.task;
+    const fields = {
+      contact_id: this.loggedFor, task_sid: task.task_sid, call_sid: task.call_sid,
+      duration: Math.round((Date.now() - task.pickedAt) / 1000),
+      disposition: this.el("log-disposition").value, notes: this.el("log-notes").value,
+    };
+    if (task.channel !== "email") fields.phone = task.caller;
+    this.el("log-save").disabled = true;
+    this.setLogStatus("Saving to Salesforce…", "saving");
+    let result;
+    try {
+      result = await this.call("log-call", fields);
+    } catch (err) {
+      this.setLogStatus("Not saved.", "error");
+      this.showError(err.message, "network");
+      return;
+    } finally {
+      this.el("log-save").disabled = false;
+    }
+    if (result.ok) {
+      const text = result.body.created ? "Logged to Salesforce." : "Logged to Salesforce (the earlier log of this call was updated).";
+      this.setLogStatus(text, "logged", result.body.task_url);
+    } else {
+      this.setLogStatus("Not saved.", "error");
+      this.showError(failureText(result, "Logging the call failed"), result.body.error || "");
+    }
   }
 
   /* ---- 6. the data-flow card, from Server-Timing ---- */

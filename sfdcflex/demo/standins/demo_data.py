@@ -7,6 +7,8 @@ ones are made up, and so is every email address (on the reserved .example domain
 """
 from __future__ import annotations
 
+import hashlib
+
 from .iam import IamStandIn
 from .salesforce import SalesforceStandIn
 
@@ -83,5 +85,14 @@ def seed_demo(sf: SalesforceStandIn, iam: IamStandIn) -> dict:
         agents.append({"realm_user_id": realm_user_id, "name": name,
                        "salesforce_username": sfdc_username,
                        "can_link": sfdc_username.lower() == realm_user_id.lower()})
-    return {"agents": agents, "tasks": [dict(task) for task in TASKS],
+    return {"agents": agents, "tasks": [_with_sids(task) for task in TASKS],
             "accounts": [values[0] for values in ACCOUNTS.values()]}
+
+
+def _with_sids(task: dict) -> dict:
+    """The task with made-up, stable Twilio SIDs: a TaskRouter task, and a call unless it is an email."""
+    digest = hashlib.sha256(task["caller"].encode()).hexdigest()
+    sids = {"task_sid": "WT" + digest[:32]}
+    if task.get("channel") != "email":
+        sids["call_sid"] = "CA" + digest[32:]
+    return {**task, **sids}
