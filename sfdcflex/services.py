@@ -1,4 +1,4 @@
-"""Everything the functions share, built once from the config: clients, stores, cache, linker, lookup, call log."""
+"""Everything the functions share, built once from the config: clients, stores, cache, linker, lookups."""
 from __future__ import annotations
 
 from dataclasses import dataclass

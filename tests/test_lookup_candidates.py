@@ -48,7 +48,8 @@ def test_a_shared_number_answers_the_newest_and_lists_every_candidate(linked):
     assert (card["cust_name"], card["cust_type"], card["matches"]) == ("Ada Lovelace", "Contact", 2)
     assert all(name in card for name in ORIGINAL_FIELDS)
     ids = _ids(linked)
-    assert [c["cust_id"] for c in card["candidates"]] == [ids["Ada Lovelace"], ids["Charles Babbage"]]
+    newest_first = [ids["Ada Lovelace"], ids["Charles Babbage"]]
+    assert [c["cust_id"] for c in card["candidates"]] == newest_first
     babbage = card["candidates"][1]
     assert babbage == {"cust_id": ids["Charles Babbage"], "cust_type": "Contact",
                        "cust_name": "Charles Babbage", "cust_title": "Founder",

@@ -37,12 +37,14 @@ def test_pick_a_candidate_then_log_the_call_twice(tmp_path):
 
             pick(page, SHARED, "found")
             assert page.evaluate("document.querySelector('#candidates').hidden") is False
-            options = page.evaluate("[...document.querySelectorAll('#candidate-select option')].map(o => o.value)")
+            options = page.evaluate(
+                "[...document.querySelectorAll('#candidate-select option')].map(o => o.value)")
             assert len(options) == 2
             first = card_fields(page)["cust_name"]
-            page.evaluate(f"(() => {{ const s = document.querySelector('#candidate-select'); s.value = {json.dumps(options[1])};"
-                          " s.dispatchEvent(new Event('change')); })()")
-            page.wait_for(f"document.querySelector('[data-field=cust_name]').dataset.value !== {json.dumps(first)}")
+            page.evaluate("(() => { const s = document.querySelector('#candidate-select'); "
+                          f"s.value = {json.dumps(options[1])}; s.dispatchEvent(new Event('change')); }})()")
+            page.wait_for("document.querySelector('[data-field=cust_name]').dataset.value "
+                          f"!== {json.dumps(first)}")
             chosen = card_fields(page)["cust_name"]
             assert {first, chosen} == {"Emily Clarke", "Oliver Bennett"}
 

@@ -1,4 +1,4 @@
-"""Record writes: SalesforceClient.create/update against the stand-in's /sobjects, and each refusal's class."""
+"""Record writes: SalesforceClient.create/update against the stand-in's /sobjects; each refusal's class."""
 from __future__ import annotations
 
 import http.client
@@ -92,10 +92,12 @@ def test_each_refusal_has_salesforces_shape_and_its_class(org, fields, error, co
 def test_org_rules_refuse_with_their_codes(org):
     sf, client, token = org
     sf.writes.rules.required["Task"] = {"CallDisposition"}
-    with pytest.raises(RecordRejected, match=r"REQUIRED_FIELD_MISSING.*\[CallDisposition\].*fields: CallDisposition"):
+    missing = r"REQUIRED_FIELD_MISSING.*\[CallDisposition\].*fields: CallDisposition"
+    with pytest.raises(RecordRejected, match=missing):
         client.create(token, "Task", {"Subject": "Call"})
     sf.writes.rules.required.clear()
-    sf.writes.rules.validation_rules.append(("Task", lambda t: t.get("Subject") == "x", "Subject x is banned"))
+    banned = ("Task", lambda task: task.get("Subject") == "x", "Subject x is banned")
+    sf.writes.rules.validation_rules.append(banned)
     with pytest.raises(RecordRejected, match="FIELD_CUSTOM_VALIDATION_EXCEPTION: Subject x is banned"):
         client.create(token, "Task", {"Subject": "x"})
     sf.writes.rules.hidden.add((sf.alice, sf.jane))

@@ -51,7 +51,8 @@ class OrgRules:
     required: dict[str, set[str]] = field(default_factory=dict)  # sObject -> required fields
     # (sObject, test on the would-be record, error message): a true test refuses the save.
     validation_rules: list[tuple[str, Callable[[dict], bool], str]] = field(default_factory=list)
-    denied: set[tuple[str, str, str]] = field(default_factory=set)  # (user id, "read"|"create"|"edit", sObject)
+    # (user id, "read" | "create" | "edit", sObject) the user has no permission for
+    denied: set[tuple[str, str, str]] = field(default_factory=set)
     hidden: set[tuple[str, str]] = field(default_factory=set)  # (user id, record id) not shared
 
 
