@@ -8,16 +8,18 @@ fields. contact_id picks one of the candidates. Also answers the original plugin
 """
 from sfdcflex.cards import parse_record_id
 from sfdcflex.email_address import parse_email
-from sfdcflex.runtime.errors import HTTPError
+from sfdcflex.runtime.errors import BadRequest, HTTPError
 from sfdcflex.phone import parse_phone
 from sfdcflex.runtime.timing import ServerTiming
 
 
 def _caller(event):
     """A chat or email task carries an address; a call, a phone number (digits only from here on)."""
-    if event.get("email") is not None and event.get("phone") is None:
+    if event.get("phone") is None and event.get("email") is None:
+        raise BadRequest("phone (a call) or email (a chat or email task) is required", code="invalid_phone")
+    if event.get("phone") is None:
         return parse_email(event["email"])
-    return parse_phone(event.get("phone"), event.get("country") or "US")
+    return parse_phone(event["phone"], event.get("country") or "US")
 
 
 def handler(context, event, callback):
