@@ -113,14 +113,16 @@ def test_email_not_yet_in_the_search_index_is_found_by_soql(linked):
     assert _calls(linked) == (before[0] + 1, before[1] + 1)
 
 
-@pytest.mark.parametrize("email", ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com",
-                                   "ada@@example.com", "x" * 65 + "@example.com", 42, ["a@b.co"],
-                                   "ada@example.com} OR {x", "ada@exa_mple.com"])
-def test_bad_email_is_400_and_reaches_no_query(linked, email):
+BAD_EMAILS = ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@@example.com",
+              "x" * 65 + "@example.com", 42, ["a@b.co"], "ada@example.com} OR {x", "ada@exa_mple.com",
+              "ada@" + ("a" * 61 + ".") * 4 + "com"]  # 255 characters: one over RFC 5321's limit
+
+
+def test_bad_email_is_400_and_reaches_no_query(linked):
     before = sum(linked.sf.calls.values())
-    answer = _contact(linked, email=email)
-    assert answer.status == 400, answer.body
-    assert answer.json()["error"] == "invalid_email"
+    for email in BAD_EMAILS:
+        answer = _contact(linked, email=email)
+        assert (answer.status, answer.json()["error"]) == (400, "invalid_email"), (email, answer.body)
     assert sum(linked.sf.calls.values()) == before
 
 
