@@ -205,6 +205,10 @@ def test_a_contact_the_agent_cannot_see_is_404_before_any_write(linked):
     ghost = linked.ada[:9] + "zzzzzz"
     answer = _log(linked, contact_id=ghost, call_sid=CALL_SID)
     _refusal(answer, 404, "salesforce_record_not_found", ghost)
+    alice = next(u for u in linked.sf.org.all("User") if u["Username"] == ALICE)
+    linked.sf.writes.rules.hidden.add((alice["Id"], linked.ada))  # sharing keeps Ada from Alice
+    unshared = _log(linked, contact_id=linked.ada, call_sid=CALL_SID)
+    _refusal(unshared, 404, "salesforce_record_not_found", linked.ada)
     assert linked.sf.calls["sobject-create"] == 0
 
 

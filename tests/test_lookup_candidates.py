@@ -203,3 +203,11 @@ def test_agents_who_may_not_read_leads_need_lookup_objects_contact(crm_factory):
     contacts_only = crm_factory(SFDC_LOOKUP_OBJECTS="Contact")
     answer = contacts_only.post("/get-contact", {"Token": crm.token(ALICE), "phone": "+12125550103"})
     assert answer.status == 200 and answer.json()["cust_name"] == "Mary Mobile"
+
+
+def test_records_sharing_hides_from_the_agent_are_not_candidates(linked):
+    alice = next(u for u in linked.sf.org.all("User") if u["Username"] == ALICE)
+    linked.sf.writes.rules.hidden.add((alice["Id"], _ids(linked)["Charles Babbage"]))
+    card = _contact(linked, phone="+14155550101").json()
+    assert (card["cust_name"], card["matches"]) == ("Ada Lovelace", 1)
+    assert "candidates" not in card

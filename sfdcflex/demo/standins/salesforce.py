@@ -355,7 +355,7 @@ class SalesforceStandIn(StandIn):
         try:
             query = parse_query(request.query.get("q", ""))
             self.writes.check_readable(self._bearer_user(request), [query.sobject])
-            records = self.org.query(query)
+            records = self.org.query(query, self.writes.hidden_from(self._bearer_user(request)))
         except QueryError as error:
             return rest_error(400, error.error_code, error.message)
         return json_response(200, {"totalSize": len(records), "done": True, "records": records},
@@ -368,7 +368,7 @@ class SalesforceStandIn(StandIn):
         try:
             search = parse_search(request.query.get("q", ""))
             self.writes.check_readable(self._bearer_user(request), [p.sobject for p in search.returning])
-            records = self.org.search(search)
+            records = self.org.search(search, self.writes.hidden_from(self._bearer_user(request)))
         except QueryError as error:
             return rest_error(400, error.error_code, error.message)
         return json_response(200, {"searchRecords": records},

@@ -91,6 +91,11 @@ class RecordWrites:
                                  "use a custom object, be sure to append the '__c' after the entity "
                                  "name.", "INVALID_TYPE")
 
+    def hidden_from(self, user: dict | None) -> frozenset[str]:
+        """The record ids sharing keeps from this user: their queries and searches skip them."""
+        user_id = (user or {}).get("Id")
+        return frozenset(record for who, record in self.rules.hidden if who == user_id)
+
     def _read(self, user: dict, sobject: str, record_id: str) -> Response:
         record = self.org.get(sobject, record_id)
         if record is None or (user["Id"], record_id) in self.rules.hidden:

@@ -106,12 +106,12 @@ class Org:
             return [dict(record) for record in self.records[sobject].values()]
 
     # -- SOQL ---------------------------------------------------------------------------------
-    def query(self, query: Query) -> list[dict]:
-        """Run a parsed SOQL query and shape the rows as the REST API does."""
+    def query(self, query: Query, hidden: frozenset[str] = frozenset()) -> list[dict]:
+        """Run a parsed SOQL query and shape the rows as the REST API does; `hidden` ids are not shared."""
         sobject = canonical_object(query.sobject)
         fields = [canonical_path(sobject, name) for name in query.fields]
         with self._lock:
-            rows = list(self.records[sobject].values())
+            rows = [row for row in self.records[sobject].values() if row["Id"] not in hidden]
             return self._select(sobject, fields, query, rows)
 
     def update(self, sobject: str, record_id: str, fields: dict) -> None:
@@ -122,7 +122,7 @@ class Org:
         with self._lock:
             self.records[sobject].pop(record_id, None)
 
-    def search(self, search: Search) -> list[dict]:
+    def search(self, search: Search, hidden: frozenset[str] = frozenset()) -> list[dict]:
         """Run a parsed SOSL search; only indexed records are found, as in Salesforce.
 
         IN EMAIL FIELDS matches whole addresses, case-insensitively; any other scope matches
@@ -134,7 +134,8 @@ class Org:
             fields = [canonical_path(sobject, name) for name in part.fields]
             with self._lock:
                 rows = [row for row in self.records[sobject].values()
-                        if row["Id"] not in self.unindexed and _found(sobject, row, search)]
+                        if row["Id"] not in self.unindexed and row["Id"] not in hidden
+                        and _found(sobject, row, search)]
                 results.extend(self._select(sobject, fields, part, rows))
         return results[:search.limit] if search.limit is not None else results
 
