@@ -24,7 +24,10 @@ SETTING_NAMES = (
     "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET", "FLEX_INSTANCE_URL", "SFDC_LOGIN_URL",
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
     "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "ORIGINAL_PLUGIN_LOGIN",
+    "SFDC_LOOKUP_OBJECTS",
 )
+# The objects get-contact searches, in the order a match wins (a Contact over a Lead).
+LOOKUP_OBJECTS = ("Contact", "Lead")
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _SYNC_SERVICE_SID = re.compile(r"IS[0-9a-fA-F]{32}")
@@ -61,6 +64,7 @@ class Config:
     cache_ttl: float
     original_plugin_login: bool
     values: Mapping[str, str] = field(repr=False)
+    lookup_objects: tuple[str, ...] = LOOKUP_OBJECTS
 
 
 def _fail(message: str) -> ConfigError:
@@ -127,6 +131,17 @@ def _flag(values: Mapping[str, str], name: str) -> bool:
     raise _fail(f"{name} must be true or false")
 
 
+def _lookup_objects(values: Mapping[str, str]) -> tuple[str, ...]:
+    raw = values.get("SFDC_LOOKUP_OBJECTS", "").strip()
+    if not raw:
+        return LOOKUP_OBJECTS
+    named = {part.strip().lower() for part in raw.split(",") if part.strip()}
+    known = {name.lower() for name in LOOKUP_OBJECTS}
+    if "contact" not in named or not named <= known:
+        raise _fail("SFDC_LOOKUP_OBJECTS must be Contact or Contact,Lead")
+    return tuple(name for name in LOOKUP_OBJECTS if name.lower() in named)
+
+
 def _required_url(values: Mapping[str, str], name: str) -> str:
     _required(values, name)
     return _url(values, name)
@@ -171,6 +186,7 @@ def load_config(values: Mapping[str, str]) -> Config:
         cache_ttl=float(_number(values, "CACHE_TTL", 300.0, 0, 86_400, integer=False)),
         original_plugin_login=_flag(values, "ORIGINAL_PLUGIN_LOGIN"),
         values=MappingProxyType(dict(values)),
+        lookup_objects=_lookup_objects(values),
     )
 
 

@@ -1,90 +1,108 @@
-"""Find the caller's Contact and Account in Salesforce, and who the agent is there, with a cache.
+"""Find the caller's Contact (or Lead) and Account in Salesforce, and who the agent is there, with a cache.
 
-A lookup is one SOSL search over phone fields (Salesforce matches phone numbers by digits);
-the search index lags new records by minutes, so when it finds nothing, one SOQL query on
-Phone and MobilePhone with the usual written forms of the number follows.
+A lookup is one SOSL search over phone (or email) fields returning Contacts and Leads at once
+(Salesforce matches phone numbers by digits); the search index lags new records by minutes,
+so when it finds nothing, one SOQL query on the Contact's own fields follows (Phone and
+MobilePhone with the usual written forms of the number, or Email).
 """
 from __future__ import annotations
 
+from typing import Union
+
 from .cache import MISSING, LRUCache
-from .runtime.errors import NotFound
+from .cards import MAX_CANDIDATES, NoMatch, choose, record_card
+from .config import LOOKUP_OBJECTS
+from .email_address import EmailAddress
 from .keeper import TokenKeeper
 from .phone import PhoneNumber, phone_matches, written_variants
 from .clients.salesforce import SalesforceClient, soql_quote, sosl_escape
 from .runtime.timing import ServerTiming
 
-FIELDS = ("Id, Name, Title, Phone, MobilePhone, Account.Name, Account.Type, Account.AccountNumber, "
-          "Account.SLA__c, Account.CustomerPriority__c")
+__all__ = ["Lookup", "NoMatch", "soql_for", "sosl_for"]
+
+Caller = Union[PhoneNumber, EmailAddress]
+FIELDS = ("Id, Name, Title, Phone, MobilePhone, Email, Account.Name, Account.Type, "
+          "Account.AccountNumber, Account.SLA__c, Account.CustomerPriority__c")
+LEAD_FIELDS = "Id, Name, Title, Company, Phone, MobilePhone, Email"
 ORDER = "ORDER BY LastModifiedDate DESC LIMIT 10"
 
 
-class NoMatch(NotFound):
-    code = "no_match"
+def sosl_for(caller: Caller, objects: tuple[str, ...] = LOOKUP_OBJECTS) -> str:
+    """One search for every object in `objects`: Contacts and Leads cost one call together."""
+    if isinstance(caller, EmailAddress):
+        term, scope = sosl_escape(caller.address), "EMAIL"
+    else:
+        term, scope = sosl_escape(caller.national), "PHONE"
+    fields = {"Contact": FIELDS, "Lead": LEAD_FIELDS}
+    returning = ", ".join(f"{name}({fields[name]} {ORDER})" for name in objects)
+    return f"FIND {{{term}}} IN {scope} FIELDS RETURNING {returning}"
 
 
-def sosl_for(number: PhoneNumber) -> str:
-    term = sosl_escape(number.national)
-    return f"FIND {{{term}}} IN PHONE FIELDS RETURNING Contact({FIELDS} {ORDER})"
-
-
-def soql_for(number: PhoneNumber) -> str:
-    values = ", ".join(soql_quote(v) for v in written_variants(number))
+def soql_for(caller: Caller) -> str:
+    """The Contact query for records the search index does not have yet."""
+    if isinstance(caller, EmailAddress):
+        return f"SELECT {FIELDS} FROM Contact WHERE Email = {soql_quote(caller.address)} {ORDER}"
+    values = ", ".join(soql_quote(v) for v in written_variants(caller))
     return f"SELECT {FIELDS} FROM Contact WHERE Phone IN ({values}) OR MobilePhone IN ({values}) {ORDER}"
 
 
-def contact_card(record: dict, matches: int, instance_url: str) -> dict:
-    """The original plugin's fields, plus the record id and how many contacts matched."""
-    account = record.get("Account") or {}
-    return {
-        "cust_id": record.get("Id"),
-        "cust_name": record.get("Name"),
-        "cust_record_url": f"{instance_url}/lightning/r/Contact/{record.get('Id')}/view",
-        "cust_title": record.get("Title"),
-        "cust_acct_name": account.get("Name"),
-        "cust_acct_type": account.get("Type"),
-        "cust_acct_num": account.get("AccountNumber"),
-        "cust_acct_sla": account.get("SLA__c"),
-        "cust_acct_priority": account.get("CustomerPriority__c"),
-        "matches": matches,
-    }
+def _described(caller: Caller) -> str:
+    if isinstance(caller, EmailAddress):
+        return f"email address {caller.address}"
+    return f"phone number {caller.e164}"
+
+
+def _cache_key(caller: Caller) -> str:
+    return caller.cache_key if isinstance(caller, EmailAddress) else caller.e164
 
 
 class Lookup:
     """Contact and user lookups for an agent; answers are cached per agent, never shared."""
 
     def __init__(self, salesforce: SalesforceClient, keeper: TokenKeeper, cache: LRUCache, *,
-                 ttl: float) -> None:
+                 ttl: float, objects: tuple[str, ...] = LOOKUP_OBJECTS) -> None:
         self.salesforce = salesforce
         self.keeper = keeper
         self.cache = cache
         self.ttl = ttl
+        self.objects = objects
         self.no_match_ttl = min(ttl / 5, 60.0)  # a new contact should show up soon
 
-    def contact(self, identity: str, number: PhoneNumber, timing: ServerTiming) -> dict:
-        """The most recently modified Contact whose Phone or MobilePhone is this number."""
+    def contact(self, identity: str, caller: Caller, timing: ServerTiming,
+                pick: str | None = None) -> dict:
+        """The card of the most recently modified match (a Contact before a Lead), or of `pick`.
+
+        Every match is cached as one entry, so choosing another candidate costs no call.
+        """
         # Keyed by the link's revision too: a card read under a link dies with that link.
-        key = ("contact", number.e164, self.keeper.link_revision(identity, timing))
-        card = self.cache.get(identity, key)
-        if card is MISSING:
+        key = ("contact", _cache_key(caller), self.keeper.link_revision(identity, timing))
+        found = self.cache.get(identity, key)
+        if found is MISSING:
             timing.mark("cache", "miss")
-            card = self._contact_from_salesforce(identity, number, timing)
-            self.cache.put(identity, key, card, self.ttl if card else self.no_match_ttl)
+            found = self._cards_from_salesforce(identity, caller, timing)
+            self.cache.put(identity, key, found, self.ttl if found[0] else self.no_match_ttl)
         else:
             timing.mark("cache", "hit")
-        if not card:
-            raise NoMatch(f"No contact in Salesforce has the phone number {number.e164}")
-        return card
+        cards, matches = found
+        if not cards:
+            raise NoMatch(f"No contact in Salesforce has the {_described(caller)}")
+        return choose(cards, pick, matches)
 
-    def _contact_from_salesforce(self, identity: str, number: PhoneNumber,
-                                 timing: ServerTiming) -> dict | None:
-        records = self.keeper.call(identity, lambda token: self.salesforce.search(token, sosl_for(number)),
+    def _cards_from_salesforce(self, identity: str, caller: Caller,
+                               timing: ServerTiming) -> tuple[list[dict], int]:
+        sosl = sosl_for(caller, self.objects)
+        records = self.keeper.call(identity, lambda token: self.salesforce.search(token, sosl),
                                    timing, "sfdc-search", "Salesforce SOSL search")
-        found = [r for r in records if _confirmed(r, number)]
+        found = [r for r in records if _confirmed(r, caller)]
         if not found:
-            records = self.keeper.call(identity, lambda token: self.salesforce.query(token, soql_for(number)),
+            soql = soql_for(caller)
+            records = self.keeper.call(identity, lambda token: self.salesforce.query(token, soql),
                                        timing, "sfdc-query", "Salesforce SOQL query (search index lag)")
-            found = [r for r in records if _confirmed(r, number)]
-        return contact_card(found[0], len(found), self.salesforce.instance_url) if found else None
+            found = [r for r in records if _confirmed(r, caller)]
+        # SOSL answers each RETURNING object in turn, newest first: Contacts before Leads.
+        rank = {name: index for index, name in enumerate(self.objects)}
+        found.sort(key=lambda r: rank.get((r.get("attributes") or {}).get("type"), 0))
+        return [record_card(r, self.salesforce.instance_url) for r in found[:MAX_CANDIDATES]], len(found)
 
     def user(self, identity: str, timing: ServerTiming) -> dict:
         """Who the agent is in Salesforce (OpenID Connect userinfo), cached like contacts."""
@@ -107,6 +125,8 @@ class Lookup:
         return self.cache.drop_owner(identity)
 
 
-def _confirmed(record: dict, number: PhoneNumber) -> bool:
-    """SOSL phone search is fuzzy; keep a hit only when its digits really end in this number."""
-    return phone_matches(record.get("Phone"), number) or phone_matches(record.get("MobilePhone"), number)
+def _confirmed(record: dict, caller: Caller) -> bool:
+    """SOSL is fuzzy; keep a hit only when its phone digits end in this number, or its email is this one."""
+    if isinstance(caller, EmailAddress):
+        return isinstance(record.get("Email"), str) and record["Email"].strip().lower() == caller.address
+    return phone_matches(record.get("Phone"), caller) or phone_matches(record.get("MobilePhone"), caller)

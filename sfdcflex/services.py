@@ -1,10 +1,11 @@
-"""Everything the functions share, built once from the config: clients, stores, cache, linker, lookup."""
+"""Everything the functions share, built once from the config: clients, stores, cache, linker, lookups."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .cache import LRUCache
+from .call_log import CallLogger
 from .config import Config
 from .clients.iam import FlexAgent, FlexTokenValidator
 from .keeper import TokenKeeper
@@ -42,6 +43,7 @@ class Services:
     linker: Linker
     lookup: Lookup
     flex_origin: str
+    call_log: CallLogger
 
     def identify(self, event: dict, timing: ServerTiming, *, token_in_url: bool = False) -> FlexAgent:
         """The Flex agent behind the request's `Token` (Twilio IAM, cached for up to 5 minutes).
@@ -86,4 +88,5 @@ def build_services(config: Config, *, public_url: str,
     return Services(
         flex=FlexTokenValidator(config.twilio_iam_url, config.account_sid, config.auth_token, opener=opener),
         salesforce=salesforce, keeper=keeper, linker=linker,
-        lookup=Lookup(salesforce, keeper, cache, ttl=config.cache_ttl), flex_origin=flex_origin)
+        lookup=Lookup(salesforce, keeper, cache, ttl=config.cache_ttl, objects=config.lookup_objects),
+        flex_origin=flex_origin, call_log=CallLogger(salesforce, keeper))

@@ -48,6 +48,8 @@ def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsy
     calls = report["upstream_calls"]
     assert calls["miss, Flex token seen before"]["salesforce"] >= 1  # a miss really reached Salesforce
     assert calls["original, every uncached lookup"]["total"] == 4
+    assert calls["log-call, new call"] == {"iam": 0, "store": 0, "salesforce": 3, "total": 3}
+    assert calls["log-call, same call again"]["salesforce"] == 2
     assert {goal["pass"] for goal in report["goals"]} <= {True, False}
     table = capsys.readouterr().out
     assert all(name in table for name in SCENARIOS) and ("PASS" in table or "MISS" in table)

@@ -475,9 +475,14 @@ def test_demo_data_covers_the_demo_story():
         hits = {}
         for task in demo["tasks"]:
             caller = task["caller"]
-            country = next(code for code in ("+1", "+44", "+49", "+61") if caller.startswith(code))
-            found = rest(sf, "search", sosl(caller[len(country):]), token)[1]["searchRecords"]
-            hits[caller] = len(found)
+            if task.get("channel") == "email":
+                text = f"FIND {{{caller}}} IN EMAIL FIELDS RETURNING Contact(Id), Lead(Id)"
+            else:
+                country = next(code for code in ("+1", "+44", "+49", "+61") if caller.startswith(code))
+                text = sosl(caller[len(country):]) + ", Lead(Id)"
+            hits[caller] = len(rest(sf, "search", text, token)[1]["searchRecords"])
         assert hits["+14155550101"] == 2 and hits["+13125550199"] == 0
+        assert hits["+442079460958"] == 2  # two people share the switchboard
+        assert hits["priya.natarajan@acme.example"] == 1 and sf.org.all("Lead")
         assert hits["+14155550109"] == 0  # not indexed yet: only the SOQL fallback finds it
         assert all(hits[c] >= 1 for c in hits if c not in ("+13125550199", "+14155550109"))

@@ -139,6 +139,20 @@ def _lookup(runtime_url: str, token: str, phone: str) -> None:
         raise RuntimeError(f"get-contact {phone} answered {status}: {answer[:200]!r}")
 
 
+def _log_call(runtime_url: str, token: str, contact_id: str, serial: int) -> None:
+    call_sid = f"CA{serial:032x}"  # a well-formed Twilio call SID per logged call
+    body = json.dumps({"Token": token, "contact_id": contact_id, "call_sid": call_sid,
+                       "duration": 60, "notes": "benchmark"}).encode()
+    status, answer, _ = fetch(runtime_url, "POST", "/log-call", body, {"Content-Type": "application/json"})
+    if status != 200:
+        raise RuntimeError(f"log-call answered {status}: {answer[:200]!r}")
+
+
+def _contact_id(runtime_url: str, token: str, phone: str) -> str:
+    method, path, body, headers = contact_request(token, phone)
+    return json.loads(fetch(runtime_url, method, path, body, headers)[1])["cust_id"]
+
+
 def _counted(standins: StandIns) -> dict[str, int]:
     calls = standins.calls()
     counts = {"iam": calls["iam"].get("validate", 0), "store": sum(calls["sync"].values()),
@@ -169,7 +183,17 @@ def measure_upstream_calls(runtime_url: str, standins: StandIns, token: str) -> 
         "miss, new Flex token": _per_lookup(standins, lookups(fresh, new_token=True)),
         "hit": _per_lookup(standins, lookups(numbers)),
         "original, every uncached lookup": dict(ORIGINAL_CALLS),
+        **measure_log_calls(runtime_url, standins, token),
     }
+
+
+def measure_log_calls(runtime_url: str, standins: StandIns, token: str) -> dict[str, dict]:
+    """Upstream calls per log-call: a new call (query, the Contact's Account, create), then again."""
+    contact_id = _contact_id(runtime_url, token, contact_phone(0))
+    serials = range(1, CALL_SAMPLES // 4 + 1)
+    logs = [lambda n=n: _log_call(runtime_url, token, contact_id, n) for n in serials]
+    return {"log-call, new call": _per_lookup(standins, logs),
+            "log-call, same call again": _per_lookup(standins, logs)}
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -338,7 +362,7 @@ def format_report(report: dict) -> str:
               f"  (python -c pass alone: {cold['python -c pass']['median_ms']:.0f} ms; first start, "
               f"compiling bytecode: runtime {cold['runtime']['first_start_ms']:.0f} ms)",
               f"peak RSS (VmHWM): runtime {rss['runtime']:.1f} MiB, bare {rss['bare']:.1f} MiB", "",
-              f"{'upstream calls per get-contact':<34}{'IAM':>6}{'store':>7}{'Salesforce':>12}"
+              f"{'upstream calls per request':<34}{'IAM':>6}{'store':>7}{'Salesforce':>12}"
               f"{'total':>7}"]
     for name, row in report["upstream_calls"].items():
         lines.append(f"{name:<34}{row['iam']:>6.2f}{row['store']:>7.2f}{row['salesforce']:>12.2f}"

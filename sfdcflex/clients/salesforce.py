@@ -4,14 +4,17 @@ Wire facts used here, from Salesforce's OAuth and REST API documentation: the to
 answers errors as `{"error", "error_description"}`; REST errors are arrays of
 `{"message", "errorCode"}`; an expired access token is a 401 `INVALID_SESSION_ID` on REST and a
 403 `Bad_OAuth_Token` (or a 401) on `/services/oauth2/userinfo`; an org over its daily API
-allowance answers 403 `REQUEST_LIMIT_EXCEEDED`.
+allowance answers 403 `REQUEST_LIMIT_EXCEEDED`. Writes (REST API guide, "Create a Record",
+"Update a Record", "Status Codes and Error Responses"): POST /sobjects/{type} answers 201
+`{"id", "success", "errors"}`, PATCH /sobjects/{type}/{id} answers 204 with no body, and a refused
+write is a 400 (or 403/404) with the same array, each item naming its `fields`.
 """
 from __future__ import annotations
 
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from ..runtime.errors import BadGateway, BadRequest, HTTPError, NotFound
+from ..runtime.errors import BadGateway, BadRequest, Forbidden, HTTPError, NotFound
 from .transport import Reply, call, check_upstream_url, default_opener
 
 if TYPE_CHECKING:
@@ -53,6 +56,48 @@ class RequestLimitExceeded(SalesforceError):
     code = "salesforce_request_limit"
 
 
+class RecordRejected(HTTPError):
+    """Salesforce refused the record's data: a validation rule, a required field, a bad value.
+
+    422: the request was well formed, and the org's own rules refuse what it says; the agent
+    can fix it (the message is Salesforce's, e.g. a validation rule's error text).
+    """
+
+    status, code = 422, "salesforce_rejected"
+
+
+class RecordNotFound(NotFound):
+    """The record, or one a write points to, does not exist or was deleted."""
+
+    code = "salesforce_record_not_found"
+
+
+class InsufficientAccess(Forbidden):
+    """The agent's Salesforce user may not do this (object permission, sharing, read-only record).
+
+    403, not 502: Salesforce works; the agent's own permissions forbid it, so an administrator
+    must grant them (README, "Salesforce permissions").
+    """
+
+    code = "salesforce_insufficient_access"
+
+
+# errorCode -> the error the agent can act on (REST API guide, "Status Codes and Error Responses";
+# SOAP API guide, "StatusCode"); any other code is Salesforce failing: a 502.
+REFUSALS: dict[str, type[HTTPError]] = {
+    "REQUIRED_FIELD_MISSING": RecordRejected,
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION": RecordRejected,
+    "FIELD_INTEGRITY_EXCEPTION": RecordRejected,
+    "STRING_TOO_LONG": RecordRejected,
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": RecordRejected,
+    "INVALID_FIELD_FOR_INSERT_UPDATE": RecordRejected,
+    "INVALID_CROSS_REFERENCE_KEY": RecordNotFound,
+    "ENTITY_IS_DELETED": RecordNotFound,
+    "INSUFFICIENT_ACCESS_OR_READONLY": InsufficientAccess,
+    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": InsufficientAccess,
+}
+
+
 def soql_quote(value: str) -> str:
     """A single-quoted SOQL string literal with Salesforce's backslash escapes applied."""
     if not isinstance(value, str):
@@ -71,28 +116,39 @@ def _short(text: object) -> str:
     return str(text).strip()[:MAX_MESSAGE_CHARS]
 
 
-def _rest_errors(reply: Reply) -> list[tuple[str, str]]:
-    """(errorCode, message) pairs from a REST error body; empty when it is not Salesforce's array shape."""
+def _rest_errors(reply: Reply) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(errorCode, message, fields) from a REST error body; empty when it is not Salesforce's array shape."""
     try:
         body = reply.json()
     except BadGateway:
         return []
     items = body if isinstance(body, list) else [body]
-    return [(_short(item.get("errorCode", "")), _short(item.get("message", "")))
+    return [(_short(item.get("errorCode", "")), _short(item.get("message", "")), _fields_of(item))
             for item in items if isinstance(item, dict)]
 
 
+def _fields_of(item: dict) -> tuple[str, ...]:
+    fields = item.get("fields")
+    return tuple(_short(f)[:80] for f in fields[:5]) if isinstance(fields, list) else ()
+
+
 def _raise_for_rest(reply: Reply) -> None:
-    """Map a non-2xx REST answer to SessionExpired, RequestLimitExceeded or SalesforceError."""
+    """Map a non-2xx REST answer to SessionExpired, RequestLimitExceeded, a refusal or SalesforceError."""
     errors = _rest_errors(reply)
-    codes = {code for code, _ in errors}
+    codes = {code for code, _, _ in errors}
     if reply.status == 401 and "INVALID_SESSION_ID" in codes:
         raise SessionExpired("The Salesforce session expired")
     if reply.status == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
         raise RequestLimitExceeded("Salesforce refused the call: "
                                    "the org's daily API request limit is exceeded")
+    refusal = next(((REFUSALS[code], code, message, fields) for code, message, fields in errors
+                    if code in REFUSALS and 400 <= reply.status < 500), None)
+    if refusal is not None:
+        kind, code, message, fields = refusal
+        named = f" (fields: {', '.join(fields)})" if fields else ""
+        raise kind(f"Salesforce refused it: {code}: {message}{named}")
     if errors:
-        code, message = errors[0]
+        code, message, _ = errors[0]
         raise SalesforceError(f"Salesforce answered {reply.status} {code or 'error'}: {message}")
     raise SalesforceError(f"Salesforce answered {reply.status} with an unexpected body")
 
@@ -210,6 +266,36 @@ class SalesforceClient:
                 break
             path = next_url
         return records
+
+    def create(self, access_token: str, sobject: str, fields: dict) -> str:
+        """Create one record (POST /sobjects/{type}) and return its id; refusals raise their error class."""
+        reply = self._call("POST", self._sobject_url(sobject), json_body=fields,
+                           headers={"Authorization": f"Bearer {access_token}"})
+        if not 200 <= reply.status < 300:
+            _raise_for_rest(reply)
+        answer = _json_object(reply)
+        record_id = answer.get("id")
+        if answer.get("success") is False or not isinstance(record_id, str) or not record_id:
+            raise SalesforceError("Salesforce's create answer has no record id")
+        return record_id
+
+    def update(self, access_token: str, sobject: str, record_id: str, fields: dict) -> None:
+        """Change fields of one record (PATCH /sobjects/{type}/{id}; Salesforce answers 204)."""
+        reply = self._call("PATCH", self._sobject_url(sobject, record_id), json_body=fields,
+                           headers={"Authorization": f"Bearer {access_token}"})
+        if not 200 <= reply.status < 300:
+            _raise_for_rest(reply)
+
+    def record_url(self, sobject: str, record_id: str) -> str:
+        """The record's page in Lightning Experience, for a link in the agent's panel."""
+        return f"{self.instance_url}/lightning/r/{sobject}/{record_id}/view"
+
+    def _sobject_url(self, sobject: str, record_id: str | None = None) -> str:
+        # Both parts come from our own code, never from a request: an sObject name and a checked id.
+        if not sobject.isidentifier() or (record_id is not None and not record_id.isalnum()):
+            raise ValueError("an sObject name and an alphanumeric record id are required")
+        tail = f"/{record_id}" if record_id is not None else ""
+        return f"{self.instance_url}/services/data/v{self.api_version}/sobjects/{sobject}{tail}"
 
     def search(self, access_token: str, sosl: str) -> list[dict]:
         """The searchRecords a SOSL search returns (older API versions answer a bare list)."""

@@ -1,11 +1,13 @@
-"""The demo's data set: four accounts, fourteen contacts, three Flex agents and a task queue.
+"""The demo's data set: four accounts, fifteen contacts, two leads, three Flex agents and a task queue.
 
 Phone numbers are written the many ways people type them into Salesforce, so the demo shows
 the lookup matching on digits. US, UK and Australian numbers come from the ranges set aside
 for fiction (NANP 555-01xx, Ofcom's drama numbers, ACMA's fictional numbers); the German
-ones are made up.
+ones are made up, and so is every email address (on the reserved .example domain, RFC 2606).
 """
 from __future__ import annotations
+
+import hashlib
 
 from .iam import IamStandIn
 from .salesforce import SalesforceStandIn
@@ -32,6 +34,16 @@ CONTACTS = [
     ("Chloe Nguyen", "wallaby", "Fleet Manager", "+61 2 5550 4321", None, True),
     ("Jack Thompson", "wallaby", "Driver Lead", None, "0491 570 156", True),
     ("Riley Park", "acme", "New Customer Contact", "(415) 555-0109", None, False),
+    # Two people behind Globex's switchboard: a shared number, so the panel offers a choice.
+    ("Emily Clarke", "globex", "Service Desk Lead", "+44 20 7946 0958", None, True),
+]
+# Contact name -> Email, for chat and email tasks.
+EMAILS = {"Priya Natarajan": "priya.natarajan@acme.example", "Jane Cooper": "jane.cooper@acme.example",
+          "Oliver Bennett": "oliver.bennett@globex.example"}
+# (name, company, title, Phone, Email): prospects, not yet Contacts.
+LEADS = [
+    ("Grace Hopper", "Hopper Compilers Inc", "Founder", "+1 303 555 0142", "grace@hopper.example"),
+    ("Ravi Shah", "Shah Logistics", "Buyer", None, "ravi.shah@shahlogistics.example"),
 ]
 # (Flex realm_user_id, display name, Salesforce username or None)
 AGENTS = [
@@ -46,6 +58,9 @@ TASKS = [
     {"caller": "+16465550104", "label": "US caller, stored as 1-646-555-0104"},
     {"caller": "+19175550105", "label": "US mobile, on MobilePhone only"},
     {"caller": "+442079460959", "label": "UK caller, stored as 020 7946 0959"},
+    {"caller": "+442079460958", "label": "UK switchboard two contacts share: pick one"},
+    {"caller": "+13035550142", "label": "A Lead, not a Contact yet"},
+    {"caller": "priya.natarajan@acme.example", "channel": "email", "label": "Email task: found by address"},
     {"caller": "+4930901820", "label": "German caller, stored as +49 30 901820"},
     {"caller": "+61255504321", "label": "Australian caller, stored as +61 2 5550 4321"},
     {"caller": "+14155550109", "label": "Brand-new contact, not in the search index yet"},
@@ -60,7 +75,9 @@ def seed_demo(sf: SalesforceStandIn, iam: IamStandIn) -> dict:
                    for key, (name, kind, number, sla, priority) in ACCOUNTS.items()}
     for name, account, title, phone, mobile, indexed in CONTACTS:
         sf.add_contact(name, account_id=account_ids[account], title=title, phone=phone,
-                       mobile_phone=mobile, indexed=indexed)
+                       mobile_phone=mobile, email=EMAILS.get(name), indexed=indexed)
+    for name, company, title, phone, email in LEADS:
+        sf.add_lead(name, company, title=title, phone=phone, email=email)
     agents = []
     for realm_user_id, name, sfdc_username in AGENTS:
         sf.add_user(sfdc_username, name)
@@ -68,5 +85,14 @@ def seed_demo(sf: SalesforceStandIn, iam: IamStandIn) -> dict:
         agents.append({"realm_user_id": realm_user_id, "name": name,
                        "salesforce_username": sfdc_username,
                        "can_link": sfdc_username.lower() == realm_user_id.lower()})
-    return {"agents": agents, "tasks": [dict(task) for task in TASKS],
+    return {"agents": agents, "tasks": [_with_sids(task) for task in TASKS],
             "accounts": [values[0] for values in ACCOUNTS.values()]}
+
+
+def _with_sids(task: dict) -> dict:
+    """The task with made-up, stable Twilio SIDs: a TaskRouter task, and a call unless it is an email."""
+    digest = hashlib.sha256(task["caller"].encode()).hexdigest()
+    sids = {"task_sid": "WT" + digest[:32]}
+    if task.get("channel") != "email":
+        sids["call_sid"] = "CA" + digest[32:]
+    return {**task, **sids}

@@ -19,6 +19,8 @@ from .consent_page import render_error_page, render_login_page, submit_consent
 from .oauth_grants import Grant, GrantBook, OAuthError
 from .record_pages import RecordPages
 from .soql import QueryError, parse_query, parse_search
+from .record_page import render_record_page
+from .sobject_writes import RecordWrites
 from .sobjects import Org
 
 __all__ = ["SalesforceStandIn", "submit_consent"]
@@ -29,6 +31,8 @@ BAD_LOGIN = ("Please check your username and password. If you still can't log in
              "contact your Salesforce administrator.")
 _REST_PATH = re.compile(r"/services/data/v(\d+\.\d+)/(query|search)/?")
 _IDENTITY_PATH = re.compile(r"/id/(\w{15,18})/(\w{15,18})/?")
+_SOBJECT_PATH = re.compile(r"/services/data/v(\d+\.\d+)/sobjects/(\w+)(?:/(\w+))?/?")
+_RECORD_PAGE = re.compile(r"/lightning/r/(\w+)/(\w{15,18})/view")
 _FAULT_CODES = {401: "INVALID_SESSION_ID", 403: "REQUEST_LIMIT_EXCEEDED",
                 404: "NOT_FOUND", 503: "SERVER_UNAVAILABLE"}
 
@@ -72,6 +76,7 @@ class SalesforceStandIn(StandIn):
         self.record_pages = RecordPages(self.org)
         self._epoch = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
         self._writes = 0
+        self.writes = RecordWrites(self.org, lambda: self._stamps(None))
 
     # -- seeding ------------------------------------------------------------------------------
     def add_user(self, username: str, display_name: str, *, org_id: str | None = None,
@@ -94,14 +99,24 @@ class SalesforceStandIn(StandIn):
 
     def add_contact(self, name: str, *, account_id: str | None = None, title: str | None = None,
                     phone: str | None = None, mobile_phone: str | None = None,
-                    indexed: bool = True,
+                    email: str | None = None, indexed: bool = True,
                     last_modified: datetime.datetime | str | None = None) -> str:
         """Add a Contact; `indexed=False` hides it from SOSL (the search index lags)."""
         first, _, last = name.partition(" ")
         return self.org.insert("Contact", {
             "Name": name, "FirstName": first if last else None, "LastName": last or first,
-            "Title": title, "Phone": phone, "MobilePhone": mobile_phone, "Email": None,
+            "Title": title, "Phone": phone, "MobilePhone": mobile_phone, "Email": email,
             "AccountId": account_id, **self._stamps(last_modified)}, indexed=indexed)
+
+    def add_lead(self, name: str, company: str, *, title: str | None = None,
+                 phone: str | None = None, email: str | None = None,
+                 last_modified: datetime.datetime | str | None = None) -> str:
+        """Add an open Lead (a prospect, not yet a Contact); return its id."""
+        first, _, last = name.partition(" ")
+        return self.org.insert("Lead", {
+            "Name": name, "FirstName": first if last else None, "LastName": last or first,
+            "Title": title, "Company": company, "Phone": phone, "MobilePhone": None,
+            "Email": email, "Status": "Open - Not Contacted", **self._stamps(last_modified)})
 
     def _stamps(self, last_modified: datetime.datetime | str | None) -> dict:
         # Later additions are more recent unless told otherwise, so "newest wins" is testable.
@@ -147,6 +162,12 @@ class SalesforceStandIn(StandIn):
         match = _REST_PATH.fullmatch(path)
         if match and match[1] == self.api_version:
             return match[2], self._query if match[2] == "query" else self._search
+        match = _SOBJECT_PATH.fullmatch(path)
+        if match and match[1] == self.api_version:
+            writes = {"POST": "sobject-create", "PATCH": "sobject-update"}
+            return writes.get(request.method, "sobject-read"), self._sobject
+        if _RECORD_PAGE.fullmatch(path):
+            return "record-page", self._record_page
         return None, self._not_found
 
     def fault_response(self, name: str, status: int) -> Response:
@@ -315,22 +336,35 @@ class SalesforceStandIn(StandIn):
                 "query": rest + "query/", "profile": f"{self.url}/{user['Id']}"}
 
     # -- REST query and search ------------------------------------------------------------------
-    def _rest_refusal(self, request: Request) -> Response | None:
-        if request.method not in ("GET", "HEAD"):
+    def _rest_refusal(self, request: Request, allowed: str = "GET,HEAD") -> Response | None:
+        if request.method not in allowed.split(","):
             return rest_error(405, "METHOD_NOT_ALLOWED",
-                              f"HTTP Method '{request.method}' not allowed. Allowed are GET,HEAD")
+                              f"HTTP Method '{request.method}' not allowed. Allowed are {allowed}")
         if self._bearer_user(request) is None:
             return rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if self.request_limit_exceeded:
             return rest_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         return None
 
+    def _sobject(self, request: Request) -> Response:
+        refused = self._rest_refusal(request, "GET,HEAD,POST,PATCH")
+        _, sobject, record_id = _SOBJECT_PATH.fullmatch(request.path).groups()
+        return refused or self.writes.answer(request.method, request.body, self._bearer_user(request),
+                                             sobject, record_id)
+
+    def _record_page(self, request: Request) -> Response:
+        sobject, record_id = _RECORD_PAGE.fullmatch(request.path).groups()
+        page = render_record_page(self.org, sobject, record_id)
+        return Response(200 if page else 404, page or b"Record not found", HTML, dict(NO_STORE))
+
     def _query(self, request: Request) -> Response:
         refused = self._rest_refusal(request)
         if refused is not None:
             return refused
         try:
-            records = self.org.query(parse_query(request.query.get("q", "")))
+            query = parse_query(request.query.get("q", ""))
+            self.writes.check_readable(self._bearer_user(request), [query.sobject])
+            records = self.org.query(query, self.writes.hidden_from(self._bearer_user(request)))
         except QueryError as error:
             return rest_error(400, error.error_code, error.message)
         return json_response(200, {"totalSize": len(records), "done": True, "records": records},
@@ -341,7 +375,9 @@ class SalesforceStandIn(StandIn):
         if refused is not None:
             return refused
         try:
-            records = self.org.search(parse_search(request.query.get("q", "")))
+            search = parse_search(request.query.get("q", ""))
+            self.writes.check_readable(self._bearer_user(request), [p.sobject for p in search.returning])
+            records = self.org.search(search, self.writes.hidden_from(self._bearer_user(request)))
         except QueryError as error:
             return rest_error(400, error.error_code, error.message)
         return json_response(200, {"searchRecords": records},

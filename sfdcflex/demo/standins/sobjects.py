@@ -19,6 +19,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
                 "CreatedDate", "LastModifiedDate"),
     "User": ("Id", "Username", "Name", "FirstName", "LastName", "Email", "IsActive",
              "CreatedDate", "LastModifiedDate"),
+    "Lead": ("Id", "Name", "FirstName", "LastName", "Title", "Company", "Phone", "MobilePhone",
+             "Email", "Status", "CreatedDate", "LastModifiedDate"),
+    "Task": ("Id", "WhoId", "WhatId", "OwnerId", "Subject", "TaskSubtype", "Type", "Status",
+             "ActivityDate", "CallType", "CallDurationInSeconds", "CallDisposition", "CallObject",
+             "Description", "CreatedDate", "LastModifiedDate"),
 }
 # relationship name -> (foreign key field, target object), per object
 RELATIONSHIPS: dict[str, dict[str, tuple[str, str]]] = {
@@ -26,8 +31,12 @@ RELATIONSHIPS: dict[str, dict[str, tuple[str, str]]] = {
 }
 PHONE_FIELDS: dict[str, tuple[str, ...]] = {
     "Contact": ("Phone", "MobilePhone"), "Account": ("Phone",), "User": (),
+    "Lead": ("Phone", "MobilePhone"), "Task": (),
 }
-KEY_PREFIXES = {"Account": "001", "Contact": "003", "User": "005"}
+EMAIL_FIELDS: dict[str, tuple[str, ...]] = {
+    "Contact": ("Email",), "Account": (), "User": ("Email",), "Lead": ("Email",), "Task": (),
+}
+KEY_PREFIXES = {"Account": "001", "Contact": "003", "User": "005", "Lead": "00Q", "Task": "00T"}
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # A phone-field SOSL match needs this many trailing digits in common.
@@ -97,25 +106,36 @@ class Org:
             return [dict(record) for record in self.records[sobject].values()]
 
     # -- SOQL ---------------------------------------------------------------------------------
-    def query(self, query: Query) -> list[dict]:
-        """Run a parsed SOQL query and shape the rows as the REST API does."""
+    def query(self, query: Query, hidden: frozenset[str] = frozenset()) -> list[dict]:
+        """Run a parsed SOQL query and shape the rows as the REST API does; `hidden` ids are not shared."""
         sobject = canonical_object(query.sobject)
         fields = [canonical_path(sobject, name) for name in query.fields]
         with self._lock:
-            rows = list(self.records[sobject].values())
+            rows = [row for row in self.records[sobject].values() if row["Id"] not in hidden]
             return self._select(sobject, fields, query, rows)
 
-    def search(self, search: Search) -> list[dict]:
-        """Run a parsed SOSL search; only indexed records are found, as in Salesforce."""
-        wanted = digits_of(search.term)
+    def update(self, sobject: str, record_id: str, fields: dict) -> None:
+        with self._lock:
+            self.records[sobject][record_id].update(fields)
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        with self._lock:
+            self.records[sobject].pop(record_id, None)
+
+    def search(self, search: Search, hidden: frozenset[str] = frozenset()) -> list[dict]:
+        """Run a parsed SOSL search; only indexed records are found, as in Salesforce.
+
+        IN EMAIL FIELDS matches whole addresses, case-insensitively; any other scope matches
+        phone fields by their digits (the only other kind of search the integration sends).
+        """
         results: list[dict] = []
         for part in search.returning:
             sobject = canonical_object(part.sobject)
             fields = [canonical_path(sobject, name) for name in part.fields]
             with self._lock:
                 rows = [row for row in self.records[sobject].values()
-                        if row["Id"] not in self.unindexed
-                        and any(phones_match(row.get(f), wanted) for f in PHONE_FIELDS[sobject])]
+                        if row["Id"] not in self.unindexed and row["Id"] not in hidden
+                        and _found(sobject, row, search)]
                 results.extend(self._select(sobject, fields, part, rows))
         return results[:search.limit] if search.limit is not None else results
 
@@ -148,8 +168,10 @@ class Org:
             results = (self._matches(sobject, row, part) for part in where.parts)
             return all(results) if where.operator == "AND" else any(results)
         value = self._value(sobject, row, where.field.split("."))
-        # SOQL compares text case-insensitively; phone numbers are compared as written.
-        found = any(_same(value, wanted) for wanted in where.values)
+        # SOQL compares text case-insensitively; phone numbers are compared as written; an id
+        # matches in its 15-character (case-sensitive) form as well as its 18-character one.
+        same = _same_id if where.field.endswith("Id") else _same
+        found = any(same(value, wanted) for wanted in where.values)
         return found if where.operator in ("=", "IN") else not found
 
     def _shape(self, sobject: str, row: dict, fields: list[list[str]]) -> dict:
@@ -205,6 +227,14 @@ def _canonical_field(sobject: str, name: str) -> str:
                      "name.", "INVALID_FIELD")
 
 
+def _found(sobject: str, row: dict, search: Search) -> bool:
+    if search.scope == "EMAIL":
+        wanted = search.term.strip().casefold()
+        return any((row.get(f) or "").casefold() == wanted for f in EMAIL_FIELDS[sobject])
+    wanted = digits_of(search.term)
+    return any(phones_match(row.get(f), wanted) for f in PHONE_FIELDS[sobject])
+
+
 def _resolve_where(sobject: str, where: Where) -> Where:
     if isinstance(where, Junction):
         return Junction(where.operator, tuple(_resolve_where(sobject, p) for p in where.parts))
@@ -216,6 +246,12 @@ def _same(value: Any, wanted: str | None) -> bool:
     if wanted is None or value is None:
         return value is wanted
     return str(value).casefold() == wanted.casefold()
+
+
+def _same_id(value: Any, wanted: str | None) -> bool:
+    if wanted is not None and len(wanted) == 15 and isinstance(value, str):
+        return value[:15] == wanted
+    return _same(value, wanted)
 
 
 def _sort_key(value: Any) -> Any:
