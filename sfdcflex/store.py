@@ -201,6 +201,13 @@ class JsonFileTokenStore:
                 raise self._damaged("has an agent entry without access_token, refresh_token and revision")
         return document
 
+    def check_readable(self) -> None:
+        """Read and parse the file; OSError or StoreDamaged when it cannot serve.
+
+        No lock is taken: writers replace the file atomically, so a reader sees a whole one.
+        """
+        self._read()
+
     def _damaged(self, reason: str) -> StoreDamaged:
         return StoreDamaged(f"The token store {self.path} {reason}; it was left untouched: "
                             "repair it or move it away (agents must then link again)")
@@ -301,3 +308,31 @@ def _tokens_from(document: dict, identity: str) -> StoredTokens:
         raise StoreDamaged(f"The Sync document {identity!r} does not hold access_token and refresh_token")
     revision = document.get("revision")
     return StoredTokens(access_token, refresh_token, None if revision is None else str(revision))
+
+
+def store_file_problems(path: Path, *, with_file: bool = True) -> list[str]:
+    """What would stop a JSON token store (or the state secret kept beside it) at `path`.
+
+    Nothing is created: the folder must exist and be writable, or be creatable; with
+    `with_file`, an existing token file must parse.
+    """
+    path = Path(path).absolute()
+    folder = path.parent
+    if not folder.exists():
+        ancestor = next(parent for parent in folder.parents if parent.exists())
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+            return [f"config: TOKEN_STORE_PATH: the folder {folder} does not exist and cannot be "
+                    f"created ({ancestor} is not a writable folder)"]
+        return []
+    if not folder.is_dir():
+        return [f"config: TOKEN_STORE_PATH: {folder} is not a folder"]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [f"config: TOKEN_STORE_PATH: the folder {folder} is not writable by this user"]
+    if with_file and path.exists():
+        try:
+            JsonFileTokenStore(path).check_readable()
+        except OSError as error:
+            return [f"config: TOKEN_STORE_PATH: {path} cannot be read ({error.strerror})"]
+        except StoreDamaged as error:
+            return [f"config: TOKEN_STORE_PATH: {error.message}"]
+    return []
