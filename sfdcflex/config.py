@@ -139,6 +139,8 @@ class _Checker:
             close = difflib.get_close_matches(name, SETTING_NAMES, n=1, cutoff=0.8)
             if close:
                 self.fail(name, f"is not a setting sfdcflex knows; did you mean {close[0]}?")
+                if not self.values.get(close[0], "").strip():
+                    self._failed.add(close[0])  # one mistake, one line: not also "is required"
 
 
 def _url_problem(value: str) -> str | None:
@@ -166,6 +168,7 @@ def load_config(values: Mapping[str, str]) -> Config:
     ConfigError lists every problem found, not just the first.
     """
     check = _Checker(values)
+    check.unknown_names()
     account_sid = check.matching("ACCOUNT_SID", _ACCOUNT_SID,
                                  "a Twilio account SID (AC followed by 32 hex digits)")
     token_store = check.choice("TOKEN_STORE", ("json", "sync"))
@@ -201,7 +204,6 @@ def load_config(values: Mapping[str, str]) -> Config:
         log_format=check.choice("LOG_FORMAT", LOG_FORMATS),
         values=MappingProxyType(dict(values)),
     )
-    check.unknown_names()
     if check.problems:
         raise ConfigError(*check.problems)
     return Config(**config)

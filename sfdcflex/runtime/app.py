@@ -158,7 +158,7 @@ class App:
             reply = error_reply(HTTPError("the function runtime failed; see the server log"))
         self._add_cors(request, reply)
         # A supervisor probing /healthz every few seconds would drown the request lines.
-        level = logging.DEBUG if path in self.builtins else logging.INFO
+        level = logging.DEBUG if request.method == "GET" and path in self.builtins else logging.INFO
         log.log(level, "%d %s %s %.1fms", reply.status, request.method, loggable(path),
                 (time.perf_counter() - started) * 1000)
         return reply

@@ -87,11 +87,11 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             if parsed is None:
                 return
             request, keep_alive = parsed
-            keep_alive = keep_alive and not server.connections.draining
             answered = threading.Lock()  # the reply or the watchdog's 504: whichever comes first
             reply = server.app.dispatch(request, partial(self._answer_early, answered))
             if not answered.acquire(blocking=False):
                 return  # the 504 went out at the time limit; this connection is done
+            keep_alive = keep_alive and not server.connections.draining
             try:
                 self._send(reply, keep_alive, head_only=request.method == "HEAD")
             except OSError:
