@@ -235,7 +235,7 @@ def _write_rehearsal_env(demo, destination: str) -> None:
             "# Valid while that demo runs; its token store is shared with the demo.\n"
             + format_env(settings))
     if destination == "-":
-        print(text, end="", flush=True)
+        print(text, flush=True)   # an empty line ends the block
         return
     with open(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
         file.write(text)
