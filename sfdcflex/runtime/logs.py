@@ -63,18 +63,20 @@ class BatchingHandler(logging.Handler):
         self._stream = stream
         self._pending: list[str] = []
         self._delay = delay
+        self._write_lock = threading.Lock()
         self._stopped = threading.Event()
         self._start_writer()
         _batching_handlers.add(self)
 
     def _start_writer(self) -> None:
-        # Also run in a forked child (gunicorn --preload forks workers after building the app),
-        # where the parent's writer thread does not exist.
-        self._write_lock = threading.Lock()
+        # Also run in a forked child (gunicorn forks workers after building the app), where the
+        # parent's writer thread does not exist and the locks it held may look taken forever.
+        if self._stopped.is_set():
+            return
+        self._write_lock, self._stopped = threading.Lock(), threading.Event()
         self._thread = threading.Thread(target=self._loop, args=(self._delay,), name="log-writer",
                                         daemon=True)
-        if not self._stopped.is_set():
-            self._thread.start()
+        self._thread.start()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
