@@ -125,7 +125,7 @@ class _Checker:
         """One of `choices` (case-insensitive); the first is the default."""
         value = self.text(name).lower() or choices[0]
         if value not in choices:
-            self.fail(name, "must be " + " or ".join(choices))
+            self.fail(name, f"must be {', '.join(choices[:-1])} or {choices[-1]}")
             return choices[0]
         return value
 

@@ -257,9 +257,9 @@ class FunctionsServer(socketserver.ThreadingTCPServer):
 class _Connections:
     """Which connections are idle (waiting for a request) and which are busy with one.
 
-    A drain closes the idle ones at once (RFC 9112 §9.6: a server may close an idle
-    connection; a client retries its next request on a new one), tells busy ones to close
-    after their answer, and waits for them.
+    A drain closes the idle ones at once (RFC 9112 §9.5: any side may close an inactive
+    connection at any time; §9.3.1: a client retries an idempotent request on a new one),
+    tells busy ones to close after their answer (Connection: close), and waits for them.
     """
 
     def __init__(self) -> None:
