@@ -217,38 +217,6 @@ def test_sigterm_stops_the_demo_and_removes_its_folder():
     assert not folder.exists()
 
 
-def link_over_http(url: str, iam_url: str, identity: str) -> str:
-    """The browser's linking walk against a server at `url`; returns the agent's Flex token."""
-    from sfdcflex.demo.standins.salesforce import submit_consent
-    token = call(iam_url, "POST", "/demo/token", body={"realm_user_id": identity}).json()["token"]
-    start = call(url, "POST", "/auth", body={"Token": token, "origin": url})
-    assert start.status == 200, start.body
-    location = submit_consent(start.json()["authorize_url"], identity)
-    assert location.startswith(url + "/oauth-callback?"), location
-    assert call(url, "GET", location[len(url):]).status == 200
-    return token
-
-
-def test_rehearsal_env_from_the_demo_starts_a_real_server_against_its_stand_ins(tmp_path):
-    env = tmp_path / "rehearsal.env"
-    demo = RunningServer("--demo", "--port", "0", "--print-env", str(env))
-    try:
-        demo.wait_for(r"Rehearsal settings written to ")
-        assert env.stat().st_mode & 0o777 == 0o600
-        iam_url = re.search(r"Twilio IAM stand-in \(Flex tokens\):\s+(\S+)", "".join(demo.output)).group(1)
-        assert run_py("--env", str(env), "--check").returncode == 0
-        rehearsal = RunningServer("--env", str(env), "--port", "0")
-        try:
-            url = rehearsal.wait_for(r"sfdcflex listening on (\S+)").group(1)
-            token = link_over_http(url, iam_url, "alice@sfdcflex.demo")
-            user = call(url, "POST", "/get-user", body={"Token": token})
-            assert user.status == 200 and user.json()["sfdc_username"] == "alice@sfdcflex.demo"
-        finally:
-            assert rehearsal.stop() == 0
-    finally:
-        assert demo.stop() == 0
-
-
 def test_print_env_prints_a_complete_env(tmp_path):
     from sfdcflex.config import load_config
     from sfdcflex.runtime.envfile import parse_env

@@ -180,6 +180,33 @@ def link_and_look_up(url: str, iam, public_url: str | None = None) -> None:
 
 # --- the tests -------------------------------------------------------------------------------
 
+def test_rehearsal_commands_start_a_real_server_against_the_demo_stand_ins(tmp_path):
+    from sfdcflex.demo.standins.salesforce import submit_consent
+    demo_line, rehearsal_line = shell_lines("rehearsal.env")
+    env_file = tmp_path / "rehearsal.env"
+    demo_argv = split_command(demo_line.replace("rehearsal.env", str(env_file)), Path(OPT))[1]
+    demo = Started([sys.executable, *demo_argv[1:], "--port", "0"], cwd=ROOT, env=clean_environment(tmp_path))
+    try:
+        demo.wait_for(r"Rehearsal settings written to ")
+        assert env_file.stat().st_mode & 0o777 == 0o600   # it holds the stand-ins' secrets
+        iam_url = demo.wait_for(r"Twilio IAM stand-in \(Flex tokens\):\s+(\S+)").group(1)
+        rehearsal_argv = split_command(rehearsal_line.replace("rehearsal.env", str(env_file))
+                                       .replace("--port 3001", "--port 0"), Path(OPT))[1]
+        rehearsal = Started([sys.executable, *rehearsal_argv[1:]], cwd=ROOT, env=clean_environment(tmp_path))
+        try:
+            url = rehearsal.wait_for(r"sfdcflex listening on (\S+)").group(1)
+            token = call(iam_url, "POST", "/demo/token", body={"realm_user_id": "alice@sfdcflex.demo"}).json()["token"]
+            start = call(url, "POST", "/auth", body={"Token": token, "origin": url}).json()
+            location = submit_consent(start["authorize_url"], "alice@sfdcflex.demo")
+            assert call(url, "GET", location[len(url):]).status == 200   # the rehearsing server's callback
+            user = call(url, "POST", "/get-user", body={"Token": token})
+            assert user.status == 200 and user.json()["sfdc_username"] == "alice@sfdcflex.demo"
+        finally:
+            assert rehearsal.stop() == 0
+    finally:
+        assert demo.stop() == 0
+
+
 def test_setup_cfg_lists_every_package():
     listed = configparser.ConfigParser()
     listed.read(ROOT / "setup.cfg")
