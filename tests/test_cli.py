@@ -195,6 +195,15 @@ def test_check_looks_at_the_token_store_folder(tmp_path):
     assert done.returncode == 2 and "is not valid JSON" in done.stderr
 
 
+def test_check_reports_settings_and_functions_problems_together(tmp_path):
+    env = tmp_path / "one-mistake.env"
+    env.write_text(good_settings(tmp_path).replace("SFDC_ORG_ID=00D5e000000AbCd\n", ""))
+    done = run_py("--env", str(env), "--check", "--functions", str(tmp_path / "no-functions"))
+    assert done.returncode == 2
+    assert "SFDC_ORG_ID is required" in done.stderr
+    assert f"functions: folder {tmp_path / 'no-functions'} does not exist" in done.stderr
+
+
 def test_an_env_file_that_does_not_exist_is_an_error_naming_it(tmp_path):
     missing = tmp_path / "typo.env"
     for args in (["--check"], ["--port", "0"]):

@@ -305,6 +305,7 @@ def test_wsgi_servers_started_with_readme_commands_serve_and_log(program, opt, s
     server = Started(argv, cwd=tmp_path, env=env)
     try:
         url = server.wait_for(WSGI_SERVERS[program]).group(1)
+        assert call(url, "GET", "/healthz").json()["status"] == "ok"
         link_and_look_up(url, standins[1], public_url=assignments["PUBLIC_URL"])
         # Written while the server runs, by the log writer of the worker that served it.
         logged = server.wait_for(r"200 POST /get-contact", timeout=5).string
