@@ -212,8 +212,9 @@ def _check(args: argparse.Namespace) -> int:
         _print_problems(ConfigError(*problems))
         return 2
     source = args.env or (DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.exists() else "the environment")
+    store = "Twilio Sync" if config.token_store == "sync" else f"JSON file {config.token_store_path}"
     print(f"sfdcflex {__version__}: the settings from {source} are complete and valid; "
-          f"token store: {config.token_store}")
+          f"token store: {store}")
     for name in unknown_names(config.values):
         print(f"  note: {name} is not a sfdcflex setting; functions see it as context.{name}")
     return 0

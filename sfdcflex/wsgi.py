@@ -52,16 +52,18 @@ def _flush_logs_at_exit() -> None:
     killed by it without running atexit; there we flush first and then let SIGTERM do what it
     would have done. A host that handles SIGTERM itself (gunicorn) is left alone.
     """
-    logger = logging.getLogger("sfdcflex")
-    atexit.register(lambda: [handler.flush() for handler in logger.handlers])
+    atexit.register(_flush_logs)
     in_main_thread = threading.current_thread() is threading.main_thread()
-    if not in_main_thread or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
+    if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _flush_logs_then_terminate)
 
-    def flush_then_terminate(signum: int, frame: object) -> None:
-        for handler in logger.handlers:
-            handler.flush()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, flush_then_terminate)
+def _flush_logs() -> None:
+    for handler in logging.getLogger("sfdcflex").handlers:
+        handler.flush()
+
+
+def _flush_logs_then_terminate(signum: int, frame: object) -> None:
+    _flush_logs()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -175,7 +175,8 @@ def test_check_passes_a_good_file_and_notes_names_only_functions_read(tmp_path):
     env.write_text(good_settings(tmp_path) + "MY_GREETING=hi\n")
     done = run_py("--env", str(env), "--check")
     assert done.returncode == 0, done.stderr
-    assert "complete and valid" in done.stdout and "token store: json" in done.stdout
+    assert "complete and valid" in done.stdout
+    assert f"token store: JSON file {tmp_path / 'store' / 'tokens.json'}" in done.stdout
     assert "MY_GREETING is not a sfdcflex setting; functions see it as context.MY_GREETING" in done.stdout
     assert not (tmp_path / "store").exists()   # --check creates nothing
 
@@ -213,11 +214,16 @@ def test_an_env_file_that_does_not_exist_is_an_error_naming_it(tmp_path):
 
 
 def test_sigterm_stops_the_demo_and_removes_its_folder():
-    server = RunningServer("--demo", "--port", "0")
+    import json
+    server = RunningServer("--demo", "--port", "0", "--log-format", "json")
     try:
+        url = server.wait_for(r"Agent panel: (http://127\.0\.0\.1:\d+)/").group(1)
         folder = Path(server.wait_for(r"Token store: JSON file (\S+)/tokens\.json").group(1))
         server.wait_for(r"built-in\s+\S+/healthz")
         assert folder.is_dir() and folder.name.startswith("sfdcflex-demo-")
+        assert call(url, "GET", "/demo-config.json").status == 200
+        logged = json.loads(server.wait_for(r'"200 GET /demo-config.json').string)
+        assert logged["level"] == "INFO"
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(10) == 0
     finally:

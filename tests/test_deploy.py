@@ -266,6 +266,7 @@ def test_the_systemd_unit_starts_serves_and_stops_cleanly(opt, standins, tmp_pat
     assert service["Restart"] == "on-failure" and service["KillSignal"] == "SIGTERM"
     assert service["User"] not in ("", "root") and service["StateDirectory"]
     assert service["RestartPreventExitStatus"] == "2"   # what a configuration problem exits with
+    assert float(service["TimeoutStopSec"]) > 10   # longer than the drain (--timeout, 10 s)
     state = tmp_path / "var-lib"   # %S, systemd's state folder; StateDirectory makes it
     (state / service["StateDirectory"]).mkdir(parents=True)
     settings = write_settings(tmp_path / "sfdcflex.env", standins, tmp_path / "not-used" / "tokens.json")
