@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import LOG_FORMATS, LOG_LEVELS, SETTING_NAMES, Config, load_config, settings_from
@@ -17,6 +18,9 @@ from .runtime.logs import configure_logging
 from .runtime.routes import Asset, build_routes, discover_functions
 from .runtime.app import App, Limits
 from .runtime.server import FunctionsServer
+
+if TYPE_CHECKING:
+    from .demo.main import Demo
 
 log = logging.getLogger("sfdcflex")
 DEFAULT_ENV_FILE = Path(".env")
@@ -126,72 +130,81 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sfdcflex: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
     demo = None
-    try:
-        limits = Limits(timeout=args.timeout, max_concurrency=args.max_concurrency)
-        if args.demo:
-            from .demo.main import Demo
-            demo = Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server.url)
-            config, assets = load_config(demo.settings), demo.assets()
-        else:
-            config, assets = check_settings(args.env), None
-        configure_logging(args.log_level or config.log_level, sys.stderr,
-                          args.log_format or config.log_format)
-        server.app = build_app(config, functions=args.functions, limits=limits, live=args.live,
-                               assets=assets, public_url=server.url)
-    except ConfigError as exc:
-        _print_problems(exc)
-        server.server_close()
-        if demo:
-            demo.stop()
-        return 2
-    _print_banner(server, demo)
-    if demo and args.print_env:
-        _write_rehearsal_env(demo, args.print_env)
-    drain = args.timeout if args.drain_timeout is None else args.drain_timeout
-    try:
-        clean = serve_until_signalled(server, drain)
-    finally:
-        server.app.close()
-        if demo:
-            demo.stop()
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-    return 0 if clean else 1
+    with StopSignals() as stop:
+        try:
+            demo = _start_demo(args, server) if args.demo else None
+            config = load_config(demo.settings) if demo else check_settings(args.env)
+            configure_logging(args.log_level or config.log_level, sys.stderr,
+                              args.log_format or config.log_format)
+            server.app = build_app(config, functions=args.functions, live=args.live,
+                                   limits=Limits(timeout=args.timeout, max_concurrency=args.max_concurrency),
+                                   assets=demo.assets() if demo else None, public_url=server.url)
+            _print_banner(server, demo)
+            if demo and args.print_env:
+                _write_rehearsal_env(demo, args.print_env)
+            drain = args.timeout if args.drain_timeout is None else args.drain_timeout
+            return 0 if serve_until_stopped(server, drain, stop) else 1
+        except ConfigError as exc:
+            _print_problems(exc)
+            return 2
+        except _StopNow:
+            print("sfdcflex: stopped at once (second signal); requests in flight were cut", flush=True)
+            return 1
+        finally:
+            server.server_close()
+            if server.app is not None:
+                server.app.close()
+            if demo:
+                demo.stop()
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+
+
+def _start_demo(args: argparse.Namespace, server: FunctionsServer) -> Demo:
+    from .demo.main import Demo
+    return Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server.url)
 
 
 class _StopNow(Exception):
-    """A second SIGTERM or SIGINT while draining: stop without waiting."""
+    """A second SIGTERM or SIGINT: stop without waiting for anything."""
 
 
-def serve_until_signalled(server: FunctionsServer, drain: float) -> bool:
-    """Serve until SIGTERM or SIGINT, then let requests in flight finish for up to `drain` s.
-
-    SIGTERM is what systemd, Docker and Kubernetes send to stop a service; a second signal
-    stops at once. True when no request was cut.
+class StopSignals:
+    """SIGTERM and SIGINT from start-up on: the first asks for a graceful stop, a second for an
+    immediate one (_StopNow). SIGTERM is what systemd, Docker and Kubernetes send to stop a service.
     """
-    stopping = threading.Event()
 
-    def on_signal(signum: int, frame: object) -> None:
-        if stopping.is_set():
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            self._previous[number] = signal.signal(number, self._on_signal)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.requested.is_set():
             raise _StopNow()
-        stopping.set()
+        self.requested.set()
 
-    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
+
+def serve_until_stopped(server: FunctionsServer, drain: float, stop: StopSignals) -> bool:
+    """Serve until a stop is asked for, then let requests in flight finish for up to `drain` s.
+
+    True when no request was cut. A stop asked for during start-up ends it before serving.
+    """
     accepting = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                  name="sfdcflex-accept", daemon=True)
     accepting.start()
-    try:
-        stopping.wait()   # signal handlers run on this, the main, thread
-        print(f"\nsfdcflex: stopping; requests in flight have up to {drain:g} s to finish", flush=True)
-        clean = server.close_gracefully(drain)
-        print("sfdcflex: stopped", flush=True)
-    except _StopNow:
-        server.server_close()
-        print("sfdcflex: stopped at once (second signal); requests in flight were cut", flush=True)
-        clean = False
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    stop.requested.wait()   # signal handlers run on this, the main, thread
+    print(f"\nsfdcflex: stopping; requests in flight have up to {drain:g} s to finish", flush=True)
+    clean = server.close_gracefully(drain)
+    print("sfdcflex: stopped", flush=True)
     return clean
 
 
@@ -227,7 +240,7 @@ def _print_problems(error: ConfigError) -> None:
         print(f"sfdcflex: {len(error.problems)} problems; nothing was started", file=sys.stderr)
 
 
-def _write_rehearsal_env(demo, destination: str) -> None:
+def _write_rehearsal_env(demo: Demo, destination: str) -> None:
     """A .env for `python run.py --env FILE`: the demo's settings, valid while the demo runs."""
     settings = {name: demo.settings[name] for name in SETTING_NAMES if name in demo.settings}
     # The rehearsing server uses its own address for the OAuth callback.
@@ -238,13 +251,15 @@ def _write_rehearsal_env(demo, destination: str) -> None:
     if destination == "-":
         print(text, flush=True)   # an empty line ends the block
         return
-    with open(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+    descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)   # also when the file was already there: it holds the stand-ins' secrets
+    with open(descriptor, "w") as file:
         file.write(text)
     print(f"Rehearsal settings written to {destination}: python run.py --env {destination} --port 0",
           flush=True)
 
 
-def _print_banner(server: FunctionsServer, demo) -> None:
+def _print_banner(server: FunctionsServer, demo: Demo | None) -> None:
     app = server.app
     lines = [f"sfdcflex listening on {server.url}"]
     if demo:
