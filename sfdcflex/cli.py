@@ -1,35 +1,51 @@
-"""Command line: python run.py [--demo] [--port 3000] [--env .env] [--functions functions] ..."""
+"""Command line: python run.py [--demo] [--port 3000] [--env .env] [--check] [--version] ..."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import Config, load_config, settings_from
-from .runtime.envfile import read_env_file
+from . import __version__
+from .config import LOG_FORMATS, LOG_LEVELS, SETTING_NAMES, Config, load_config, settings_from
+from .runtime.envfile import format_env, read_env_file
 from .runtime.errors import ConfigError
 from .runtime.logs import configure_logging
-from .runtime.routes import Asset, build_routes, discover_functions, load_assets
+from .runtime.routes import Asset, build_routes, discover_functions
 from .runtime.app import App, Limits
 from .runtime.server import FunctionsServer
 
+if TYPE_CHECKING:
+    from .demo.main import Demo
+
 log = logging.getLogger("sfdcflex")
+DEFAULT_ENV_FILE = Path(".env")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sfdcflex", description=(
         "Run the Flex <-> Salesforce functions on a local Twilio Functions runtime."))
+    parser.add_argument("--version", action="version", version=f"sfdcflex {__version__}")
     parser.add_argument("--demo", action="store_true",
                         help="run the whole data flow with local stand-ins; needs no .env and no network")
     parser.add_argument("--demo-dir", type=Path, default=None,
                         help="folder for the demo's token store (default: a new temporary folder)")
     parser.add_argument("--store", choices=("json", "sync"), default=None,
                         help="with --demo: keep tokens in the JSON file (default) or the Sync stand-in")
+    parser.add_argument("--print-env", metavar="FILE", nargs="?", const="-", default=None,
+                        help="with --demo: write a complete .env pointing at the running stand-ins "
+                             "to FILE (or print it), to rehearse a real start-up against them")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks a free one)")
-    parser.add_argument("--env", type=Path, default=Path(".env"), help="settings file (default .env)")
+    parser.add_argument("--env", type=Path, default=None,
+                        help="settings file (default .env if there is one; the environment may hold them all)")
+    parser.add_argument("--check", action="store_true",
+                        help="check the settings and the token store folder, print every problem, "
+                             "and exit (0 when all is well, 2 otherwise) without serving")
     parser.add_argument("--functions", type=Path, default=None,
                         help="folder of handler modules (default: the project's functions/)")
     parser.add_argument("--timeout", type=float, default=10.0,
@@ -38,81 +54,212 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="invocations at once before answering 429 (default 30, as on Twilio)")
     parser.add_argument("--read-timeout", type=float, default=10.0,
                         help="seconds a client has to send a whole request (default 10)")
+    parser.add_argument("--drain-timeout", type=float, default=None,
+                        help="on SIGTERM or Ctrl-C, seconds to let requests in flight finish "
+                             "(default: --timeout); a second signal stops at once")
     parser.add_argument("--live", action="store_true", help="reload a function whose file changed")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS,
+                        help="default LOG_LEVEL, else info")
+    parser.add_argument("--log-format", default=None, choices=LOG_FORMATS,
+                        help="text lines or one JSON object a line (default LOG_FORMAT, else text)")
     args = parser.parse_args(argv)
     if args.timeout <= 0 or args.max_concurrency < 1 or args.read_timeout <= 0:
         parser.error("--timeout and --read-timeout must be positive, --max-concurrency at least 1")
-    if args.store and not args.demo:
-        parser.error("--store goes with --demo; otherwise set TOKEN_STORE in .env")
+    if args.drain_timeout is not None and args.drain_timeout < 0:
+        parser.error("--drain-timeout must not be negative")
+    if not args.demo and (args.store or args.print_env):
+        parser.error("--store and --print-env go with --demo; otherwise set TOKEN_STORE in .env")
+    if args.demo and args.check:
+        parser.error("--check checks a .env (or the environment); the demo needs none")
     return args
 
 
-def read_settings(env_file: Path | str, overrides: dict[str, str] | None = None) -> Config:
-    """Settings from the .env file, then the process environment for the same names, then overrides."""
-    env_file = Path(env_file)
-    values = settings_from(read_env_file(env_file) if env_file.exists() else {}, os.environ)
+def read_settings(env_file: Path | str | None = None, overrides: dict[str, str] | None = None) -> Config:
+    """Settings from the .env file, then the process environment for the same names, then overrides.
+
+    With no file named, .env is read when there is one; a file that is named must exist.
+    """
+    if env_file is None:
+        env_file = DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.exists() else None
+    values = settings_from(read_env_file(Path(env_file)) if env_file else {}, os.environ)
     values.update(overrides or {})
     return load_config(values)
 
 
+def check_settings(env_file: Path | None) -> Config:
+    """read_settings, then what the token store needs on disk; ConfigError lists every problem."""
+    from .store import store_file_problems
+    config = read_settings(env_file)
+    if config.token_store == "json" or config.state_secret is None:
+        # The generated state secret is kept beside the token store path, for the Sync store too.
+        problems = store_file_problems(config.token_store_path, with_file=config.token_store == "json")
+        if problems:
+            raise ConfigError(*problems)
+    return config
+
+
 def default_functions_folder() -> Path:
-    """The project's functions/ folder, beside the sfdcflex package."""
-    return Path(__file__).resolve().parent.parent / "functions"
+    """The integration's functions: shipped inside the installed package, or the checkout's."""
+    package = Path(__file__).resolve().parent
+    installed = package / "functions"
+    return installed if installed.is_dir() else package.parent / "functions"
 
 
 def build_app(config: Config, *, functions: Path | str | None = None, limits: Limits = Limits(),
               live: bool = False, assets: dict[str, Asset] | None = None,
               public_url: str | None = None) -> App:
     """The configured App: routes from the functions folder, services from the config."""
+    from .health import PATH as HEALTH_PATH, HealthCheck
     from .services import ORIGINAL_PLUGIN_PATHS, build_services
     found = discover_functions(Path(functions) if functions else default_functions_folder())
     public_url = config.public_url or public_url
     services = build_services(config, public_url=public_url)
+    health = HealthCheck(services.keeper.store, config.token_store)
     return App(build_routes(found, ORIGINAL_PLUGIN_PATHS), found, env=dict(config.values),
                services=services, limits=limits, cors_origins=(config.flex_instance_url,),
-               public_url=public_url, assets=assets, live=live)
+               public_url=public_url, assets=assets, live=live, builtins={HEALTH_PATH: health})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging(args.log_level, sys.stderr)
-    demo = None
+    if args.check:
+        return _check(args)
     try:
         server = FunctionsServer((args.host, args.port), None, read_timeout=args.read_timeout)
     except OSError as exc:
         print(f"sfdcflex: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
+    demo = None
+    with StopSignals() as stop:
+        try:
+            demo = _start_demo(args, server) if args.demo else None
+            config = load_config(demo.settings) if demo else check_settings(args.env)
+            configure_logging(args.log_level or config.log_level, sys.stderr,
+                              args.log_format or config.log_format)
+            server.app = build_app(config, functions=args.functions, live=args.live,
+                                   limits=Limits(timeout=args.timeout, max_concurrency=args.max_concurrency),
+                                   assets=demo.assets() if demo else None, public_url=server.url)
+            _print_banner(server, demo)
+            if demo and args.print_env:
+                _write_rehearsal_env(demo, args.print_env)
+            drain = args.timeout if args.drain_timeout is None else args.drain_timeout
+            return 0 if serve_until_stopped(server, drain, stop) else 1
+        except ConfigError as exc:
+            _print_problems(exc)
+            return 2
+        except _StopNow:
+            print("sfdcflex: stopped at once (second signal); requests in flight were cut", flush=True)
+            return 1
+        finally:
+            server.server_close()
+            if server.app is not None:
+                server.app.close()
+            if demo:
+                demo.stop()
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+
+
+def _start_demo(args: argparse.Namespace, server: FunctionsServer) -> Demo:
+    from .demo.main import Demo
+    return Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server.url)
+
+
+class _StopNow(Exception):
+    """A second SIGTERM or SIGINT: stop without waiting for anything."""
+
+
+class StopSignals:
+    """SIGTERM and SIGINT from start-up on: the first asks for a graceful stop, a second for an
+    immediate one (_StopNow). SIGTERM is what systemd, Docker and Kubernetes send to stop a service.
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            self._previous[number] = signal.signal(number, self._on_signal)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.requested.is_set():
+            raise _StopNow()
+        self.requested.set()
+
+
+def serve_until_stopped(server: FunctionsServer, drain: float, stop: StopSignals) -> bool:
+    """Serve until a stop is asked for, then let requests in flight finish for up to `drain` s.
+
+    True when no request was cut. A stop asked for during start-up ends it before serving.
+    """
+    accepting = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                 name="sfdcflex-accept", daemon=True)
+    accepting.start()
+    stop.requested.wait()   # signal handlers run on this, the main, thread
+    print(f"\nsfdcflex: stopping; requests in flight have up to {drain:g} s to finish", flush=True)
+    clean = server.close_gracefully(drain)
+    print("sfdcflex: stopped", flush=True)
+    return clean
+
+
+def _check(args: argparse.Namespace) -> int:
+    """--check: every problem with the settings, the token store folder and the functions."""
+    from .config import unknown_names
+    problems: list[str] = []
+    config = None
     try:
-        limits = Limits(timeout=args.timeout, max_concurrency=args.max_concurrency)
-        if args.demo:
-            from .demo.main import Demo
-            demo = Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server.url)
-            config, assets = load_config(demo.settings), demo.assets()
-        else:
-            config, assets = read_settings(args.env), None
-        server.app = build_app(config, functions=args.functions, limits=limits, live=args.live,
-                               assets=assets, public_url=server.url)
+        config = check_settings(args.env)
     except ConfigError as exc:
-        print(f"sfdcflex: {exc}", file=sys.stderr)
-        server.server_close()
-        if demo:
-            demo.stop()
-        return 2
-    _print_banner(server, demo)
+        problems += exc.problems
     try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        print("\nsfdcflex: stopped", flush=True)
-    finally:
-        server.server_close()
-        server.app.close()
-        if demo:
-            demo.stop()
+        discover_functions(args.functions or default_functions_folder())
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        _print_problems(ConfigError(*problems))
+        return 2
+    source = args.env or (DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.exists() else "the environment")
+    store = "Twilio Sync" if config.token_store == "sync" else f"JSON file {config.token_store_path}"
+    print(f"sfdcflex {__version__}: the settings from {source} are complete and valid; "
+          f"token store: {store}")
+    for name in unknown_names(config.values):
+        print(f"  note: {name} is not a sfdcflex setting; functions see it as context.{name}")
     return 0
 
 
-def _print_banner(server: FunctionsServer, demo) -> None:
+def _print_problems(error: ConfigError) -> None:
+    for problem in error.problems:
+        print(f"sfdcflex: {problem}", file=sys.stderr)
+    if len(error.problems) > 1:
+        print(f"sfdcflex: {len(error.problems)} problems; nothing was started", file=sys.stderr)
+
+
+def _write_rehearsal_env(demo: Demo, destination: str) -> None:
+    """A .env for `python run.py --env FILE`: the demo's settings, valid while the demo runs."""
+    settings = {name: demo.settings[name] for name in SETTING_NAMES if name in demo.settings}
+    # The rehearsing server uses its own address for the OAuth callback.
+    settings.pop("PUBLIC_URL", None)
+    text = ("# sfdcflex rehearsal: the settings of `run.py --demo`, pointing at its stand-ins.\n"
+            "# Valid while that demo runs; its token store is shared with the demo.\n"
+            + format_env(settings))
+    if destination == "-":
+        print(text, flush=True)   # an empty line ends the block
+        return
+    descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)   # also when the file was already there: it holds the stand-ins' secrets
+    with open(descriptor, "w") as file:
+        file.write(text)
+    print(f"Rehearsal settings written to {destination}: python run.py --env {destination} --port 0",
+          flush=True)
+
+
+def _print_banner(server: FunctionsServer, demo: Demo | None) -> None:
     app = server.app
     lines = [f"sfdcflex listening on {server.url}"]
     if demo:
@@ -123,4 +270,5 @@ def _print_banner(server: FunctionsServer, demo) -> None:
         lines.append(f"  {fn.access:<9} {server.url}{path}{alias}")
     private = [fn for fn in app.functions.values() if fn.access == "private"]
     lines += [f"  private   {fn.name} (not reachable over HTTP)" for fn in private]
+    lines += [f"  built-in  {server.url}{path}" for path in sorted(app.builtins)]
     print("\n".join(lines), flush=True)

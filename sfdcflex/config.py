@@ -1,11 +1,12 @@
 """Every setting sfdcflex reads, checked once at start-up and handed around frozen.
 
 The names are the original plugin's serverless/.env names (ACCOUNT_SID ... FLEX_INSTANCE_URL)
-plus sfdcflex's own; .env.example lists them all. A bad value stops start-up with one line
-that names the setting and never repeats a secret.
+plus sfdcflex's own; .env.example lists them all. Every bad value is reported at once, one line
+each, naming the setting and never repeating a secret.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -23,11 +24,17 @@ SETTING_NAMES = (
     "ACCOUNT_SID", "AUTH_TOKEN", "SYNC_SERVICE_SID", "SFDC_INSTANCE_URL", "SFDC_ORG_ID",
     "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET", "FLEX_INSTANCE_URL", "SFDC_LOGIN_URL",
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
-    "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "ORIGINAL_PLUGIN_LOGIN",
-    "SFDC_LOOKUP_OBJECTS",
+    "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "LOG_LEVEL", "LOG_FORMAT",
+    "ORIGINAL_PLUGIN_LOGIN", "SFDC_LOOKUP_OBJECTS",
 )
 # The objects get-contact searches, in the order a match wins (a Contact over a Lead).
 LOOKUP_OBJECTS = ("Contact", "Lead")
+SECRET_NAMES = frozenset({"AUTH_TOKEN", "SFDC_CLIENT_SECRET", "STATE_SECRET"})
+LOG_LEVELS = ("info", "debug", "warning", "error")
+LOG_FORMATS = ("text", "json")
+# What .env.example holds where a real value must go ("ACxxxx...", "https://your-domain...").
+_PLACEHOLDER = re.compile(r"xxxx|your-domain|your-server", re.IGNORECASE)
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _SYNC_SERVICE_SID = re.compile(r"IS[0-9a-fA-F]{32}")
@@ -37,7 +44,6 @@ _API_VERSION = re.compile(r"[0-9]{2}\.[0-9]")
 # are upper case, five per character, as an index into this alphabet.
 _CASE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 MIN_STATE_SECRET = 32
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 @dataclass(frozen=True)
@@ -62,132 +68,176 @@ class Config:
     state_secret: bytes | None = field(repr=False)
     cache_size: int
     cache_ttl: float
+    log_level: str
+    log_format: str
     original_plugin_login: bool
     values: Mapping[str, str] = field(repr=False)
     lookup_objects: tuple[str, ...] = LOOKUP_OBJECTS
 
 
-def _fail(message: str) -> ConfigError:
-    return ConfigError(f"config: {message}")
+class _Checker:
+    """Reads settings one by one and notes every problem, so an operator sees them all at once."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = values
+        self.problems: list[str] = []
+        self._failed: set[str] = set()
+
+    def fail(self, name: str, text: str) -> None:
+        if name not in self._failed:
+            self._failed.add(name)
+            self.problems.append(f"config: {name} {text}")
+
+    def text(self, name: str, *, required: bool = False) -> str:
+        """The stripped value, "" when unset; a placeholder or a missing required value is noted."""
+        value = self.values.get(name, "").strip()
+        if value and name not in SECRET_NAMES and _PLACEHOLDER.search(value):
+            self.fail(name, "still holds the placeholder from .env.example; put your own value there")
+            return ""
+        if required and not value:
+            self.fail(name, "is required (see .env.example)")
+        return value
+
+    def matching(self, name: str, pattern: re.Pattern, meaning: str, required: bool = True) -> str | None:
+        value = self.text(name, required=required)
+        if value and not pattern.fullmatch(value):
+            self.fail(name, f"must be {meaning}")
+        return value or None
+
+    def url(self, name: str, default: str | None = None, required: bool = False) -> str | None:
+        value = self.text(name, required=required) or default
+        if not value:
+            return None
+        problem = _url_problem(value)
+        if problem:
+            self.fail(name, problem)
+        return value.rstrip("/")
+
+    def number(self, name: str, default: float, low: float, high: float, integer: bool) -> float:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            number = int(raw) if integer else float(raw)
+        except ValueError:
+            number = math.nan
+        if not low <= number <= high:
+            kind = "a whole number" if integer else "a number"
+            self.fail(name, f"must be {kind} from {low:g} to {high:g}")
+            return default
+        return number
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        """One of `choices` (case-insensitive); the first is the default."""
+        value = self.text(name).lower() or choices[0]
+        if value not in choices:
+            self.fail(name, f"must be {', '.join(choices[:-1])} or {choices[-1]}")
+            return choices[0]
+        return value
+
+    def flag(self, name: str) -> bool:
+        """A yes/no setting; unset is no. Anything but the usual spellings is refused, not guessed."""
+        raw = self.text(name).lower()
+        if raw and raw not in _TRUE and raw not in _FALSE:
+            self.fail(name, "must be true or false")
+        return raw in _TRUE
+
+    def lookup_objects(self) -> tuple[str, ...]:
+        """SFDC_LOOKUP_OBJECTS: Contact alone, or Contact and Lead (the default)."""
+        raw = self.text("SFDC_LOOKUP_OBJECTS")
+        if not raw:
+            return LOOKUP_OBJECTS
+        named = {part.strip().lower() for part in raw.split(",") if part.strip()}
+        if "contact" not in named or not named <= {name.lower() for name in LOOKUP_OBJECTS}:
+            self.fail("SFDC_LOOKUP_OBJECTS", "must be Contact or Contact,Lead")
+            return LOOKUP_OBJECTS
+        return tuple(name for name in LOOKUP_OBJECTS if name.lower() in named)
+
+    def unknown_names(self) -> None:
+        """A name close to one of ours is a typo: say which setting was meant.
+
+        Other names are left alone: as on Twilio, every .env value reaches the functions as
+        `context.NAME`, and a function of your own may read a name sfdcflex does not know.
+        """
+        for name in sorted(set(self.values) - set(SETTING_NAMES)):
+            close = difflib.get_close_matches(name, SETTING_NAMES, n=1, cutoff=0.8)
+            if close:
+                self.fail(name, f"is not a setting sfdcflex knows; did you mean {close[0]}?")
+                if not self.values.get(close[0], "").strip():
+                    self._failed.add(close[0])  # one mistake, one line: not also "is required"
 
 
-def _required(values: Mapping[str, str], name: str) -> str:
-    value = values.get(name, "").strip()
-    if not value:
-        raise _fail(f"{name} is required (see .env.example)")
-    return value
-
-
-def _matching(values: Mapping[str, str], name: str, pattern: re.Pattern, meaning: str,
-              required: bool = True) -> str | None:
-    value = _required(values, name) if required else values.get(name, "").strip()
-    if value and not pattern.fullmatch(value):
-        raise _fail(f"{name} must be {meaning}")
-    return value or None
-
-
-def _url(values: Mapping[str, str], name: str, default: str | None = None) -> str | None:
-    value = values.get(name, "").strip() or default
-    if value is None:
-        return None
+def _url_problem(value: str) -> str | None:
+    """Why `value` cannot be an upstream or public base URL, or None when it can."""
     try:
         parts = urlsplit(value)
         parts.port   # raises ValueError on a non-numeric or out-of-range port
     except ValueError:
-        raise _fail(f"{name} is not a valid URL") from None
+        return "is not a valid URL"
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise _fail(f"{name} must be an absolute https:// URL")
+        return "must be an absolute https:// URL"
     if parts.username is not None or parts.password is not None:
-        raise _fail(f"{name} must not contain a user name or password")
+        return "must not contain a user name or password"
     if parts.query or parts.fragment or "?" in value or "#" in value:
-        raise _fail(f"{name} must not have a query string or fragment")
+        return "must not have a query string or fragment"
     # Tokens and client secrets travel over these URLs: plain http is only safe on this machine.
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise _fail(f"{name} must use https:// "
-                    "(http:// is allowed only for localhost or 127.0.0.1)")
-    return value.rstrip("/")
-
-
-def _number(values: Mapping[str, str], name: str, default: float, low: float, high: float,
-            integer: bool) -> float:
-    raw = values.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        number = int(raw) if integer else float(raw)
-    except ValueError:
-        number = math.nan
-    if not low <= number <= high:
-        kind = "a whole number" if integer else "a number"
-        raise _fail(f"{name} must be {kind} from {low:g} to {high:g}")
-    return number
-
-
-def _flag(values: Mapping[str, str], name: str) -> bool:
-    """A yes/no setting; unset is no. Anything but the usual spellings is refused, not guessed."""
-    raw = values.get(name, "").strip().lower()
-    if raw in _TRUE or raw in _FALSE or not raw:
-        return raw in _TRUE
-    raise _fail(f"{name} must be true or false")
-
-
-def _lookup_objects(values: Mapping[str, str]) -> tuple[str, ...]:
-    raw = values.get("SFDC_LOOKUP_OBJECTS", "").strip()
-    if not raw:
-        return LOOKUP_OBJECTS
-    named = {part.strip().lower() for part in raw.split(",") if part.strip()}
-    known = {name.lower() for name in LOOKUP_OBJECTS}
-    if "contact" not in named or not named <= known:
-        raise _fail("SFDC_LOOKUP_OBJECTS must be Contact or Contact,Lead")
-    return tuple(name for name in LOOKUP_OBJECTS if name.lower() in named)
-
-
-def _required_url(values: Mapping[str, str], name: str) -> str:
-    _required(values, name)
-    return _url(values, name)
+        return "must use https:// (http:// is allowed only for localhost or 127.0.0.1)"
+    return None
 
 
 def load_config(values: Mapping[str, str]) -> Config:
-    """Check every setting in `values` (from the .env file and environment) and freeze them."""
-    account_sid = _matching(values, "ACCOUNT_SID", _ACCOUNT_SID,
-                            "a Twilio account SID (AC followed by 32 hex digits)")
-    auth_token = _required(values, "AUTH_TOKEN")
-    token_store = (values.get("TOKEN_STORE", "").strip() or "json").lower()
-    if token_store not in ("json", "sync"):
-        raise _fail("TOKEN_STORE must be json or sync")
-    sync_service_sid = _matching(values, "SYNC_SERVICE_SID", _SYNC_SERVICE_SID,
-                                 "a Twilio Sync service SID (IS followed by 32 hex digits)",
-                                 required=token_store == "sync")
-    instance_url = _required_url(values, "SFDC_INSTANCE_URL")
-    org_id = _matching(values, "SFDC_ORG_ID", _ORG_ID,
-                       "a 15- or 18-character Salesforce org id (starts with 00D)")
-    client_id = _required(values, "SFDC_CLIENT_ID")
-    client_secret = _required(values, "SFDC_CLIENT_SECRET")
-    flex_url = _required_url(values, "FLEX_INSTANCE_URL")
-    state_secret = values.get("STATE_SECRET", "").strip()
+    """Check every setting in `values` (from the .env file and environment) and freeze them.
+
+    ConfigError lists every problem found, not just the first.
+    """
+    check = _Checker(values)
+    check.unknown_names()
+    account_sid = check.matching("ACCOUNT_SID", _ACCOUNT_SID,
+                                 "a Twilio account SID (AC followed by 32 hex digits)")
+    token_store = check.choice("TOKEN_STORE", ("json", "sync"))
+    instance_url = check.url("SFDC_INSTANCE_URL", required=True)
+    state_secret = check.text("STATE_SECRET")
     if state_secret and len(state_secret) < MIN_STATE_SECRET:
-        raise _fail(f"STATE_SECRET must be at least {MIN_STATE_SECRET} characters "
-                    "(leave it unset to have one generated and kept beside the token store)")
-    return Config(
-        account_sid=account_sid, auth_token=auth_token, sync_service_sid=sync_service_sid,
-        sfdc_instance_url=instance_url, sfdc_org_id=org_id, sfdc_client_id=client_id,
-        sfdc_client_secret=client_secret, flex_instance_url=flex_url,
-        sfdc_login_url=_url(values, "SFDC_LOGIN_URL", instance_url),
-        sfdc_api_version=_matching(values, "SFDC_API_VERSION", _API_VERSION,
-                                   "a Salesforce API version such as 62.0",
-                                   required=False) or "62.0",
-        public_url=_url(values, "PUBLIC_URL"),
+        check.fail("STATE_SECRET", f"must be at least {MIN_STATE_SECRET} characters "
+                   "(leave it unset to have one generated and kept beside the token store)")
+    config = dict(
+        account_sid=account_sid, auth_token=check.text("AUTH_TOKEN", required=True),
+        sync_service_sid=check.matching(
+            "SYNC_SERVICE_SID", _SYNC_SERVICE_SID,
+            "a Twilio Sync service SID (IS followed by 32 hex digits)", required=token_store == "sync"),
+        sfdc_instance_url=instance_url,
+        sfdc_org_id=check.matching("SFDC_ORG_ID", _ORG_ID,
+                                   "a 15- or 18-character Salesforce org id (starts with 00D)"),
+        sfdc_client_id=check.text("SFDC_CLIENT_ID", required=True),
+        sfdc_client_secret=check.text("SFDC_CLIENT_SECRET", required=True),
+        flex_instance_url=check.url("FLEX_INSTANCE_URL", required=True),
+        sfdc_login_url=check.url("SFDC_LOGIN_URL", instance_url),
+        sfdc_api_version=check.matching("SFDC_API_VERSION", _API_VERSION,
+                                        "a Salesforce API version such as 62.0",
+                                        required=False) or "62.0",
+        public_url=check.url("PUBLIC_URL"),
         token_store=token_store,
-        token_store_path=Path(values.get("TOKEN_STORE_PATH", "").strip() or ".data/tokens.json"),
-        twilio_iam_url=_url(values, "TWILIO_IAM_URL", "https://iam.twilio.com"),
-        twilio_sync_url=_url(values, "TWILIO_SYNC_URL", "https://sync.twilio.com"),
+        token_store_path=Path(check.text("TOKEN_STORE_PATH") or ".data/tokens.json"),
+        twilio_iam_url=check.url("TWILIO_IAM_URL", "https://iam.twilio.com"),
+        twilio_sync_url=check.url("TWILIO_SYNC_URL", "https://sync.twilio.com"),
         state_secret=state_secret.encode("utf-8") or None,
-        cache_size=int(_number(values, "CACHE_SIZE", 100, 1, 100_000, integer=True)),
-        cache_ttl=float(_number(values, "CACHE_TTL", 300.0, 0, 86_400, integer=False)),
-        original_plugin_login=_flag(values, "ORIGINAL_PLUGIN_LOGIN"),
+        cache_size=int(check.number("CACHE_SIZE", 100, 1, 100_000, integer=True)),
+        cache_ttl=float(check.number("CACHE_TTL", 300.0, 0, 86_400, integer=False)),
+        log_level=check.choice("LOG_LEVEL", LOG_LEVELS),
+        log_format=check.choice("LOG_FORMAT", LOG_FORMATS),
+        original_plugin_login=check.flag("ORIGINAL_PLUGIN_LOGIN"),
+        lookup_objects=check.lookup_objects(),
         values=MappingProxyType(dict(values)),
-        lookup_objects=_lookup_objects(values),
     )
+    if check.problems:
+        raise ConfigError(*check.problems)
+    return Config(**config)
+
+
+def unknown_names(values: Mapping[str, str]) -> list[str]:
+    """Names in `values` that are not sfdcflex settings: they reach the functions as context only."""
+    return sorted(set(values) - set(SETTING_NAMES))
 
 
 def settings_from(env_file: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:

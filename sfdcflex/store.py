@@ -283,6 +283,13 @@ class JsonFileTokenStore:
             raise self._damaged("has used_states that are not {nonce: expiry}")
         return document
 
+    def check_readable(self) -> None:
+        """Read and parse the file; OSError or StoreDamaged when it cannot serve.
+
+        No lock is taken: writers replace the file atomically, so a reader sees a whole one.
+        """
+        self._read()
+
     def _damaged(self, reason: str) -> StoreDamaged:
         # The operator learns the path from the log; a client is never told where files live.
         log.error("the token store %s %s; it was left untouched: repair it or move it away "
@@ -309,3 +316,31 @@ class JsonFileTokenStore:
             os.fsync(folder_descriptor)
         finally:
             os.close(folder_descriptor)
+
+
+def store_file_problems(path: Path, *, with_file: bool = True) -> list[str]:
+    """What would stop a JSON token store (or the state secret kept beside it) at `path`.
+
+    Nothing is created: the folder must exist and be writable, or be creatable; with
+    `with_file`, an existing token file must parse.
+    """
+    path = Path(path).absolute()
+    folder = path.parent
+    if not folder.exists():
+        ancestor = next(parent for parent in folder.parents if parent.exists())
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+            return [f"config: TOKEN_STORE_PATH: the folder {folder} does not exist and cannot be "
+                    f"created ({ancestor} is not a writable folder)"]
+        return []
+    if not folder.is_dir():
+        return [f"config: TOKEN_STORE_PATH: {folder} is not a folder"]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [f"config: TOKEN_STORE_PATH: the folder {folder} is not writable by this user"]
+    if with_file and path.exists():
+        try:
+            JsonFileTokenStore(path).check_readable()
+        except OSError as error:
+            return [f"config: TOKEN_STORE_PATH: {path} cannot be read ({error.strerror})"]
+        except StoreDamaged as error:
+            return [f"config: TOKEN_STORE_PATH: {error.message}"]
+    return []

@@ -174,3 +174,53 @@ def test_original_plugin_login_is_a_yes_no_setting(raw, expected):
 @pytest.mark.parametrize("raw", ["maybe", "2", "enabled", "t rue"])
 def test_original_plugin_login_refuses_what_it_cannot_read(raw):
     assert config_error(ORIGINAL_PLUGIN_LOGIN=raw) == "config: ORIGINAL_PLUGIN_LOGIN must be true or false"
+
+
+def test_every_problem_is_reported_at_once():
+    values = {**GOOD, "ACCOUNT_SID": "AC123", "CACHE_TTL": "-1"}
+    del values["SFDC_CLIENT_ID"]
+    with pytest.raises(ConfigError) as caught:
+        load_config(values)
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert any(p.startswith("config: ACCOUNT_SID must be") for p in problems)
+    assert "config: SFDC_CLIENT_ID is required (see .env.example)" in problems
+    assert any(p.startswith("config: CACHE_TTL must be") for p in problems)
+
+
+def test_the_placeholders_of_env_example_are_refused():
+    from sfdcflex.runtime.envfile import read_env_file
+    example = read_env_file(Path(__file__).resolve().parent.parent / ".env.example")
+    with pytest.raises(ConfigError) as caught:
+        load_config({**GOOD, **{k: v for k, v in example.items() if v}})
+    placeholders = {p.split()[1] for p in caught.value.problems if "placeholder" in p}
+    assert placeholders == {"ACCOUNT_SID", "SFDC_INSTANCE_URL", "SFDC_ORG_ID"}
+    # An org id made of x's would otherwise pass: 00D and 15 letters is a valid shape.
+    assert "placeholder" in config_error(SFDC_ORG_ID="00Dxxxxxxxxxxxxxxx")
+    assert "placeholder" in config_error(SFDC_INSTANCE_URL="https://your-domain.my.salesforce.com")
+
+
+def test_a_misspelt_setting_gets_a_did_you_mean_and_other_names_pass():
+    message = config_error(SFDC_CLEINT_ID="x")
+    assert message == ("config: SFDC_CLEINT_ID is not a setting sfdcflex knows; "
+                       "did you mean SFDC_CLIENT_ID?")
+    assert "did you mean TOKEN_STORE_PATH?" in config_error(TOKEN_STORE_PAHT="/x")
+    # As on Twilio, a function of your own may read its own names from context.
+    assert load_config({**GOOD, "MY_FUNCTION_GREETING": "hi"}).values["MY_FUNCTION_GREETING"] == "hi"
+
+
+def test_log_settings():
+    config = load_config({**GOOD, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json"})
+    assert (config.log_level, config.log_format) == ("warning", "json")
+    assert load_config(GOOD).log_level == "info" and load_config(GOOD).log_format == "text"
+    assert "LOG_FORMAT must be text or json" in config_error(LOG_FORMAT="xml")
+    assert "LOG_LEVEL must be" in config_error(LOG_LEVEL="loud")
+
+
+def test_a_misspelt_required_setting_is_one_problem_not_two():
+    values = {**GOOD, "SFDC_CLEINT_ID": GOOD["SFDC_CLIENT_ID"]}
+    del values["SFDC_CLIENT_ID"]
+    with pytest.raises(ConfigError) as caught:
+        load_config(values)
+    assert caught.value.problems == (
+        "config: SFDC_CLEINT_ID is not a setting sfdcflex knows; did you mean SFDC_CLIENT_ID?",)

@@ -82,3 +82,22 @@ def test_the_shipped_example_parses_and_lists_every_setting():
 
     example = read_env_file(Path(__file__).resolve().parent.parent / ".env.example")
     assert sorted(example) == sorted(SETTING_NAMES)
+
+
+def test_every_broken_line_is_reported_at_once():
+    with pytest.raises(ConfigError) as caught:
+        parse_env('GOOD=1\nnot an assignment\nQUOTE="open\nALSO=fine\n', source="x.env")
+    assert [p.split(" is not")[0] for p in caught.value.problems] == [
+        "config: x.env line 2", "config: x.env line 3"]
+
+
+def test_format_env_writes_what_parse_env_reads_back():
+    from sfdcflex.runtime.envfile import format_env
+    values = {"PLAIN": "https://127.0.0.1:3000", "EMPTY": "", "SPACES": "a b", "HASH": "a#b",
+              "COMMENTLIKE": "x # y", "QUOTES": "say \"hi\" it's", "BACKSLASH": "a\\nb",
+              "NEWLINE": "a\nb", "CR": "a\rb", "TAB": "a\tb", "EDGES": " padded "}
+    text = format_env(values)
+    assert parse_env(text) == values
+    assert "PLAIN=https://127.0.0.1:3000\n" in text
+    with pytest.raises(ValueError):
+        format_env({"BAD NAME": "x"})

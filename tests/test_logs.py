@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 
 from sfdcflex.runtime.logs import BatchingHandler, LineFormatter
 
@@ -62,3 +63,50 @@ def test_tracebacks_are_kept_with_their_line():
         logger.exception("failed")
     handler.close()
     assert "ERROR failed\nTraceback" in stream.getvalue() and "ValueError: boom" in stream.getvalue()
+
+
+def test_a_forked_child_gets_its_own_writer_thread():
+    # gunicorn --preload builds the app, and so this handler, before forking its workers.
+    import os
+    import select
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    logger, handler = _logger(stream, delay=0.05)
+    try:
+        child = os.fork()
+        if child == 0:
+            logger.info("from the worker")
+            deadline = time.monotonic() + 2   # the child's own writer must write it meanwhile
+            while handler._pending and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with handler._write_lock:   # the write in progress, if any, has ended
+                os._exit(0)
+        ready, _, _ = select.select([read_end], [], [], 2.5)
+        assert ready, "the child's line was not written by a writer thread"
+        assert os.read(read_end, 4096).decode().endswith("INFO from the worker\n")
+        os.waitpid(child, 0)
+    finally:
+        handler.close()
+        stream.close()
+        os.close(read_end)
+
+
+def test_json_lines_carry_the_same_fields_one_object_a_line():
+    import json
+    from sfdcflex.runtime.logs import JsonFormatter
+    stream = io.StringIO()
+    logger, handler = _logger(stream)
+    handler.setFormatter(JsonFormatter())
+    logger.info("200 POST /get-contact 4.2ms")
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        logger.exception("failed")
+    handler.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2   # a traceback stays inside its one line
+    first, second = (json.loads(line) for line in lines)
+    assert set(first) == {"time", "level", "message"} and first["level"] == "INFO"
+    assert first["message"] == "200 POST /get-contact 4.2ms"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", first["time"])
+    assert second["level"] == "ERROR" and "ValueError: boom" in second["traceback"]

@@ -185,3 +185,77 @@ def test_date_header_is_an_imf_fixdate(runtime):
     answer = runtime.call("GET", "/hello")
     parsed = email.utils.parsedate_to_datetime(answer.headers["Date"])
     assert answer.headers["Date"].endswith(" GMT") and abs(parsed.timestamp() - time.time()) < 5
+
+
+def _start_slow_call(served, wait: float) -> tuple[threading.Thread, list]:
+    answers: list = []
+
+    def post() -> None:
+        conn = http.client.HTTPConnection(served.url.split("//")[1], timeout=10)
+        try:
+            conn.request("POST", "/slow", body=f'{{"wait": {wait}}}', headers={"Content-Type": "application/json"})
+            reply = conn.getresponse()
+            answers.append((reply.status, reply.getheader("Connection"), reply.read()))
+        except (http.client.HTTPException, OSError) as exc:
+            answers.append(exc)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    return thread, answers
+
+
+def _in_thread(function, *args) -> tuple[threading.Thread, list]:
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(function(*args)))
+    thread.start()
+    return thread, result
+
+
+def test_close_gracefully_finishes_requests_in_flight_and_closes_idle_connections(serve):
+    served = serve()
+    slow = served.app.functions["slow"].module
+    slow.RELEASE.clear()
+    idle = http.client.HTTPConnection(served.url.split("//")[1], timeout=5)
+    idle.request("GET", "/hello")
+    assert idle.getresponse().read() == b'{"ok":true}'
+    in_flight, answers = _start_slow_call(served, wait=5)
+    assert slow.ENTERED.acquire(timeout=5)
+    closing, result = _in_thread(served.server.close_gracefully, 5.0)
+    try:
+        assert idle.sock.recv(1) == b""   # the idle keep-alive connection was closed at once
+        host, port = served.url.split("//")[1].split(":")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # new connections are refused, not queued
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the server still accepts connections while draining")
+        assert closing.is_alive() and not answers   # still waiting for the function
+    finally:
+        slow.RELEASE.set()
+        in_flight.join(10)
+        closing.join(10)
+    assert answers[0][:2] == (200, "close") and answers[0][2] == b'{"released":true}'
+    assert result == [True]
+
+
+def test_close_gracefully_cuts_what_outlives_the_timeout(serve):
+    served = serve()
+    slow = served.app.functions["slow"].module
+    slow.RELEASE.clear()
+    in_flight, answers = _start_slow_call(served, wait=5)
+    try:
+        assert slow.ENTERED.acquire(timeout=5)
+        started = time.monotonic()
+        assert served.server.close_gracefully(0.3) is False
+        assert time.monotonic() - started < 3
+        in_flight.join(5)
+        assert isinstance(answers[0], (http.client.HTTPException, OSError))
+    finally:
+        slow.RELEASE.set()
+        in_flight.join(10)

@@ -49,7 +49,22 @@ def test_wsgi_refuses_big_bodies_before_reading(wsgi_url):
     assert answer.status == 413
 
 
-def test_create_app_from_a_env_file_needs_public_url(crm, tmp_path):
+@pytest.fixture
+def host_process():
+    """create_app sets up the "sfdcflex" logger and SIGTERM as in a host process; undo that after."""
+    import logging
+    import signal
+    logger = logging.getLogger("sfdcflex")
+    saved = (logger.handlers[:], logger.level, logger.propagate, signal.getsignal(signal.SIGTERM))
+    yield
+    for handler in logger.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    logger.handlers[:], logger.level, logger.propagate = saved[:3]
+    signal.signal(signal.SIGTERM, saved[3])
+
+
+def test_create_app_from_a_env_file_needs_public_url(crm, tmp_path, host_process):
     from sfdcflex.runtime.errors import ConfigError
     from sfdcflex.wsgi import create_app
     settings = dict(crm.config.values)

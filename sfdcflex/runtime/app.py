@@ -40,6 +40,13 @@ class Request:
     remote_addr: str = ""
 
 
+# A built-in route answers on the calling thread, before the concurrency cap and the function
+# routes: a health check must still answer its supervisor when every slot is taken by slow
+# functions, and the runtime knows nothing of what "healthy" means for the integration, so the
+# integration hands it in (see sfdcflex/health.py). It must be quick and never call upstream.
+Builtin = Callable[[Request], Reply]
+
+
 @dataclass(frozen=True)
 class Limits:
     """Twilio's limits: 10 s per invocation, 30 at once, 6 MiB request bodies."""
@@ -106,8 +113,9 @@ class App:
                  env: dict[str, str] | None = None, services: object = None,
                  limits: Limits = Limits(), cors_origins: tuple[str, ...] = (),
                  public_url: str | None = None, assets: dict[str, Asset] | None = None,
-                 live: bool = False) -> None:
+                 live: bool = False, builtins: dict[str, Builtin] | None = None) -> None:
         self.routes = routes
+        self.builtins = dict(builtins or {})
         self.functions = functions if functions is not None else {f.name: f for f in routes.values()}
         self.env = dict(env or {})
         self.services = services
@@ -149,8 +157,10 @@ class App:
             log.exception("%s %s: runtime failure", loggable(request.method), loggable(path))
             reply = error_reply(HTTPError("the function runtime failed; see the server log"))
         self._add_cors(request, reply)
-        log.info("%d %s %s %.1fms", reply.status, loggable(request.method), loggable(path),
-                 (time.perf_counter() - started) * 1000)
+        # A supervisor probing /healthz every few seconds would drown the request lines.
+        level = logging.DEBUG if request.method == "GET" and path in self.builtins else logging.INFO
+        log.log(level, "%d %s %s %.1fms", reply.status, loggable(request.method), loggable(path),
+                (time.perf_counter() - started) * 1000)
         return reply
 
     def _send_early(self, request: Request, answer_early: Callable[[Reply], None], reply: Reply) -> None:
@@ -163,6 +173,9 @@ class App:
                                    headers={"Allow": ", ".join(ALLOWED_METHODS)})
         if len(request.body) > self.limits.max_body:
             raise PayloadTooLarge(f"request bodies are limited to {self.limits.max_body} bytes")
+        builtin = self.builtins.get(path)
+        if builtin is not None and request.method == "GET":
+            return builtin(request)
         function = self.routes.get(path)
         if function is None:
             asset = self.assets.get(path) if request.method == "GET" else None

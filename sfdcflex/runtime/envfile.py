@@ -33,6 +33,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 def parse_env(text: str, source: str = "<env>") -> dict[str, str]:
     """The NAME=value pairs in .env text; a later assignment of a name wins."""
     values: dict[str, str] = {}
+    broken: list[str] = []
     for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -40,9 +41,12 @@ def parse_env(text: str, source: str = "<env>") -> dict[str, str]:
         assignment = _ASSIGNMENT.fullmatch(line)
         value = _value(assignment.group(2)) if assignment else None
         if value is None:
-            raise ConfigError(f"config: {source} line {number} is not NAME=value "
-                              "(check the quotes; values are not shown because they may be secret)")
-        values[assignment.group(1)] = value
+            broken.append(f"config: {source} line {number} is not NAME=value "
+                          "(check the quotes; values are not shown because they may be secret)")
+        else:
+            values[assignment.group(1)] = value
+    if broken:
+        raise ConfigError(*broken)
     return values
 
 
@@ -59,3 +63,22 @@ def _value(raw: str) -> str | None:
         return quoted.group(1) if quoted else None
     # An unquoted value ends at " #": "a#b" keeps its hash, "a # note" does not.
     return re.split(r"\s#", raw, maxsplit=1)[0].rstrip()
+
+
+def format_env(values: dict[str, str]) -> str:
+    """NAME=value lines that parse_env reads back as `values`; quoted only where needed."""
+    lines = []
+    for name, value in values.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"{name!r} cannot be a .env name")
+        if _PLAIN_VALUE.fullmatch(value):
+            lines.append(f"{name}={value}\n")
+        else:
+            escaped = "".join(_QUOTED_AS.get(char, char) for char in value)
+            lines.append(f'{name}="{escaped}"\n')
+    return "".join(lines)
+
+
+# Written bare only when no character could be taken for a quote, a comment or a line end.
+_PLAIN_VALUE = re.compile(r"[^\s\"'#\\]+(?: [^\s\"'#\\]+)*")
+_QUOTED_AS = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -83,4 +83,8 @@ class VersionNotSupported(HTTPError):
 
 
 class ConfigError(Exception):
-    """A missing or malformed setting; start-up stops with this one line."""
+    """Missing or malformed settings; start-up stops and prints each problem on a line of its own."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems

@@ -3,13 +3,17 @@
 A request's log line used to cost twice the rest of the request: `%(asctime)s` formats the
 time on every line, and a stream handler writes and flushes every line. Here the time is
 formatted once a second, and lines are written in batches at most `delay` seconds late;
-warnings and errors are written at once.
+warnings and errors are written at once. Whatever is pending is written when the handler is
+closed, which logging.shutdown() does at interpreter exit.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
+import weakref
 from typing import TextIO
 
 
@@ -30,6 +34,27 @@ class LineFormatter(logging.Formatter):
         return text
 
 
+class JsonFormatter(logging.Formatter):
+    """The same fields as LineFormatter, one JSON object a line, for log shippers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second, self._stamp = -1, ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
+            self._second = second
+        fields = {"time": self._stamp, "level": record.levelname, "message": record.getMessage()}
+        if record.exc_info:
+            fields["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(fields, ensure_ascii=False)
+
+
+FORMATTERS = {"text": LineFormatter, "json": JsonFormatter}
+
+
 class BatchingHandler(logging.Handler):
     """Writes formatted lines to `stream` in batches, flushed every `delay` seconds by one thread."""
 
@@ -37,9 +62,20 @@ class BatchingHandler(logging.Handler):
         super().__init__()
         self._stream = stream
         self._pending: list[str] = []
+        self._delay = delay
         self._write_lock = threading.Lock()
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(delay,), name="log-writer", daemon=True)
+        self._start_writer()
+        _batching_handlers.add(self)
+
+    def _start_writer(self) -> None:
+        # Also run in a forked child (gunicorn forks workers after building the app), where the
+        # parent's writer thread does not exist and the locks it held may look taken forever.
+        if self._stopped.is_set():
+            return
+        self._write_lock, self._stopped = threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(self._delay,), name="log-writer",
+                                        daemon=True)
         self._thread.start()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -73,13 +109,46 @@ class BatchingHandler(logging.Handler):
                 return
 
 
-def configure_logging(level: str, stream: TextIO) -> None:
-    """Log to `stream` at `level`; logging.shutdown() (run at exit) writes what is pending."""
+_batching_handlers: weakref.WeakSet[BatchingHandler] = weakref.WeakSet()
+
+
+def _restart_writers_after_fork() -> None:
+    for handler in list(_batching_handlers):
+        handler._start_writer()
+
+
+os.register_at_fork(after_in_child=_restart_writers_after_fork)
+
+
+def batching_handler(stream: TextIO, fmt: str = "text") -> BatchingHandler:
+    """A BatchingHandler writing `fmt` ("text" or "json") lines to `stream`."""
     handler = BatchingHandler(stream)
-    handler.setFormatter(LineFormatter())
+    handler.setFormatter(FORMATTERS[fmt]())
+    return handler
+
+
+def configure_logging(level: str, stream: TextIO, fmt: str = "text") -> None:
+    """The whole process logs to `stream` at `level`; for `python run.py`, which owns the process."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [batching_handler(stream, fmt)]
     root.setLevel(level.upper())
     # The logging HOWTO's "Optimization": skip what our format never shows.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+
+
+def configure_logger(name: str, level: str, stream: TextIO, fmt: str = "text") -> bool:
+    """Log `name` and its children to `stream` at `level`, leaving every other logger alone.
+
+    Inside a host (gunicorn, waitress) the root logger and the host's own are the host's to
+    configure; sfdcflex's lines get their own handler and do not propagate there, so they are
+    not written twice. If the host's logging configuration already gave `name` a handler, that
+    choice wins and nothing is changed (False).
+    """
+    logger = logging.getLogger(name)
+    if logger.handlers:
+        return False
+    logger.addHandler(batching_handler(stream, fmt))
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    return True

@@ -69,10 +69,11 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
 
     def finish(self) -> None:
         self.rfile.close()
+        self.server.connections.forget(self.request)
 
     def handle(self) -> None:
         server, sock = self.server, self.request
-        while True:
+        while server.connections.wait_for_request(sock):
             server.reaper.arm(sock, time.monotonic() + server.read_timeout, partial(_shut, sock))
             try:
                 parsed = self._read_request()
@@ -91,6 +92,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             reply = server.app.dispatch(request, partial(self._answer_early, answered))
             if not answered.acquire(blocking=False):
                 return  # the 504 went out at the time limit; this connection is done
+            keep_alive = keep_alive and not server.connections.draining
             try:
                 self._send(reply, keep_alive, head_only=request.method == "HEAD")
             except OSError:
@@ -135,6 +137,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             line = self.rfile.readline(MAX_REQUEST_LINE + 1)
         if not line:
             return None
+        self.server.connections.busy(self.request)  # a request has begun: a drain waits for it
         if not line.endswith(b"\n"):
             if len(line) > MAX_REQUEST_LINE:
                 raise URITooLong(f"the request line is longer than {MAX_REQUEST_LINE} bytes")
@@ -221,6 +224,7 @@ class FunctionsServer(socketserver.ThreadingTCPServer):
         self.read_timeout = read_timeout
         self.reaper = Deadlines(interval=0.25, name="read-deadlines")
         self.http_date = _HttpDate()
+        self.connections = _Connections()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, ConnectionHandler)
@@ -238,6 +242,67 @@ class FunctionsServer(socketserver.ThreadingTCPServer):
     def server_close(self) -> None:
         self.reaper.stop()
         super().server_close()
+
+    def close_gracefully(self, timeout: float) -> bool:
+        """Stop accepting, close idle keep-alive connections, let requests in flight finish for
+        up to `timeout` seconds, then close; True when no request was cut.
+
+        Call it from another thread than the one in serve_forever().
+        """
+        self.shutdown()
+        self.socket.close()  # connection attempts are refused from now on, not left in the backlog
+        clean = self.connections.drain(timeout)
+        self.server_close()
+        return clean
+
+
+class _Connections:
+    """Which connections are idle (waiting for a request) and which are busy with one.
+
+    A drain closes the idle ones at once (RFC 9112 §9.5: any side may close an inactive
+    connection at any time; §9.3.1: a client retries an idempotent request on a new one),
+    tells busy ones to close after their answer (Connection: close), and waits for them.
+    """
+
+    def __init__(self) -> None:
+        self.draining = False
+        self._idle: set[socket.socket] = set()
+        self._busy: set[socket.socket] = set()
+        self._changed = threading.Condition()
+
+    def wait_for_request(self, sock: socket.socket) -> bool:
+        """Mark `sock` idle before reading its next request; False once draining (close it)."""
+        with self._changed:
+            self._busy.discard(sock)
+            self._changed.notify_all()
+            if self.draining:
+                return False
+            self._idle.add(sock)
+            return True
+
+    def busy(self, sock: socket.socket) -> None:
+        with self._changed:
+            self._idle.discard(sock)
+            self._busy.add(sock)
+
+    def forget(self, sock: socket.socket) -> None:
+        with self._changed:
+            self._idle.discard(sock)
+            self._busy.discard(sock)
+            self._changed.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Close idle connections, wait up to `timeout` s for busy ones; True when none was cut."""
+        with self._changed:
+            self.draining = True
+            for sock in self._idle:
+                _shut(sock)
+            clean = self._changed.wait_for(lambda: not self._busy, timeout)
+            for sock in self._busy | self._idle:
+                _shut(sock)
+        if not clean:
+            log.warning("stopping: requests still running after %.1f s were cut", timeout)
+        return clean
 
 
 def _shut(sock: socket.socket) -> None:

@@ -1,0 +1,88 @@
+"""GET /healthz: for supervisors and load balancers; no Token, no upstream call, no secret."""
+from __future__ import annotations
+
+import threading
+
+from conftest import call
+from sfdcflex import __version__
+from sfdcflex.health import HealthCheck
+from sfdcflex.runtime.app import Limits
+from sfdcflex.store import JsonFileTokenStore
+
+
+def upstream_calls(crm) -> int:
+    return sum(crm.sf.calls.values()) + sum(crm.iam.calls.values()) + sum(crm.sync.calls.values())
+
+
+def test_healthz_says_ok_with_version_and_store_and_calls_nobody(crm):
+    crm.link("alice@example.com")
+    before = upstream_calls(crm)
+    answer = call_healthz(crm)
+    assert answer.status == 200
+    assert answer.json() == {"status": "ok", "version": __version__, "store": "json"}
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert upstream_calls(crm) == before
+    for secret in (crm.iam.auth_token, crm.sf.client_secret, "s" * 48):
+        assert secret.encode() not in answer.body
+
+
+def call_healthz(crm):
+    return call(crm.url, "GET", "/healthz")
+
+
+def test_healthz_is_503_with_a_reason_when_the_token_file_is_damaged(crm):
+    crm.link("alice@example.com")
+    crm.store_path.write_text("{not json")
+    answer = call_healthz(crm)
+    assert answer.status == 503
+    body = answer.json()
+    assert body["status"] == "unavailable" and body["store"] == "json"
+    assert "damaged" in body["reason"]
+    assert str(crm.store_path) not in body["reason"]   # no file system layout to strangers
+
+
+def test_healthz_is_503_when_the_token_file_cannot_be_read(crm):
+    crm.store_path.parent.mkdir(parents=True, exist_ok=True)
+    crm.store_path.mkdir()   # a folder where the file should be: reading it fails, even as root
+    answer = call_healthz(crm)
+    assert answer.status == 503 and "cannot be read" in answer.json()["reason"]
+
+
+def test_healthz_does_not_probe_sync(crm_factory):
+    crm = crm_factory(store="sync")
+    before = upstream_calls(crm)
+    answer = call_healthz(crm)
+    assert answer.status == 200 and answer.json()["store"] == "sync"
+    assert upstream_calls(crm) == before
+
+
+def test_healthz_answers_while_the_concurrency_cap_is_full(serve, tmp_path):
+    store = JsonFileTokenStore(tmp_path / "tokens.json")
+    served = serve(limits=Limits(max_concurrency=2), builtins={"/healthz": HealthCheck(store, "json")})
+    slow = served.app.functions["slow"].module
+    slow.RELEASE.clear()
+    busy = [threading.Thread(target=served.call, args=("POST", "/slow"), kwargs={"body": {"wait": 5}})
+            for _ in range(2)]
+    for thread in busy:
+        thread.start()
+    try:
+        for _ in busy:
+            assert slow.ENTERED.acquire(timeout=5)
+        assert served.call("GET", "/hello").status == 429   # the cap is full
+        answer = served.call("GET", "/healthz")
+        assert answer.status == 200 and answer.json()["status"] == "ok"
+    finally:
+        slow.RELEASE.set()
+        for thread in busy:
+            thread.join(10)
+
+
+def test_healthz_is_get_only_and_logged_at_debug(serve, tmp_path, caplog):
+    store = JsonFileTokenStore(tmp_path / "tokens.json")
+    served = serve(builtins={"/healthz": HealthCheck(store, "json")})
+    caplog.set_level("INFO", logger="sfdcflex")
+    assert served.call("POST", "/healthz").status == 404
+    assert served.call("GET", "/healthz").status == 200
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("404 POST /healthz" in line for line in lines)
+    assert not any("200 GET /healthz" in line for line in lines)
