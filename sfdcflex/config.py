@@ -23,7 +23,7 @@ SETTING_NAMES = (
     "ACCOUNT_SID", "AUTH_TOKEN", "SYNC_SERVICE_SID", "SFDC_INSTANCE_URL", "SFDC_ORG_ID",
     "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET", "FLEX_INSTANCE_URL", "SFDC_LOGIN_URL",
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
-    "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL",
+    "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "UPSTREAM_CA_FILE",
 )
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -59,6 +59,8 @@ class Config:
     cache_size: int
     cache_ttl: float
     values: Mapping[str, str] = field(repr=False)
+    # Tests and the benchmark only: trust this CA bundle instead of the system's for upstream TLS.
+    upstream_ca_file: str | None = None
 
 
 def _fail(message: str) -> ConfigError:
@@ -160,7 +162,15 @@ def load_config(values: Mapping[str, str]) -> Config:
         cache_size=int(_number(values, "CACHE_SIZE", 100, 1, 100_000, integer=True)),
         cache_ttl=float(_number(values, "CACHE_TTL", 300.0, 0, 86_400, integer=False)),
         values=MappingProxyType(dict(values)),
+        upstream_ca_file=_ca_file(values),
     )
+
+
+def _ca_file(values: Mapping[str, str]) -> str | None:
+    path = values.get("UPSTREAM_CA_FILE", "").strip()
+    if path and not Path(path).is_file():
+        raise _fail("UPSTREAM_CA_FILE must name a PEM file of CA certificates (for tests only)")
+    return path or None
 
 
 def settings_from(env_file: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import socket
-import urllib.error
-import urllib.request
 
 import pytest
 
 from sfdcflex.runtime.errors import BadGateway, ConfigError
 from sfdcflex.demo.standins import SalesforceStandIn
-from sfdcflex.clients.transport import call, check_upstream_url, default_opener
+from sfdcflex.clients.transport import call, check_upstream_url, default_transport
 
 
 @pytest.fixture
@@ -28,7 +26,7 @@ def bearer(sf) -> dict[str, str]:
 
 
 def test_a_2xx_answer_is_a_reply_with_json_and_lower_cased_headers(sf):
-    reply = call(default_opener(), "Salesforce", "GET", userinfo_url(sf), headers=bearer(sf))
+    reply = call(default_transport(), "Salesforce", "GET", userinfo_url(sf), headers=bearer(sf))
     assert reply.status == 200
     assert reply.headers["content-type"].startswith("application/json")
     assert reply.json()["preferred_username"] == "ada@example.com"
@@ -37,14 +35,14 @@ def test_a_2xx_answer_is_a_reply_with_json_and_lower_cased_headers(sf):
 
 def test_an_error_status_is_returned_not_raised(sf):
     sf.fail_next("userinfo", status=503, body=b'{"oops": true}')
-    reply = call(default_opener(), "Salesforce", "GET", userinfo_url(sf))
+    reply = call(default_transport(), "Salesforce", "GET", userinfo_url(sf))
     assert reply.status == 503
     assert reply.json() == {"oops": True}
 
 
 def test_an_html_body_is_a_bad_gateway_naming_the_service(sf):
     sf.fail_next("userinfo", status=500, body=b"<html>Maintenance</html>", content_type="text/html")
-    reply = call(default_opener(), "Salesforce", "GET", userinfo_url(sf))
+    reply = call(default_transport(), "Salesforce", "GET", userinfo_url(sf))
     with pytest.raises(BadGateway) as raised:
         reply.json()
     assert "Salesforce" in raised.value.message and "not JSON" in raised.value.message
@@ -53,14 +51,14 @@ def test_an_html_body_is_a_bad_gateway_naming_the_service(sf):
 def test_a_reset_connection_is_a_bad_gateway(sf):
     sf.fail_next("userinfo", reset=True)
     with pytest.raises(BadGateway) as raised:
-        call(default_opener(), "Salesforce", "GET", userinfo_url(sf))
+        call(default_transport(), "Salesforce", "GET", userinfo_url(sf))
     assert raised.value.message == "Salesforce connection failed: reset"
 
 
 def test_a_stalled_service_times_out_with_the_time_in_the_message(sf):
     sf.fail_next("userinfo", stall=5)
     with pytest.raises(BadGateway) as raised:
-        call(default_opener(), "Salesforce", "GET", userinfo_url(sf), timeout=0.2)
+        call(default_transport(), "Salesforce", "GET", userinfo_url(sf), timeout=0.2)
     assert raised.value.message == "Salesforce did not answer in 0.2 s"
 
 
@@ -70,37 +68,34 @@ def test_a_refused_connection_is_a_bad_gateway_without_the_url():
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/services/oauth2/token?secretish=1"
     with pytest.raises(BadGateway) as raised:
-        call(default_opener(), "Salesforce", "POST", url, form={"a": "b"})
+        call(default_transport(), "Salesforce", "POST", url, form={"a": "b"})
     assert raised.value.message == "Salesforce connection failed: refused"
     assert str(port) not in raised.value.message
 
 
-class _NameNotFound(urllib.request.BaseHandler):
-    """An opener stage that fails the way an unknown host name fails."""
+class _NameNotFound:
+    """A transport that fails the way resolving an unknown host name fails."""
 
-    handler_order = 100  # ahead of urllib's own HTTPHandler
-
-    def http_open(self, request):
-        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+    def send(self, method, url, headers, body, *, timeout, idempotent):
+        raise socket.gaierror(-2, "Name or service not known")
 
 
 def test_an_unknown_host_is_a_bad_gateway():
-    opener = urllib.request.build_opener(_NameNotFound())
     with pytest.raises(BadGateway) as raised:
-        call(opener, "Twilio Sync", "GET", "http://127.0.0.1:9/x")
+        call(_NameNotFound(), "Twilio Sync", "GET", "http://127.0.0.1:9/x")
     assert raised.value.message == "Twilio Sync connection failed: host name not found"
 
 
 def test_redirects_are_returned_not_followed(sf):
     sf.fail_next("userinfo", status=302, body=b"")
-    reply = call(default_opener(), "Salesforce", "GET", userinfo_url(sf))
+    reply = call(default_transport(), "Salesforce", "GET", userinfo_url(sf))
     assert reply.status == 302
 
 
 def test_an_oversized_body_is_refused(sf):
     sf.fail_next("userinfo", status=200, body=b"x" * (8 * 1024 * 1024 + 10))
     with pytest.raises(BadGateway) as raised:
-        call(default_opener(), "Salesforce", "GET", userinfo_url(sf))
+        call(default_transport(), "Salesforce", "GET", userinfo_url(sf))
     assert "MiB" in raised.value.message
 
 
