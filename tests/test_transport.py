@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from sfdcflex.runtime.errors import BadGateway, ConfigError
 from sfdcflex.demo.standins import SalesforceStandIn
+from sfdcflex.clients.pool import Transport, tls_context
 from sfdcflex.clients.transport import call, check_upstream_url, default_transport
+from sfdcflex.demo.standins.tls import make_self_signed, openssl_missing_reason
 
 
 @pytest.fixture
@@ -112,3 +116,136 @@ def test_other_urls_stop_start_up_naming_the_setting(url):
         check_upstream_url("SFDC_LOGIN_URL", url)
     assert "SFDC_LOGIN_URL" in str(raised.value)
     assert "pw" not in str(raised.value)
+
+
+# --- the keep-alive pool ----------------------------------------------------------------------
+
+def test_calls_share_one_kept_alive_connection(sf):
+    transport = default_transport()
+    for _ in range(5):
+        assert call(transport, "Salesforce", "GET", userinfo_url(sf), headers=bearer(sf)).status == 200
+    assert sf.connections_accepted == 1 and transport.connections_opened == 1
+    assert transport.idle_count() == 1
+
+
+def test_a_connection_idle_too_long_is_closed_not_reused(sf):
+    transport = Transport(idle_seconds=0.0)  # every idle connection is already too old
+    for _ in range(3):
+        assert call(transport, "Salesforce", "GET", userinfo_url(sf)).status == 403
+    assert sf.connections_accepted == 3
+
+
+def test_a_request_that_must_not_repeat_waits_for_no_old_connection(sf):
+    transport = Transport(just_used_seconds=0.0)
+    url = f"{sf.url}/services/oauth2/token"
+    for _ in range(3):
+        assert call(transport, "Salesforce", "POST", url, form={"grant_type": "x"}).status == 400
+    assert sf.connections_accepted == 3  # each POST on a fresh connection
+    assert call(transport, "Salesforce", "GET", userinfo_url(sf)).status == 403
+    assert sf.connections_accepted == 3  # a read takes an idle one
+
+
+def test_a_post_right_after_a_call_reuses_its_connection(sf):
+    transport = default_transport()
+    assert call(transport, "Salesforce", "GET", userinfo_url(sf)).status == 403
+    url = f"{sf.url}/services/oauth2/token"
+    assert call(transport, "Salesforce", "POST", url, form={"grant_type": "x"}).status == 400
+    assert sf.connections_accepted == 1
+
+
+def test_a_post_reset_on_a_reused_connection_is_not_sent_again(sf):
+    transport = default_transport()
+    assert call(transport, "Salesforce", "GET", userinfo_url(sf)).status == 403
+    sf.fail_next("token", reset=True)
+    with pytest.raises(BadGateway, match="reset"):
+        call(transport, "Salesforce", "POST", f"{sf.url}/services/oauth2/token", form={"a": "b"})
+    assert sf.calls["token"] == 1 and transport.retries == 0
+
+
+def test_a_server_closing_idle_connections_costs_no_error(sf):
+    transport = default_transport()
+    assert call(transport, "Salesforce", "GET", userinfo_url(sf)).status == 403
+    sf.drop_connections()
+    assert call(transport, "Salesforce", "GET", userinfo_url(sf)).status == 403
+    assert sf.calls["userinfo"] == 2 and sf.connections_accepted == 2
+
+
+def test_idle_connections_are_bounded_per_origin(sf):
+    transport = Transport(max_idle_per_origin=2)
+    sf.fail_next("userinfo", stall=0.3, status=403, count=4)
+    callers = [threading.Thread(target=call, args=(transport, "Salesforce", "GET", userinfo_url(sf)))
+               for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(10)
+    assert sf.connections_accepted == 4 and transport.idle_count() == 2
+
+
+class _OldServerHandler(BaseHTTPRequestHandler):
+    """HTTP/1.0 without keep-alive, or HTTP/1.1 with `Connection: close`, by path."""
+
+    def do_GET(self) -> None:
+        if self.path == "/close":
+            self.protocol_version = "HTTP/1.1"
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        if self.path == "/close":
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("path", ["/http10", "/close"])
+def test_http10_and_connection_close_answers_are_not_pooled(path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OldServerHandler)
+    accepted = []
+    server.verify_request = lambda request, address: accepted.append(address) or True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        transport = default_transport()
+        for _ in range(3):
+            reply = call(transport, "Salesforce", "GET", f"http://127.0.0.1:{server.server_port}{path}")
+            assert reply.json() == {"ok": True}
+        assert len(accepted) == 3 and transport.idle_count() == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    if openssl_missing_reason():
+        pytest.skip(openssl_missing_reason())
+    return make_self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_sf(certificate):
+    standin = SalesforceStandIn()
+    standin.start(tls=certificate)
+    yield standin
+    standin.stop()
+
+
+def test_https_with_the_test_ca_keeps_one_verified_connection(tls_sf, certificate):
+    transport = Transport(ca_file=str(certificate[0]))
+    for _ in range(3):
+        assert call(transport, "Salesforce", "GET", userinfo_url(tls_sf)).status == 403
+    assert tls_sf.url.startswith("https://localhost:") and tls_sf.connections_accepted == 1
+    assert tls_context(str(certificate[0])) is tls_context(str(certificate[0]))  # made once
+
+
+def test_https_refuses_an_unknown_ca_and_a_wrong_host_name(tls_sf, certificate):
+    with pytest.raises(BadGateway, match="TLS handshake or certificate failed"):
+        call(default_transport(), "Salesforce", "GET", userinfo_url(tls_sf))
+    by_address = userinfo_url(tls_sf).replace("https://localhost:", "https://127.0.0.1:")
+    with pytest.raises(BadGateway, match="TLS handshake or certificate failed"):
+        call(Transport(ca_file=str(certificate[0])), "Salesforce", "GET", by_address)

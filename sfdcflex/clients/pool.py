@@ -106,8 +106,10 @@ class Transport:
     """Sends requests over a small, thread-safe keep-alive pool per origin (scheme, host, port)."""
 
     def __init__(self, *, ca_file: str | None = None, idle_seconds: float = IDLE_SECONDS,
-                 max_idle_per_origin: int = MAX_IDLE_PER_ORIGIN) -> None:
+                 max_idle_per_origin: int = MAX_IDLE_PER_ORIGIN,
+                 just_used_seconds: float = JUST_USED_SECONDS) -> None:
         self.ca_file = ca_file
+        self.just_used_seconds = just_used_seconds
         self.idle_seconds = idle_seconds
         self.max_idle_per_origin = max_idle_per_origin
         self.connections_opened = 0
@@ -120,7 +122,7 @@ class Transport:
         """One request and its answer; raises OSError / http.client.HTTPException / BodyTooLarge."""
         import http.client
         origin, target = _split(url)
-        connection = self._checkout(origin, fresh_within=self.idle_seconds if idempotent else JUST_USED_SECONDS)
+        connection = self._checkout(origin, fresh_within=self.idle_seconds if idempotent else self.just_used_seconds)
         reused = connection is not None
         if connection is None:
             connection = self._connect(origin, timeout)

@@ -17,6 +17,7 @@ import struct
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
@@ -103,6 +104,7 @@ class StandIn:
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
+        self._tls_host = ""
         self._thread: threading.Thread | None = None
 
     # -- what subclasses provide -------------------------------------------------
@@ -120,14 +122,23 @@ class StandIn:
         if self._server is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
         host, port = self._server.server_address[:2]
+        if self._tls_host:
+            return f"https://{self._tls_host}:{port}"
         return f"http://{host}:{port}"
 
-    def start(self) -> "StandIn":
-        """Listen on 127.0.0.1 on a free port and serve from a daemon thread."""
+    def start(self, tls: tuple[Path, Path] | None = None, tls_host: str = "localhost") -> "StandIn":
+        """Listen on 127.0.0.1 on a free port and serve from a daemon thread; with `tls`
+        (certificate and key files for `tls_host`), speak HTTPS and name `tls_host` in `url`."""
         if self._server is not None:
             return self
         self._stopping.clear()
         server = _QuietServer(("127.0.0.1", 0), _StandInRequestHandler)
+        self._tls_host = tls_host if tls else ""
+        if tls:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         server.standin = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name=type(self).__name__,
