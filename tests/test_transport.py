@@ -249,3 +249,12 @@ def test_https_refuses_an_unknown_ca_and_a_wrong_host_name(tls_sf, certificate):
     by_address = userinfo_url(tls_sf).replace("https://localhost:", "https://127.0.0.1:")
     with pytest.raises(BadGateway, match="TLS handshake or certificate failed"):
         call(Transport(ca_file=str(certificate[0])), "Salesforce", "GET", by_address)
+
+
+def test_a_post_never_goes_out_on_a_connection_the_server_has_closed(sf):
+    transport = default_transport()
+    assert call(transport, "Salesforce", "GET", userinfo_url(sf)).status == 403
+    sf.drop_connections()  # within the "just used" second: the pool must notice the close itself
+    url = f"{sf.url}/services/oauth2/token"
+    assert call(transport, "Salesforce", "POST", url, form={"grant_type": "x"}).status == 400
+    assert sf.calls["token"] == 1 and transport.retries == 0
