@@ -131,7 +131,8 @@ def latency_goals(report: dict) -> list[dict]:
 
 
 def _goal(text: str, value: float, limit: float, unit: str) -> dict:
-    return {"goal": f"{text} <= {limit:g}{unit}", "value": value, "met": value <= limit}
+    return {"goal": f"{text} <= {limit:g}{unit}", "value": value, "limit": limit, "unit": unit,
+            "met": value <= limit}
 
 
 def format_latency(report: dict) -> str:
@@ -142,6 +143,4 @@ def format_latency(report: dict) -> str:
                      f"{v['connections_per_100']:>11.1f}{v['cpu_per_miss_ms']:>8.2f}")
     if report.get("https_skipped"):
         lines.append(f"HTTPS variants skipped: {report['https_skipped']}")
-    for goal in latency_goals(report):
-        lines.append(f"  [{'met' if goal['met'] else 'MISSED'}] {goal['goal']}: {goal['value']:g}")
     return "\n".join(lines)

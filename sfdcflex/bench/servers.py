@@ -269,5 +269,41 @@ def runtime_argv(env_file: Path, functions: Path) -> list[str]:
             "--port", "0"]
 
 
+MINIMAL_SERVER = '''"""The cold-start baseline: the least a Python HTTP server imports and does."""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Hello(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "11")
+        self.end_headers()
+        self.wfile.write(b\'{"ok":true}\')
+
+    def log_message(self, *args):
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+print(f"minimal listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+try:
+    server.serve_forever(poll_interval=0.2)
+except KeyboardInterrupt:
+    sys.exit(0)
+'''
+
+
+def minimal_server_argv(folder: Path) -> list[str]:
+    """A stand-alone minimal server script (written into `folder`): the fair cold-start baseline,
+    where `bare_argv` would import this benchmark package first."""
+    script = folder / "minimal_server.py"
+    if not script.exists():
+        script.write_text(MINIMAL_SERVER)
+    return [sys.executable, str(script)]
+
+
 def bare_argv() -> list[str]:
     return [sys.executable, "-m", "sfdcflex.bench", "--serve-bare", "--port", "0"]
