@@ -142,13 +142,14 @@ class Child:
     """One child process; `kill()` is safe to call more than once."""
 
     def __init__(self, argv: list[str], pycache: Path, *, stdin: bool = False,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, extra_env: dict[str, str] | None = None) -> None:
         self.log = log
         log_file = open(log, "ab") if log else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
                 argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=log_file, env=child_environment(pycache),
+                stdout=subprocess.PIPE, stderr=log_file,
+                env={**child_environment(pycache), **(extra_env or {})},
                 cwd=Path(__file__).resolve().parents[2])
         finally:
             if log:
