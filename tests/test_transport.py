@@ -258,3 +258,27 @@ def test_a_post_never_goes_out_on_a_connection_the_server_has_closed(sf):
     url = f"{sf.url}/services/oauth2/token"
     assert call(transport, "Salesforce", "POST", url, form={"grant_type": "x"}).status == 400
     assert sf.calls["token"] == 1 and transport.retries == 0
+
+
+def _settings(sf, **extra) -> dict[str, str]:
+    return {"ACCOUNT_SID": "AC" + "0" * 32, "AUTH_TOKEN": "t", "SFDC_INSTANCE_URL": sf.url,
+            "SFDC_ORG_ID": sf.org_id, "SFDC_CLIENT_ID": sf.client_id,
+            "SFDC_CLIENT_SECRET": sf.client_secret, "FLEX_INSTANCE_URL": "https://flex.example.com",
+            "STATE_SECRET": "s" * 40, **extra}
+
+
+def test_the_upstream_ca_file_setting_reaches_the_clients(tls_sf, certificate, tmp_path):
+    from sfdcflex.config import load_config
+    from sfdcflex.services import build_services
+    settings = _settings(tls_sf, UPSTREAM_CA_FILE=str(certificate[0]),
+                         TOKEN_STORE_PATH=str(tmp_path / "tokens.json"))
+    services = build_services(load_config(settings), public_url="http://127.0.0.1:9")
+    tls_sf.add_user("ada@example.com", "Ada Lovelace")
+    access = tls_sf.issue_tokens("ada@example.com")["access_token"]
+    assert services.salesforce.userinfo(access)["preferred_username"] == "ada@example.com"
+
+
+def test_an_upstream_ca_file_that_is_not_there_stops_start_up(sf, tmp_path):
+    from sfdcflex.config import load_config
+    with pytest.raises(ConfigError, match="UPSTREAM_CA_FILE"):
+        load_config(_settings(sf, UPSTREAM_CA_FILE=str(tmp_path / "missing.pem")))
