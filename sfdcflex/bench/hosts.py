@@ -3,8 +3,8 @@
 The built-in server, waitress and gunicorn (gthread, one worker, 8 threads) each serve the same
 functions, with the stand-ins behind them as in the main benchmark. Each host also serves a
 minimal WSGI hello of its own (the host's floor), so the adapter's cost is the difference.
-waitress and gunicorn are installed with pip into a temporary virtual environment: they are
-not dependencies of sfdcflex. Reported per host and scenario: req/s and the server's CPU per
+waitress and gunicorn are installed with pip into a temporary folder: they are not
+dependencies of sfdcflex. Reported per host and scenario: req/s and the server's CPU per
 request (the host process and its children, from /proc), medians over rounds, hosts taking
 turns. Only 127.0.0.1 is contacted; every child is killed at the end.
 """
@@ -40,13 +40,13 @@ THREADS = 8
 START_SECONDS = 30.0
 
 
-def make_venv(folder: Path) -> Path:
-    """A virtual environment with waitress and gunicorn from PyPI; returns its bin folder."""
-    subprocess.run([sys.executable, "-m", "venv", str(folder / "venv")], check=True, timeout=120)
-    bin_dir = folder / "venv" / "bin"
-    subprocess.run([str(bin_dir / "pip"), "install", "-q", "waitress", "gunicorn"], check=True,
-                   timeout=300, capture_output=True)
-    return bin_dir
+def install_hosts(folder: Path) -> Path:
+    """waitress and gunicorn from PyPI into `folder`/hosts-site (not a venv: pip --target is
+    quicker, and both run as `python -m`); returns the folder to put on PYTHONPATH."""
+    site = folder / "hosts-site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(site),
+                    "waitress", "gunicorn"], check=True, timeout=300, capture_output=True)
+    return site
 
 
 def _free_port() -> int:
@@ -66,12 +66,12 @@ def _wait_for_port(port: int, child: Child) -> str:
     raise RuntimeError(f"{child.describe()} did not listen on {port} in {START_SECONDS:.0f} s")
 
 
-def _host_argv(host: str, bin_dir: Path, port: int) -> list[str]:
+def host_argv(host: str, port: int, app: str, threads: int = THREADS) -> list[str]:
+    """The command serving WSGI `app` ("module:callable") with `host` on 127.0.0.1:`port`."""
     if host == "waitress":
-        return [str(bin_dir / "waitress-serve"), f"--listen=127.0.0.1:{port}", f"--threads={THREADS}",
-                "hosts_app:application"]
-    return [str(bin_dir / "gunicorn"), "-w", "1", "-k", "gthread", "--threads", str(THREADS),
-            "-b", f"127.0.0.1:{port}", "--log-level", "warning", "hosts_app:application"]
+        return [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}", f"--threads={threads}", app]
+    return [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", str(threads),
+            "-b", f"127.0.0.1:{port}", "--log-level", "warning", app]
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -94,7 +94,7 @@ def _measure(client: str, url: str, pid: int, requests: list[Request], connectio
             "server_us": (tree_cpu_seconds(pid) - before) * 1e6 / answered if answered else 0.0}
 
 
-def _start_hosts(names: list[str], folder: Path, env_file: Path, functions: Path, bin_dir: Path | None,
+def _start_hosts(names: list[str], folder: Path, env_file: Path, functions: Path, site: Path,
                  stack: contextlib.ExitStack) -> dict[str, tuple[str, int]]:
     (folder / "hosts_app.py").write_text(HOSTS_APP)
     started: dict[str, tuple[str, int]] = {}
@@ -106,12 +106,13 @@ def _start_hosts(names: list[str], folder: Path, env_file: Path, functions: Path
             started[name] = (child.wait_for_url(), child.pid)
             continue
         port = _free_port()
-        extra = {"PYTHONPATH": f"{folder}:{Path(__file__).resolve().parents[2]}",
+        extra = {"PYTHONPATH": f"{folder}:{site}:{Path(__file__).resolve().parents[2]}",
                  "BENCH_ENV": str(env_file), "BENCH_FUNCTIONS": str(functions),
                  # create_app needs PUBLIC_URL; the built-in server links the agent on its own URL.
                  "PUBLIC_URL": f"http://127.0.0.1:{port}",
                  **({"BENCH_FLOOR": "1"} if floor else {})}
-        child = Child(_host_argv(host, bin_dir, port), folder / "pycache", log=folder / f"{host}.log",
+        child = Child(host_argv(host, port, "hosts_app:application"), folder / "pycache",
+                      log=folder / f"{host}.log",
                       extra_env=extra)
         stack.callback(child.kill)
         started[name] = (_wait_for_port(port, child), child.pid)
@@ -122,12 +123,12 @@ def run_hosts(args: argparse.Namespace) -> dict:
     client = choose_client(args.client)
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sfdcflex-hosts-")))
-        bin_dir = make_venv(folder)
+        site = install_hosts(folder)
         standins = StandIns(CACHE_SIZE, folder / "pycache")
         stack.callback(standins.kill)
         env_file, functions = prepare_runtime_folder(folder, standins.settings, CACHE_SIZE)
         names = ["built-in", "waitress", "waitress floor", "gunicorn", "gunicorn floor"]
-        hosts = _start_hosts(names, folder, env_file, functions, bin_dir, stack)
+        hosts = _start_hosts(names, folder, env_file, functions, site, stack)
         token = standins.token()
         link_agent(hosts["built-in"][0], token)
         scenarios = {"hello": [("GET", "/hello", b"", {})],
@@ -151,7 +152,7 @@ def run_hosts(args: argparse.Namespace) -> dict:
 
 def format_hosts(report: dict) -> str:
     lines = [f"serving choices: {report['machine']['nproc']} CPUs, Python {report['machine']['python']}, "
-             f"load average {report['machine']['load_average']}",
+             f"load average {report['machine']['load_average'] or 0:.1f}",
              f"client {report['client']}, {report['connections']} connections, medians of "
              f"{report['rounds']} rounds x {report['duration_s']:g} s; 'floor' = the host's own WSGI hello",
              f"{'host':<16}{'scenario':<17}{'req/s':>8}{'srv us/req':>11}{'client %':>9}{'errors':>7}"]
