@@ -74,6 +74,7 @@ def build_services(config: Config, *, public_url: str,
                     allowed_origins=(flex_origin, origin_of(public_url)))
     cache = LRUCache(per_owner=config.cache_size, max_entries=MAX_CACHE_ENTRIES)
     return Services(
-        flex=FlexTokenValidator(config.twilio_iam_url, config.account_sid, config.auth_token, transport=transport),
+        flex=FlexTokenValidator(config.twilio_iam_url, config.account_sid, config.auth_token,
+                                transport=transport),
         salesforce=salesforce, keeper=keeper, linker=linker,
         lookup=Lookup(salesforce, keeper, cache, ttl=config.cache_ttl), flex_origin=flex_origin)

@@ -158,12 +158,14 @@ def format_hosts(report: dict) -> str:
              f"{'host':<16}{'scenario':<17}{'req/s':>8}{'srv us/req':>11}{'client %':>9}{'errors':>7}"]
     for row in report["rows"]:
         lines.append(f"{row['host']:<16}{row['scenario']:<17}{row['rps']:>8.0f}"
-                     f"{row['server_us_per_request']:>11.0f}{row['client_cpu_percent']:>9.0f}{row['errors']:>7}")
+                     f"{row['server_us_per_request']:>11.0f}{row['client_cpu_percent']:>9.0f}"
+                     f"{row['errors']:>7}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sfdcflex.bench.hosts", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sfdcflex.bench.hosts",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="connections (default 16)")

@@ -47,6 +47,18 @@ class BodyTooLarge(Exception):
     """The answer's body is larger than MAX_BODY_BYTES."""
 
 
+class _Unanswered(Exception):
+    """The request failed before any byte of an answer arrived; `error` says how."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+# How a kept-alive connection the server has closed fails: on the write, or on the first read.
+_CLOSED_UNDER_US = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
+
 @dataclass(frozen=True)
 class RawReply:
     """One HTTP answer as received: status, lower-cased headers, body."""
@@ -120,22 +132,25 @@ class Transport:
     def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None, *,
              timeout: float, idempotent: bool) -> RawReply:
         """One request and its answer; raises OSError / http.client.HTTPException / BodyTooLarge."""
-        import http.client
         origin, target = _split(url)
-        connection = self._checkout(origin, fresh_within=self.idle_seconds if idempotent else self.just_used_seconds)
+        fresh_within = self.idle_seconds if idempotent else self.just_used_seconds
+        connection = self._checkout(origin, fresh_within)
         reused = connection is not None
-        if connection is None:
-            connection = self._connect(origin, timeout)
         try:
-            return self._exchange(origin, connection, method, target, headers, body, timeout)
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
-                http.client.RemoteDisconnected) as error:
-            if not (reused and idempotent and getattr(error, "answer_started", True) is False):
-                raise
+            return self._exchange(origin, connection or self._connect(origin, timeout),
+                                  method, target, headers, body, timeout)
+        except _Unanswered as failure:
+            # http.client's RemoteDisconnected (no status line at all) is a ConnectionResetError.
+            if not (reused and idempotent and isinstance(failure.error, _CLOSED_UNDER_US)):
+                raise failure.error from None
         with self._lock:
             self.retries += 1
         # The kept-alive connection was closed under us before any answer: once more, fresh.
-        return self._exchange(origin, self._connect(origin, timeout), method, target, headers, body, timeout)
+        try:
+            return self._exchange(origin, self._connect(origin, timeout), method, target, headers,
+                                  body, timeout)
+        except _Unanswered as failure:
+            raise failure.error from None
 
     def close(self) -> None:
         """Close every idle connection (connections in use close when their call ends)."""
@@ -155,7 +170,7 @@ class Transport:
         expired: list[_Idle] = []
         chosen = None
         with self._lock:
-            for key, entries in self._idle.items():
+            for entries in self._idle.values():
                 keep = [e for e in entries if now - e.since < self.idle_seconds]
                 expired.extend(e for e in entries if now - e.since >= self.idle_seconds)
                 entries[:] = keep
@@ -210,8 +225,7 @@ class Transport:
                                    headers={"User-Agent": USER_AGENT, **headers})
                 response = connection.getresponse()
             except OSError as error:
-                error.answer_started = False  # type: ignore[attr-defined]
-                raise
+                raise _Unanswered(error) from error
             payload = response.read(MAX_BODY_BYTES + 1)
             if len(payload) > MAX_BODY_BYTES:
                 raise BodyTooLarge()
