@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -282,3 +283,64 @@ def test_an_upstream_ca_file_that_is_not_there_stops_start_up(sf, tmp_path):
     from sfdcflex.config import load_config
     with pytest.raises(ConfigError, match="UPSTREAM_CA_FILE"):
         load_config(_settings(sf, UPSTREAM_CA_FILE=str(tmp_path / "missing.pem")))
+
+
+# --- an HTTPS proxy from the environment ---------------------------------------------------------
+
+def test_https_proxy_settings_are_read_like_urllib_read_them(monkeypatch):
+    from sfdcflex.clients.pool import _proxy_for
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:3128")
+    monkeypatch.setenv("no_proxy", "example.org")
+    assert _proxy_for("https", "login.salesforce.com") == ("127.0.0.1", 3128)
+    assert _proxy_for("https", "iam.example.org") is None
+    assert _proxy_for("http", "127.0.0.1") is None  # plain http is for loopback stand-ins only
+
+
+class _ConnectProxy(socketserver.ThreadingTCPServer):
+    """A CONNECT-only forward proxy that tunnels to 127.0.0.1 and remembers what it was asked."""
+
+    daemon_threads = True
+    asked: list[str]
+
+
+class _Tunnel(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.request.recv(4096)
+        target = head.split(b" ")[1].decode()
+        self.server.asked.append(target)
+        upstream = socket.create_connection(("127.0.0.1", int(target.rsplit(":", 1)[1])))
+        self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        pump = threading.Thread(target=self._pipe, args=(upstream, self.request), daemon=True)
+        pump.start()
+        self._pipe(self.request, upstream)
+        pump.join(5)
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+            target.shutdown(socket.SHUT_WR)
+        except OSError:  # the other side went first
+            pass
+
+
+def test_https_goes_through_the_environments_proxy_and_still_verifies(tls_sf, certificate, monkeypatch):
+    proxy = _ConnectProxy(("127.0.0.1", 0), _Tunnel)
+    proxy.asked = []
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        transport = Transport(ca_file=str(certificate[0]))
+        for _ in range(2):
+            assert call(transport, "Salesforce", "GET", userinfo_url(tls_sf)).status == 403
+        port = tls_sf.url.rsplit(":", 1)[1]
+        assert proxy.asked == [f"localhost:{port}"]  # one tunnel, kept alive, named by host name
+        transport.close()
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
