@@ -123,7 +123,7 @@ def run_hosts(args: argparse.Namespace) -> dict:
     client = choose_client(args.client)
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sfdcflex-hosts-")))
-        site = install_hosts(folder)
+        site = args.site or install_hosts(folder)
         standins = StandIns(CACHE_SIZE, folder / "pycache")
         stack.callback(standins.kill)
         env_file, functions = prepare_runtime_folder(folder, standins.settings, CACHE_SIZE)
@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="connections (default 16)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--site", type=Path, default=None,
+                        help="a folder where waitress and gunicorn are installed already (pip --target)")
     args = parser.parse_args(argv)
     print(format_hosts(run_hosts(args)))
     return 0
