@@ -17,8 +17,8 @@ import struct
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 
 # A stall never outlives this, so a forgotten fault cannot wedge a test run.
@@ -296,11 +296,9 @@ class _StandInRequestHandler(BaseHTTPRequestHandler):
         if request is None:
             return
         response = self.server.standin.answer(request)
-        if response is None or getattr(response, "how", None) == "after":
-            self._reset_connection()
-            return
-        if getattr(response, "how", None) == "truncate":
+        if isinstance(response, _Dropped) and response.how == "truncate":
             self._write(response, head_only=False, cut=True)
+        if response is None or isinstance(response, _Dropped):
             self._reset_connection()
             return
         self._write(response, head_only=request.method == "HEAD")
