@@ -25,7 +25,7 @@ SETTING_NAMES = (
     "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET", "FLEX_INSTANCE_URL", "SFDC_LOGIN_URL",
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
     "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "LOG_LEVEL", "LOG_FORMAT",
-    "ORIGINAL_PLUGIN_LOGIN", "SFDC_LOOKUP_OBJECTS",
+    "ORIGINAL_PLUGIN_LOGIN", "SFDC_LOOKUP_OBJECTS", "UPSTREAM_CA_FILE",
 )
 # The objects get-contact searches, in the order a match wins (a Contact over a Lead).
 LOOKUP_OBJECTS = ("Contact", "Lead")
@@ -73,6 +73,8 @@ class Config:
     original_plugin_login: bool
     values: Mapping[str, str] = field(repr=False)
     lookup_objects: tuple[str, ...] = LOOKUP_OBJECTS
+    # Tests and the benchmark only: trust this CA bundle instead of the system's for upstream TLS.
+    upstream_ca_file: str | None = None
 
 
 class _Checker:
@@ -153,6 +155,13 @@ class _Checker:
             return LOOKUP_OBJECTS
         return tuple(name for name in LOOKUP_OBJECTS if name.lower() in named)
 
+    def ca_file(self) -> str | None:
+        """UPSTREAM_CA_FILE, for tests and the benchmark only: an existing PEM file, or None."""
+        path = self.text("UPSTREAM_CA_FILE")
+        if path and not Path(path).is_file():
+            self.fail("UPSTREAM_CA_FILE", "must name a PEM file of CA certificates (for tests only)")
+        return path or None
+
     def unknown_names(self) -> None:
         """A name close to one of ours is a typo: say which setting was meant.
 
@@ -229,6 +238,7 @@ def load_config(values: Mapping[str, str]) -> Config:
         original_plugin_login=check.flag("ORIGINAL_PLUGIN_LOGIN"),
         lookup_objects=check.lookup_objects(),
         values=MappingProxyType(dict(values)),
+        upstream_ca_file=check.ca_file(),
     )
     if check.problems:
         raise ConfigError(*check.problems)

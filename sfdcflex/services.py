@@ -19,10 +19,10 @@ from .store import JsonFileTokenStore, TokenStore
 from .sync_store import SyncTokenStore
 from .clients.sync import SyncClient
 from .runtime.timing import ServerTiming
-from .clients.transport import default_opener
+from .clients.transport import default_transport
 
 if TYPE_CHECKING:
-    import urllib.request
+    from .clients.transport import Sender
 
 # The original Flex plugin calls these paths; they answer exactly like the new names.
 ORIGINAL_PLUGIN_PATHS = {
@@ -61,22 +61,22 @@ class Services:
         return agent
 
 
-def build_store(config: Config, opener: urllib.request.OpenerDirector) -> TokenStore:
+def build_store(config: Config, transport: Sender) -> TokenStore:
     if config.token_store == "sync":
         return SyncTokenStore(SyncClient(config.twilio_sync_url, config.sync_service_sid,
-                                         config.account_sid, config.auth_token, opener=opener))
+                                         config.account_sid, config.auth_token, transport=transport))
     return JsonFileTokenStore(config.token_store_path)
 
 
 def build_services(config: Config, *, public_url: str,
-                   opener: urllib.request.OpenerDirector | None = None) -> Services:
+                   transport: Sender | None = None) -> Services:
     """Everything the functions share; `public_url` is this server's base (PUBLIC_URL or its own address)."""
-    opener = opener or default_opener()
+    transport = transport or default_transport(ca_file=config.upstream_ca_file)
     public_url = public_url.rstrip("/")
     salesforce = SalesforceClient(config.sfdc_instance_url, config.sfdc_client_id,
                                   config.sfdc_client_secret, login_url=config.sfdc_login_url,
-                                  api_version=config.sfdc_api_version, opener=opener)
-    keeper = TokenKeeper(build_store(config, opener), salesforce)
+                                  api_version=config.sfdc_api_version, transport=transport)
+    keeper = TokenKeeper(build_store(config, transport), salesforce)
     secret = config.state_secret or load_or_create_secret(config.token_store_path.parent / "state-secret")
     flex_origin = origin_of(config.flex_instance_url)
     linker = Linker(salesforce, keeper, StateSigner(secret), org_id=config.sfdc_org_id,
@@ -86,7 +86,8 @@ def build_services(config: Config, *, public_url: str,
                     original_login=config.original_plugin_login)
     cache = LRUCache(per_owner=config.cache_size, max_entries=MAX_CACHE_ENTRIES)
     return Services(
-        flex=FlexTokenValidator(config.twilio_iam_url, config.account_sid, config.auth_token, opener=opener),
+        flex=FlexTokenValidator(config.twilio_iam_url, config.account_sid, config.auth_token,
+                                transport=transport),
         salesforce=salesforce, keeper=keeper, linker=linker,
         lookup=Lookup(salesforce, keeper, cache, ttl=config.cache_ttl, objects=config.lookup_objects),
         flex_origin=flex_origin, call_log=CallLogger(salesforce, keeper))

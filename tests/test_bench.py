@@ -9,7 +9,7 @@ from sfdcflex.bench.main import main
 from sfdcflex.bench.load import run_load
 from sfdcflex.bench.servers import bare_argv, Child
 
-SCENARIOS = ("bare", "runtime hello", "get-contact hit", "get-contact miss")
+SCENARIOS = ("bare", "bare POST", "runtime hello", "get-contact hit", "get-contact miss")
 
 
 def _children_of(pid: int) -> list[int]:
@@ -32,7 +32,7 @@ def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsy
     before = set(_children_of(os.getpid()))
     out = tmp_path / "bench.json"
     assert main(["--duration", "0.2", "--rounds", "1", "--connections", "1,4", "--cold-starts", "1",
-                 "--out", str(out)]) == 0
+                 "--client", "python", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report["scenarios"]) == set(SCENARIOS)
     for name in SCENARIOS:
@@ -41,8 +41,11 @@ def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsy
             assert row["errors"] == 0, (name, count, row)
             assert row["rps"] > 0 and row["requests"] > 0
             assert 0 < row["p50_ms"] <= row["p99_ms"]
-            assert row["ratio_to_bare"] > 0
+            assert row["ratio_to_bare"] > 0 and row["server_us_per_request"] > 0
+            assert 0 < row["client_cpu_percent"] and row["client_bound"] in (True, False)
     assert report["scenarios"]["bare"]["4"]["ratio_to_bare"] == 1.0
+    assert report["scenarios"]["get-contact hit"]["4"]["baseline"] == "bare POST"
+    assert report["settings"]["client"] == "python"
     assert report["cold_start"]["runtime"]["median_ms"] > 0
     assert 0 < report["peak_rss_mib"]["runtime"] < 1024
     calls = report["upstream_calls"]

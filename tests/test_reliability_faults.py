@@ -57,14 +57,32 @@ def _contact(crm, phone: str = ADA, who: str = ALICE, token: str | None = None):
 ])
 def test_salesforce_search_failure_is_one_call_a_502_and_the_tokens_stay(linked, fault, words):
     before, searches = _json_entry(linked), linked.sf.calls["search"]
+    # The kept-alive connections are gone (as after a server's idle timeout), so the search goes
+    # out on a fresh connection, where a failure is never retried.
+    linked.sf.drop_connections()
+    opened = linked.sf.connections_accepted
     linked.sf.fail_next("search", **fault)
     message = _error(_contact(linked), 502, "salesforce_error")
     assert all(word in message for word in words), message
     # A failed search is not retried (the next request will be) and its failure is not cached.
     assert linked.sf.calls["search"] == searches + 1
+    assert linked.sf.connections_accepted == opened + 1
     assert _json_entry(linked) == before
     again = _contact(linked)
     assert again.status == 200 and again.json()["cust_name"] == "Ada Lovelace"
+
+
+def test_a_search_reset_on_a_reused_connection_is_sent_once_more_on_a_fresh_one(linked):
+    assert _contact(linked, MARY).status == 200  # leaves a kept-alive connection to Salesforce
+    searches, opened = linked.sf.calls["search"], linked.sf.connections_accepted
+    linked.sf.fail_next("search", reset=True)
+    answer = _contact(linked)
+    assert answer.status == 200 and answer.json()["cust_name"] == "Ada Lovelace"
+    assert linked.sf.calls["search"] == searches + 2  # the dropped one, then one retry
+    assert linked.sf.connections_accepted == opened + 1
+    linked.sf.fail_next("search", reset=True, count=2)  # dead on the retry too: one retry only
+    message = _error(_contact(linked, "+14155550199"), 502, "salesforce_error")
+    assert "reset" in message and linked.sf.calls["search"] == searches + 4
 
 
 def test_a_stalled_salesforce_is_a_502_within_the_client_timeout_and_blocks_no_one_else(linked):
@@ -133,6 +151,7 @@ def test_iam_down_is_502_and_tokens_validated_before_keep_working(linked):
                                                      "content_type": "text/html"}, {"reset": True}])
 def test_iam_failure_is_one_call_and_a_502(linked, fault):
     calls = linked.iam.calls["validate"]
+    linked.iam.drop_connections()  # a fresh connection: its failure is never retried
     linked.iam.fail_next("validate", **fault)
     _error(_contact(linked), 502, "iam_unavailable")
     assert linked.iam.calls["validate"] == calls + 1

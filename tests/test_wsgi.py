@@ -19,7 +19,8 @@ class _QuietHandler(WSGIRequestHandler):
 def wsgi_url(serve):
     app = serve().app
     server = make_server("127.0.0.1", 0, WSGIApp(app), handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+                              name="wsgiref-host")
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -95,6 +96,11 @@ def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(wsgi_url, caplog)
     assert len(lines) == 1 and "\n" not in lines[0]
 
 
+def test_wsgi_runs_the_function_on_the_host_servers_thread(wsgi_url):
+    # wsgiref serves on the thread that called serve_forever; a pool of our own would show "fn_".
+    assert call(wsgi_url, "GET", "/thread-name").json() == {"thread": "wsgiref-host"}
+
+
 def test_wsgi_answers_504_at_the_time_limit(serve):
     from sfdcflex.runtime.app import Limits
     app = serve(limits=Limits(timeout=0.3)).app
@@ -106,6 +112,7 @@ def test_wsgi_answers_504_at_the_time_limit(serve):
     try:
         answer = call(f"http://127.0.0.1:{server.server_port}", "POST", "/slow", body={"wait": 5})
         assert answer.status == 504 and answer.json()["error"] == "timeout"
+        assert not slow.FINISHED.is_set()  # answered at the limit, while the function goes on
         slow.RELEASE.set()
         assert slow.FINISHED.wait(5)
     finally:

@@ -1,34 +1,36 @@
 """python -m sfdcflex.bench: the runtime and get-contact against a bare http.server, side by side.
 
-Four scenarios, each server in its own process, taking turns round by round so that a
+Five scenarios, each server in its own process, taking turns round by round so that a
 slow moment of the machine falls on all of them: a bare ThreadingHTTPServer answering
-{"ok":true}; the runtime serving a hello function; get-contact answered from the cache;
-get-contact that always misses the cache and asks the Salesforce stand-in. The Salesforce,
-IAM and Sync stand-ins run in a process of their own so they do not compete with the load
-generator for the GIL. Only 127.0.0.1 is contacted; every child is killed at the end.
+{"ok":true} to a GET and to the same POST get-contact sends; the runtime serving a hello
+function; get-contact answered from the cache; get-contact that always misses the cache and
+asks the Salesforce stand-in. The Salesforce, IAM and Sync stand-ins run in a process of their
+own. The load comes from `wrk` when installed (drivers.py says why), and each row reports the
+client's CPU and the server's CPU per request from /proc. `--latency` adds the latency scenario
+(latency.py). Only 127.0.0.1 is contacted; every child is killed at the end.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import http.client
-import itertools
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .load import Request, run_load
-from .servers import (AGENT, Child, StandIns, bare_argv, child_environment, contact_phone,
-                            prepare_runtime_folder, runtime_argv, serve_bare, serve_standins)
+from .cold_start import measure_cold_starts
+from .drivers import CLIENT_BOUND_PERCENT, choose_client, drive, process_cpu_seconds
+from .load import Request
+from .servers import (AGENT, Child, StandIns, bare_argv, contact_phone,
+                      minimal_server_argv, prepare_runtime_folder, runtime_argv, serve_bare,
+                      serve_standins)
 
 CACHE_SIZE = 100
 # Twice the per-agent cache size, taken in turn: a number comes round again only after
@@ -42,11 +44,14 @@ ORIGINAL_CALLS = {"iam": 1, "store": 1, "salesforce": 2, "total": 4}
 
 @dataclass(frozen=True)
 class Scenario:
-    """A named load: which server it hits and how to make its next request."""
+    """A named load: which server it hits (and its pid), the requests it rotates through, and
+    which scenario its ratio is taken against."""
 
     name: str
     url: str
-    next_request: Callable[[], Request]
+    requests: list[Request]
+    pid: int
+    baseline: str = "bare"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +66,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="starts timed per server (default 5, --quick 3)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--quick", action="store_true", help="a short run (about 10 seconds)")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                        help="load client: wrk when installed (auto, the default), or the Python one")
+    parser.add_argument("--latency", action="store_true",
+                        help="also run the latency scenario (misses through a 20/80 ms proxy)")
+    parser.add_argument("--latency-misses", type=int, default=30, help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-standins", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -198,78 +208,59 @@ def measure_log_calls(runtime_url: str, standins: StandIns, token: str) -> dict[
 
 # -- measuring ------------------------------------------------------------------------------------
 
-def cold_start_ms(argv: list[str], folder: Path, name: str) -> float:
-    """Milliseconds from spawning a server to its first 200 on /hello."""
-    began = time.perf_counter()
-    child = Child(argv, folder / "pycache", log=folder / f"cold-{name}.log")
-    try:
-        url = child.wait_for_url()
-        for _ in range(200):
-            with contextlib.suppress(OSError):
-                if fetch(url, "GET", "/hello")[0] == 200:
-                    return (time.perf_counter() - began) * 1000.0
-            time.sleep(0.005)
-        raise RuntimeError(f"{child.describe()} never answered 200 on /hello")
-    finally:
-        child.kill()
-
-
-def interpreter_start_ms(folder: Path) -> float:
-    """Milliseconds for `python -c pass`: the floor under any server's cold start on this machine."""
-    began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], env=child_environment(folder / "pycache"),
-                   check=True, timeout=30)
-    return (time.perf_counter() - began) * 1000.0
-
-
-def measure_cold_starts(servers: dict[str, list[str]], count: int, folder: Path) -> dict[str, dict]:
-    """Median spawn-to-first-200 per server, after one untimed start that compiles the bytecode."""
-    first = {name: cold_start_ms(argv, folder, name) for name, argv in servers.items()}
-    samples: dict[str, list[float]] = {name: [] for name in [*servers, "python -c pass"]}
-    for _ in range(count):
-        for name, argv in servers.items():  # alternate, so both see the same machine
-            samples[name].append(cold_start_ms(argv, folder, name))
-        samples["python -c pass"].append(interpreter_start_ms(folder))
-    return {name: {"median_ms": statistics.median(values), "samples_ms": values,
-                   "first_start_ms": first.get(name)} for name, values in samples.items()}
-
-
-def build_scenarios(bare_url: str, runtime_url: str, token: str) -> list[Scenario]:
+def build_scenarios(urls: dict[str, str], pids: dict[str, int], token: str) -> list[Scenario]:
     hello: Request = ("GET", "/hello", b"", {})
     hit = contact_request(token, contact_phone(0))
-    misses = itertools.cycle([contact_request(token, contact_phone(i)) for i in range(MISS_CONTACTS)])
-    return [Scenario("bare", bare_url, lambda: hello),
-            Scenario("runtime hello", runtime_url, lambda: hello),
-            Scenario("get-contact hit", runtime_url, lambda: hit),
-            # itertools.cycle's next() runs in C under the GIL: the threads share one rotation.
-            Scenario("get-contact miss", runtime_url, misses.__next__)]
+    misses = [contact_request(token, contact_phone(i)) for i in range(MISS_CONTACTS)]
+    return [Scenario("bare", urls["bare"], [hello], pids["bare"]),
+            # The same POST, body and headers as the hit: the honest baseline for get-contact.
+            Scenario("bare POST", urls["bare"], [hit], pids["bare"]),
+            Scenario("runtime hello", urls["runtime"], [hello], pids["runtime"]),
+            Scenario("get-contact hit", urls["runtime"], [hit], pids["runtime"], "bare POST"),
+            Scenario("get-contact miss", urls["runtime"], misses, pids["runtime"], "bare POST")]
+
+
+def _one_run(client: str, scenario: Scenario, count: int, duration: float) -> dict:
+    cpu_before = process_cpu_seconds(scenario.pid)
+    result, client_cpu = drive(client, scenario.url, scenario.requests, connections=count,
+                               duration=duration)
+    cpu_after = process_cpu_seconds(scenario.pid)
+    answered = result.ok + result.errors
+    server_us = ((cpu_after - cpu_before) * 1e6 / answered
+                 if answered and cpu_before is not None and cpu_after is not None else 0.0)
+    return {"result": result, "client_cpu": client_cpu, "server_us": server_us}
 
 
 def run_rounds(scenarios: list[Scenario], connections: list[int], rounds: int,
-               duration: float) -> dict[str, dict[str, dict]]:
+               duration: float, client: str = "python") -> dict[str, dict[str, dict]]:
     """Every scenario at every connection count, `rounds` times over, summarized by medians."""
     for scenario in scenarios:  # warm-up, discarded: threads, caches, the first connections
-        run_load(scenario.url, scenario.next_request, connections=max(connections),
-                 duration=min(duration, 0.3))
-    samples: dict[tuple[str, int], list] = {}
+        drive("python", scenario.url, scenario.requests, connections=max(connections),
+              duration=min(duration, 0.3))
+    samples: dict[tuple[str, int], list[dict]] = {}
     for _ in range(rounds):
         for count in connections:
             for scenario in scenarios:
-                result = run_load(scenario.url, scenario.next_request, connections=count,
-                                  duration=duration)
-                samples.setdefault((scenario.name, count), []).append(result)
+                samples.setdefault((scenario.name, count), []).append(
+                    _one_run(client, scenario, count, duration))
     results: dict[str, dict[str, dict]] = {}
     for (name, count), runs in samples.items():
+        outcomes = [run["result"] for run in runs]
+        client_cpu = statistics.median(run["client_cpu"] for run in runs)
         results.setdefault(name, {})[str(count)] = {
-            "rps": statistics.median(r.rps for r in runs),
-            "p50_ms": statistics.median(r.p50_ms for r in runs),
-            "p99_ms": statistics.median(r.p99_ms for r in runs),
-            "errors": sum(r.errors for r in runs), "requests": sum(r.ok + r.errors for r in runs),
-            "rps_rounds": [round(r.rps, 1) for r in runs]}
+            "rps": statistics.median(r.rps for r in outcomes),
+            "p50_ms": statistics.median(r.p50_ms for r in outcomes),
+            "p99_ms": statistics.median(r.p99_ms for r in outcomes),
+            "errors": sum(r.errors for r in outcomes), "requests": sum(r.ok + r.errors for r in outcomes),
+            "rps_rounds": [round(r.rps, 1) for r in outcomes],
+            "server_us_per_request": statistics.median(run["server_us"] for run in runs),
+            "client_cpu_percent": client_cpu, "client_bound": client_cpu >= CLIENT_BOUND_PERCENT}
+    baselines = {scenario.name: scenario.baseline for scenario in scenarios}
     for name, by_count in results.items():
         for count, row in by_count.items():
-            bare = results["bare"][count]["rps"]
-            row["ratio_to_bare"] = row["rps"] / bare if bare else 0.0
+            base = results[baselines[name]][count]["rps"]
+            row["baseline"] = baselines[name]
+            row["ratio_to_bare"] = row["rps"] / base if base else 0.0
     return results
 
 
@@ -282,7 +273,9 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         stack.callback(standins.kill)
         env_file, functions = prepare_runtime_folder(folder, standins.settings, CACHE_SIZE)
         argvs = {"runtime": runtime_argv(env_file, functions), "bare": bare_argv()}
-        cold = measure_cold_starts(argvs, args.cold_starts, folder)
+        # The cold-start baseline is a minimal server script, not this benchmark module.
+        cold = measure_cold_starts({"runtime": argvs["runtime"], "bare": minimal_server_argv(folder)},
+                                   args.cold_starts, folder)
         children = {}
         for name, argv in argvs.items():
             children[name] = Child(argv, folder / "pycache", log=folder / f"{name}.log")
@@ -291,17 +284,21 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         token = standins.token()
         link_agent(urls["runtime"], token)
         calls = measure_upstream_calls(urls["runtime"], standins, token)
-        scenarios = build_scenarios(urls["bare"], urls["runtime"], token)
-        results = run_rounds(scenarios, args.connections, args.rounds, args.duration)
+        scenarios = build_scenarios(urls, {name: child.pid for name, child in children.items()}, token)
+        client = choose_client(args.client)
+        results = run_rounds(scenarios, args.connections, args.rounds, args.duration, client)
         rss = {name: (child.peak_rss_kib() or 0) / 1024 for name, child in children.items()}
     report = {
         "machine": dict(machine_info(), load_average_before=load_before),
         "settings": {"duration_s": args.duration, "rounds": args.rounds,
                      "connections": args.connections, "cold_starts": args.cold_starts,
-                     "cache_size": CACHE_SIZE, "miss_contacts": MISS_CONTACTS},
+                     "cache_size": CACHE_SIZE, "miss_contacts": MISS_CONTACTS, "client": client},
         "miss_method": (f"{MISS_CONTACTS} seeded numbers in turn through a {CACHE_SIZE}-entry LRU "
                         "(CACHE_SIZE): each misses"),
         "scenarios": results, "cold_start": cold, "peak_rss_mib": rss, "upstream_calls": calls}
+    if args.latency:
+        from .latency import run_latency
+        report["latency"] = run_latency(args.latency_misses)
     report["goals"] = evaluate_goals(report)
     return report
 
@@ -320,7 +317,7 @@ def evaluate_goals(report: dict) -> list[dict]:
         key = str(count)
         goals.append(_goal(f"runtime hello >= 0.8x bare at {count} conn",
                            report["scenarios"]["runtime hello"][key]["ratio_to_bare"], 0.8, True, "x"))
-        goals.append(_goal(f"cached get-contact >= 0.5x bare at {count} conn",
+        goals.append(_goal(f"cached get-contact >= 0.5x bare POST at {count} conn",
                            report["scenarios"]["get-contact hit"][key]["ratio_to_bare"], 0.5, True, "x"))
     calls = report["upstream_calls"]
     goals += [
@@ -335,6 +332,10 @@ def evaluate_goals(report: dict) -> list[dict]:
         _goal("IAM calls per lookup, token seen before = 0",
               calls["miss, Flex token seen before"]["iam"], 0, False, ""),
     ]
+    if "latency" in report:
+        from .latency import latency_goals
+        goals += [_goal(g["goal"], g["value"], g["limit"], False, g["unit"])
+                  for g in latency_goals(report["latency"])]
     return goals
 
 
@@ -348,14 +349,24 @@ def format_report(report: dict) -> str:
              f"{settings['rounds']} rounds x {settings['duration_s']:g} s per scenario and connection "
              "count, servers taking turns; medians over rounds",
              "each server in its own process; the Salesforce/IAM/Sync stand-ins in another one",
-             f"get-contact miss: {report['miss_method']}", "",
-             f"{'scenario':<20}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-             f"{'errors':>8}{'x bare':>8}"]
+             f"get-contact miss: {report['miss_method']}",
+             f"load client: {settings['client']}; 'client %': its CPU use of the cores it ran on;",
+             "'srv us': the server process's CPU per request, from /proc", "",
+             f"{'scenario':<18}{'conns':>6}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+             f"{'errors':>7}{'x base':>7}{'srv us':>8}{'client %':>9}"]
+    bound = False
     for count in settings["connections"]:
         for name, by_count in report["scenarios"].items():
             row = by_count[str(count)]
-            lines.append(f"{name:<20}{count:>6}{row['rps']:>10.0f}{row['p50_ms']:>9.2f}"
-                         f"{row['p99_ms']:>9.2f}{row['errors']:>8}{row['ratio_to_bare']:>8.2f}")
+            bound = bound or row["client_bound"]
+            lines.append(f"{name:<18}{count:>6}{row['rps']:>8.0f}{row['p50_ms']:>8.2f}"
+                         f"{row['p99_ms']:>8.2f}{row['errors']:>7}{row['ratio_to_bare']:>7.2f}"
+                         f"{row['server_us_per_request']:>8.0f}{row['client_cpu_percent']:>8.0f}"
+                         f"{'!' if row['client_bound'] else ' '}")
+    lines.append("x base: req/s over the bare server's for the same request")
+    lines.append("  (the GET for hello, get-contact's POST for hit and miss)")
+    if bound:
+        lines.append("! the load client was near 100 % CPU: that row measures the client, not the server")
     cold, rss = report["cold_start"], report["peak_rss_mib"]
     lines += ["", f"cold start, spawn to first 200 on /hello, median of {settings['cold_starts']}: "
               f"runtime {cold['runtime']['median_ms']:.0f} ms, bare {cold['bare']['median_ms']:.0f} ms",
@@ -367,6 +378,9 @@ def format_report(report: dict) -> str:
     for name, row in report["upstream_calls"].items():
         lines.append(f"{name:<34}{row['iam']:>6.2f}{row['store']:>7.2f}{row['salesforce']:>12.2f}"
                      f"{row['total']:>7.2f}")
+    if "latency" in report:
+        from .latency import format_latency
+        lines += ["", format_latency(report["latency"])]
     lines += ["", "goals"]
     for goal in report["goals"]:
         verdict = "PASS" if goal["pass"] else "MISS"

@@ -142,13 +142,14 @@ class Child:
     """One child process; `kill()` is safe to call more than once."""
 
     def __init__(self, argv: list[str], pycache: Path, *, stdin: bool = False,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, extra_env: dict[str, str] | None = None) -> None:
         self.log = log
         log_file = open(log, "ab") if log else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
                 argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=log_file, env=child_environment(pycache),
+                stdout=subprocess.PIPE, stderr=log_file,
+                env={**child_environment(pycache), **(extra_env or {})},
                 cwd=Path(__file__).resolve().parents[2])
         finally:
             if log:
@@ -267,6 +268,42 @@ def prepare_runtime_folder(folder: Path, settings: dict[str, str], cache_size: i
 def runtime_argv(env_file: Path, functions: Path) -> list[str]:
     return [sys.executable, "-m", "sfdcflex", "--env", str(env_file), "--functions", str(functions),
             "--port", "0"]
+
+
+MINIMAL_SERVER = '''"""The cold-start baseline: the least a Python HTTP server imports and does."""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Hello(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "11")
+        self.end_headers()
+        self.wfile.write(b\'{"ok":true}\')
+
+    def log_message(self, *args):
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+print(f"minimal listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+try:
+    server.serve_forever(poll_interval=0.2)
+except KeyboardInterrupt:
+    sys.exit(0)
+'''
+
+
+def minimal_server_argv(folder: Path) -> list[str]:
+    """A stand-alone minimal server script (written into `folder`): the fair cold-start baseline,
+    where `bare_argv` would import this benchmark package first."""
+    script = folder / "minimal_server.py"
+    if not script.exists():
+        script.write_text(MINIMAL_SERVER)
+    return [sys.executable, str(script)]
 
 
 def bare_argv() -> list[str]:

@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
 from ..runtime.errors import BadGateway, BadRequest, Forbidden
-from .transport import basic_auth, call, check_upstream_url, default_opener
+from .transport import basic_auth, call, check_upstream_url, default_transport
 
 if TYPE_CHECKING:
-    import urllib.request
+    from .transport import Sender
 
 log = logging.getLogger("sfdcflex")
 MAX_TOKEN_CHARS = 16 * 1024
@@ -40,13 +40,13 @@ class FlexTokenValidator:
     """Validate Flex tokens with Twilio IAM; at most one IAM call per token per cache period."""
 
     def __init__(self, iam_url: str, account_sid: str, auth_token: str, *,
-                 opener: urllib.request.OpenerDirector | None = None,
+                 transport: Sender | None = None,
                  clock: Callable[[], float] = time.time, timeout: float = 5.0,
                  max_cache_ttl: float = 300.0, cache_size: int = 10_000) -> None:
         base = check_upstream_url("TWILIO_IAM_URL", iam_url)
         self._validate_url = f"{base}/v1/Accounts/{account_sid}/Tokens/validate"
         self._authorization = basic_auth(account_sid, auth_token)
-        self._opener = opener or default_opener()
+        self._transport = transport or default_transport()
         self._clock = clock
         self._timeout = timeout
         self._max_cache_ttl = max_cache_ttl
@@ -95,7 +95,7 @@ class FlexTokenValidator:
 
     def _ask_iam(self, token: str) -> FlexAgent:
         try:
-            reply = call(self._opener, "Twilio IAM", "POST", self._validate_url,
+            reply = call(self._transport, "Twilio IAM", "POST", self._validate_url, idempotent=True,
                          headers={"Authorization": self._authorization},
                          json_body={"token": token}, timeout=self._timeout)
             answer = reply.json() if reply.status == 200 else None

@@ -15,10 +15,10 @@ import urllib.parse
 from typing import TYPE_CHECKING
 
 from ..runtime.errors import BadGateway, BadRequest, Forbidden, HTTPError, NotFound
-from .transport import Reply, call, check_upstream_url, default_opener
+from .transport import Reply, call, check_upstream_url, default_transport
 
 if TYPE_CHECKING:
-    import urllib.request
+    from .transport import Sender
 
 SERVICE = "Salesforce"
 MAX_QUERY_PAGES = 5
@@ -158,18 +158,18 @@ class SalesforceClient:
 
     def __init__(self, instance_url: str, client_id: str, client_secret: str, *,
                  login_url: str | None = None, api_version: str = "62.0",
-                 opener: urllib.request.OpenerDirector | None = None, timeout: float = 8.0) -> None:
+                 transport: Sender | None = None, timeout: float = 8.0) -> None:
         self.instance_url = check_upstream_url("SFDC_INSTANCE_URL", instance_url)
         self.login_url = check_upstream_url("SFDC_LOGIN_URL", login_url) if login_url else self.instance_url
         self.api_version = api_version
         self._client_id = client_id
         self._client_secret = client_secret
-        self._opener = opener or default_opener()
+        self._transport = transport or default_transport()
         self._timeout = timeout
 
     def _call(self, method: str, url: str, **kwargs) -> Reply:
         try:
-            return call(self._opener, SERVICE, method, url, timeout=self._timeout, **kwargs)
+            return call(self._transport, SERVICE, method, url, timeout=self._timeout, **kwargs)
         except BadGateway as error:
             raise SalesforceError(error.message) from None
 

@@ -16,10 +16,10 @@ import urllib.parse
 from typing import TYPE_CHECKING, Callable
 
 from ..runtime.errors import BadGateway
-from .transport import Reply, basic_auth, call, check_upstream_url, default_opener
+from .transport import Reply, basic_auth, call, check_upstream_url, default_transport
 
 if TYPE_CHECKING:
-    import urllib.request
+    from .transport import Sender
 
 log = logging.getLogger("sfdcflex")
 SERVICE = "Twilio Sync"
@@ -53,14 +53,14 @@ class SyncClient:
     """A thin client for one Sync service's Documents, retrying 429 and 5xx with bounded backoff."""
 
     def __init__(self, sync_url: str, service_sid: str, account_sid: str, auth_token: str, *,
-                 opener: urllib.request.OpenerDirector | None = None, timeout: float = 5.0,
+                 transport: Sender | None = None, timeout: float = 5.0,
                  retries: int = 3, backoff: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> None:
         base = check_upstream_url("TWILIO_SYNC_URL", sync_url)
         service_url = f"{base}/v1/Services/{urllib.parse.quote(service_sid, safe='')}"
         self._documents_url = f"{service_url}/Documents"
         self._maps_url = f"{service_url}/Maps"
         self._authorization = basic_auth(account_sid, auth_token)
-        self._opener = opener or default_opener()
+        self._transport = transport or default_transport()
         self._timeout = timeout
         self._retries = retries
         self._backoff = backoff
@@ -154,7 +154,7 @@ class SyncClient:
 
     def _send(self, method: str, url: str, headers: dict[str, str], form: dict[str, str] | None) -> Reply:
         try:
-            return call(self._opener, SERVICE, method, url, timeout=self._timeout, form=form,
+            return call(self._transport, SERVICE, method, url, timeout=self._timeout, form=form,
                         headers={"Authorization": self._authorization, **headers})
         except BadGateway as error:
             raise BadGateway(error.message, code="sync_unavailable") from None

@@ -1,9 +1,13 @@
 """The one place that makes HTTP calls to outside services (Salesforce, Twilio IAM, Twilio Sync).
 
-Every client is given an opener (urllib's, or the `LazyOpener` below), so tests and the demo point the
-same code at local stand-ins. `call` returns every HTTP answer, whatever its status, as a
-`Reply`; each client maps statuses to its own errors. Network failures become `BadGateway`
-with a message that names the service and never the URL.
+Every client is given a transport (the `Transport` from pool.py, or a test's own), so tests and
+the demo point the same code at local stand-ins. `call` returns every HTTP answer, whatever its
+status, as a `Reply`; each client maps statuses to its own errors. Network failures become
+`BadGateway` with a message that names the service and never the URL.
+
+`Transport` keeps connections alive in a small pool per origin and shares one TLS context, so a
+call to an org costs one round trip instead of three (TCP, TLS 1.3, then the request) and no
+CA-store load; pool.py also holds the rule for connections that die under a request.
 """
 from __future__ import annotations
 
@@ -11,18 +15,26 @@ import base64
 import ipaddress
 import json
 import socket
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
-
-if TYPE_CHECKING:
-    import urllib.request
+from typing import Mapping, Protocol
 
 from ..runtime.errors import BadGateway, ConfigError
+from .pool import MAX_BODY_BYTES, BodyTooLarge, RawReply, Transport
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
+__all__ = ["MAX_BODY_BYTES", "RawReply", "Reply", "Sender", "Transport", "basic_auth", "call",
+           "check_upstream_url", "default_transport", "is_loopback_host"]
+
+# RFC 9110 section 9.2.2: these methods may be repeated with the same effect as sending once.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class Sender(Protocol):
+    """What `call` needs from a transport; tests and the benchmark may give their own."""
+
+    def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None, *,
+             timeout: float, idempotent: bool) -> RawReply: ...
 
 
 @dataclass(frozen=True)
@@ -43,23 +55,10 @@ class Reply:
             raise BadGateway(f"{self.service} answered {self.status} with a body that is not JSON")
 
 
-class LazyOpener:
-    """urllib's opener, built on first use.
-
-    Importing urllib.request brings http.client, email and ssl (which loads the TLS library):
-    a cost that start-up need not pay, since only the first call out needs it.
-    """
-
-    def __init__(self) -> None:
-        self._opener: urllib.request.OpenerDirector | None = None
-        self._lock = threading.Lock()
-
-    def open(self, request, timeout: float):
-        if self._opener is None:
-            with self._lock:
-                if self._opener is None:
-                    self._opener = _build_opener()
-        return self._opener.open(request, timeout=timeout)
+def default_transport(ca_file: str | None = None) -> Transport:
+    """A pooled transport trusting the system CA store, or `ca_file` (tests only); an HTTPS
+    proxy from the environment (https_proxy, no_proxy) still applies."""
+    return Transport(ca_file=ca_file)
 
 
 def is_loopback_host(host: str) -> bool:
@@ -71,23 +70,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _build_opener() -> urllib.request.OpenerDirector:
-    import urllib.request
-
-    class NoRedirects(urllib.request.HTTPRedirectHandler):
-        """Return 3xx answers as they are: following one would resend Authorization elsewhere."""
-
-        def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 - urllib hook
-            return None
-
-    return urllib.request.build_opener(NoRedirects())
-
-
-def default_opener() -> LazyOpener:
-    """An opener that never follows redirects (proxies from the environment still apply)."""
-    return LazyOpener()
 
 
 def check_upstream_url(name: str, url: str) -> str:
@@ -112,14 +94,19 @@ def _encode_body(headers: dict[str, str], form: Mapping[str, str] | None, json_b
     return None
 
 
+def _cause(error: BaseException) -> BaseException:
+    """The socket error inside a urllib URLError (the benchmark's per-call sender raises those)."""
+    reason = getattr(error, "reason", None)
+    return reason if isinstance(reason, BaseException) else error
+
+
 def _failure_reason(error: BaseException) -> str:
     """Name a network failure in a few words; the exception text may hold a host or URL, so it is not used."""
     import http.client
     import ssl
-    import urllib.error
-    if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
-        error = error.reason
-    if isinstance(error, (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError)):
+    error = _cause(error)
+    if isinstance(error, (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError,
+                          http.client.IncompleteRead)):
         return "reset"
     if isinstance(error, ConnectionRefusedError):
         return "refused"
@@ -132,55 +119,30 @@ def _failure_reason(error: BaseException) -> str:
     return "network error"
 
 
-def _is_timeout(error: BaseException) -> bool:
-    import urllib.error
-    if isinstance(error, urllib.error.URLError):
-        error = error.reason if isinstance(error.reason, BaseException) else error
-    return isinstance(error, (TimeoutError, socket.timeout))
-
-
-def _read_bounded(response, service: str) -> bytes:
-    body = response.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise BadGateway(f"{service} answered with more than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
-    return body
-
-
-def call(opener: urllib.request.OpenerDirector, service: str, method: str, url: str, *,
+def call(transport: Sender, service: str, method: str, url: str, *,
          headers: Mapping[str, str] | None = None, form: Mapping[str, str] | None = None,
-         json_body: object = None, timeout: float = 8.0) -> Reply:
-    """Send one request and return its answer whatever the status; network failures raise BadGateway."""
-    import http.client  # loaded by the opener's first use anyway; a dictionary look-up after that
-    import urllib.error
-    import urllib.request
+         json_body: object = None, timeout: float = 8.0, idempotent: bool | None = None) -> Reply:
+    """Send one request and return its answer whatever the status; network failures raise BadGateway.
+
+    `idempotent` (default: by method) says whether the request may be sent again after a reused
+    connection turned out dead; say False for anything whose repetition does harm.
+    """
+    import http.client  # the transport loads it on first use anyway; a dictionary look-up after that
     all_headers = {"Accept": "application/json", **(headers or {})}
     data = _encode_body(all_headers, form, json_body)
-    request = urllib.request.Request(url, data=data, headers=all_headers, method=method)
+    if idempotent is None:
+        idempotent = method.upper() in IDEMPOTENT_METHODS
     started = time.perf_counter()
     try:
-        try:
-            response = opener.open(request, timeout=timeout)
-        except urllib.error.HTTPError as answer:
-            # urllib raises for 4xx/5xx, but for us they are answers the client maps.
-            response = answer
-        with response:
-            body = _read_bounded(response, service)
-            status = response.status
-            reply_headers = _lower_headers(response.headers)
+        raw = transport.send(method, url, all_headers, data, timeout=timeout, idempotent=idempotent)
+    except BodyTooLarge:
+        raise BadGateway(f"{service} answered with more than {MAX_BODY_BYTES // (1024 * 1024)} MiB") from None
     except (OSError, http.client.HTTPException) as error:
-        if _is_timeout(error):
+        if isinstance(_cause(error), (TimeoutError, socket.timeout)):
             raise BadGateway(f"{service} did not answer in {timeout:g} s") from None
         raise BadGateway(f"{service} connection failed: {_failure_reason(error)}") from None
     duration_ms = (time.perf_counter() - started) * 1000.0
-    return Reply(status, reply_headers, body, duration_ms, service)
-
-
-def _lower_headers(message) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for name, value in (message.items() if message is not None else ()):
-        key = name.lower()
-        merged[key] = f"{merged[key]}, {value}" if key in merged else value
-    return merged
+    return Reply(raw.status, raw.headers, raw.body, duration_ms, service)
 
 
 def basic_auth(user: str, password: str) -> str:

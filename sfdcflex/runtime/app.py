@@ -129,26 +129,21 @@ class App:
         self._reload_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(limits.max_concurrency)
         self._watchdog = Deadlines(interval=0.05, name="time-limits")
-        self._workers = None  # a thread pool, only for callers that cannot answer early (WSGI)
-        self._workers_lock = threading.Lock()
         self._auth_token = str(self.env.get("AUTH_TOKEN", ""))
 
     def close(self) -> None:
         self._watchdog.stop()
-        if self._workers is not None:
-            self._workers.shutdown(wait=False, cancel_futures=True)
 
-    def dispatch(self, request: Request,
-                 answer_early: Callable[[Reply], None] | None = None) -> Reply:
+    def dispatch(self, request: Request, answer_early: Callable[[Reply], None]) -> Reply:
         """Answer one request; never raises, and logs one line.
 
-        With `answer_early` (the HTTP server gives one), the function runs on the calling
-        thread, and at the time limit the watchdog sends 504 through `answer_early` while the
-        function goes on. Without it (WSGI), the function runs on a worker thread instead.
+        The function runs on the calling thread (the HTTP server's or the WSGI host's worker:
+        no hand-off per request), and at the time limit the watchdog sends 504 through
+        `answer_early` while the function goes on, as on Twilio.
         """
         started = time.perf_counter()
         path = request.target.split("?", 1)[0]
-        early = None if answer_early is None else partial(self._send_early, request, answer_early)
+        early = partial(self._send_early, request, answer_early)
         try:
             reply = self._answer(request, path, early)
         except HTTPError as exc:
@@ -167,7 +162,7 @@ class App:
         self._add_cors(request, reply)
         answer_early(reply)
 
-    def _answer(self, request: Request, path: str, early: Callable[[Reply], None] | None) -> Reply:
+    def _answer(self, request: Request, path: str, early: Callable[[Reply], None]) -> Reply:
         if request.method not in ALLOWED_METHODS:
             raise MethodNotAllowed(f"{request.method} is not allowed; use GET, POST or OPTIONS",
                                    headers={"Allow": ", ".join(ALLOWED_METHODS)})
@@ -192,22 +187,19 @@ class App:
         return self._invoke(function, self._handler(function), context, event, early)
 
     def _invoke(self, function: Function, handler, context: Context, event: dict,
-                early: Callable[[Reply], None] | None) -> Reply:
+                early: Callable[[Reply], None]) -> Reply:
         if not self._slots.acquire(blocking=False):
             raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
                                   headers={"Retry-After": "1"})
         invocation = _Invocation(function.path)
         deadline = time.monotonic() + self.limits.timeout
-        if early is None:
-            self._pool().submit(self._run, handler, context, event, invocation)
-        else:
-            # This thread is the worker: no hand-off per request. At the limit the watchdog
-            # answers 504 for it, and the function goes on to its end, as on Twilio.
-            self._watchdog.arm(invocation, deadline, partial(self._overtime, invocation, early))
-            try:
-                self._run(handler, context, event, invocation)
-            finally:
-                self._watchdog.disarm(invocation)
+        # This thread is the worker: no hand-off per request. At the limit the watchdog
+        # answers 504 for it, and the function goes on to its end, as on Twilio.
+        self._watchdog.arm(invocation, deadline, partial(self._overtime, invocation, early))
+        try:
+            self._run(handler, context, event, invocation)
+        finally:
+            self._watchdog.disarm(invocation)
         if invocation.timed_out or not invocation.wait(max(0.0, deadline - time.monotonic())):
             if not invocation.timed_out:
                 log.error("%s: over the %.1f s execution time limit", function.path, self.limits.timeout)
@@ -231,13 +223,6 @@ class App:
         log.error("%s: over the %.1f s execution time limit; answered 504, the function goes on",
                   invocation.route, self.limits.timeout)
         early(error_reply(self._timeout_error()))
-
-    def _pool(self):
-        with self._workers_lock:
-            if self._workers is None:
-                from concurrent.futures import ThreadPoolExecutor  # only WSGI needs it
-                self._workers = ThreadPoolExecutor(self.limits.max_concurrency, thread_name_prefix="fn")
-            return self._workers
 
     def _run(self, handler, context: Context, event: dict, invocation: _Invocation) -> None:
         # The concurrency slot stays taken until the handler really ends, past the time limit

@@ -1,30 +1,63 @@
 """The same App as a WSGI callable (PEP 3333), for gunicorn, waitress or uWSGI in production."""
 from __future__ import annotations
 
+import threading
 from urllib.parse import quote
 
-from .errors import BadRequest, ConfigError, HTTPError, PayloadTooLarge
-from .response import reason
+from .errors import BadRequest, HTTPError, PayloadTooLarge
+from .response import Reply, reason
 from .app import App, Request
 
 
+class _Answer:
+    """Sends one request's reply exactly once: the function's, or the watchdog's early 504.
+
+    The function runs on the host server's worker thread (waitress's, gunicorn's), so at the
+    time limit the watchdog answers from its own thread through PEP 3333's `write` callable
+    while the function goes on; whichever reply comes first is sent, the other is dropped.
+    """
+
+    def __init__(self, start_response) -> None:
+        self._start_response = start_response
+        self._lock = threading.Lock()
+        self._sent = False
+
+    def early(self, reply: Reply) -> None:
+        with self._lock:
+            if self._sent:
+                return
+            self._sent = True
+            write = self._start_response(*_status_and_headers(reply))
+            write(reply.body)
+
+    def final(self, reply: Reply) -> list[bytes]:
+        with self._lock:
+            if self._sent:
+                return []
+            self._sent = True
+        self._start_response(*_status_and_headers(reply))
+        return [reply.body]
+
+
+def _status_and_headers(reply: Reply) -> tuple[str, list[tuple[str, str]]]:
+    return (f"{reply.status} {reason(reply.status)}",
+            [*reply.headers, ("Content-Length", str(len(reply.body)))])
+
+
 class WSGIApp:
-    """Adapts `App.dispatch` to PEP 3333."""
+    """Adapts `App.dispatch` to PEP 3333, running each function on the host's worker thread."""
 
     def __init__(self, app: App) -> None:
         self.app = app
 
     def __call__(self, environ: dict, start_response):
+        answer = _Answer(start_response)
         try:
             request = self._request(environ)
         except HTTPError as exc:
             origin = environ.get("HTTP_ORIGIN")
-            reply = self.app.refusal(exc, [("Origin", origin)] if origin else [])
-        else:
-            reply = self.app.dispatch(request)
-        start_response(f"{reply.status} {reason(reply.status)}",
-                       [*reply.headers, ("Content-Length", str(len(reply.body)))])
-        return [reply.body]
+            return answer.final(self.app.refusal(exc, [("Origin", origin)] if origin else []))
+        return answer.final(self.app.dispatch(request, answer.early))
 
     def _request(self, environ: dict) -> Request:
         raw_length = environ.get("CONTENT_LENGTH") or "0"

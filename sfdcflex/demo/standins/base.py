@@ -4,7 +4,8 @@ Each stand-in subclasses `StandIn` and maps a `Request` to an endpoint name and 
 handler returning a `Response`. This module does the socket work: a
 ThreadingHTTPServer on 127.0.0.1:0, HTTP/1.1 keep-alive, one write per response
 (two writes stall behind Nagle's algorithm and delayed ACKs), per-endpoint call
-counters, and fault injection (an error status, a stall, or a TCP reset).
+counters, connection counters, and fault injection (an error status, a stall, a TCP reset
+before or after the handler ran, or an answer cut off half way).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 
 # A stall never outlives this, so a forgotten fault cannot wedge a test run.
@@ -81,6 +83,9 @@ class Fault:
     stall: float
     reset: bool
     remaining: int
+    # "after": the handler runs (its effect happens), then the connection is reset unanswered;
+    # "truncate": the handler runs and half of its answer is sent before the reset.
+    drop: str | None = None
 
 
 Handler = Callable[[Request], Response]
@@ -93,11 +98,13 @@ class StandIn:
 
     def __init__(self) -> None:
         self.calls: collections.Counter[str] = collections.Counter()
+        self.connections_accepted = 0
         self._lock = threading.RLock()
         self._faults: dict[str, list[Fault]] = {}
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
+        self._tls_host = ""
         self._thread: threading.Thread | None = None
 
     # -- what subclasses provide -------------------------------------------------
@@ -115,14 +122,23 @@ class StandIn:
         if self._server is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
         host, port = self._server.server_address[:2]
+        if self._tls_host:
+            return f"https://{self._tls_host}:{port}"
         return f"http://{host}:{port}"
 
-    def start(self) -> "StandIn":
-        """Listen on 127.0.0.1 on a free port and serve from a daemon thread."""
+    def start(self, tls: tuple[Path, Path] | None = None, tls_host: str = "localhost") -> "StandIn":
+        """Listen on 127.0.0.1 on a free port and serve from a daemon thread; with `tls`
+        (certificate and key files for `tls_host`), speak HTTPS and name `tls_host` in `url`."""
         if self._server is not None:
             return self
         self._stopping.clear()
         server = _QuietServer(("127.0.0.1", 0), _StandInRequestHandler)
+        self._tls_host = tls_host if tls else ""
+        if tls:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         server.standin = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name=type(self).__name__,
@@ -157,12 +173,15 @@ class StandIn:
     # -- fault injection -------------------------------------------------------------
     def fail_next(self, name: str, *, status: int | None = None, body: bytes | None = None,
                   content_type: str | None = None, count: int = 1, stall: float = 0.0,
-                  reset: bool = False) -> None:
-        """Make the next `count` calls of endpoint `name` stall, fail with `status`, or reset."""
-        if status is None and not stall and not reset:
-            raise ValueError("fail_next needs status, stall or reset")
+                  reset: bool = False, drop: str | None = None) -> None:
+        """Make the next `count` calls of endpoint `name` stall, fail with `status`, reset, or
+        run and then drop the connection (`drop="after"`) or cut the answer (`drop="truncate"`)."""
+        if status is None and not stall and not reset and drop is None:
+            raise ValueError("fail_next needs status, stall, reset or drop")
+        if drop not in (None, "after", "truncate"):
+            raise ValueError('drop must be "after" or "truncate"')
         fault = Fault(status, body, content_type, min(float(stall), MAX_STALL_SECONDS),
-                      reset, max(1, int(count)))
+                      reset, max(1, int(count)), drop)
         with self._lock:
             self._faults.setdefault(name, []).append(fault)
 
@@ -177,17 +196,34 @@ class StandIn:
                 queue.pop(0)
             return fault
 
+    def drop_connections(self) -> None:
+        """Close every open connection, as a server does with idle keep-alive connections."""
+        with self._lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     # -- one request -------------------------------------------------------------------
+    def observe(self, name: str, request: Request) -> None:
+        """Called for every counted request as it arrives, before any fault; for subclasses."""
+
     def answer(self, request: Request) -> Response | None:
-        """The response to `request`, or None when the connection must be reset."""
+        """The response to `request`; None to reset the connection unanswered, or a `_Dropped`
+        response when a drop fault applies after the handler ran."""
         name, handler = self.route(request)
         if name is None:
             return handler(request)
         with self._lock:
             self.calls[name] += 1
+        self.observe(name, request)
         fault = self._take_fault(name)
         if fault is None:
             return handler(request)
+        if fault.drop is not None:
+            return _Dropped(handler(request), fault.drop)
         if fault.stall and self._stopping.wait(fault.stall):
             return None
         if fault.reset:
@@ -201,9 +237,18 @@ class StandIn:
     def _track(self, connection: socket.socket, is_open: bool) -> None:
         with self._lock:
             if is_open:
+                self.connections_accepted += 1
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
+
+
+class _Dropped(Response):
+    """A response the handler made that is then dropped (`how`: "after" or "truncate")."""
+
+    def __init__(self, response: Response, how: str) -> None:
+        super().__init__(response.status, response.body, response.content_type, response.headers)
+        self.how = how
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -251,7 +296,9 @@ class _StandInRequestHandler(BaseHTTPRequestHandler):
         if request is None:
             return
         response = self.server.standin.answer(request)
-        if response is None:
+        if isinstance(response, _Dropped) and response.how == "truncate":
+            self._write(response, head_only=False, cut=True)
+        if response is None or isinstance(response, _Dropped):
             self._reset_connection()
             return
         self._write(response, head_only=request.method == "HEAD")
@@ -272,7 +319,7 @@ class _StandInRequestHandler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         return Request(self.command, split.path, query, headers, body)
 
-    def _write(self, response: Response, *, head_only: bool) -> None:
+    def _write(self, response: Response, *, head_only: bool, cut: bool = False) -> None:
         reason = self.responses.get(response.status, ("",))[0]
         lines = [f"HTTP/1.1 {response.status} {reason}",
                  f"Date: {email.utils.formatdate(usegmt=True)}",
@@ -284,7 +331,8 @@ class _StandInRequestHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head if head_only else head + response.body)
+        whole = head if head_only else head + response.body
+        self.wfile.write(whole[:len(head) + len(response.body) // 2] if cut else whole)
 
     def _reset_connection(self) -> None:
         # SO_LINGER with a zero timeout makes close() send RST instead of FIN.

@@ -77,6 +77,7 @@ class SalesforceStandIn(StandIn):
         self._epoch = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
         self._writes = 0
         self.writes = RecordWrites(self.org, lambda: self._stamps(None))
+        self._presented: list[str] = []
 
     # -- seeding ------------------------------------------------------------------------------
     def add_user(self, username: str, display_name: str, *, org_id: str | None = None,
@@ -131,7 +132,21 @@ class SalesforceStandIn(StandIn):
     # -- controls for tests ---------------------------------------------------------------------
     @property
     def refresh_log(self) -> list[str]:
+        """Refresh tokens the token endpoint acted on (rotated or refused), in order."""
         return list(self.grants.refresh_log)
+
+    @property
+    def refresh_presented(self) -> list[str]:
+        """Every refresh token that arrived at the token endpoint, dropped or answered, in order."""
+        with self._lock:
+            return list(self._presented)
+
+    def observe(self, name: str, request: Request) -> None:
+        if name == "token" and request.method == "POST":
+            form = request.form()
+            if form.get("grant_type") == "refresh_token":
+                with self._lock:
+                    self._presented.append(form.get("refresh_token", ""))
 
     def expire_access_tokens(self) -> None:
         """Every current access token now answers 401 INVALID_SESSION_ID."""

@@ -1,0 +1,66 @@
+"""The delaying proxy charges what a distant org costs, and the latency scenario reports it."""
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from sfdcflex.bench.drivers import choose_client, drive
+from sfdcflex.bench.latency import format_latency, latency_goals, run_latency
+from sfdcflex.bench.proxy import DelayProxy
+from sfdcflex.clients.pool import Transport
+from sfdcflex.clients.transport import call
+from sfdcflex.demo.standins import SalesforceStandIn
+
+RTT_MS = 60.0
+
+
+@pytest.fixture(scope="module")
+def sf():
+    with SalesforceStandIn() as standin:
+        yield standin
+
+
+def _timed_call(transport, url: str) -> float:
+    started = time.perf_counter()
+    assert call(transport, "Salesforce", "GET", url).status == 403
+    return (time.perf_counter() - started) * 1000.0
+
+
+def test_the_proxy_charges_set_up_round_trips_then_one_per_request(sf):
+    port = int(sf.url.rsplit(":", 1)[1])
+    with DelayProxy(port, RTT_MS, tls_charged=True) as proxy:
+        url = f"http://127.0.0.1:{proxy.port}/services/oauth2/userinfo"
+        transport = Transport()
+        first = _timed_call(transport, url)    # TCP + TLS 1.3 + the request: 3 round trips
+        second = _timed_call(transport, url)   # kept alive: the request's round trip only
+        assert first >= 3 * RTT_MS and second >= RTT_MS
+        assert second < 3 * RTT_MS, second     # no set-up charged on a kept-alive connection
+        assert proxy.connections == 1
+
+
+@pytest.mark.slow
+def test_the_latency_scenario_compares_both_transports_in_one_run():
+    report = run_latency(misses=3, rtts=(20.0,))
+    kinds = {(v["transport"], v["scheme"]) for v in report["variants"]}
+    assert {("urllib", "http"), ("pooled", "http")} <= kinds
+    by_kind = {(v["transport"], v["scheme"]): v for v in report["variants"]}
+    old, pooled = by_kind[("urllib", "http")], by_kind[("pooled", "http")]
+    assert old["connections_per_100"] >= 100 and pooled["connections_per_100"] == 0
+    assert old["miss_p50_ms"] >= 60 and pooled["miss_p50_ms"] >= 20  # 3 round trips vs 1
+    if report["https_skipped"] is None:
+        assert ("pooled", "https") in kinds
+    assert "miss p50" in format_latency(report) and latency_goals(report)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)")
+def test_wrk_drives_a_post_rotation_and_reports_its_cpu(sf):
+    assert choose_client("auto") == "wrk"
+    requests = [("POST", "/services/oauth2/token", b"grant_type=x",
+                 {"Content-Type": "application/x-www-form-urlencoded"})]
+    before = sf.calls["token"]
+    result, client_cpu = drive("wrk", sf.url, requests, connections=2, duration=1)
+    assert result.ok == 0 and result.errors > 0  # the stand-in answers 400: counted as errors
+    assert sf.calls["token"] - before >= result.errors and 0 < client_cpu <= 100
