@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from conftest import call
+from test_record_pages import log_in, page
 
 ALICE = "alice@example.com"
 CALL_SID = "CA" + "0123456789abcdef" * 2
@@ -59,8 +60,13 @@ def test_first_log_creates_a_completed_call_task_on_the_contact_and_its_account(
     assert _sf_calls(linked) == before + 3
     assert linked.sf.calls["sobject-create"] == 1
     assert "sfdc-write" in answer.headers["Server-Timing"]
-    page = call(linked.sf.url, "GET", f"/lightning/r/Contact/{linked.ada}/view")
-    assert page.status == 200 and b"Asked about the invoice" in page.body
+    # The agent sees the call on the Contact's page, logged in to Salesforce in the browser.
+    cookie, _ = log_in(linked.sf, ALICE)
+    status, _, shown = page(linked.sf, f"/lightning/r/Contact/{linked.ada}/view", cookie)
+    assert status == 200 and "Asked about the invoice" in shown
+    status, _, shown = page(linked.sf, logged["task_url"].removeprefix(linked.sf.url), cookie)
+    assert status == 200 and "<h1>Inbound call from +14155550101</h1>" in shown
+    assert "<dd>Resolved</dd>" in shown and "<dd>1 min 35 s</dd>" in shown and "Ada Lovelace" in shown
 
 
 def test_second_log_of_the_same_call_updates_the_one_task(linked):

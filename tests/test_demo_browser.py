@@ -7,6 +7,7 @@ at every step it checks the words on screen, what the live region announced, and
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -193,5 +194,103 @@ def test_the_demo_panel_as_a_flex_plugin_on_another_origin(demo, browser):
     pick(page, "+14155550101", "found")
     assert card_fields(page)["cust_name"] == "Jane Cooper"  # the newer of two records
     assert any(name == "sfdc-search" for name, _, _ in hops(page))  # Server-Timing exposed cross-origin
+    assert page.errors == []
+    browser.close_page(page)
+
+
+SHARED = "+442079460958"  # Globex's switchboard: two contacts share it
+LEAD = "+13035550142"
+EMAIL = "priya.natarajan@acme.example"
+
+
+def choose_candidate(page, contact_id: str) -> None:
+    """Pick another match in the card's list, as the keyboard does: focus, change."""
+    before = card_fields(page)["cust_name"]
+    page.evaluate("(s => { s.focus(); s.value = " + json.dumps(contact_id) + "; "
+                  "s.dispatchEvent(new Event('change')); })(document.querySelector('#candidate-select'))")
+    page.wait_for(f"document.querySelector('[data-field=cust_name]').dataset.value !== {json.dumps(before)}")
+
+
+def save_log(page, notes: str) -> None:
+    page.evaluate(f"document.querySelector('#log-notes').value = {json.dumps(notes)}")
+    page.evaluate("document.querySelector('#log-status').dataset.state = 'idle'")
+    page.click("#log-save")
+    page.wait_for("['logged', 'error'].includes(document.querySelector('#log-status').dataset.state)")
+
+
+def test_a_person_picks_among_several_matches_and_logs_the_call(demo, browser):
+    """At Flex's panel width: the picker, Log call twice, the record page's calls, email and Lead tasks."""
+    page = open_panel(browser, demo, WIDTHS["narrow"])
+    sign_in(page, "alice@sfdcflex.demo")
+    if link_state(page)[0] != "linked":
+        connect_with_enter(browser, page, "alice@sfdcflex.demo")
+
+    pick(page, SHARED, "found")
+    first = card_fields(page)
+    assert page.evaluate("document.querySelector('#candidates').hidden") is False
+    options = page.evaluate("[...document.querySelectorAll('#candidate-select option')].map(o => [o.value, o.text])")
+    assert [text for _, text in options] == [f"{first['cust_name']} (Contact, Globex Europe Ltd)",
+                                             "Emily Clarke (Contact, Globex Europe Ltd)"
+                                             if first["cust_name"] == "Oliver Bennett"
+                                             else "Oliver Bennett (Contact, Globex Europe Ltd)"]
+    assert_card_answered(page, f"Caller found: {first['cust_name']}, {first['cust_title']}, Globex Europe Ltd. "
+                               "2 records match; choose another in the list below.")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
+
+    choose_candidate(page, options[1][0])
+    chosen = card_fields(page)
+    assert {first["cust_name"], chosen["cust_name"]} == {"Emily Clarke", "Oliver Bennett"}
+    assert focused(page) == "candidate-select"  # choosing is not a change of context
+    assert live_text(page) == f"Showing {chosen['cust_name']}, {chosen['cust_title']}, Globex Europe Ltd."
+
+    save_log(page, "Wants a call back on Friday")
+    assert page.evaluate("document.querySelector('#log-status').dataset.state") == "logged", page.text("#log-status")
+    assert page.text("#log-status") == "Logged to Salesforce. Open the Task in Salesforce"
+    assert re.search(r"/lightning/r/Task/00T\w{15}/view$", page.evaluate("document.querySelector('#log-status a').href"))
+    assert live_text(page) == "Logged to Salesforce."
+    assert focused(page) == "log-save"
+    labels = hops(page)
+    assert ["sfdc-write", "Salesforce save", "the call, as a new Task"] in labels
+    assert ["sfdc-query", "Salesforce query (SOQL)", "was this call logged before?"] in labels
+    assert not any(RAW_HOP_NAME.match(label) for _, label, _ in labels)
+    assert badge(page) is None
+
+    save_log(page, "Call back moved to Monday")
+    updated = "Logged to Salesforce: the earlier log of this call was updated."
+    assert page.text("#log-status").startswith(updated) and live_text(page) == updated
+    assert ["sfdc-write", "Salesforce save", "the call's Task, updated"] in hops(page)
+    # The Contact's record page, in this browser's Salesforce session, lists the call once.
+    record = browser.new_page(chosen["cust_record_url"])
+    record.wait_for("document.readyState === 'complete' && !!document.querySelector('h1')")
+    assert record.text("h1") == chosen["cust_name"]
+    shown = record.text("main")
+    assert "Activity history (1)" in shown and "Call back moved to Monday" in shown
+    assert "Wants a call back" not in shown
+    browser.close_page(record)
+
+    pick(page, EMAIL, "found")
+    assert card_fields(page)["cust_name"] == "Priya Natarajan"
+    # The address wraps inside its column at 400 px instead of running over the task's label.
+    assert page.evaluate(f"""(c => c.scrollWidth <= c.clientWidth)
+        (document.querySelector('.task[data-caller="{EMAIL}"] .task-caller'))""")
+    pick(page, LEAD, "found")
+    assert card_fields(page)["cust_acct_name"] == "Hopper Compilers Inc"
+    assert page.text("#contact-account-term") == "Company"
+    assert page.text("#contact-card a[data-field=cust_record_url]") == "Open the Lead in Salesforce"
+    assert_card_answered(page, "Caller found: Grace Hopper, Founder, Hopper Compilers Inc (a Lead).")
+    assert page.text("#log-status") == ""  # a new caller: no earlier log result shown
+
+    # Disconnected in another tab meanwhile: Save says why it did not save, and the link state.
+    other = open_panel(browser, demo, WIDTHS["wide"])
+    sign_in(other, "alice@sfdcflex.demo")
+    other.click("#disconnect")
+    other.wait_for("document.querySelector('#sfdc-status').dataset.state === 'disconnected'")
+    browser.close_page(other)
+    save_log(page, "Interested in a demo")
+    assert page.evaluate("[document.querySelector('#log-status').dataset.state, "
+                         "document.querySelector('#log-status').dataset.code]") == ["error", "not_linked"]
+    assert page.text("#log-status").startswith("Not saved: ") and live_text(page) == page.text("#log-status")
+    assert link_state(page) == ("not_linked", NOT_LINKED)
+    assert focused(page) == "log-save"
     assert page.errors == []
     browser.close_page(page)

@@ -18,7 +18,7 @@ from panel_support import (CHECKING, NOT_LINKED, ROOT, UNKNOWN, card_fields, foc
                            link_state, live_text, open_panel, pick, sign_in)
 
 PANEL = ROOT / "sfdcflex" / "demo" / "panel"
-PANEL_FILES = {"index.html", "panel.css", "panel.js", "flow.js", "card.js"}
+PANEL_FILES = {"index.html", "panel.css", "panel.js", "flow.js", "card.js", "calllog.js"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     find_chromium() is None, reason="no chromium binary (install Debian's chromium or set $CHROMIUM)")]

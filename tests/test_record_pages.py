@@ -91,6 +91,29 @@ def test_the_account_page_lists_its_contacts_and_no_others(org):
     assert "<dd>Gold</dd>" in html and "<dd>High</dd>" in html
 
 
+def test_lead_and_task_pages_need_the_session_and_show_the_logged_call(org):
+    sf, acme, jane = org
+    lead = sf.add_lead("Grace <Hopper>", "Hopper Compilers Inc", title="Founder", phone="+1 303 555 0142")
+    alice = sf.org.all("User")[0]["Id"]
+    task = sf.org.insert("Task", {"WhoId": lead, "OwnerId": alice, "Subject": "Inbound call",
+                                  "Status": "Completed", "ActivityDate": "2026-12-02",
+                                  "CallDurationInSeconds": 95, "CallDisposition": "Resolved",
+                                  "Description": "Wants a demo", "LastModifiedDate": "2026-12-02T08:00:00.000+0000"})
+    for path in (f"/lightning/r/Lead/{lead}/view", f"/lightning/r/Task/{task}/view"):
+        assert page(sf, path)[0] == 302
+    cookie, _ = log_in(sf)
+    status, _, html = page(sf, f"/lightning/r/Lead/{lead}/view", cookie)
+    assert status == 200 and "<h1>Grace &lt;Hopper&gt;</h1>" in html
+    assert "<dd>Hopper Compilers Inc</dd>" in html and "<h2>Activity history (1)</h2>" in html
+    assert f'<a href="/lightning/r/Task/{task}/view">Inbound call</a>' in html and "Wants a demo" in html
+    status, _, html = page(sf, f"/lightning/r/Task/{task}/view", cookie)
+    assert status == 200 and "<h1>Inbound call</h1>" in html
+    assert f'<a href="/lightning/r/Lead/{lead}/view">Grace &lt;Hopper&gt;</a>' in html
+    assert "<dd>1 min 35 s</dd>" in html and "<dd>Alice Johnson</dd>" in html
+    # The Account page lists only calls related to it (WhatId): none here.
+    assert "<h2>Activity history (0)</h2>" in page(sf, f"/lightning/r/Account/{acme}/view", cookie)[2]
+
+
 @pytest.mark.parametrize("path", ["/lightning/r/Contact/003000000000000AAA/view",
                                   "/lightning/r/Account/{jane}/view"])
 def test_unknown_ids_answer_an_html_404_page(org, path):

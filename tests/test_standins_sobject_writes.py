@@ -11,6 +11,8 @@ from sfdcflex.clients.salesforce import (InsufficientAccess, RecordNotFound, Rec
                                          SalesforceClient, SalesforceError, SessionExpired)
 from sfdcflex.demo.standins import SalesforceStandIn
 
+from test_record_pages import log_in, page
+
 API = "/services/data/v62.0"
 
 
@@ -134,6 +136,9 @@ def test_tasks_are_queryable_by_call_object_and_shown_on_the_record_page(org):
                                             "CallObject": "CA' quoted", "Description": "<b>hi</b>"})
     rows = client.query(token, "SELECT Id, WhoId FROM Task WHERE CallObject = 'CA\\' quoted'")
     assert [(r["Id"], r["WhoId"]) for r in rows] == [(task_id, sf.jane)]
-    status, _, page = _raw(sf, "GET", f"/lightning/r/Contact/{sf.jane}/view", b"", token)
-    assert status == 200 and b"Inbound call" in page and b"&lt;b&gt;hi&lt;/b&gt;" in page
-    assert _raw(sf, "GET", "/lightning/r/Contact/0035e0000000zzzAAA/view", b"", token)[0] == 404
+    # A browser logged in as the user sees the Task on the Contact's page, its notes escaped.
+    cookie, _ = log_in(sf, "alice@sfdcflex.demo")
+    status, _, shown = page(sf, f"/lightning/r/Contact/{sf.jane}/view", cookie)
+    assert status == 200 and "Inbound call" in shown and "&lt;b&gt;hi&lt;/b&gt;" in shown
+    assert "<b>hi</b>" not in shown
+    assert page(sf, "/lightning/r/Contact/0035e0000000zzzAAA/view", cookie)[0] == 404

@@ -22,6 +22,12 @@ function safeHttpUrl(value) {
   }
 }
 
+/* A link opening `href` in a new tab, or null when `href` is not an http(s) URL. */
+function externalLink(href, text) {
+  const url = safeHttpUrl(href || "");
+  return url && Object.assign(document.createElement("a"), { href: url, target: "_blank", rel: "noopener", textContent: text });
+}
+
 /* Say `text` through the polite live region, even when it equals the last announcement. */
 function announce(text) {
   const live = document.getElementById("live");
@@ -59,25 +65,47 @@ class ContactCard {
     announce(announcement);
   }
 
-  render(contact) {
+  /* The card for a get-contact answer. A lookup moves focus to the heading; choosing another
+   * match in the picker does not (focus stays on the picker), the new card is only announced. */
+  render(answer, { moveFocus = true } = {}) {
+    const lead = answer.cust_type === "Lead";
+    // A Lead (a prospect) has no Account yet: its Company stands in the Account row.
+    const contact = lead ? { ...answer, cust_acct_name: answer.cust_company } : answer;
+    const kind = lead ? "Lead" : "Contact";
     for (const field of CONTACT_FIELDS) {
       const value = contact[field] === null || contact[field] === undefined ? "" : String(contact[field]);
       for (const node of this.card.querySelectorAll(`[data-field="${field}"]`)) {
         node.dataset.value = value;
-        node.textContent = field === "cust_record_url" ? "Open the Contact in Salesforce" : value || "—";
+        node.textContent = field === "cust_record_url" ? `Open the ${kind} in Salesforce` : value || "—";
       }
     }
+    document.getElementById("contact-account-term").textContent = lead ? "Company" : "Account";
     const href = safeHttpUrl(contact.cust_record_url || "");
     for (const link of this.card.querySelectorAll("a[data-field]")) {
       if (href) link.href = href; else link.removeAttribute("href");
     }
-    const matches = Number(contact.matches);
-    const note = matches > 1 ? `${matches} contacts match this number; showing the most recently modified.` : "";
+    const matches = Number(contact.matches) || 0;
+    const choice = this.renderCandidates(contact) ? "choose another in the list below" : "showing the most recently modified";
+    const note = matches > 1 ? `${matches} records match; ${choice}.` : "";
     document.getElementById("contact-matches").textContent = note;
     this.message.hidden = true;
     this.message.dataset.state = "found";
     this.card.hidden = false;
     const who = [contact.cust_name, contact.cust_title, contact.cust_acct_name].filter(Boolean).join(", ");
-    this.reveal(`Caller found: ${who}.${note ? ` ${note}` : ""}`);
+    const said = `${who}${lead ? " (a Lead)" : ""}.`;
+    if (moveFocus) this.reveal(`Caller found: ${said}${note ? ` ${note}` : ""}`);
+    else announce(`Showing ${said}`);
+  }
+
+  /* The picker of the other matches, shown when there are several; true when it is shown. */
+  renderCandidates(contact) {
+    const candidates = Array.isArray(contact.candidates) ? contact.candidates : [];
+    const select = document.getElementById("candidate-select");
+    select.replaceChildren(...candidates.map((c) => {
+      const where = c.cust_acct_name ? `, ${c.cust_acct_name}` : "";
+      return new Option(`${c.cust_name} (${c.cust_type}${where})`, c.cust_id, false, c.cust_id === contact.cust_id);
+    }));
+    document.getElementById("candidates").hidden = candidates.length < 2;
+    return candidates.length > 1;
   }
 }

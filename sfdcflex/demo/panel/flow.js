@@ -17,6 +17,7 @@ const HOP_LABELS = {
   "sfdc-refresh": "Salesforce token refresh",
   "sfdc-token": "Salesforce sign-in code exchange",
   "sfdc-revoke": "Salesforce sign-out",
+  "sfdc-write": "Salesforce save",
   total: "Total on the server",
 };
 
@@ -37,6 +38,10 @@ const HOP_DETAILS = {
   "refreshed by a concurrent request": "done by another request just before",
   "Salesforce code exchange": "",
   "Salesforce revoke + token store delete": "tokens revoked and deleted",
+  "Salesforce SOQL: Task already logged?": "was this call logged before?",
+  "Salesforce SOQL: the Contact's Account": "the contact's account, for the Task",
+  "Salesforce Task create": "the call, as a new Task",
+  "Salesforce Task update": "the call's Task, updated",
 };
 const AFTER_REFRESH = " (after refresh)";
 

@@ -4,9 +4,9 @@
  * Everything a real Flex plugin does is here in plain JavaScript: take the agent's Flex token
  * (in Flex: manager.store.getState().flex.session.ssoTokenPayload.token; here the IAM stand-in
  * issues it), POST it as `Token` to each function, open the Salesforce OAuth popup and listen
- * for its postMessage, and show the caller's contact. Loaded before this file: flow.js turns
- * each answer's `Server-Timing` header into the data-flow card, so the reader sees every hop;
- * card.js shows the caller card and announces results.
+ * for its postMessage, show the caller's contact and log the call. Loaded before this file:
+ * flow.js turns each answer's `Server-Timing` header into the data-flow card, so the reader sees
+ * every hop; card.js shows the caller card and announces results; calllog.js is the Log call form.
  */
 "use strict";
 
@@ -47,6 +47,7 @@ class Panel {
     this.lookupTicket = 0;
     this.popup = null;
     this.card = new ContactCard();
+    this.callLog = new CallLog(this);
     this.el = (id) => document.getElementById(id);
   }
 
@@ -83,6 +84,10 @@ class Panel {
     });
     this.el("connect").addEventListener("click", () => this.connect());
     this.el("disconnect").addEventListener("click", () => this.disconnect());
+    // Another of several matches: its card is shown and announced, focus stays on the picker.
+    this.el("candidate-select").addEventListener("change", (event) => {
+      this.lookUp(this.callerQuery({ contact_id: event.target.value }), { moveFocus: false });
+    });
     window.addEventListener("message", (event) => this.onMessage(event));
     let response;
     try {
@@ -113,13 +118,8 @@ class Panel {
   renderDemoBanner(salesforceUrl) {
     const banner = this.el("mode-banner");
     banner.textContent = "Demo mode: Flex, Salesforce and Twilio are stand-ins running on this machine. ";
-    const link = safeHttpUrl(salesforceUrl || "");
-    if (link) {
-      const anchor = Object.assign(document.createElement("a"), {
-        href: link, target: "_blank", rel: "noopener", textContent: "Open the Salesforce stand-in",
-      });
-      banner.append(anchor);
-    }
+    const link = externalLink(salesforceUrl, "Open the Salesforce stand-in");
+    if (link) banner.append(link);
     banner.hidden = false;
   }
 
@@ -131,7 +131,7 @@ class Panel {
     const caller = Object.assign(document.createElement("span"), { className: "task-caller", textContent: task.caller });
     const label = Object.assign(document.createElement("span"), { className: "task-label", textContent: task.label || "" });
     button.append(caller, label);
-    button.addEventListener("click", () => this.pickTask(task.caller, button));
+    button.addEventListener("click", () => this.pickTask(task, button));
     const item = document.createElement("li");
     item.append(button);
     return item;
@@ -332,16 +332,30 @@ class Panel {
 
   /* ---- 5. the task queue and the contact card ---- */
 
-  async pickTask(caller, button) {
-    this.clearError();
+  async pickTask(task, button) {
     for (const other of document.querySelectorAll("#task-list .task")) {
       other.setAttribute("aria-pressed", String(other === button));
     }
+    this.task = task;
+    this.callLog.startTask(task);
+    this.card.reset(`Looking up ${task.caller}…`, "loading");
+    await this.lookUp(this.callerQuery());
+  }
+
+  /* A chat or email task carries an address; a call, the caller's number. */
+  callerQuery(extra = {}) {
+    const { caller, channel } = this.task;
+    return channel === "email" ? { email: caller, ...extra } : { phone: caller, ...extra };
+  }
+
+  /* POST /get-contact and show the answer; moveFocus: false keeps focus on the picker. */
+  async lookUp(query, { moveFocus = true } = {}) {
+    this.clearError();
+    const caller = this.task.caller;
     const ticket = ++this.lookupTicket;
-    this.card.reset(`Looking up ${caller}…`, "loading");
     let result;
     try {
-      result = await this.call("get-contact", { phone: caller });
+      result = await this.call("get-contact", query);
     } catch (err) {
       if (ticket === this.lookupTicket) this.card.showOutcome(err.message, "error");
       this.showError(err.message, "network");
@@ -351,7 +365,8 @@ class Panel {
     if (ticket !== this.lookupTicket) return;
     const code = result.body.error || "";
     if (result.ok) {
-      this.card.render(result.body);
+      this.card.render(result.body, { moveFocus });
+      this.callLog.showFor(result.body.cust_id);
     } else if (code === "no_match") {
       this.card.showOutcome(`No matching contact in Salesforce for ${caller}.`, "no_match");
     } else if (code === "not_linked") {

@@ -1,7 +1,8 @@
 """The Salesforce stand-in's pages for a person: home, login, and Contact and Account records.
 
-The agent panel's links lead here: Lightning record URLs (`/lightning/r/Contact/{id}/view`)
-and the instance's home page. As in Salesforce, a page shows the records to the user of the
+The agent panel's links lead here: Lightning record URLs (`/lightning/r/Contact/{id}/view`, and
+for Accounts, Leads and the Tasks log-call writes) and the instance's home page. A Contact's,
+Lead's or Account's page lists its logged calls (Tasks whose WhoId or WhatId it is). As in Salesforce, a page shows the records to the user of the
 browser session. The session cookie is set when that user logs in: on the consent page (Allow)
 or on the login form here; without a session a record URL sends the browser to log in first
 and then back to the record (`startURL`, as Salesforce's own login does).
@@ -27,7 +28,7 @@ NO_STORE = {"Cache-Control": "no-cache,must-revalidate,max-age=0,no-store,privat
 # Cookies ignore the port, so on 127.0.0.1 a plain "sid" could clobber another local app's.
 SESSION_COOKIE = "sfdcflex_sid"
 MAX_SESSIONS = 256
-_RECORD_PATH = re.compile(r"/lightning/r/(Contact|Account)/(\w{15}|\w{18})/view/?")
+_RECORD_PATH = re.compile(r"/lightning/r/(Contact|Account|Lead|Task)/(\w{15}|\w{18})/view/?")
 
 PageHandler = Callable[[Request], Response]
 
@@ -111,7 +112,8 @@ class RecordPages:
                     f"<p>No {sobject} has the id <code>{html.escape(wanted)}</code>. It may have "
                     "been deleted, or the link is wrong.</p>")
             return _page(404, "Record not found | Salesforce", body)
-        render = self._contact if sobject == "Contact" else self._account
+        render = {"Contact": self._contact, "Account": self._account,
+                  "Lead": self._lead, "Task": self._task}[sobject]
         title, body = render(record)
         return _page(200, f"{title} | {sobject} | Salesforce", self._session_bar(user) + body)
 
@@ -124,8 +126,45 @@ class RecordPages:
                   ("Email", _text(contact.get("Email"))),
                   ("Last modified", _when(contact.get("LastModifiedDate")))]
         body = (f'<p class="muted">Contact</p><h1>{html.escape(contact["Name"])}</h1>'
-                f"{_fields(fields)}")
+                f"{_fields(fields)}{self._activities(contact['Id'])}")
         return contact["Name"], body
+
+    def _lead(self, lead: dict) -> tuple[str, str]:
+        fields = [("Title", _text(lead.get("Title"))), ("Company", _text(lead.get("Company"))),
+                  ("Phone", _text(lead.get("Phone"))), ("Email", _text(lead.get("Email"))),
+                  ("Lead status", _text(lead.get("Status"))),
+                  ("Last modified", _when(lead.get("LastModifiedDate")))]
+        body = (f'<p class="muted">Lead</p><h1>{html.escape(lead["Name"])}</h1>'
+                f"{_fields(fields)}{self._activities(lead['Id'])}")
+        return lead["Name"], body
+
+    def _task(self, task: dict) -> tuple[str, str]:
+        who = self.org.get("Contact", task.get("WhoId") or "") or self.org.get("Lead", task.get("WhoId") or "")
+        what = self.org.get("Account", task.get("WhatId") or "")
+        owner = self.org.get("User", task.get("OwnerId") or "")
+        kind = "Lead" if who and who["Id"].startswith("00Q") else "Contact"
+        fields = [("Name", self._link(kind, who) if who else "—"),
+                  ("Related to", self._link("Account", what) if what else "—"),
+                  ("Status", _text(task.get("Status"))), ("Date", _text(task.get("ActivityDate"))),
+                  ("Call type", _text(task.get("CallType"))),
+                  ("Duration", _duration(task.get("CallDurationInSeconds"))),
+                  ("Call result", _text(task.get("CallDisposition"))),
+                  ("Comments", _text(task.get("Description"))),
+                  ("Call id", _text(task.get("CallObject"))),
+                  ("Assigned to", _text(owner and owner["Name"]))]
+        subject = task.get("Subject") or "Task"
+        return subject, f'<p class="muted">Task</p><h1>{html.escape(subject)}</h1>{_fields(fields)}'
+
+    def _activities(self, record_id: str) -> str:
+        """The record's logged calls, newest first: what an agent checks after Log call."""
+        tasks = sorted((t for t in self.org.all("Task") if record_id in (t.get("WhoId"), t.get("WhatId"))),
+                       key=lambda t: t.get("LastModifiedDate") or "", reverse=True)
+        items = "".join(f"<li>{self._link('Task', t, t.get('Subject') or 'Task')}"
+                        f'<span class="muted">{_text(t.get("ActivityDate"))} · '
+                        f"{_text(t.get('CallDisposition'))} · {_duration(t.get('CallDurationInSeconds'))}"
+                        f"</span><span>{_text(t.get('Description'))}</span></li>" for t in tasks)
+        return (f"<h2>Activity history ({len(tasks)})</h2>"
+                f'<ul class="records">{items or "<li>No logged calls yet.</li>"}</ul>')
 
     def _account(self, account: dict) -> tuple[str, str]:
         fields = [("Type", _text(account.get("Type"))),
@@ -139,7 +178,8 @@ class RecordPages:
                         f"</span></li>" for c in contacts)
         body = (f'<p class="muted">Account</p><h1>{html.escape(account["Name"])}</h1>'
                 f"{_fields(fields)}<h2>Contacts ({len(contacts)})</h2>"
-                f'<ul class="records">{items or "<li>No contacts.</li>"}</ul>')
+                f'<ul class="records">{items or "<li>No contacts.</li>"}</ul>'
+                f"{self._activities(account['Id'])}")
         return account["Name"], body
 
     # -- login ----------------------------------------------------------------------------------
@@ -180,9 +220,9 @@ class RecordPages:
                 f'<span><a href="/">Home</a>{" · " + back if back else ""}</span></nav>')
 
     @staticmethod
-    def _link(sobject: str, record: dict) -> str:
+    def _link(sobject: str, record: dict, text: str | None = None) -> str:
         return (f'<a href="/lightning/r/{sobject}/{html.escape(record["Id"])}/view">'
-                f'{html.escape(record["Name"])}</a>')
+                f'{html.escape(text or record["Name"])}</a>')
 
 
 def _local_path(start_url: str) -> str:
@@ -194,6 +234,14 @@ def _local_path(start_url: str) -> str:
 
 def _text(value: object) -> str:
     return html.escape(str(value)) if value not in (None, "") else "—"
+
+
+def _duration(seconds: object) -> str:
+    """CallDurationInSeconds as a person reads it: 95 -> "1 min 35 s"."""
+    if not isinstance(seconds, int) or seconds < 0:
+        return "—"
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 def _when(stamp: str | None) -> str:

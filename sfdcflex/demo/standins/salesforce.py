@@ -19,7 +19,6 @@ from .consent_page import render_error_page, render_login_page, submit_consent
 from .oauth_grants import Grant, GrantBook, OAuthError
 from .record_pages import RecordPages
 from .soql import QueryError, parse_query, parse_search
-from .record_page import render_record_page
 from .sobject_writes import RecordWrites
 from .sobjects import Org
 
@@ -32,7 +31,6 @@ BAD_LOGIN = ("Please check your username and password. If you still can't log in
 _REST_PATH = re.compile(r"/services/data/v(\d+\.\d+)/(query|search)/?")
 _IDENTITY_PATH = re.compile(r"/id/(\w{15,18})/(\w{15,18})/?")
 _SOBJECT_PATH = re.compile(r"/services/data/v(\d+\.\d+)/sobjects/(\w+)(?:/(\w+))?/?")
-_RECORD_PAGE = re.compile(r"/lightning/r/(\w+)/(\w{15,18})/view")
 _FAULT_CODES = {401: "INVALID_SESSION_ID", 403: "REQUEST_LIMIT_EXCEEDED",
                 404: "NOT_FOUND", 503: "SERVER_UNAVAILABLE"}
 
@@ -181,8 +179,6 @@ class SalesforceStandIn(StandIn):
         if match and match[1] == self.api_version:
             writes = {"POST": "sobject-create", "PATCH": "sobject-update"}
             return writes.get(request.method, "sobject-read"), self._sobject
-        if _RECORD_PAGE.fullmatch(path):
-            return "record-page", self._record_page
         return None, self._not_found
 
     def fault_response(self, name: str, status: int) -> Response:
@@ -366,11 +362,6 @@ class SalesforceStandIn(StandIn):
         _, sobject, record_id = _SOBJECT_PATH.fullmatch(request.path).groups()
         return refused or self.writes.answer(request.method, request.body, self._bearer_user(request),
                                              sobject, record_id)
-
-    def _record_page(self, request: Request) -> Response:
-        sobject, record_id = _RECORD_PAGE.fullmatch(request.path).groups()
-        page = render_record_page(self.org, sobject, record_id)
-        return Response(200 if page else 404, page or b"Record not found", HTML, dict(NO_STORE))
 
     def _query(self, request: Request) -> Response:
         refused = self._rest_refusal(request)
