@@ -9,10 +9,11 @@ import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from . import signature
@@ -66,8 +67,10 @@ class _Invocation:
     Most handlers call back before anyone waits, so the waiting lock is made only when needed.
     """
 
-    def __init__(self, route: str) -> None:
+    def __init__(self, route: str, slots: threading.BoundedSemaphore) -> None:
         self.route = route
+        self.slots, self.holds_slot = slots, True
+        self.deadline = time.monotonic()
         self.finished = False
         self.timed_out = False
         self.error: object = None
@@ -84,6 +87,11 @@ class _Invocation:
             waiter = self._waiter
         if waiter is not None:
             waiter.release()
+
+    def release_slot(self) -> None:
+        if self.holds_slot:
+            self.holds_slot = False
+            self.slots.release()
 
     def wait(self, timeout: float) -> bool:
         """True once the handler has called back, waiting at most `timeout` seconds for it."""
@@ -106,12 +114,13 @@ class App:
                  env: dict[str, str] | None = None, services: object = None,
                  limits: Limits = Limits(), cors_origins: tuple[str, ...] = (),
                  public_url: str | None = None, assets: dict[str, Asset] | None = None,
-                 live: bool = False) -> None:
+                 live: bool = False, body_limits: dict[str, int] | None = None) -> None:
         self.routes = routes
         self.functions = functions if functions is not None else {f.name: f for f in routes.values()}
         self.env = dict(env or {})
         self.services = services
         self.limits = limits
+        self.body_limits = dict(body_limits or {})
         self.cors_origins = frozenset(o.rstrip("/") for o in cors_origins)
         self.public_url = public_url.rstrip("/") if public_url else None
         self.assets = assets or {}
@@ -129,6 +138,10 @@ class App:
         self._watchdog.stop()
         if self._workers is not None:
             self._workers.shutdown(wait=False, cancel_futures=True)
+
+    def max_body_for(self, path: str) -> int:
+        """The largest request body the route at `path` takes (the runtime's limit by default)."""
+        return self.body_limits.get(path, self.limits.max_body)
 
     def dispatch(self, request: Request,
                  answer_early: Callable[[Reply], None] | None = None) -> Reply:
@@ -161,8 +174,8 @@ class App:
         if request.method not in ALLOWED_METHODS:
             raise MethodNotAllowed(f"{request.method} is not allowed; use GET, POST or OPTIONS",
                                    headers={"Allow": ", ".join(ALLOWED_METHODS)})
-        if len(request.body) > self.limits.max_body:
-            raise PayloadTooLarge(f"request bodies are limited to {self.limits.max_body} bytes")
+        if len(request.body) > self.max_body_for(path):
+            raise PayloadTooLarge(f"request bodies are limited to {self.max_body_for(path)} bytes")
         function = self.routes.get(path)
         if function is None:
             asset = self.assets.get(path) if request.method == "GET" else None
@@ -174,19 +187,25 @@ class App:
             return Reply(204, [("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
                                ("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Twilio-Signature"),
                                ("Access-Control-Max-Age", "600")])
-        if function.access == PROTECTED:
-            self._check_signature(request, path)
-        event = build_event(request)
-        context = self._context(request, path)
-        return self._invoke(function, self._handler(function), context, event, early)
-
-    def _invoke(self, function: Function, handler, context: Context, event: dict,
-                early: Callable[[Reply], None] | None) -> Reply:
+        # The slot is taken before the body is parsed: parsing a big body costs real CPU, and
+        # a flood of them must meet the concurrency cap (429) instead of slowing everyone.
         if not self._slots.acquire(blocking=False):
             raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
                                   headers={"Retry-After": "1"})
-        invocation = _Invocation(function.path)
-        deadline = time.monotonic() + self.limits.timeout
+        invocation = _Invocation(function.path, self._slots)
+        try:
+            if function.access == PROTECTED:
+                self._check_signature(request, path)
+            event = build_event(request)
+            context = self._context(request, path)
+        except BaseException:
+            invocation.release_slot()
+            raise
+        return self._invoke(function, self._handler(function), context, event, early, invocation)
+
+    def _invoke(self, function: Function, handler, context: Context, event: dict,
+                early: Callable[[Reply], None] | None, invocation: _Invocation) -> Reply:
+        deadline = invocation.deadline = time.monotonic() + self.limits.timeout
         if early is None:
             self._pool().submit(self._run, handler, context, event, invocation)
         else:
@@ -231,6 +250,7 @@ class App:
     def _run(self, handler, context: Context, event: dict, invocation: _Invocation) -> None:
         # The concurrency slot stays taken until the handler really ends, past the time limit
         # too, as on Twilio.
+        _running.invocation = invocation
         try:
             result = handler(context, event, invocation.callback)
             if hasattr(type(result), "__await__"):  # an async def handler
@@ -242,7 +262,8 @@ class App:
             else:
                 invocation.callback(exc)
         finally:
-            self._slots.release()
+            _running.invocation = None
+            invocation.release_slot()
 
     def _failure_reply(self, function: Function, error: object) -> Reply:
         if isinstance(error, HTTPError):
@@ -298,6 +319,31 @@ class App:
         if origin and origin.rstrip("/") in self.cors_origins:
             reply.headers += [("Access-Control-Allow-Origin", origin),
                               ("Access-Control-Expose-Headers", "Server-Timing")]
+
+
+_running = threading.local()  # the invocation a function thread is running, for outside_the_slot
+
+
+@contextmanager
+def outside_the_slot() -> Iterator[None]:
+    """Give the running function's concurrency slot back while it waits for something that
+    is not its own work (a token check with Twilio IAM), and take it again afterwards.
+
+    Without this a flood of requests with garbage tokens holds every slot while IAM answers,
+    and real agents get 429. The check cannot move before the slot is taken instead: the
+    token is in the body, and the body is parsed only inside the slot. When the wait raises
+    (an invalid token), the slot is not taken again: the function only renders its error.
+    Taking it again waits at most until the time limit, then answers 429.
+    """
+    invocation = getattr(_running, "invocation", None)
+    if invocation is None or not invocation.holds_slot:
+        yield
+        return
+    invocation.release_slot()
+    yield
+    if not invocation.slots.acquire(timeout=max(0.0, invocation.deadline - time.monotonic())):
+        raise TooManyRequests("too many invocations at once; retry shortly", headers={"Retry-After": "1"})
+    invocation.holds_slot = True
 
 
 async def _awaited(awaitable):

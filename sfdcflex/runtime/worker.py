@@ -1,0 +1,122 @@
+"""The worker threads: run a complete request through the App and write its reply in one send."""
+from __future__ import annotations
+
+import logging
+import queue
+import select
+import socket
+import threading
+import time
+from functools import partial
+from typing import TYPE_CHECKING
+
+from .app import Request, error_reply
+from .errors import HTTPError, ServiceUnavailable
+from .http11 import encode_reply
+from .response import Reply
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .server import FunctionsServer
+
+log = logging.getLogger("sfdcflex")
+
+
+class Workers:
+    """A fixed pool of threads taking complete requests from one queue."""
+
+    def __init__(self, server: FunctionsServer, count: int) -> None:
+        self.server = server
+        self.count = count
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"sfdcflex-worker-{n}", daemon=True)
+                         for n in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, connection: Connection) -> None:
+        self._jobs.put(connection)
+
+    def stop(self) -> None:
+        """Let every thread end after its current request (they are daemons: exit never waits)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (connection := self._jobs.get()) is not None:
+            try:
+                keep = self._serve(connection)
+            except Exception:  # a fault here must not cost the pool a thread
+                log.exception("serving a request failed")
+                keep = False
+            self.server.give_back(connection, keep)
+
+    def _serve(self, connection: Connection) -> bool:
+        """Answer the connection's request; True when the connection stays open for another."""
+        server, head = self.server, connection.head
+        body, reserved = connection.take_body()
+        budget = server.connections.budget
+        try:
+            if not isinstance(body, (bytes, bytearray)):  # spooled to a file: load it in budget
+                if not budget.reserve(head.length, server.limits.read_timeout):
+                    return self._refuse(connection, ServiceUnavailable(
+                        "the server holds too many request bodies; retry shortly",
+                        headers={"Retry-After": "1"}))
+                reserved = head.length
+                with body:
+                    body = body.read()
+            address = connection.address[0] if isinstance(connection.address, tuple) else ""
+            request = Request(head.method, head.target, head.headers, bytes(body), address)
+            del body
+            answered = threading.Lock()  # the reply or the watchdog's 504: whichever comes first
+            reply = server.app.dispatch(request, partial(self._answer_early, connection, answered))
+        finally:
+            budget.release(reserved)
+        if not answered.acquire(blocking=False):
+            return False  # the 504 went out at the time limit; this connection is done
+        keep = head.keep_alive and not server.draining
+        data = encode_reply(reply, server.http_date.now(), keep, head_only=head.method == "HEAD")
+        return send_reply(connection.sock, data, server.limits.send_timeout) and keep
+
+    def _refuse(self, connection: Connection, exc: HTTPError) -> bool:
+        data = encode_reply(error_reply(exc), self.server.http_date.now(), keep_alive=False)
+        send_reply(connection.sock, data, self.server.limits.send_timeout)
+        return False
+
+    def _answer_early(self, connection: Connection, answered: threading.Lock, reply: Reply) -> None:
+        """Send `reply` now, from the runtime's watchdog, unless the function's answer went first."""
+        if answered.acquire(blocking=False):
+            data = encode_reply(reply, self.server.http_date.now(), keep_alive=False)
+            if send_reply(connection.sock, data, self.server.limits.send_timeout):
+                try:
+                    connection.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass  # the client left meanwhile
+
+
+def send_reply(sock: socket.socket, data: bytes, timeout: float) -> bool:
+    """Write a whole reply, starting with one send of all of it; False when the client is gone
+    or has not taken it within `timeout` seconds (the socket is non-blocking)."""
+    view, sent, deadline = memoryview(data), 0, None
+    try:
+        while True:
+            try:
+                sent += sock.send(view[sent:])
+            except BlockingIOError:
+                pass  # the send buffer is full: wait below
+            if sent >= len(data):
+                return True
+            deadline = deadline or time.monotonic() + timeout
+            if not _writable(sock, deadline - time.monotonic()):
+                return False
+    except OSError:
+        return False
+
+
+def _writable(sock: socket.socket, timeout: float) -> bool:
+    """poll(), not select(): descriptors past 1024 are normal with many open connections."""
+    if timeout <= 0:
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return bool(poller.poll(timeout * 1000))
