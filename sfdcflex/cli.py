@@ -14,6 +14,7 @@ from .runtime.logs import configure_logging
 from .runtime.routes import Asset, build_routes, discover_functions, load_assets
 from .runtime.app import App, Limits
 from .runtime.server import FunctionsServer
+from .server_options import add_server_limits, server_limits
 
 log = logging.getLogger("sfdcflex")
 
@@ -38,6 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="invocations at once before answering 429 (default 30, as on Twilio)")
     parser.add_argument("--read-timeout", type=float, default=10.0,
                         help="seconds a client has to send a whole request (default 10)")
+    add_server_limits(parser)
     parser.add_argument("--live", action="store_true", help="reload a function whose file changed")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = parser.parse_args(argv)
@@ -69,9 +71,11 @@ def build_app(config: Config, *, functions: Path | str | None = None, limits: Li
     found = discover_functions(Path(functions) if functions else default_functions_folder())
     public_url = config.public_url or public_url
     services = build_services(config, public_url=public_url)
-    return App(build_routes(found, ORIGINAL_PLUGIN_PATHS), found, env=dict(config.values),
+    routes = build_routes(found, ORIGINAL_PLUGIN_PATHS)
+    return App(routes, found, env=dict(config.values),
                services=services, limits=limits, cors_origins=(config.flex_instance_url,),
-               public_url=public_url, assets=assets, live=live)
+               public_url=public_url, assets=assets, live=live,
+               body_limits={path: config.max_function_body for path in routes})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, sys.stderr)
     demo = None
     try:
-        server = FunctionsServer((args.host, args.port), None, read_timeout=args.read_timeout)
+        server = FunctionsServer((args.host, args.port), None, limits=server_limits(args))
     except OSError as exc:
         print(f"sfdcflex: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2

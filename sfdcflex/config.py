@@ -24,6 +24,7 @@ SETTING_NAMES = (
     "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET", "FLEX_INSTANCE_URL", "SFDC_LOGIN_URL",
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
     "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL",
+    "MAX_FUNCTION_BODY",
 )
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -58,6 +59,7 @@ class Config:
     state_secret: bytes | None = field(repr=False)
     cache_size: int
     cache_ttl: float
+    max_function_body: int
     values: Mapping[str, str] = field(repr=False)
 
 
@@ -159,6 +161,10 @@ def load_config(values: Mapping[str, str]) -> Config:
         state_secret=state_secret.encode("utf-8") or None,
         cache_size=int(_number(values, "CACHE_SIZE", 100, 1, 100_000, integer=True)),
         cache_ttl=float(_number(values, "CACHE_TTL", 300.0, 0, 86_400, integer=False)),
+        # The integration's requests are a token and a phone number or an OAuth code: a few
+        # hundred bytes. 64 KiB leaves room, and bounds what a stranger makes us read and parse.
+        max_function_body=int(_number(values, "MAX_FUNCTION_BODY", 64 * 1024, 1024,
+                                      6 * 1024 * 1024, integer=True)),
         values=MappingProxyType(dict(values)),
     )
 

@@ -163,9 +163,7 @@ class ConnectionPool:
         length, buffer = head.length, connection.buffer
         limits = self.server.limits
         if length <= len(buffer):  # all here already (or no body): the usual case
-            connection.body = bytes(buffer[:length])
-            del buffer[:length]
-            connection.reserved = length if self.budget.try_reserve(length) else 0
+            self._body_from_buffer(connection, length)
             return self._dispatch(connection)
         if length <= limits.spool_threshold and self.budget.try_reserve(length):
             connection.body, connection.reserved = bytearray(length), length
@@ -179,6 +177,30 @@ class ConnectionPool:
         if head.expects_continue:
             _send_quietly(connection.sock, CONTINUE)
         return False
+
+    def _body_from_buffer(self, connection: Connection, length: int) -> None:
+        connection.body = bytes(connection.buffer[:length])
+        del connection.buffer[:length]
+        connection.reserved = length if self.budget.try_reserve(length) else 0
+
+    def take_complete(self, connection: Connection) -> bool:
+        """A worker's fast path on keep-alive: when the buffer holds a whole valid request, make
+        it the connection's next one (True); otherwise leave everything for the I/O thread."""
+        buffer = connection.buffer
+        if buffer[:2] == b"\r\n":
+            del buffer[:2]
+        try:
+            end = find_head(buffer)
+            head = parse_head(bytes(buffer[:end])) if end > 0 else None
+        except HTTPError:
+            return False  # the I/O thread answers it, and lingers
+        if (head is None or end + head.length > len(buffer)
+                or head.length > self.server.app.max_body_for(head.path)):
+            return False
+        del buffer[:end]
+        connection.head = head
+        self._body_from_buffer(connection, head.length)
+        return True
 
     def _read_body(self, connection: Connection) -> int:
         remaining = connection.head.length - connection.received
