@@ -240,6 +240,8 @@ class FunctionsServer:
     def _drain_step(self, now: float) -> bool:
         """One turn of a graceful close in the I/O loop; True when the loop should end."""
         self._update_accepting(now)
+        if self.socket.fileno() >= 0:
+            self.socket.close()  # refused now, new clients try another instance at once
         self.connections.close_idle()
         busy = self.connections.in_flight()
         if busy and now < self._drain_until:
