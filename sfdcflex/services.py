@@ -11,7 +11,7 @@ from .keeper import TokenKeeper
 from .linking import Linker
 from .lookup import Lookup
 from .oauth_state import StateSigner, load_or_create_secret
-from .runtime.app import origin_of
+from .runtime.app import origin_of, outside_the_slot
 from .clients.salesforce import SalesforceClient
 from .store import JsonFileTokenStore, SyncTokenStore, TokenStore
 from .clients.sync import SyncClient
@@ -43,7 +43,10 @@ class Services:
 
     def identify(self, event: dict, timing: ServerTiming) -> FlexAgent:
         """The Flex agent behind the request's `Token` (Twilio IAM, cached for up to 5 minutes)."""
-        with timing.span("flex", "Flex token check") as label:
+        # Waiting for IAM is not the function's own work: it gives its concurrency slot back
+        # meanwhile (see runtime.app.outside_the_slot), so a flood of bad tokens cannot turn
+        # into 429s for real agents.
+        with timing.span("flex", "Flex token check") as label, outside_the_slot():
             agent, cached = self.flex.validate_with_source(event.get("Token"))
             if cached:
                 label[0] = "Flex token check (cached, no IAM call)"

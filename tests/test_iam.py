@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -72,15 +73,46 @@ def test_the_cache_ends_when_the_token_expires(iam, validator, clock):
     assert iam.calls["validate"] == 2
 
 
-def test_an_invalid_token_is_forbidden_and_not_cached(iam, validator):
+def test_an_invalid_token_is_forbidden_and_remembered_for_a_minute(iam, validator, clock):
     token = iam.issue_token("ada@example.com")
     iam.revoke_token(token)
-    for _ in range(2):
+    for _ in range(3):
         with pytest.raises(Forbidden) as raised:
             validator.validate(token)
         assert raised.value.status == 403 and raised.value.code == "invalid_token"
         assert token not in raised.value.message
+    assert iam.calls["validate"] == 1
+    clock.now += 61
+    with pytest.raises(Forbidden):
+        validator.validate(token)
     assert iam.calls["validate"] == 2
+
+
+def test_iam_trouble_is_not_remembered(iam, validator):
+    iam.fail_next("validate", status=500)
+    with pytest.raises(BadGateway):
+        validator.validate("not-a-flex-token")
+    with pytest.raises(Forbidden):
+        validator.validate("not-a-flex-token")
+    assert iam.calls["validate"] == 2
+
+
+def test_concurrent_checks_of_one_token_share_one_iam_call(iam, clock):
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=5)
+    good, bad = iam.issue_token("ada@example.com"), "garbage-token"
+    for token, count in ((bad, 1), (good, 2)):
+        iam.fail_next("validate", stall=0.3)  # the first call is slow: the others arrive meanwhile
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(lambda _: _outcome(validator, token), range(8)))
+        assert iam.calls["validate"] == count
+        assert outcomes == (["invalid_token"] * 8 if token == bad else ["ada@example.com"] * 8)
+
+
+def _outcome(validator: FlexTokenValidator, token: str) -> str:
+    try:
+        return validator.validate(token).identity
+    except Forbidden as error:
+        return error.code
 
 
 def test_a_made_up_token_is_forbidden(validator):

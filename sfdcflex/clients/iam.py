@@ -1,12 +1,17 @@
-"""Flex token checks against Twilio IAM, with positive answers cached by a hash of the token.
+"""Flex token checks against Twilio IAM, with answers cached by a hash of the token.
 
 Twilio IAM's `POST /v1/Accounts/{AccountSid}/Tokens/validate` (Basic auth with the account's
 SID and auth token, JSON `{"token": ...}`) answers `{"valid": true, "realm_user_id", "roles",
 "expiration", ...}` for a good Flex token. The token itself is never stored or logged: the
 cache key is its SHA-256.
+
+Invalid tokens are remembered too (a negative cache, 60 s), and concurrent checks of the same
+unknown token share one IAM call (single-flight): otherwise a flood of one garbage token costs
+one IAM call per request, against the account's IAM rate limits.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 import time
@@ -23,6 +28,16 @@ if TYPE_CHECKING:
 
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_MESSAGE_CHARS = 200
+NEGATIVE_TTL = 60.0
+
+
+class _Flight:
+    """One IAM call in progress; other checks of the same token wait for its outcome."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.agent: FlexAgent | None = None
+        self.error: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,8 @@ class FlexTokenValidator:
     def __init__(self, iam_url: str, account_sid: str, auth_token: str, *,
                  opener: urllib.request.OpenerDirector | None = None,
                  clock: Callable[[], float] = time.time, timeout: float = 5.0,
-                 max_cache_ttl: float = 300.0, cache_size: int = 10_000) -> None:
+                 max_cache_ttl: float = 300.0, cache_size: int = 10_000,
+                 negative_ttl: float = NEGATIVE_TTL) -> None:
         base = check_upstream_url("TWILIO_IAM_URL", iam_url)
         self._validate_url = f"{base}/v1/Accounts/{account_sid}/Tokens/validate"
         self._authorization = basic_auth(account_sid, auth_token)
@@ -49,7 +65,10 @@ class FlexTokenValidator:
         self._timeout = timeout
         self._max_cache_ttl = max_cache_ttl
         self._cache_size = cache_size
+        self._negative_ttl = negative_ttl
         self._cache: OrderedDict[str, tuple[float, FlexAgent]] = OrderedDict()
+        self._refused: OrderedDict[str, tuple[float, Forbidden]] = OrderedDict()
+        self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
 
     def validate(self, token: object) -> FlexAgent:
@@ -66,13 +85,49 @@ class FlexTokenValidator:
         cached = self._cached(key)
         if cached is not None:
             return cached, True
-        agent = self._ask_iam(token)
-        self._remember(key, agent)
-        return agent, False
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            return self._outcome_of(flight), True
+        try:
+            agent = self._cached(key)  # a flight that ended just now left its answer here
+            if agent is not None:
+                flight.agent = agent
+                return agent, True
+            flight.agent = self._ask_iam(token)
+            self._remember(key, flight.agent)
+            return flight.agent, False
+        except Exception as error:
+            flight.error = error
+            if isinstance(error, Forbidden):
+                self._remember_refusal(key, error)
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+    def _outcome_of(self, flight: _Flight) -> FlexAgent:
+        """What the IAM call another check is making says (without a call of our own)."""
+        if not flight.done.wait(self._timeout + 1.0):
+            raise BadGateway("Twilio IAM did not answer in time", code="iam_unavailable")
+        if flight.agent is not None:
+            return flight.agent
+        raise copy.copy(flight.error)  # a copy: one exception object raised in two threads
+                                       # would share (and garble) its traceback
 
     def _cached(self, key: str) -> FlexAgent | None:
+        """The agent for a token seen valid lately; raises Forbidden for one seen invalid."""
         now = self._clock()
         with self._lock:
+            refused = self._refused.get(key)
+            if refused is not None:
+                if now < refused[0]:
+                    raise copy.copy(refused[1])
+                del self._refused[key]
             entry = self._cache.get(key)
             if entry is None:
                 return None
@@ -90,6 +145,13 @@ class FlexTokenValidator:
             self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+
+    def _remember_refusal(self, key: str, error: Forbidden) -> None:
+        with self._lock:
+            self._refused[key] = (self._clock() + self._negative_ttl, error)
+            self._refused.move_to_end(key)
+            while len(self._refused) > self._cache_size:
+                self._refused.popitem(last=False)
 
     def _ask_iam(self, token: str) -> FlexAgent:
         try:
