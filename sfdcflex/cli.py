@@ -75,7 +75,13 @@ def build_app(config: Config, *, functions: Path | str | None = None, limits: Li
     return App(routes, found, env=dict(config.values),
                services=services, limits=limits, cors_origins=(config.flex_instance_url,),
                public_url=public_url, assets=assets, live=live,
-               body_limits={path: config.max_function_body for path in routes})
+               body_limits=integration_body_limits(routes, config.max_function_body))
+
+
+def integration_body_limits(routes: dict, limit: int) -> dict[str, int]:
+    """MAX_FUNCTION_BODY for the integration's own functions; others keep the runtime's 6 MiB."""
+    own = default_functions_folder()
+    return {path: limit for path, fn in routes.items() if fn.file.resolve().parent == own}
 
 
 def main(argv: list[str] | None = None) -> int:
