@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="starts timed per server (default 5, --quick 3)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--quick", action="store_true", help="a short run (about 10 seconds)")
+    parser.add_argument("--hostile", action="store_true",
+                        help="run the hostile-load scenarios instead (see bench/hostile.py)")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-standins", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -356,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         return serve_bare(args.port)
     if args.serve_standins:
         return serve_standins(args.contacts)
+    if args.hostile:
+        from .hostile import run_hostile_report  # imports this module: loaded only when asked
+        return run_hostile_report(args)
     try:
         report = run_benchmark(args)
     except KeyboardInterrupt:
