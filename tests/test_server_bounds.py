@@ -174,7 +174,7 @@ def test_bodies_past_the_threshold_are_spooled_and_memory_stays_in_budget(serve)
             sock.sendall(b"POST /echo HTTP/1.1\r\nContent-Type: application/json\r\n"
                          b"Content-Length: %d\r\n\r\n" % len(body) + body[:50_000])
         assert wait_until(lambda: sum(c.received for c in
-                                      served.server.connections.open_connections.values()) >= 250_000)
+                                      list(served.server.connections.open_connections.values())) >= 250_000)
         assert budget.held == 0
         small = [connect(served.url) for _ in range(6)]  # 6 x 3 KiB in memory: the budget is full
         for sock in small:

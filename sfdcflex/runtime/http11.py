@@ -19,10 +19,13 @@ MAX_REQUEST_LINE = 8192
 MAX_HEADER_BYTES = 15 * 1024   # Twilio answers 431 past about this much
 MAX_HEADER_COUNT = 100
 MAX_HEAD_BYTES = MAX_REQUEST_LINE + MAX_HEADER_BYTES + 4
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = re.compile(_TCHARS)
+# field-name ":" OWS field-value OWS (RFC 9110 §5.1, RFC 9112 §5); values are latin-1 text.
+_FIELD = re.compile(rf"({_TCHARS}):(.*)", re.DOTALL)
 # 18 digits stay below 2**63: no bignum, and no length any other parser would read differently.
-_LENGTH = re.compile(rb"[0-9]{1,18}")
-_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+_LENGTH = re.compile(r"[0-9]{1,18}")
+_VERSION = re.compile(r"HTTP/[0-9]\.[0-9]")
 _END = b"\r\n\r\n"
 
 
@@ -67,11 +70,16 @@ def parse_head(data: bytes) -> Head:
     """Check and read a complete head, as `find_head` delimited it (ending in CRLF CRLF)."""
     if data.count(b"\r") != data.count(b"\r\n"):
         raise BadRequest("a bare CR is not allowed in a request head", code="bad_header")
-    lines = data[:-4].split(b"\r\n")
+    lines = data[:-4].decode("latin-1").split("\r\n")
     method, target, version = _request_line(lines[0])
     if len(lines) - 1 >= MAX_HEADER_COUNT or len(data) - len(lines[0]) - 2 > MAX_HEADER_BYTES:
         raise _too_large()
-    headers = [_header(line) for line in lines[1:]]
+    headers = []
+    for line in lines[1:]:
+        field = _FIELD.fullmatch(line)
+        if field is None:
+            raise _bad_field(line)
+        headers.append((field[1], field[2].strip(" \t")))
     fields = {name.lower(): value for name, value in headers}
     connection = fields.get("connection", "").lower()
     keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
@@ -85,27 +93,24 @@ def _too_large() -> HeadersTooLarge:
                            f"and {MAX_HEADER_COUNT} lines")
 
 
-def _request_line(line: bytes) -> tuple[str, str, str]:
+def _request_line(line: str) -> tuple[str, str, str]:
     if len(line) > MAX_REQUEST_LINE:
         raise URITooLong(f"the request line is longer than {MAX_REQUEST_LINE} bytes")
-    parts = line.split(b" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1].startswith(b"/"):
+    parts = line.split(" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1].startswith("/"):
         raise BadRequest("malformed request line", code="bad_request_line")
-    method, target, version = (part.decode("latin-1") for part in parts)
+    method, target, version = parts
     if version not in ("HTTP/1.1", "HTTP/1.0"):
-        if _VERSION.fullmatch(parts[2]):
+        if _VERSION.fullmatch(version):
             raise VersionNotSupported(f"{version} is not supported; use HTTP/1.1")
         raise BadRequest("malformed HTTP version", code="bad_request_line")
     return method, target, version
 
 
-def _header(line: bytes) -> tuple[str, str]:
-    if line[:1] in (b" ", b"\t"):
-        raise BadRequest("obsolete header line folding is not accepted", code="bad_header")
-    name, sep, value = line.partition(b":")
-    if not sep or not _TOKEN.fullmatch(name):
-        raise BadRequest("malformed header line", code="bad_header")
-    return name.decode("ascii"), value.strip(b" \t").decode("latin-1")
+def _bad_field(line: str) -> BadRequest:
+    if line[:1] in (" ", "\t"):
+        return BadRequest("obsolete header line folding is not accepted", code="bad_header")
+    return BadRequest("malformed header line", code="bad_header")
 
 
 def _content_length(headers: list[tuple[str, str]], fields: dict[str, str]) -> int:
@@ -118,7 +123,7 @@ def _content_length(headers: list[tuple[str, str]], fields: dict[str, str]) -> i
         raise LengthRequired("send the body with a Content-Length; chunked bodies are not accepted")
     if not lengths:
         return 0
-    raw = lengths.pop().encode("latin-1")
+    raw = lengths.pop()
     if not _LENGTH.fullmatch(raw):
         raise BadRequest("Content-Length must be 1 to 18 ASCII digits", code="bad_content_length")
     return int(raw)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .server import FunctionsServer
 
 log = logging.getLogger("sfdcflex")
-KEEP_WAIT = 0.003  # seconds a free worker waits for the next request on its keep-alive connection
+KEEP_WAIT = 0.01  # seconds a free worker waits for the next request on its keep-alive connection
 
 
 class Workers:
