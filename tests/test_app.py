@@ -275,3 +275,12 @@ def test_taking_the_slot_back_waits_for_it_then_answers_429_at_the_time_limit(se
         assert first.result(5).status in (429, 504)  # never runs on past the cap
         slow.RELEASE.set()
         second.result(5)
+
+
+def test_a_lone_surrogate_anywhere_in_json_is_400_and_a_pair_is_text(runtime):
+    json_type = {"Content-Type": "application/json"}
+    for body in (b'{"a": "\\ud800"}', b'{"a": [{"b\\udfff": 1}]}', b'{"a": [[["x", "\\udbff"]]]}'):
+        answer = runtime.call("POST", "/echo", body=body, headers=json_type)
+        assert answer.status == 400 and answer.json()["error"] == "bad_json", body
+    paired = runtime.call("POST", "/echo", body=b'{"a": "\\ud83d\\ude00"}', headers=json_type)
+    assert paired.status == 200 and paired.json()["event"]["a"] == "\U0001f600"

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("sfdcflex")
 WAITING, BODY, BUSY, LINGERING = "waiting", "body", "busy", "lingering"
 RECV_SIZE = 65536
+# Big bodies (spooled or dropped) are read in big chunks: fewer turns of the I/O loop, so the
+# I/O thread holds the GIL less while a client streams megabytes.
+BULK_SIZE = 1024 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -91,7 +94,7 @@ class ConnectionPool:
         self.server = server
         self.open_connections: dict[int, Connection] = {}
         self.budget = BodyBudget(server.limits.max_body_memory)
-        self._scratch = bytearray(RECV_SIZE)
+        self._scratch = bytearray(BULK_SIZE)
 
     def has_room(self) -> bool:
         return len(self.open_connections) < self.server.limits.max_connections
@@ -208,7 +211,7 @@ class ConnectionPool:
         if isinstance(body, bytearray):
             count = connection.sock.recv_into(memoryview(body)[connection.received:], remaining)
         else:
-            count = connection.sock.recv_into(self._scratch, min(remaining, RECV_SIZE))
+            count = connection.sock.recv_into(self._scratch, min(remaining, BULK_SIZE))
             body.write(memoryview(self._scratch)[:count])
         connection.received += count
         return count
