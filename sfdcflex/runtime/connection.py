@@ -11,7 +11,7 @@ import socket
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from .app import error_reply
 from .errors import HTTPError, PayloadTooLarge
@@ -75,7 +75,7 @@ class Connection:
         self.state = WAITING
         self.deadline = 0.0
         self.head: Head | None = None
-        self.body: bytearray | tempfile._TemporaryFileWrapper | None = None
+        self.body: bytes | bytearray | BinaryIO | None = None  # BinaryIO: spooled to a file
         self.received = 0
         self.reserved = 0
         self.linger_left = 0
@@ -113,7 +113,7 @@ class ConnectionPool:
         """Wait for the next request on `connection` (new, or given back after a reply)."""
         connection.state, connection.head = WAITING, None
         connection.deadline = time.monotonic() + self.server.limits.keepalive_timeout
-        if not self._advance(connection):
+        if not self._advance(connection) and id(connection) in self.open_connections:
             self.server.watch(connection)
 
     def readable(self, connection: Connection) -> None:
@@ -134,8 +134,8 @@ class ConnectionPool:
             received = 0  # reset by the client: no traceback for a client that left
         if not received:
             self.close(connection)
-        elif connection.state != LINGERING and self._advance(connection):
-            self.server.unwatch(connection)
+        elif connection.state != LINGERING:
+            self._advance(connection)
 
     def _advance(self, connection: Connection) -> bool:
         """Go as far as the buffer allows; True once the connection left the I/O thread's
@@ -224,6 +224,7 @@ class ConnectionPool:
         return self._dispatch(connection)
 
     def _dispatch(self, connection: Connection) -> bool:
+        self.server.unwatch(connection)  # the worker owns the socket until it gives it back
         connection.state = BUSY
         self.server.workers.submit(connection)
         return True
