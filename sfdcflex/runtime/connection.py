@@ -182,6 +182,9 @@ class ConnectionPool:
         return False
 
     def _body_from_buffer(self, connection: Connection, length: int) -> None:
+        if not length:
+            connection.body, connection.reserved = b"", 0
+            return
         connection.body = bytes(connection.buffer[:length])
         del connection.buffer[:length]
         connection.reserved = length if self.budget.try_reserve(length) else 0

@@ -52,10 +52,10 @@ def find_head(buffer: bytes | bytearray) -> int:
     would otherwise wait for a CRLF CRLF that never comes), a head over the size limits.
     """
     end = buffer.find(_END)
-    seen = buffer[:end + 4] if end >= 0 else buffer
-    if b"\0" in seen:
+    stop = end + 4 if end >= 0 else len(buffer)  # what follows the head is body: not checked
+    if buffer.find(b"\0", 0, stop) >= 0:
         raise BadRequest("NUL bytes are not allowed in a request head", code="bad_header")
-    if seen.count(b"\n") != seen.count(b"\r\n"):
+    if buffer.count(b"\n", 0, stop) != buffer.count(b"\r\n", 0, stop):
         raise BadRequest("lines must end with CRLF; a bare LF is not accepted", code="bad_header")
     if end >= 0:
         return end + 4

@@ -44,10 +44,15 @@ class Workers:
             self._jobs.put(None)
 
     def _work(self) -> None:
+        poller = select.poll()  # one per thread, aimed at each connection in turn
         while (connection := self._jobs.get()) is not None:
             keep = self._serve_safely(connection)
-            while keep and self._next_request_came(connection):
-                keep = self._serve_safely(connection)
+            if keep:
+                fd = connection.sock.fileno()
+                poller.register(fd, select.POLLIN)
+                while keep and self._next_request_came(connection, poller):
+                    keep = self._serve_safely(connection)
+                poller.unregister(fd)
             self.server.give_back(connection, keep)
 
     def _serve_safely(self, connection: Connection) -> bool:
@@ -57,7 +62,7 @@ class Workers:
             log.exception("serving a request failed")
             return False
 
-    def _next_request_came(self, connection: Connection) -> bool:
+    def _next_request_came(self, connection: Connection, poller: select.poll) -> bool:
         """Keep a keep-alive connection for a moment when nothing else waits for a worker.
 
         A client on a keep-alive connection usually sends its next request within a fraction
@@ -69,7 +74,7 @@ class Workers:
             return False
         if not connection.buffer:
             try:
-                if not _readable(connection.sock, KEEP_WAIT):
+                if not poller.poll(KEEP_WAIT * 1000):
                     return False
                 data = connection.sock.recv(RECV_SIZE)
             except OSError:
@@ -139,12 +144,6 @@ def send_reply(sock: socket.socket, data: bytes, timeout: float) -> bool:
                 return False
     except OSError:
         return False
-
-
-def _readable(sock: socket.socket, timeout: float) -> bool:
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(timeout * 1000))
 
 
 def _writable(sock: socket.socket, timeout: float) -> bool:
