@@ -189,20 +189,24 @@ class ConnectionPool:
         del connection.buffer[:length]
         connection.reserved = length if self.budget.try_reserve(length) else 0
 
-    def take_complete(self, connection: Connection) -> bool:
-        """A worker's fast path on keep-alive: when the buffer holds a whole valid request, make
-        it the connection's next one (True); otherwise leave everything for the I/O thread."""
+    def take_complete(self, connection: Connection) -> bool | None:
+        """A worker's fast path on keep-alive: make the buffer's request the connection's next
+        one when it is whole and valid (True); None while a small one is still arriving; False
+        to leave everything else (big bodies, errors) to the I/O thread."""
         buffer = connection.buffer
         if buffer[:2] == b"\r\n":
             del buffer[:2]
         try:
             end = find_head(buffer)
-            head = parse_head(bytes(buffer[:end])) if end > 0 else None
+            if end < 0:
+                return None
+            head = parse_head(bytes(buffer[:end]))
         except HTTPError:
             return False  # the I/O thread answers it, and lingers
-        if (head is None or end + head.length > len(buffer)
-                or head.length > self.server.app.max_body_for(head.path)):
+        if head.length > min(RECV_SIZE, self.server.app.max_body_for(head.path)):
             return False
+        if end + head.length > len(buffer):
+            return None
         del buffer[:end]
         connection.head = head
         self._body_from_buffer(connection, head.length)

@@ -63,18 +63,25 @@ class Workers:
             return False
 
     def _next_request_came(self, connection: Connection, poller: select.poll) -> bool:
-        """Keep a keep-alive connection for a moment when nothing else waits for a worker.
+        """Keep a keep-alive connection for a moment, when nothing else waits for a worker.
 
         A client on a keep-alive connection usually sends its next request within a fraction
         of a millisecond; reading it here saves two thread hand-offs per request. The wait is
-        short and bounded, so an idle client still costs no thread, and only a complete
-        request in the buffer is served here: partial ones go back to the I/O thread.
+        short and bounded, so an idle client still costs no thread; a small request still
+        arriving is waited for within the same bound, and only whole, valid ones are served
+        here: anything else goes back to the I/O thread.
         """
         if not self._jobs.empty() or self.server.draining:
-            return False
-        if not connection.buffer:
+            return False  # others wait for a worker: this connection queues up like theirs
+        deadline = time.monotonic() + KEEP_WAIT
+        while True:
+            # http.client and others send a POST's head and body in two writes: wait for both.
+            taken = self.server.connections.take_complete(connection) if connection.buffer else None
+            if taken is not None:
+                return taken
+            left = deadline - time.monotonic()
             try:
-                if not poller.poll(KEEP_WAIT * 1000):
+                if left <= 0 or not poller.poll(left * 1000):
                     return False
                 data = connection.sock.recv(RECV_SIZE)
             except OSError:
@@ -82,7 +89,6 @@ class Workers:
             if not data:
                 return False
             connection.buffer += data
-        return self.server.connections.take_complete(connection)
 
     def _serve(self, connection: Connection) -> bool:
         """Answer the connection's request; True when the connection stays open for another."""
