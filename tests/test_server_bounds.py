@@ -276,3 +276,30 @@ def test_close_gracefully_cuts_what_outlasts_the_timeout(serve):
     finally:
         slow.RELEASE.set()
         busy.close()
+
+
+def test_a_fault_with_one_connection_does_not_stop_the_server(serve, monkeypatch, caplog):
+    served = serve()
+    pool = served.server.connections
+    real = pool._advance
+
+    def fails_once(connection):
+        monkeypatch.setattr(pool, "_advance", real)
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(pool, "_advance", fails_once)
+    assert exchange(served.url, b"GET /hello HTTP/1.1\r\n\r\n") == b""  # that one is closed
+    assert served.call("GET", "/hello").status == 200
+    assert "planted" in caplog.text
+
+
+def test_no_descriptor_for_a_spool_file_is_503_and_the_server_goes_on(serve, monkeypatch):
+    served = serve(server_limits=ServerLimits(spool_threshold=1024))
+
+    def no_descriptors(*args, **kwargs):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr("sfdcflex.runtime.connection.tempfile.TemporaryFile", no_descriptors)
+    answer = exchange(served.url, b"POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n{")
+    assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in answer
+    assert served.call("GET", "/hello").status == 200

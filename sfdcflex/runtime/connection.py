@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, BinaryIO
 
 from .app import error_reply
-from .errors import HTTPError, PayloadTooLarge
+from .errors import HTTPError, PayloadTooLarge, ServiceUnavailable
 from .http11 import Head, encode_reply, find_head, parse_head
 
 if TYPE_CHECKING:
@@ -99,7 +99,8 @@ class ConnectionPool:
     def has_room(self) -> bool:
         return len(self.open_connections) < self.server.limits.max_connections
 
-    def open(self, sock: socket.socket, address: tuple) -> None:
+    def open(self, sock: socket.socket, address: tuple) -> Connection:
+        """A newly accepted connection; `resume` it to start reading."""
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -107,7 +108,7 @@ class ConnectionPool:
             pass  # not TCP: nothing to tune
         connection = Connection(sock, address)
         self.open_connections[id(connection)] = connection
-        self.resume(connection)
+        return connection
 
     def resume(self, connection: Connection) -> None:
         """Wait for the next request on `connection` (new, or given back after a reply)."""
@@ -172,8 +173,15 @@ class ConnectionPool:
             connection.body, connection.reserved = bytearray(length), length
             connection.body[:len(buffer)] = buffer
         else:  # big, or the memory budget is spent: to disk, as waitress does
-            connection.body = tempfile.TemporaryFile(prefix="sfdcflex-body-")
-            connection.body.write(buffer)
+            try:
+                connection.body = tempfile.TemporaryFile(prefix="sfdcflex-body-")
+                connection.body.write(buffer)
+            except OSError as exc:  # out of descriptors or disk: refuse this one, keep serving
+                log.warning("cannot spool a request body: %s", exc.strerror)
+                self.reject(connection, ServiceUnavailable(
+                    "the server cannot take this request body now; retry shortly",
+                    headers={"Retry-After": "1"}), declared=length)
+                return False
         connection.received = len(buffer)
         buffer.clear()
         connection.state = BODY

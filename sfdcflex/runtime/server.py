@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .app import App
 from .connection import Connection, ConnectionPool
@@ -116,7 +117,7 @@ class FunctionsServer:
                     elif key.fileobj is self.socket:
                         self._accept()
                     else:
-                        self.connections.readable(key.data)
+                        self._guarded(self.connections.readable, key.data)
                 self._take_returned()
                 now = time.monotonic()
                 if now >= next_sweep:
@@ -134,6 +135,15 @@ class FunctionsServer:
             for key in list(self._selector.get_map().values()):
                 self._selector.unregister(key.fileobj)
             self._stopped.set()
+
+    def _guarded(self, step: Callable[[Connection], None], connection: Connection) -> None:
+        """Run one step of a connection; a fault there must not stop the server for all."""
+        try:
+            step(connection)
+        except Exception:
+            log.exception("serving a connection from %s failed; closing it",
+                          connection.address[0] if isinstance(connection.address, tuple) else "?")
+            self.connections.close(connection)
 
     def shutdown(self) -> None:
         """Stop the loop (from another thread) and wait until it has stopped."""
@@ -170,7 +180,7 @@ class FunctionsServer:
         while self._returned:
             connection, keep = self._returned.popleft()
             if keep and not self.draining:
-                self.connections.resume(connection)
+                self._guarded(self.connections.resume, connection)
             else:
                 self.connections.close(connection)
 
@@ -193,7 +203,7 @@ class FunctionsServer:
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
                     continue  # that client gave up during the handshake
                 raise
-            self.connections.open(sock, address)
+            self._guarded(self.connections.resume, self.connections.open(sock, address))
         self._update_accepting(time.monotonic())
 
     def _update_accepting(self, now: float) -> None:
