@@ -180,3 +180,13 @@ def test_an_unknown_account_tells_the_operator(iam, clock):
     with pytest.raises(BadGateway) as raised:
         validator.validate(iam.issue_token("ada@example.com"))
     assert "ACCOUNT_SID" in raised.value.message and raised.value.code == "iam_credentials_rejected"
+
+
+def test_remembered_refusals_keep_no_traceback_and_are_bounded(iam, clock):
+    # A kept traceback would keep its frames, the token among their locals, for a minute.
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, cache_size=3)
+    for n in range(5):
+        with pytest.raises(Forbidden):
+            validator.validate(f"bad-token-{n}")
+    kept = [error for _, error in validator._refused.values()]
+    assert len(kept) == 3 and all(error.__traceback__ is None for error in kept)

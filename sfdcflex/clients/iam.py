@@ -147,8 +147,11 @@ class FlexTokenValidator:
                 self._cache.popitem(last=False)
 
     def _remember_refusal(self, key: str, error: Forbidden) -> None:
+        # A new exception: the raised one holds its traceback, whose frames hold the token and
+        # the whole IAM exchange; thousands of those would be megabytes (and secrets) kept.
+        kept = Forbidden(error.message, code=error.code)
         with self._lock:
-            self._refused[key] = (self._clock() + self._negative_ttl, error)
+            self._refused[key] = (self._clock() + self._negative_ttl, kept)
             self._refused.move_to_end(key)
             while len(self._refused) > self._cache_size:
                 self._refused.popitem(last=False)
