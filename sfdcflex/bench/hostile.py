@@ -36,6 +36,8 @@ IDLE_CONNECTIONS = 3000
 BAD_TOKEN_REQUESTS = 1000
 LOW_NOFILE = 64
 WAITING_CLIENTS = 200
+SETTLE_SECONDS = 1.0      # for the server to read what was sent before RSS is read
+CPU_SECONDS = 3.0         # CPU is averaged over this long
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -94,7 +96,7 @@ def _under_streams(url: str, token: str, seconds: float, pycache: Path) -> dict:
     streamers = [subprocess.Popen(argv, stdout=subprocess.PIPE, env=child_environment(pycache))
                  for _ in range(STREAMERS)]
     try:
-        time.sleep(0.5)  # what is measured is the load once the streams are flowing
+        time.sleep(SETTLE_SECONDS / 2)  # what is measured is the load once the streams flow
         latency = _lookup_latency(url, token, seconds)
         statuses: dict[str, int] = {}
         for streamer in streamers:
@@ -125,7 +127,7 @@ def _held_bodies(url: str, pid: int) -> dict:
     try:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda s: s.sendall(head + b" " * (BIG_BODY - 1)), socks))
-        time.sleep(1.0)  # what is measured is the state once the server has read what was sent
+        time.sleep(SETTLE_SECONDS)  # what is measured is the state once the server has read it all
         return dict(_status(pid), held=len(socks))
     finally:
         for sock in socks:
@@ -135,7 +137,7 @@ def _held_bodies(url: str, pid: int) -> dict:
 def _idle_connections(url: str, pid: int) -> dict:
     socks = _connect_many(url, IDLE_CONNECTIONS)
     try:
-        time.sleep(1.0)  # what is measured is the state once the server has taken what it takes
+        time.sleep(SETTLE_SECONDS)  # what is measured is the state once the server took its share
         return dict(_status(pid), connected=len(socks))
     finally:
         for sock in socks:
@@ -157,11 +159,11 @@ def _at_the_fd_limit(argv: list[str], folder: Path) -> dict:
     child = Child(limited, folder / "pycache", log=log)
     try:
         url = child.wait_for_url()
-        idle_cpu = _cpu_percent(child.pid, 2.0)
+        idle_cpu = _cpu_percent(child.pid, CPU_SECONDS)
         socks = _connect_many(url, WAITING_CLIENTS)
         for sock in socks:
             sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        cpu = _cpu_percent(child.pid, 3.0)
+        cpu = _cpu_percent(child.pid, CPU_SECONDS)
         for sock in socks:
             sock.close()
         return {"idle_cpu_percent": idle_cpu, "cpu_percent": cpu, "waiting": len(socks),
