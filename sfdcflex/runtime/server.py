@@ -97,14 +97,14 @@ class FunctionsServer:
 
     def serve_forever(self, poll_interval: float = 0.25) -> None:
         """Run the I/O loop until `shutdown`, `close_gracefully` or `server_close`."""
-        if self.workers is None:
-            threads = self.limits.threads or (self.app.limits.max_concurrency + 8 if self.app else 38)
-            self.workers = Workers(self, threads)
         with self._lock:
             if self._closed:
                 return
             self._stopped.clear()
             self._loop_thread = threading.get_ident()
+        if self.workers is None:  # here, not in __init__: the app is often set after that
+            threads = self.limits.threads or (self.app.limits.max_concurrency + 8 if self.app else 38)
+            self.workers = Workers(self, threads)
         self._selector.register(self._wake_in, selectors.EVENT_READ, None)
         self._accepting = False
         self._update_accepting(time.monotonic())
@@ -202,7 +202,9 @@ class FunctionsServer:
                     break
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
                     continue  # that client gave up during the handshake
-                raise
+                log.error("accept failed (%s); pausing accepts for %.1f s", exc, ACCEPT_PAUSE)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                break
             self._guarded(self.connections.resume, self.connections.open(sock, address))
         self._update_accepting(time.monotonic())
 
