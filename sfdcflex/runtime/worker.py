@@ -29,6 +29,7 @@ class Workers:
     def __init__(self, server: FunctionsServer, count: int) -> None:
         self.server = server
         self.count = count
+        self.idle = 0  # threads waiting for a job
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._work, name=f"sfdcflex-worker-{n}", daemon=True)
                          for n in range(count)]
@@ -43,9 +44,16 @@ class Workers:
         for _ in self._threads:
             self._jobs.put(None)
 
+    def _take(self) -> Connection | None:
+        self.idle += 1  # approximate (no lock): only a hint for _next_request_came
+        try:
+            return self._jobs.get()
+        finally:
+            self.idle -= 1
+
     def _work(self) -> None:
         poller = select.poll()  # one per thread, aimed at each connection in turn
-        while (connection := self._jobs.get()) is not None:
+        while (connection := self._take()) is not None:
             keep = self._serve_safely(connection)
             if keep:
                 fd = connection.sock.fileno()
@@ -63,7 +71,7 @@ class Workers:
             return False
 
     def _next_request_came(self, connection: Connection, poller: select.poll) -> bool:
-        """Keep a keep-alive connection for a moment, when nothing else waits for a worker.
+        """Keep a keep-alive connection for a moment, unless requests wait with no worker free.
 
         A client on a keep-alive connection usually sends its next request within a fraction
         of a millisecond; reading it here saves two thread hand-offs per request. The wait is
@@ -71,7 +79,7 @@ class Workers:
         arriving is waited for within the same bound, and only whole, valid ones are served
         here: anything else goes back to the I/O thread.
         """
-        if not self._jobs.empty() or self.server.draining:
+        if self._jobs.qsize() > self.idle or self.server.draining:
             return False  # others wait for a worker: this connection queues up like theirs
         deadline = time.monotonic() + KEEP_WAIT
         while True:
