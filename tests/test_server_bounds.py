@@ -32,6 +32,18 @@ def read_all(sock: socket.socket) -> bytes:
     return data
 
 
+def read_one(sock: socket.socket) -> bytes:
+    """One whole response off a keep-alive connection, by its Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
 def exchange(url: str, data: bytes) -> bytes:
     with connect(url) as sock:
         sock.sendall(data)
@@ -303,3 +315,21 @@ def test_no_descriptor_for_a_spool_file_is_503_and_the_server_goes_on(serve, mon
     answer = exchange(served.url, b"POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n{")
     assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in answer
     assert served.call("GET", "/hello").status == 200
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.05])
+def test_keep_alive_request_split_anywhere_is_served_whole(runtime, pause):
+    # A worker keeps a keep-alive connection for ~10 ms: a request split across that moment
+    # goes back to the I/O thread half read and must still be answered exactly once.
+    body = b'{"n": 1}'
+    request = (b"POST /echo HTTP/1.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    with connect(runtime.url) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\n\r\n")
+        assert sock.recv(1000).startswith(b"HTTP/1.1 200 ")
+        for split in (10, len(request) - len(body), len(request) - 2):
+            sock.sendall(request[:split])
+            time.sleep(pause)  # the client's own pause is what is tested
+            sock.sendall(request[split:])
+            answer = read_one(sock)
+            assert answer.startswith(b"HTTP/1.1 200 ") and b'"n":1' in answer
