@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sfdcflex.runtime.errors import BadGateway, BadRequest, ConfigError, Forbidden
+from sfdcflex.runtime.errors import BadGateway, BadRequest, ConfigError, Forbidden, ServiceUnavailable
 from sfdcflex.clients.iam import FlexTokenValidator
 from sfdcflex.demo.standins import IamStandIn
 
@@ -190,3 +190,21 @@ def test_remembered_refusals_keep_no_traceback_and_are_bounded(iam, clock):
             validator.validate(f"bad-token-{n}")
     kept = [error for _, error in validator._refused.values()]
     assert len(kept) == 3 and all(error.__traceback__ is None for error in kept)
+
+
+def test_iam_calls_in_flight_are_bounded(iam, clock):
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=5, max_calls=1)
+    iam.fail_next("validate", stall=1.5)  # the first call holds the only place
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(_outcome, validator, "garbage-1")
+        deadline = time.monotonic() + 5
+        while iam.calls["validate"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the stand-in's counter: the call has no event to wait on
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable) as busy:
+            validator.validate("garbage-2")
+        assert busy.value.code == "iam_busy" and busy.value.headers["Retry-After"] == "1"
+        assert 0.4 <= time.monotonic() - started < 1.4
+        assert first.result(5) == "invalid_token"
+    assert iam.calls["validate"] == 1
+    assert _outcome(validator, "garbage-2") == "invalid_token"  # not remembered as refused

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
-from ..runtime.errors import BadGateway, BadRequest, Forbidden
+from ..runtime.errors import BadGateway, BadRequest, Forbidden, ServiceUnavailable
 from .transport import basic_auth, call, check_upstream_url, default_opener
 
 if TYPE_CHECKING:
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_MESSAGE_CHARS = 200
 NEGATIVE_TTL = 60.0
+# IAM calls in flight at once. Past it a check waits a moment, then answers 503: a flood of
+# distinct garbage tokens must not turn into a flood of IAM calls, nor hold every worker.
+MAX_IAM_CALLS = 8
+IAM_QUEUE_SECONDS = 0.5
 
 
 class _Flight:
@@ -56,7 +60,7 @@ class FlexTokenValidator:
                  opener: urllib.request.OpenerDirector | None = None,
                  clock: Callable[[], float] = time.time, timeout: float = 5.0,
                  max_cache_ttl: float = 300.0, cache_size: int = 10_000,
-                 negative_ttl: float = NEGATIVE_TTL) -> None:
+                 negative_ttl: float = NEGATIVE_TTL, max_calls: int = MAX_IAM_CALLS) -> None:
         base = check_upstream_url("TWILIO_IAM_URL", iam_url)
         self._validate_url = f"{base}/v1/Accounts/{account_sid}/Tokens/validate"
         self._authorization = basic_auth(account_sid, auth_token)
@@ -69,6 +73,7 @@ class FlexTokenValidator:
         self._cache: OrderedDict[str, tuple[float, FlexAgent]] = OrderedDict()
         self._refused: OrderedDict[str, tuple[float, Forbidden]] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
+        self._calls = threading.BoundedSemaphore(max_calls)
         self._lock = threading.Lock()
 
     def validate(self, token: object) -> FlexAgent:
@@ -93,11 +98,20 @@ class FlexTokenValidator:
         if not leader:
             return self._outcome_of(flight), True
         try:
+            return self._lead(key, token, flight)
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+    def _lead(self, key: str, token: str, flight: _Flight) -> tuple[FlexAgent, bool]:
+        """Ask IAM about a token no other check is asking about; the outcome is shared."""
+        try:
             agent = self._cached(key)  # a flight that ended just now left its answer here
             if agent is not None:
                 flight.agent = agent
                 return agent, True
-            flight.agent = self._ask_iam(token)
+            flight.agent = self._ask_iam_within_bound(token)
             self._remember(key, flight.agent)
             return flight.agent, False
         except Exception as error:
@@ -105,10 +119,15 @@ class FlexTokenValidator:
             if isinstance(error, Forbidden):
                 self._remember_refusal(key, error)
             raise
+
+    def _ask_iam_within_bound(self, token: str) -> FlexAgent:
+        if not self._calls.acquire(timeout=IAM_QUEUE_SECONDS):
+            raise ServiceUnavailable("too many Flex token checks at once; retry shortly",
+                                     code="iam_busy", headers={"Retry-After": "1"})
+        try:
+            return self._ask_iam(token)
         finally:
-            with self._lock:
-                del self._flights[key]
-            flight.done.set()
+            self._calls.release()
 
     def _outcome_of(self, flight: _Flight) -> FlexAgent:
         """What the IAM call another check is making says (without a call of our own)."""
