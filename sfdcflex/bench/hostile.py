@@ -247,10 +247,10 @@ def format_hostile(report: dict) -> str:
         f"IAM calls for {m['bad_token']['requests']:.0f} requests with one bad token: "
         f"{m['bad_token']['iam_calls']:.0f}",
         f"streamed bodies answered (run 1): {report['each'][0]['streams']['streamed']}",
-        f"bodies of {BIG_BODY / MIB:g} MiB; connections taken of {IDLE_CONNECTIONS:,}: {m['idle_connections']['connected']:.0f}; "
-        f"held bodies: {m['held_bodies']['held']:.0f}; at the fd limit: "
-        f"{fd['accept_failures_logged']:.0f} accept failures logged, answering again "
-        f"{fd['recovered_in_s']:.2f} s after the clients left"])
+        f"bodies of {BIG_BODY / MIB:g} MiB; connections taken of {IDLE_CONNECTIONS:,}: "
+        f"{m['idle_connections']['connected']:.0f}; held bodies: {m['held_bodies']['held']:.0f}",
+        f"at the fd limit: {fd['accept_failures_logged']:.0f} accept failures logged, answering "
+        f"again {fd['recovered_in_s']:.2f} s after the clients left"])
 
 
 def run_hostile_report(args: argparse.Namespace) -> int:
