@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from sfdcflex.runtime.server import MAX_HEADER_BYTES, FunctionsServer
+from sfdcflex.runtime.http11 import MAX_HEADER_BYTES
+from sfdcflex.runtime.server import FunctionsServer
 
 
 def raw_exchange(url: str, data: bytes, *, timeout: float = 5.0) -> bytes:

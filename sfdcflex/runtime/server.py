@@ -23,7 +23,7 @@ from typing import Callable
 
 from .app import App
 from .connection import Connection, ConnectionPool
-from .http11 import MAX_HEADER_BYTES, HttpDate  # noqa: F401  (MAX_HEADER_BYTES: tests, callers)
+from .http11 import HttpDate
 from .worker import Workers
 
 log = logging.getLogger("sfdcflex")
