@@ -54,21 +54,19 @@ class Workers:
     def _work(self) -> None:
         poller = select.poll()  # one per thread, aimed at each connection in turn
         while (connection := self._take()) is not None:
-            keep = self._serve_safely(connection)
-            if keep:
-                fd = connection.sock.fileno()
-                poller.register(fd, select.POLLIN)
-                while keep and self._next_request_came(connection, poller):
-                    keep = self._serve_safely(connection)
-                poller.unregister(fd)
+            try:
+                keep = self._serve(connection)
+                if keep:
+                    poller.register(connection.sock, select.POLLIN)
+                    try:
+                        while keep and self._next_request_came(connection, poller):
+                            keep = self._serve(connection)
+                    finally:
+                        poller.unregister(connection.sock)
+            except Exception:  # a fault here must not cost the pool a thread
+                log.exception("serving a request failed")
+                keep = False
             self.server.give_back(connection, keep)
-
-    def _serve_safely(self, connection: Connection) -> bool:
-        try:
-            return self._serve(connection)
-        except Exception:  # a fault here must not cost the pool a thread
-            log.exception("serving a request failed")
-            return False
 
     def _next_request_came(self, connection: Connection, poller: select.poll) -> bool:
         """Keep a keep-alive connection for a moment, unless requests wait with no worker free.
