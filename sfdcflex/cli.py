@@ -18,6 +18,7 @@ from .runtime.logs import configure_logging
 from .runtime.routes import Asset, build_routes, discover_functions
 from .runtime.app import App, Limits
 from .runtime.server import FunctionsServer
+from .server_options import add_server_limits, server_limits
 
 if TYPE_CHECKING:
     from .demo.main import Demo
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=None,
                         help="on SIGTERM or Ctrl-C, seconds to let requests in flight finish "
                              "(default: --timeout); a second signal stops at once")
+    add_server_limits(parser)
     parser.add_argument("--live", action="store_true", help="reload a function whose file changed")
     parser.add_argument("--log-level", default=None, choices=LOG_LEVELS,
                         help="default LOG_LEVEL, else info")
@@ -115,9 +117,17 @@ def build_app(config: Config, *, functions: Path | str | None = None, limits: Li
     public_url = config.public_url or public_url
     services = build_services(config, public_url=public_url)
     health = HealthCheck(services.keeper.store, config.token_store)
-    return App(build_routes(found, ORIGINAL_PLUGIN_PATHS), found, env=dict(config.values),
+    routes = build_routes(found, ORIGINAL_PLUGIN_PATHS)
+    return App(routes, found, env=dict(config.values),
                services=services, limits=limits, cors_origins=(config.flex_instance_url,),
-               public_url=public_url, assets=assets, live=live, builtins={HEALTH_PATH: health})
+               public_url=public_url, assets=assets, live=live, builtins={HEALTH_PATH: health},
+               body_limits=integration_body_limits(routes, config.max_function_body))
+
+
+def integration_body_limits(routes: dict, limit: int) -> dict[str, int]:
+    """MAX_FUNCTION_BODY for the integration's own functions; others keep the runtime's 6 MiB."""
+    own = default_functions_folder()
+    return {path: limit for path, fn in routes.items() if fn.file.resolve().parent == own}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return _check(args)
     try:
-        server = FunctionsServer((args.host, args.port), None, read_timeout=args.read_timeout)
+        server = FunctionsServer((args.host, args.port), None, limits=server_limits(args))
     except OSError as exc:
         print(f"sfdcflex: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2

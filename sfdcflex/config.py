@@ -25,7 +25,7 @@ SETTING_NAMES = (
     "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET", "FLEX_INSTANCE_URL", "SFDC_LOGIN_URL",
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
     "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "LOG_LEVEL", "LOG_FORMAT",
-    "ORIGINAL_PLUGIN_LOGIN", "SFDC_LOOKUP_OBJECTS", "UPSTREAM_CA_FILE",
+    "ORIGINAL_PLUGIN_LOGIN", "SFDC_LOOKUP_OBJECTS", "UPSTREAM_CA_FILE", "MAX_FUNCTION_BODY",
 )
 # The objects get-contact searches, in the order a match wins (a Contact over a Lead).
 LOOKUP_OBJECTS = ("Contact", "Lead")
@@ -71,6 +71,7 @@ class Config:
     log_level: str
     log_format: str
     original_plugin_login: bool
+    max_function_body: int
     values: Mapping[str, str] = field(repr=False)
     lookup_objects: tuple[str, ...] = LOOKUP_OBJECTS
     # Tests and the benchmark only: trust this CA bundle instead of the system's for upstream TLS.
@@ -237,6 +238,10 @@ def load_config(values: Mapping[str, str]) -> Config:
         log_format=check.choice("LOG_FORMAT", LOG_FORMATS),
         original_plugin_login=check.flag("ORIGINAL_PLUGIN_LOGIN"),
         lookup_objects=check.lookup_objects(),
+        # The integration's requests are a token and a phone number or an OAuth code: a few
+        # hundred bytes. 64 KiB leaves room, and bounds what a stranger makes us read and parse.
+        max_function_body=int(check.number("MAX_FUNCTION_BODY", 64 * 1024, 1024,
+                                           6 * 1024 * 1024, integer=True)),
         values=MappingProxyType(dict(values)),
         upstream_ca_file=check.ca_file(),
     )

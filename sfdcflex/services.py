@@ -12,6 +12,7 @@ from .keeper import TokenKeeper
 from .linking import Linker
 from .lookup import Lookup
 from .oauth_state import StateSigner, load_or_create_secret
+from .runtime.app import outside_the_slot
 from .runtime.cors import origin_of
 from .runtime.errors import BadRequest
 from .clients.salesforce import SalesforceClient
@@ -54,7 +55,10 @@ class Services:
         if not token_in_url and "Token" in event.get("request", {}).get("query", {}):
             raise BadRequest("Send the Flex token in the request body (field Token), not in the URL",
                              code="token_in_url")
-        with timing.span("flex", "Flex token check") as label:
+        # Waiting for IAM is not the function's own work: it gives its concurrency slot back
+        # meanwhile (see runtime.app.outside_the_slot), so a flood of bad tokens cannot turn
+        # into 429s for real agents.
+        with timing.span("flex", "Flex token check") as label, outside_the_slot():
             agent, cached = self.flex.validate_with_source(event.get("Token"))
             if cached:
                 label[0] = "Flex token check (cached, no IAM call)"

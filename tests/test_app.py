@@ -258,3 +258,39 @@ def test_live_reload_picks_up_a_changed_function(serve, tmp_path):
     later = time.time() + 5  # a clearly newer mtime, whatever the file system's resolution
     os.utime(fn, (later, later))
     assert served.call("GET", "/greet").body == b"two"
+
+
+def test_a_wait_outside_the_slot_leaves_it_to_others(serve):
+    served = serve(limits=Limits(timeout=10, max_concurrency=1))
+    waiting = served.app.functions["waits-outside"].module
+    waiting.RELEASE.clear()
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(served.call, "POST", "/waits-outside", body={})
+        assert waiting.WAITING.acquire(timeout=5)
+        assert served.call("GET", "/hello").status == 200  # the cap is 1, and it is free
+        waiting.RELEASE.set()
+        assert first.result(5).status == 200
+
+
+def test_taking_the_slot_back_waits_for_it_then_answers_429_at_the_time_limit(serve):
+    served = serve(limits=Limits(timeout=0.5, max_concurrency=1))
+    waiting, slow = served.app.functions["waits-outside"].module, served.app.functions["slow"].module
+    waiting.RELEASE.clear(), slow.RELEASE.clear()
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(served.call, "POST", "/waits-outside", body={})
+        assert waiting.WAITING.acquire(timeout=5)
+        second = pool.submit(served.call, "POST", "/slow", body={"wait": 5})
+        assert slow.ENTERED.acquire(timeout=5)  # holds the only slot
+        waiting.RELEASE.set()
+        assert first.result(5).status in (429, 504)  # never runs on past the cap
+        slow.RELEASE.set()
+        second.result(5)
+
+
+def test_a_lone_surrogate_anywhere_in_json_is_400_and_a_pair_is_text(runtime):
+    json_type = {"Content-Type": "application/json"}
+    for body in (b'{"a": "\\ud800"}', b'{"a": [{"b\\udfff": 1}]}', b'{"a": [[["x", "\\udbff"]]]}'):
+        answer = runtime.call("POST", "/echo", body=body, headers=json_type)
+        assert answer.status == 400 and answer.json()["error"] == "bad_json", body
+    paired = runtime.call("POST", "/echo", body=b'{"a": "\\ud83d\\ude00"}', headers=json_type)
+    assert paired.status == 200 and paired.json()["event"]["a"] == "\U0001f600"

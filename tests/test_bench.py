@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+
+import pytest
 from pathlib import Path
 
 from sfdcflex.bench.main import main
@@ -68,3 +70,22 @@ def test_the_load_generator_counts_refused_connections_as_errors(tmp_path):
         bare.kill()  # now nothing listens on that port
     result = run_load(url, lambda: ("GET", "/", b"", {}), connections=2, duration=0.2, max_requests=50)
     assert result.ok == 0 and result.errors > 0
+
+
+@pytest.mark.slow
+def test_the_hostile_scenarios_run_end_to_end_and_stop_their_servers(tmp_path, monkeypatch, capsys):
+    from sfdcflex.bench import hostile
+    for name, value in (("BIG_BODY", 256 * 1024), ("HELD_BODIES", 3), ("IDLE_CONNECTIONS", 40),
+                        ("BAD_TOKEN_REQUESTS", 30), ("WAITING_CLIENTS", 80), ("SETTLE_SECONDS", 0.3),
+                        ("CPU_SECONDS", 0.5)):
+        monkeypatch.setattr(hostile, name, value)
+    before = set(_children_of(os.getpid()))
+    out = tmp_path / "hostile.json"
+    assert main(["--hostile", "--rounds", "1", "--duration", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())["medians"]
+    assert report["bad_token"] == {"requests": 32, "iam_calls": 1}  # 4 per connection
+    assert report["held_bodies"]["held"] == 3 and report["idle_connections"]["connected"] == 40
+    assert report["fd_limit"]["accept_failures_logged"] >= 1 and 0 <= report["fd_limit"]["recovered_in_s"] < 15
+    assert report["streams"]["errors"] == 0 and report["calm"]["errors"] == 0
+    assert "IAM calls for 32 requests with one bad token: 1" in capsys.readouterr().out
+    assert set(_children_of(os.getpid())) <= before

@@ -375,10 +375,11 @@ def test_the_nginx_snippet_passes_what_sfdcflex_relies_on(standins, tmp_path):
                       headers={"Origin": FLEX_URL, "Host": "crm.example.com"})
         assert answer.status == 404 and answer.json()["error"] == "not_linked"
         assert answer.headers["Access-Control-Allow-Origin"] == FLEX_URL
-        # Past nginx's default 1m, within Twilio's 6 MiB: sfdcflex reads it (and finds no JSON).
+        # Past nginx's default 1m, within Twilio's 6 MiB: nginx passes it on, and sfdcflex answers
+        # its own JSON 413 (MAX_FUNCTION_BODY, 64 KiB for the integration's functions), not nginx's HTML.
         large = call(front, "POST", "/get-user", body=b"x" * (2 * 1024 * 1024),
                      headers={"Content-Type": "application/json"})
-        assert large.status == 400 and large.json()["error"] == "bad_json"
+        assert large.status == 413 and large.json()["error"] == "payload_too_large"
         assert call(front, "POST", "/get-user", body=b"x" * (6 * 1024 * 1024 + 1),
                     headers={"Content-Type": "application/json"}).status == 413
     finally:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sfdcflex.runtime.errors import BadGateway, BadRequest, ConfigError, Forbidden
+from sfdcflex.runtime.errors import BadGateway, BadRequest, ConfigError, Forbidden, ServiceUnavailable
 from sfdcflex.clients.iam import FlexTokenValidator
 from sfdcflex.demo.standins import IamStandIn
 
@@ -72,15 +73,46 @@ def test_the_cache_ends_when_the_token_expires(iam, validator, clock):
     assert iam.calls["validate"] == 2
 
 
-def test_an_invalid_token_is_forbidden_and_not_cached(iam, validator):
+def test_an_invalid_token_is_forbidden_and_remembered_for_a_minute(iam, validator, clock):
     token = iam.issue_token("ada@example.com")
     iam.revoke_token(token)
-    for _ in range(2):
+    for _ in range(3):
         with pytest.raises(Forbidden) as raised:
             validator.validate(token)
         assert raised.value.status == 403 and raised.value.code == "invalid_token"
         assert token not in raised.value.message
+    assert iam.calls["validate"] == 1
+    clock.now += 61
+    with pytest.raises(Forbidden):
+        validator.validate(token)
     assert iam.calls["validate"] == 2
+
+
+def test_iam_trouble_is_not_remembered(iam, validator):
+    iam.fail_next("validate", status=500)
+    with pytest.raises(BadGateway):
+        validator.validate("not-a-flex-token")
+    with pytest.raises(Forbidden):
+        validator.validate("not-a-flex-token")
+    assert iam.calls["validate"] == 2
+
+
+def test_concurrent_checks_of_one_token_share_one_iam_call(iam, clock):
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=5)
+    good, bad = iam.issue_token("ada@example.com"), "garbage-token"
+    for token, count in ((bad, 1), (good, 2)):
+        iam.fail_next("validate", stall=0.3)  # the first call is slow: the others arrive meanwhile
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(lambda _: _outcome(validator, token), range(8)))
+        assert iam.calls["validate"] == count
+        assert outcomes == (["invalid_token"] * 8 if token == bad else ["ada@example.com"] * 8)
+
+
+def _outcome(validator: FlexTokenValidator, token: str) -> str:
+    try:
+        return validator.validate(token).identity
+    except Forbidden as error:
+        return error.code
 
 
 def test_a_made_up_token_is_forbidden(validator):
@@ -151,3 +183,31 @@ def test_an_unknown_account_tells_the_operator(iam, clock, caplog):
         validator.validate(iam.issue_token("ada@example.com"))
     assert "ACCOUNT_SID" in caplog.text and raised.value.code == "iam_credentials_rejected"
     assert "ACCOUNT_SID" not in raised.value.message
+
+
+def test_remembered_refusals_keep_no_traceback_and_are_bounded(iam, clock):
+    # A kept traceback would keep its frames, the token among their locals, for a minute.
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, cache_size=3)
+    for n in range(5):
+        with pytest.raises(Forbidden):
+            validator.validate(f"bad-token-{n}")
+    kept = [error for _, error in validator._refused.values()]
+    assert len(kept) == 3 and all(error.__traceback__ is None for error in kept)
+
+
+def test_iam_calls_in_flight_are_bounded(iam, clock):
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=5, max_calls=1)
+    iam.fail_next("validate", stall=1.5)  # the first call holds the only place
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(_outcome, validator, "garbage-1")
+        deadline = time.monotonic() + 5
+        while iam.calls["validate"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the stand-in's counter: the call has no event to wait on
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable) as busy:
+            validator.validate("garbage-2")
+        assert busy.value.code == "iam_busy" and busy.value.headers["Retry-After"] == "1"
+        assert 0.4 <= time.monotonic() - started < 1.4
+        assert first.result(5) == "invalid_token"
+    assert iam.calls["validate"] == 1
+    assert _outcome(validator, "garbage-2") == "invalid_token"  # not remembered as refused

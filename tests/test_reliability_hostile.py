@@ -259,9 +259,9 @@ RAW_REQUESTS = [  # (bytes, status expected or None when the server should just 
     (b"POST /get-user HTTP/1.1\r\nno colon here\r\n\r\n", 400),
     (b"POST /get-user HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n", 431),
     (b"POST /get-user HTTP/1.1\r\nX-Big: " + b"b" * 16_000 + b"\r\n\r\n", 431),
-    (b"GET /get\x00user HTTP/1.1\r\nConnection: close\r\n\r\n", 404),
+    (b"GET /get\x00user HTTP/1.1\r\nConnection: close\r\n\r\n", 400),  # NUL: RFC 9110 §5.5
     (b"get /get-user HTTP/1.1\r\nConnection: close\r\n\r\n", 405),
-    (b"POST /get-user HTTP/1.0\nContent-Length: %d\n\n" % len(GOOD) + GOOD, 403),
+    (b"POST /get-user HTTP/1.0\nContent-Length: %d\n\n" % len(GOOD) + GOOD, 400),  # bare LF
     (b"\r\n\r\nGET /get-user HTTP/1.1\r\n\r\n", 400),
     (b"POST /get-contact HTTP/1.1\r\nExpect: 100-continue\r\nConnection: close\r\n"
      b"Content-Length: %d\r\n\r\n" % len(GOOD) + GOOD, 403),

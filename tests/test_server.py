@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from sfdcflex.runtime.server import MAX_HEADER_BYTES, ConnectionHandler, FunctionsServer
+from sfdcflex.runtime.http11 import MAX_HEADER_BYTES
+from sfdcflex.runtime.server import FunctionsServer
 
 
 def raw_exchange(url: str, data: bytes, *, timeout: float = 5.0) -> bytes:
@@ -53,35 +54,20 @@ def test_log_line_per_request(runtime, caplog):
     assert "should-not-be-logged" not in caplog.text
 
 
-class _CountingSocket:
-    """The server side of a socketpair that counts sendall calls."""
+def test_each_response_leaves_in_one_write(runtime, monkeypatch):
+    # Headers and body in one send: two writes meet Nagle's algorithm and delayed ACK.
+    writes = []
+    real_send = socket.socket.send
 
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock, self.writes = sock, 0
+    def counting_send(sock, data, *args):
+        writes.append(bytes(data[:9]))
+        return real_send(sock, data, *args)
 
-    def sendall(self, data: bytes) -> None:
-        self.writes += 1
-        self._sock.sendall(data)
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
-def test_each_response_leaves_in_one_write(runtime):
-    server_side, client_side = socket.socketpair()
-    counting = _CountingSocket(server_side)
-    worker = threading.Thread(target=ConnectionHandler, args=(counting, ("127.0.0.1", 1), runtime.server))
-    worker.start()
-    client_side.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * 3 + b"GET /built HTTP/1.1\r\nConnection: close\r\n\r\n")
-    worker.join(5)
-    server_side.close()  # socketserver closes it after the handler; here the test does
-    client_side.settimeout(5)
-    received = b""
-    while chunk := client_side.recv(65536):
-        received += chunk
-    client_side.close()
-    assert received.count(b"HTTP/1.1 ") == 4
-    assert counting.writes == 4
+    monkeypatch.setattr(socket.socket, "send", counting_send)
+    answer = raw_exchange(runtime.url, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+                          + b"GET /built HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert answer.count(b"HTTP/1.1 ") == 4
+    assert [w for w in writes if w != b"x"] == [b"HTTP/1.1 "] * 4  # b"x": the I/O thread's wake-up
 
 
 @pytest.mark.parametrize("request_bytes,status", [
@@ -110,9 +96,17 @@ def test_body_over_6_mib_is_413_without_being_read(runtime):
 
 
 def test_expect_100_continue(runtime):
-    answer = raw_exchange(runtime.url, b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
-                                       b"Content-Type: application/json\r\nConnection: close\r\n\r\n{}")
-    assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+    # The client waits for 100 Continue before sending its body (RFC 9110 §10.1.1).
+    host, port = runtime.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+                     b"Content-Type: application/json\r\nConnection: close\r\n\r\n")
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"{}")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK")
 
 
 def test_slow_client_is_closed_by_the_read_timeout_while_others_are_served(serve):

@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency", action="store_true",
                         help="also run the latency scenario (misses through a 20/80 ms proxy)")
     parser.add_argument("--latency-misses", type=int, default=30, help=argparse.SUPPRESS)
+    parser.add_argument("--hostile", action="store_true",
+                        help="run the hostile-load scenarios instead (see bench/hostile.py)")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-standins", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -394,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         return serve_bare(args.port)
     if args.serve_standins:
         return serve_standins(args.contacts)
+    if args.hostile:
+        from .hostile import run_hostile_report  # imports this module: loaded only when asked
+        return run_hostile_report(args)
     try:
         report = run_benchmark(args)
     except KeyboardInterrupt:

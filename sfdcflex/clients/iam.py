@@ -1,12 +1,17 @@
-"""Flex token checks against Twilio IAM, with positive answers cached by a hash of the token.
+"""Flex token checks against Twilio IAM, with answers cached by a hash of the token.
 
 Twilio IAM's `POST /v1/Accounts/{AccountSid}/Tokens/validate` (Basic auth with the account's
 SID and auth token, JSON `{"token": ...}`) answers `{"valid": true, "realm_user_id", "roles",
 "expiration", ...}` for a good Flex token. The token itself is never stored or logged: the
 cache key is its SHA-256.
+
+Invalid tokens are remembered too (a negative cache, 60 s), and concurrent checks of the same
+unknown token share one IAM call (single-flight): otherwise a flood of one garbage token costs
+one IAM call per request, against the account's IAM rate limits.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import threading
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
-from ..runtime.errors import BadGateway, BadRequest, Forbidden
+from ..runtime.errors import BadGateway, BadRequest, Forbidden, ServiceUnavailable
 from .transport import basic_auth, call, check_upstream_url, default_transport
 
 if TYPE_CHECKING:
@@ -25,6 +30,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("sfdcflex")
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_MESSAGE_CHARS = 200
+NEGATIVE_TTL = 60.0
+# IAM calls in flight at once. Past it a check waits a moment, then answers 503: a flood of
+# distinct garbage tokens must not turn into a flood of IAM calls, nor hold every worker.
+MAX_IAM_CALLS = 8
+IAM_QUEUE_SECONDS = 0.5
+
+
+class _Flight:
+    """One IAM call in progress; other checks of the same token wait for its outcome."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.agent: FlexAgent | None = None
+        self.error: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +61,8 @@ class FlexTokenValidator:
     def __init__(self, iam_url: str, account_sid: str, auth_token: str, *,
                  transport: Sender | None = None,
                  clock: Callable[[], float] = time.time, timeout: float = 5.0,
-                 max_cache_ttl: float = 300.0, cache_size: int = 10_000) -> None:
+                 max_cache_ttl: float = 300.0, cache_size: int = 10_000,
+                 negative_ttl: float = NEGATIVE_TTL, max_calls: int = MAX_IAM_CALLS) -> None:
         base = check_upstream_url("TWILIO_IAM_URL", iam_url)
         self._validate_url = f"{base}/v1/Accounts/{account_sid}/Tokens/validate"
         self._authorization = basic_auth(account_sid, auth_token)
@@ -51,7 +71,11 @@ class FlexTokenValidator:
         self._timeout = timeout
         self._max_cache_ttl = max_cache_ttl
         self._cache_size = cache_size
+        self._negative_ttl = negative_ttl
         self._cache: OrderedDict[str, tuple[float, FlexAgent]] = OrderedDict()
+        self._refused: OrderedDict[str, tuple[float, Forbidden]] = OrderedDict()
+        self._flights: dict[str, _Flight] = {}
+        self._calls = threading.BoundedSemaphore(max_calls)
         self._lock = threading.Lock()
 
     def validate(self, token: object) -> FlexAgent:
@@ -68,13 +92,63 @@ class FlexTokenValidator:
         cached = self._cached(key)
         if cached is not None:
             return cached, True
-        agent = self._ask_iam(token)
-        self._remember(key, agent)
-        return agent, False
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            return self._outcome_of(flight), True
+        try:
+            return self._lead(key, token, flight)
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+    def _lead(self, key: str, token: str, flight: _Flight) -> tuple[FlexAgent, bool]:
+        """Ask IAM about a token no other check is asking about; the outcome is shared."""
+        try:
+            agent = self._cached(key)  # a flight that ended just now left its answer here
+            if agent is not None:
+                flight.agent = agent
+                return agent, True
+            flight.agent = self._ask_iam_within_bound(token)
+            self._remember(key, flight.agent)
+            return flight.agent, False
+        except Exception as error:
+            flight.error = error
+            if isinstance(error, Forbidden):
+                self._remember_refusal(key, error)
+            raise
+
+    def _ask_iam_within_bound(self, token: str) -> FlexAgent:
+        if not self._calls.acquire(timeout=IAM_QUEUE_SECONDS):
+            raise ServiceUnavailable("too many Flex token checks at once; retry shortly",
+                                     code="iam_busy", headers={"Retry-After": "1"})
+        try:
+            return self._ask_iam(token)
+        finally:
+            self._calls.release()
+
+    def _outcome_of(self, flight: _Flight) -> FlexAgent:
+        """What the IAM call another check is making says (without a call of our own)."""
+        if not flight.done.wait(self._timeout + 1.0):
+            raise BadGateway("Twilio IAM did not answer in time", code="iam_unavailable")
+        if flight.agent is not None:
+            return flight.agent
+        raise copy.copy(flight.error)  # a copy: one exception object raised in two threads
+                                       # would share (and garble) its traceback
 
     def _cached(self, key: str) -> FlexAgent | None:
+        """The agent for a token seen valid lately; raises Forbidden for one seen invalid."""
         now = self._clock()
         with self._lock:
+            refused = self._refused.get(key)
+            if refused is not None:
+                if now < refused[0]:
+                    raise copy.copy(refused[1])
+                del self._refused[key]
             entry = self._cache.get(key)
             if entry is None:
                 return None
@@ -92,6 +166,16 @@ class FlexTokenValidator:
             self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+
+    def _remember_refusal(self, key: str, error: Forbidden) -> None:
+        # A new exception: the raised one holds its traceback, whose frames hold the token and
+        # the whole IAM exchange; thousands of those would be megabytes (and secrets) kept.
+        kept = Forbidden(error.message, code=error.code)
+        with self._lock:
+            self._refused[key] = (self._clock() + self._negative_ttl, kept)
+            self._refused.move_to_end(key)
+            while len(self._refused) > self._cache_size:
+                self._refused.popitem(last=False)
 
     def _ask_iam(self, token: str) -> FlexAgent:
         try:

@@ -9,10 +9,11 @@ import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import signature
 from .cors import PREFLIGHT_HEADERS, CorsPolicy
@@ -73,8 +74,10 @@ class _Invocation:
     Most handlers call back before anyone waits, so the waiting lock is made only when needed.
     """
 
-    def __init__(self, route: str) -> None:
+    def __init__(self, route: str, slots: threading.BoundedSemaphore) -> None:
         self.route = route
+        self.slots, self.holds_slot = slots, True
+        self.deadline = time.monotonic()
         self.finished = False
         self.timed_out = False
         self.error: object = None
@@ -91,6 +94,11 @@ class _Invocation:
             waiter = self._waiter
         if waiter is not None:
             waiter.release()
+
+    def release_slot(self) -> None:
+        if self.holds_slot:
+            self.holds_slot = False
+            self.slots.release()
 
     def wait(self, timeout: float) -> bool:
         """True once the handler has called back, waiting at most `timeout` seconds for it."""
@@ -113,7 +121,8 @@ class App:
                  env: dict[str, str] | None = None, services: object = None,
                  limits: Limits = Limits(), cors_origins: tuple[str, ...] = (),
                  public_url: str | None = None, assets: dict[str, Asset] | None = None,
-                 live: bool = False, builtins: dict[str, Builtin] | None = None) -> None:
+                 live: bool = False, builtins: dict[str, Builtin] | None = None,
+                 body_limits: dict[str, int] | None = None) -> None:
         self.routes = routes
         self.builtins = dict(builtins or {})
         self.functions = functions if functions is not None else {f.name: f for f in routes.values()}
@@ -121,6 +130,7 @@ class App:
         self.services = services
         self.limits = limits
         self.cors = CorsPolicy(cors_origins)
+        self.body_limits = dict(body_limits or {})
         self.public_url = public_url.rstrip("/") if public_url else None
         self.assets = assets or {}
         self.live = live
@@ -133,6 +143,10 @@ class App:
 
     def close(self) -> None:
         self._watchdog.stop()
+
+    def max_body_for(self, path: str) -> int:
+        """The largest request body the route at `path` takes (the runtime's limit by default)."""
+        return self.body_limits.get(path, self.limits.max_body)
 
     def dispatch(self, request: Request, answer_early: Callable[[Reply], None]) -> Reply:
         """Answer one request; never raises, and logs one line.
@@ -166,8 +180,8 @@ class App:
         if request.method not in ALLOWED_METHODS:
             raise MethodNotAllowed(f"{request.method} is not allowed; use GET, POST or OPTIONS",
                                    headers={"Allow": ", ".join(ALLOWED_METHODS)})
-        if len(request.body) > self.limits.max_body:
-            raise PayloadTooLarge(f"request bodies are limited to {self.limits.max_body} bytes")
+        if len(request.body) > self.max_body_for(path):
+            raise PayloadTooLarge(f"request bodies are limited to {self.max_body_for(path)} bytes")
         builtin = self.builtins.get(path)
         if builtin is not None and request.method == "GET":
             return builtin(request)
@@ -180,19 +194,25 @@ class App:
             raise NotFound(f"no function at {path}", code="not_found")
         if request.method == "OPTIONS":
             return Reply(204, list(PREFLIGHT_HEADERS))
-        if function.access == PROTECTED:
-            self._check_signature(request, path)
-        event = build_event(request)
-        context = self._context(request, path)
-        return self._invoke(function, self._handler(function), context, event, early)
-
-    def _invoke(self, function: Function, handler, context: Context, event: dict,
-                early: Callable[[Reply], None]) -> Reply:
+        # The slot is taken before the body is parsed: parsing a big body costs real CPU, and
+        # a flood of them must meet the concurrency cap (429) instead of slowing everyone.
         if not self._slots.acquire(blocking=False):
             raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
                                   headers={"Retry-After": "1"})
-        invocation = _Invocation(function.path)
-        deadline = time.monotonic() + self.limits.timeout
+        invocation = _Invocation(function.path, self._slots)
+        try:
+            if function.access == PROTECTED:
+                self._check_signature(request, path)
+            event = build_event(request)
+            context = self._context(request, path)
+        except BaseException:
+            invocation.release_slot()
+            raise
+        return self._invoke(function, self._handler(function), context, event, early, invocation)
+
+    def _invoke(self, function: Function, handler, context: Context, event: dict,
+                early: Callable[[Reply], None], invocation: _Invocation) -> Reply:
+        deadline = invocation.deadline = time.monotonic() + self.limits.timeout
         # This thread is the worker: no hand-off per request. At the limit the watchdog
         # answers 504 for it, and the function goes on to its end, as on Twilio.
         self._watchdog.arm(invocation, deadline, partial(self._overtime, invocation, early))
@@ -227,6 +247,7 @@ class App:
     def _run(self, handler, context: Context, event: dict, invocation: _Invocation) -> None:
         # The concurrency slot stays taken until the handler really ends, past the time limit
         # too, as on Twilio.
+        _running.invocation = invocation
         try:
             result = handler(context, event, invocation.callback)
             if hasattr(type(result), "__await__"):  # an async def handler
@@ -238,7 +259,8 @@ class App:
             else:
                 invocation.callback(exc)
         finally:
-            self._slots.release()
+            _running.invocation = None
+            invocation.release_slot()
 
     def _failure_reply(self, function: Function, error: object) -> Reply:
         if isinstance(error, HTTPError):
@@ -306,6 +328,31 @@ def _declared_form(request: Request) -> bool:
     """Whether the request says its body is a form: only then do signed parameters cover it."""
     kind = next((v for k, v in request.headers if k.lower() == "content-type"), "")
     return kind.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
+_running = threading.local()  # the invocation a function thread is running, for outside_the_slot
+
+
+@contextmanager
+def outside_the_slot() -> Iterator[None]:
+    """Give the running function's concurrency slot back while it waits for something that
+    is not its own work (a token check with Twilio IAM), and take it again afterwards.
+
+    Without this a flood of requests with garbage tokens holds every slot while IAM answers,
+    and real agents get 429. The check cannot move before the slot is taken instead: the
+    token is in the body, and the body is parsed only inside the slot. When the wait raises
+    (an invalid token), the slot is not taken again: the function only renders its error.
+    Taking it again waits at most until the time limit, then answers 429.
+    """
+    invocation = getattr(_running, "invocation", None)
+    if invocation is None or not invocation.holds_slot:
+        yield
+        return
+    invocation.release_slot()
+    yield
+    if not invocation.slots.acquire(timeout=max(0.0, invocation.deadline - time.monotonic())):
+        raise TooManyRequests("too many invocations at once; retry shortly", headers={"Retry-After": "1"})
+    invocation.holds_slot = True
 
 
 async def _awaited(awaitable):

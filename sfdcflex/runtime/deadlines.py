@@ -1,9 +1,8 @@
 """Deadlines: run an action for every armed key whose deadline has passed.
 
-One thread checks all armed keys a few times a second. The server uses it to shut down a
-connection whose request has not fully arrived in time (a per-recv timeout cannot stop a
-client that sends one byte a second), and the runtime to answer 504 when a function runs past
-its time limit while the function itself goes on.
+One thread checks all armed keys a few times a second. The runtime uses it to answer 504 when
+a function runs past its time limit while the function itself goes on. (The server's read and
+idle deadlines are checked by its own I/O loop, which owns those connections.)
 """
 from __future__ import annotations
 

@@ -74,6 +74,10 @@ class BadGateway(HTTPError):
     status, code = 502, "upstream_error"
 
 
+class ServiceUnavailable(HTTPError):
+    status, code = 503, "server_busy"
+
+
 class GatewayTimeout(HTTPError):
     status, code = 504, "timeout"
 

@@ -54,14 +54,34 @@ def _parse_json(body: bytes) -> dict[str, object]:
         raise BadRequest("the request body is not valid JSON", code="bad_json") from None
     if not isinstance(data, dict):
         raise BadRequest("the JSON body must be an object", code="bad_json")
-    if b"\\u" in body:
+    if b"\\u" in body and _holds_a_lone_surrogate(data):
         # JSON may escape a lone surrogate ("\ud800"), which is no text at all: refuse it here
         # rather than fail later when a value is encoded.
-        try:
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequest("the JSON body holds an invalid \\u escape", code="bad_json") from None
+        raise BadRequest("the JSON body holds an invalid \\u escape", code="bad_json")
     return data
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_a_lone_surrogate(data: object) -> bool:
+    """Whether any key or string holds a surrogate code point (json.loads joins valid pairs).
+
+    A scan of each string, not a second encode of the whole body; a stack, not recursion,
+    because the nesting is the client's choice.
+    """
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def body_params(request) -> dict[str, object]:

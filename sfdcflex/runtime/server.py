@@ -1,233 +1,87 @@
-"""Serve an App over HTTP/1.1 with the standard library's socketserver.
+"""Serve an App over HTTP/1.1: one I/O thread on `selectors`, a fixed pool of worker threads.
 
-The handler only reads the socket into a Request, calls `app.dispatch`, and writes the Reply
-in a single `sendall`: the stock BaseHTTPRequestHandler sends headers and body in two writes,
-and Nagle's algorithm with delayed ACK then adds ~40 ms to every keep-alive request.
+The design follows waitress and gunicorn's gthread worker. The I/O thread owns the listening
+socket and every connection that is idle or still sending its request; it reads heads and
+bodies into per-connection buffers (bodies above a threshold, or past the memory budget, go
+to a temporary file) and hands complete requests to the workers. A worker runs the function,
+writes the reply in one send and gives a keep-alive connection back. So idle and slow
+clients cost a buffer, not a thread, and every resource has a configured bound:
+connections (past it the server stops accepting until one closes), worker threads, request
+body bytes in memory, the time to send a request and the keep-alive idle time.
 """
 from __future__ import annotations
 
+import collections
+import errno
 import logging
-import re
+import selectors
 import socket
-import socketserver
 import threading
 import time
-from functools import partial
+from dataclasses import dataclass
+from typing import Callable
 
-from .deadlines import Deadlines
-from .errors import (BadRequest, HeadersTooLarge, HTTPError, LengthRequired, PayloadTooLarge,
-                     URITooLong, VersionNotSupported)
-from .response import Reply, reason
-from .app import App, Request
+from .app import App
+from .connection import Connection, ConnectionPool
+from .http11 import HttpDate
+from .worker import Workers
 
 log = logging.getLogger("sfdcflex")
 
-MAX_REQUEST_LINE = 8192
-MAX_HEADER_BYTES = 15 * 1024   # Twilio answers 431 past about this much
-MAX_HEADER_COUNT = 100
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# accept() fails with these when the process or system is out of descriptors or buffers;
+# retrying at once would fail again in a busy loop, so accepting pauses instead.
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+ACCEPT_PAUSE = 0.5
+SWEEP_INTERVAL = 0.1
 
 
-class _ClientGone(Exception):
-    """The client closed the connection or was too slow; nothing more to say to it."""
+@dataclass(frozen=True)
+class ServerLimits:
+    """The server's bounds; every one has a CLI option (see cli.py and the README)."""
+
+    max_connections: int = 1000
+    threads: int | None = None           # None: the app's max_concurrency + 8
+    max_body_memory: int = 32 * 1024 * 1024
+    spool_threshold: int = 512 * 1024    # waitress's inbuf_overflow: bigger bodies go to a file
+    keepalive_timeout: float = 15.0
+    read_timeout: float = 10.0
+    send_timeout: float = 10.0
+    linger_bytes: int = 16 * 1024 * 1024
+    linger_seconds: float = 5.0
 
 
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+class FunctionsServer:
+    """The functions runtime's HTTP/1.1 server; `serve_forever` runs the I/O loop."""
 
+    request_queue_size = 1024
 
-class _HttpDate:
-    """The Date header (RFC 9110 IMF-fixdate), formatted once a second rather than once a request."""
-
-    def __init__(self) -> None:
-        self._second, self._text = -1, ""
-
-    def now(self) -> str:
-        second = int(time.time())
-        if second != self._second:
-            t = time.gmtime(second)
-            self._text = (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
-                          f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
-            self._second = second
-        return self._text
-
-
-class ConnectionHandler(socketserver.BaseRequestHandler):
-    """Reads requests off one keep-alive connection and answers each in one write."""
-
-    server: FunctionsServer
-
-    def setup(self) -> None:
-        sock = self.request
-        sock.settimeout(self.server.read_timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass  # not TCP (a test's socketpair): nothing to tune
-        self.rfile = sock.makefile("rb", 65536)
-        self.headers_read: list[tuple[str, str]] | None = None  # for the CORS of a refusal
-
-    def finish(self) -> None:
-        self.rfile.close()
-        self.server.connections.forget(self.request)
-
-    def handle(self) -> None:
-        server, sock = self.server, self.request
-        while server.connections.wait_for_request(sock):
-            server.reaper.arm(sock, time.monotonic() + server.read_timeout, partial(_shut, sock))
-            try:
-                parsed = self._read_request()
-            except HTTPError as exc:
-                log.info("%d - (request rejected before routing: %s)", exc.status, exc.code)
-                self._reject(exc)
-                return
-            except (_ClientGone, OSError, ValueError):
-                return  # closed, reset, timed out, or reaped: no traceback for a client that left
-            finally:
-                server.reaper.disarm(sock)
-            if parsed is None:
-                return
-            request, keep_alive = parsed
-            answered = threading.Lock()  # the reply or the watchdog's 504: whichever comes first
-            reply = server.app.dispatch(request, partial(self._answer_early, answered))
-            if not answered.acquire(blocking=False):
-                return  # the 504 went out at the time limit; this connection is done
-            keep_alive = keep_alive and not server.connections.draining
-            try:
-                self._send(reply, keep_alive, head_only=request.method == "HEAD")
-            except OSError:
-                return
-            if not keep_alive:
-                return
-
-    def _answer_early(self, answered: threading.Lock, reply: Reply) -> None:
-        """Send `reply` now, from the runtime's watchdog, unless the function's answer went first."""
-        if answered.acquire(blocking=False):
-            try:
-                self._send(reply, keep_alive=False)
-                self.request.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass  # the client left meanwhile
-
-    def _reject(self, exc: HTTPError) -> None:
-        """Answer a request refused while reading it, then close gracefully.
-
-        The client may still be sending (a huge body or header); closing at once would reset
-        the connection and it might never read the answer. So: answer, stop writing, and drain
-        what is in flight for a moment (bounded in bytes and time) before closing.
-        """
-        sock = self.request
-        try:
-            self._send(self.server.app.refusal(exc, self.headers_read), keep_alive=False)
-            sock.shutdown(socket.SHUT_WR)
-            sock.settimeout(0.5)
-            drained, deadline = 0, time.monotonic() + 1.0
-            while drained < 1024 * 1024 and time.monotonic() < deadline:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                drained += len(chunk)
-        except OSError:
-            pass  # the client is gone: nothing more to do
-
-    def _read_request(self) -> tuple[Request, bool] | None:
-        self.headers_read = None
-        line = self.rfile.readline(MAX_REQUEST_LINE + 1)
-        if line in (b"\r\n", b"\n"):  # RFC 9112 §2.2: ignore one empty line before a request
-            line = self.rfile.readline(MAX_REQUEST_LINE + 1)
-        if not line:
-            return None
-        self.server.connections.busy(self.request)  # a request has begun: a drain waits for it
-        if not line.endswith(b"\n"):
-            if len(line) > MAX_REQUEST_LINE:
-                raise URITooLong(f"the request line is longer than {MAX_REQUEST_LINE} bytes")
-            raise _ClientGone()
-        parts = line.decode("latin-1").rstrip("\r\n").split(" ")
-        if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1].startswith("/"):
-            raise BadRequest("malformed request line", code="bad_request_line")
-        method, target, version = parts
-        if version not in ("HTTP/1.1", "HTTP/1.0"):
-            if re.fullmatch(r"HTTP/\d\.\d", version):
-                raise VersionNotSupported(f"{version} is not supported; use HTTP/1.1")
-            raise BadRequest("malformed HTTP version", code="bad_request_line")
-        headers = self.headers_read = self._read_headers()
-        lengths = {value.strip() for name, value in headers if name.lower() == "content-length"}
-        if len(lengths) > 1:  # which one a proxy believed is unknowable: request smuggling
-            raise BadRequest("conflicting Content-Length headers", code="bad_content_length")
-        fields = {name.lower(): value for name, value in headers}
-        connection = fields.get("connection", "").lower()
-        keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
-        body = self._read_body(fields)
-        return Request(method, target, headers, body, self.client_address[0]), keep_alive
-
-    def _read_headers(self) -> list[tuple[str, str]]:
-        headers: list[tuple[str, str]] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(MAX_HEADER_BYTES + 1)
-            total += len(line)
-            if total > MAX_HEADER_BYTES or len(headers) >= MAX_HEADER_COUNT:
-                raise HeadersTooLarge(f"request headers are limited to {MAX_HEADER_BYTES} bytes "
-                                      f"and {MAX_HEADER_COUNT} lines")
-            if not line.endswith(b"\n"):
-                raise _ClientGone()
-            if line in (b"\r\n", b"\n"):
-                return headers
-            if line[:1] in (b" ", b"\t"):
-                raise BadRequest("obsolete header line folding is not accepted", code="bad_header")
-            name, sep, value = line.decode("latin-1").partition(":")
-            if not sep or not _TOKEN.match(name):
-                raise BadRequest("malformed header line", code="bad_header")
-            headers.append((name, value.strip()))
-
-    def _read_body(self, fields: dict[str, str]) -> bytes:
-        if "transfer-encoding" in fields:
-            # Chunked request bodies are rare from browsers and Twilio; refusing them also
-            # closes the door on Content-Length / Transfer-Encoding smuggling.
-            raise LengthRequired("send the body with a Content-Length; chunked bodies are not accepted")
-        raw = fields.get("content-length", "0").strip()
-        if not raw.isdigit():
-            raise BadRequest("Content-Length must be a whole number", code="bad_content_length")
-        length = int(raw)
-        limit = self.server.app.limits.max_body
-        if length > limit:
-            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
-        if length and fields.get("expect", "").lower() == "100-continue":
-            self.request.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = self.rfile.read(length) if length else b""
-        if len(body) < length:
-            raise _ClientGone()
-        return body
-
-    def _send(self, reply: Reply, keep_alive: bool, head_only: bool = False) -> None:
-        lines = [f"HTTP/1.1 {reply.status} {reason(reply.status)}",
-                 f"Date: {self.server.http_date.now()}", "Server: sfdcflex"]
-        if reply.status not in (204, 304) and not 100 <= reply.status < 200:
-            lines.append(f"Content-Length: {len(reply.body)}")
-        lines += [f"{name}: {value}" for name, value in reply.headers]
-        if not keep_alive:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        self.request.sendall(head if head_only else head + reply.body)
-
-
-class FunctionsServer(socketserver.ThreadingTCPServer):
-    """A thread per connection, a listen backlog of 128, and a read deadline per request."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], app: App, *, read_timeout: float = 10.0) -> None:
+    def __init__(self, address: tuple[str, int], app: App | None, *, read_timeout: float = 10.0,
+                 limits: ServerLimits | None = None) -> None:
         self.app = app
-        self.read_timeout = read_timeout
-        self.reaper = Deadlines(interval=0.25, name="read-deadlines")
-        self.http_date = _HttpDate()
-        self.connections = _Connections()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, ConnectionHandler)
+        self.limits = limits or ServerLimits(read_timeout=read_timeout)
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.socket = socket.create_server(address, family=family, backlog=self.request_queue_size)
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+        self.http_date = HttpDate()
+        self._selector = selectors.DefaultSelector()
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
+        self._returned: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._loop_thread: int | None = None
+        self._accepting = False
+        self._accept_paused_until = 0.0
+        self._drain_until: float | None = None
+        self._drained = threading.Event()
+        self._nothing_cut = True
+        self.connections = ConnectionPool(self)
+        self.workers: Workers | None = None
+        self._closed = False
 
     @property
     def url(self) -> str:
@@ -235,82 +89,209 @@ class FunctionsServer(socketserver.ThreadingTCPServer):
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}"
 
-    def handle_error(self, request, client_address) -> None:
-        # socketserver prints a traceback to stderr by default; log real faults instead.
-        log.exception("connection from %s failed", client_address[0] if client_address else "?")
+    @property
+    def draining(self) -> bool:
+        return self._drain_until is not None
 
-    def server_close(self) -> None:
-        self.reaper.stop()
-        super().server_close()
+    # --- the I/O loop --------------------------------------------------------------------
+
+    def serve_forever(self, poll_interval: float = 0.25) -> None:
+        """Run the I/O loop until `shutdown`, `close_gracefully` or `server_close`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._stopped.clear()
+            self._loop_thread = threading.get_ident()
+        if self.workers is None:  # here, not in __init__: the app is often set after that
+            threads = self.limits.threads or (self.app.limits.max_concurrency + 8 if self.app else 38)
+            self.workers = Workers(self, threads)
+        self._selector.register(self._wake_in, selectors.EVENT_READ, None)
+        self._accepting = False
+        self._update_accepting(time.monotonic())
+        next_sweep = 0.0
+        try:
+            while not self._stop.is_set():
+                for key, _ in self._selector.select(min(poll_interval, SWEEP_INTERVAL)):
+                    if key.fileobj is self._wake_in:
+                        self._drain_wakeups()
+                    elif key.fileobj is self.socket:
+                        self._accept()
+                    else:
+                        self._guarded(self.connections.readable, key.data)
+                self._take_returned()
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_INTERVAL
+                    self.connections.sweep(now)
+                    self._update_accepting(now)
+                if self._drain_until is not None and self._drain_step(now):
+                    break
+        finally:
+            with self._lock:
+                self._loop_thread = None
+            while self._returned:  # given back as the loop ended: nobody will read them now
+                self.connections.close(self._returned.popleft()[0])
+            self._stop.clear()
+            for key in list(self._selector.get_map().values()):
+                self._selector.unregister(key.fileobj)
+            self._stopped.set()
+
+    def _guarded(self, step: Callable[[Connection], None], connection: Connection) -> None:
+        """Run one step of a connection; a fault there must not stop the server for all."""
+        try:
+            step(connection)
+        except Exception:
+            log.exception("serving a connection from %s failed; closing it",
+                          connection.address[0] if isinstance(connection.address, tuple) else "?")
+            self.connections.close(connection)
+
+    def shutdown(self) -> None:
+        """Stop the loop (from another thread) and wait until it has stopped."""
+        self._stop.set()
+        self.wake()
+        self._stopped.wait()
+
+    def wake(self) -> None:
+        """Interrupt the I/O thread's select (from a worker or another thread)."""
+        try:
+            self._wake_out.send(b"x")
+        except OSError:
+            pass  # the pipe is full, so the loop wakes anyway; or the server is closed
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_in.recv(4096):
+                pass
+        except OSError:
+            pass  # BlockingIOError: nothing more to read
+
+    def give_back(self, connection: Connection, keep: bool) -> None:
+        """A worker is done with `connection`: the I/O thread reads its next request or closes it."""
+        with self._lock:
+            if self._loop_thread is not None:
+                self._returned.append((connection, keep))
+                connection = None
+        if connection is None:
+            self.wake()
+        else:
+            self.connections.close(connection)  # the loop has ended: nobody else will
+
+    def _take_returned(self) -> None:
+        while self._returned:
+            connection, keep = self._returned.popleft()
+            if keep and not self.draining:
+                self._guarded(self.connections.resume, connection)
+            else:
+                self.connections.close(connection)
+
+    # --- accepting -----------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        for _ in range(64):  # a batch per wake-up, so a burst does not starve the others
+            if not self.connections.has_room():
+                break
+            try:
+                sock, address = self.socket.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    log.warning("cannot accept a connection (%s); pausing accepts for %.1f s",
+                                exc.strerror, ACCEPT_PAUSE)
+                    self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                    break
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                    continue  # that client gave up during the handshake
+                log.error("accept failed (%s); pausing accepts for %.1f s", exc, ACCEPT_PAUSE)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                break
+            self._guarded(self.connections.resume, self.connections.open(sock, address))
+        self._update_accepting(time.monotonic())
+
+    def _update_accepting(self, now: float) -> None:
+        """Listen only while there is room and no pause: when full, the kernel's backlog holds
+        the next clients, and a listening socket that is never accepted from would make
+        select() return at once, again and again."""
+        wanted = (self.connections.has_room() and now >= self._accept_paused_until
+                  and not self.draining and not self._closed)
+        if wanted != self._accepting:
+            if wanted:
+                self._selector.register(self.socket, selectors.EVENT_READ, None)
+            else:
+                self._selector.unregister(self.socket)
+            self._accepting = wanted
+
+    def connection_closed(self) -> None:
+        """The connection pool calls this when a connection closes: there may be room again."""
+        if self._loop_thread == threading.get_ident():
+            self._update_accepting(time.monotonic())
+
+    # --- stopping ------------------------------------------------------------------------
 
     def close_gracefully(self, timeout: float) -> bool:
-        """Stop accepting, close idle keep-alive connections, let requests in flight finish for
-        up to `timeout` seconds, then close; True when no request was cut.
+        """Stop accepting, close idle connections, let requests in flight finish for up to
+        `timeout` seconds, then close everything. True when no request was cut off.
 
-        Call it from another thread than the one in serve_forever().
+        Call it from another thread than the one running `serve_forever` (from a signal
+        handler, start a thread for it): that thread has to go on running the loop.
         """
-        self.shutdown()
-        self.socket.close()  # connection attempts are refused from now on, not left in the backlog
-        clean = self.connections.drain(timeout)
-        self.server_close()
-        return clean
-
-
-class _Connections:
-    """Which connections are idle (waiting for a request) and which are busy with one.
-
-    A drain closes the idle ones at once (RFC 9112 §9.5: any side may close an inactive
-    connection at any time; §9.3.1: a client retries an idempotent request on a new one),
-    tells busy ones to close after their answer (Connection: close), and waits for them.
-    """
-
-    def __init__(self) -> None:
-        self.draining = False
-        self._idle: set[socket.socket] = set()
-        self._busy: set[socket.socket] = set()
-        self._changed = threading.Condition()
-
-    def wait_for_request(self, sock: socket.socket) -> bool:
-        """Mark `sock` idle before reading its next request; False once draining (close it)."""
-        with self._changed:
-            self._busy.discard(sock)
-            self._changed.notify_all()
-            if self.draining:
-                return False
-            self._idle.add(sock)
+        if self._loop_thread == threading.get_ident():
+            raise RuntimeError("close_gracefully must not run on the server's own I/O thread")
+        self._nothing_cut = True
+        self._drained.clear()
+        if self._loop_thread is None:  # not serving: nothing is in flight
+            self.server_close()
             return True
+        self._drain_until = time.monotonic() + max(0.0, timeout)
+        self.wake()
+        self._drained.wait(timeout + 5.0)
+        self._stopped.wait(5.0)
+        self.server_close()
+        return self._nothing_cut
 
-    def busy(self, sock: socket.socket) -> None:
-        with self._changed:
-            self._idle.discard(sock)
-            self._busy.add(sock)
+    def _drain_step(self, now: float) -> bool:
+        """One turn of a graceful close in the I/O loop; True when the loop should end."""
+        self._update_accepting(now)
+        if self.socket.fileno() >= 0:
+            self.socket.close()  # refused now, new clients try another instance at once
+        self.connections.close_idle()
+        busy = self.connections.in_flight()
+        if busy and now < self._drain_until:
+            return False
+        if busy:
+            log.warning("graceful close: %d request(s) still in flight after the timeout; closing",
+                        busy)
+            self._nothing_cut = False
+        self.connections.close_all()
+        self._drained.set()
+        return True
 
-    def forget(self, sock: socket.socket) -> None:
-        with self._changed:
-            self._idle.discard(sock)
-            self._busy.discard(sock)
-            self._changed.notify_all()
+    def server_close(self) -> None:
+        """Close the listening socket, every connection and the worker pool."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            running = self._loop_thread
+        if running is not None and running != threading.get_ident():
+            self.shutdown()
+        self.connections.close_all()
+        if self.workers is not None:
+            self.workers.stop()
+        for sock in (self.socket, self._wake_in, self._wake_out):
+            sock.close()
+        self._selector.close()
 
-    def drain(self, timeout: float) -> bool:
-        """Close idle connections, wait up to `timeout` s for busy ones; True when none was cut."""
-        with self._changed:
-            self.draining = True
-            for sock in self._idle:
-                _shut(sock)
-            clean = self._changed.wait_for(lambda: not self._busy, timeout)
-            for sock in self._busy | self._idle:
-                _shut(sock)
-        if not clean:
-            log.warning("stopping: requests still running after %.1f s were cut", timeout)
-        return clean
+    # --- for the connection pool -----------------------------------------------------------
 
+    def watch(self, connection: Connection) -> None:
+        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
 
-def _shut(sock: socket.socket) -> None:
-    """Stop a connection whose request is overdue: its thread's blocked read returns at once."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by its own thread
+    def unwatch(self, connection: Connection) -> None:
+        try:
+            self._selector.unregister(connection.sock)
+        except (KeyError, ValueError):
+            pass  # not registered (handed to a worker) or already closed
 
 
 def start_in_thread(server: FunctionsServer) -> threading.Thread:

@@ -61,13 +61,14 @@ class WSGIApp:
 
     def _request(self, environ: dict) -> Request:
         raw_length = environ.get("CONTENT_LENGTH") or "0"
-        if not raw_length.isdigit():
-            raise BadRequest("Content-Length must be a whole number", code="bad_content_length")
+        if not (raw_length.isascii() and raw_length.isdigit() and len(raw_length) <= 18):
+            raise BadRequest("Content-Length must be 1 to 18 ASCII digits", code="bad_content_length")
         length = int(raw_length)
-        if length > self.app.limits.max_body:
-            raise PayloadTooLarge(f"request bodies are limited to {self.app.limits.max_body} bytes")
-        body = environ["wsgi.input"].read(length) if length else b""
         path = _raw_path(environ)
+        limit = self.app.max_body_for(path)
+        if length > limit:  # from Content-Length, before a byte of the body is read
+            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+        body = environ["wsgi.input"].read(length) if length else b""
         query = environ.get("QUERY_STRING", "")
         headers = [(key[5:].replace("_", "-").title(), value)
                    for key, value in environ.items() if key.startswith("HTTP_")]
