@@ -122,12 +122,11 @@ class ConnectionPool:
                 received = self._read_body(connection)
             elif connection.state == LINGERING:
                 received = self._discard(connection)
-            else:
-                data = connection.sock.recv(RECV_SIZE)
-                if data and not connection.buffer:
+            else:  # into the scratch buffer: recv(65536) would allocate 64 KiB per read
+                received = connection.sock.recv_into(self._scratch, RECV_SIZE)
+                if received and not connection.buffer:
                     connection.deadline = time.monotonic() + self.server.limits.read_timeout
-                connection.buffer += data
-                received = len(data)
+                connection.buffer += memoryview(self._scratch)[:received]
         except BlockingIOError:
             return
         except OSError:
