@@ -17,36 +17,39 @@ import weakref
 from typing import TextIO
 
 
-class LineFormatter(logging.Formatter):
-    """`2026-11-23 22:48:13 INFO message`, with the time text built once a second."""
+class _StampedFormatter(logging.Formatter):
+    """A formatter whose time text is built once a second, not once a line (it costs ~10 µs)."""
+
+    stamp_format = "%Y-%m-%d %H:%M:%S"
 
     def __init__(self) -> None:
         super().__init__()
         self._second, self._stamp = -1, ""
 
-    def format(self, record: logging.LogRecord) -> str:
+    def stamp(self, record: logging.LogRecord) -> str:
         second = int(record.created)
         if second != self._second:
-            self._stamp, self._second = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)), second
-        text = f"{self._stamp} {record.levelname} {record.getMessage()}"
+            self._stamp, self._second = time.strftime(self.stamp_format, time.localtime(second)), second
+        return self._stamp
+
+
+class LineFormatter(_StampedFormatter):
+    """`2026-11-23 22:48:13 INFO message`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{self.stamp(record)} {record.levelname} {record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_StampedFormatter):
     """The same fields as LineFormatter, one JSON object a line, for log shippers."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._second, self._stamp = -1, ""
+    stamp_format = "%Y-%m-%dT%H:%M:%S%z"
 
     def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
-            self._second = second
-        fields = {"time": self._stamp, "level": record.levelname, "message": record.getMessage()}
+        fields = {"time": self.stamp(record), "level": record.levelname, "message": record.getMessage()}
         if record.exc_info:
             fields["traceback"] = self.formatException(record.exc_info)
         return json.dumps(fields, ensure_ascii=False)

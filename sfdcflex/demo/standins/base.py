@@ -153,13 +153,7 @@ class StandIn:
             return
         self._stopping.set()
         server.shutdown()
-        with self._lock:
-            open_connections = list(self._connections)
-        for connection in open_connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.drop_connections()
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
