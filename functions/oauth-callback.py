@@ -14,7 +14,7 @@ def handler(context, event, callback):
     relayed = "Token" in event
     try:
         if event.get("error"):  # ?error=access_denied: the agent pressed Deny on Salesforce's page
-            raise Declined(str(event.get("error_description") or event["error"]))
+            raise Declined.from_redirect(str(event["error"]), str(event.get("error_description") or ""))
         identity = services.identify(event, timing).identity if relayed else None
         link = services.linker.complete(event.get("code"), event.get("state"), timing, identity=identity)
     except HTTPError as error:

@@ -28,12 +28,18 @@ MAX_CODE_CHARS = 512
 
 
 class Declined(Forbidden):
-    """The agent pressed Deny on Salesforce's consent page."""
+    """Salesforce sent the agent back with an OAuth error instead of a code (RFC 6749 §4.1.2.1)."""
 
     code = "access_denied"
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"You declined access in Salesforce ({reason[:100]}), so nothing was linked")
+    @classmethod
+    def from_redirect(cls, error: str, description: str) -> Declined:
+        if error == "access_denied":  # the agent pressed Deny: say so in their words, not the spec's
+            return cls("You pressed Deny on Salesforce's page, so Salesforce is not connected; "
+                       "press Connect again and choose Allow to link it")
+        # Anything else (an app blocked by the org, a bad scope) is for an administrator to read.
+        return cls(f"Salesforce refused the sign-in ({error[:60]}: {description[:100]}), "
+                   "so nothing was linked; ask your Salesforce administrator")
 
 
 def same_identity(flex_identity: str, username: str) -> bool:
@@ -149,7 +155,8 @@ class Linker:
                                 "sign in to your company's org", code="wrong_org")
         elif not same_identity(identity, username):
             refusal = Forbidden(f"The Salesforce user {username} is not the Flex user {identity}; "
-                                f"sign in to Salesforce as {identity}", code="identity_mismatch")
+                                f"sign in to Salesforce as {identity} (if there is no such user, "
+                                "ask your Salesforce administrator to create it)", code="identity_mismatch")
         if refusal is not None:
             self._revoke_quietly(answer["refresh_token"])
             log.warning("link refused for Flex user %s: %s", loggable(identity), refusal.code)

@@ -63,9 +63,17 @@ def test_declining_on_the_login_page_links_nothing(crm):
     location = submit_consent(answer.json()["authorize_url"], "alice@example.com", allow=False)
     assert "error=access_denied" in location
     page = call(crm.url, "GET", location[len(crm.url):])
-    assert page.status == 403 and b"declined" in page.body
+    assert page.status == 403 and b"You pressed Deny on Salesforce" in page.body
+    # Salesforce's own words are the spec's, not the agent's: they stay out of the page.
+    assert b"end-user denied" not in page.body
     assert '"link_failed"' in page.body.decode()
     assert not crm.store_path.exists() or _stored(crm) == {}
+
+
+def test_another_oauth_error_is_named_for_an_administrator(crm):
+    page = call(crm.url, "GET", "/oauth-callback?error=OAUTH_APP_BLOCKED&error_description=this+app+is+blocked")
+    assert page.status == 403 and b"OAUTH_APP_BLOCKED: this app is blocked" in page.body
+    assert b"administrator" in page.body and b"You pressed Deny" not in page.body
 
 
 def test_a_different_salesforce_user_is_refused_and_the_earlier_link_survives(crm):
@@ -74,6 +82,7 @@ def test_a_different_salesforce_user_is_refused_and_the_earlier_link_survives(cr
     refused = crm.link("alice@example.com", sfdc_username="mallory.other@example.com")
     assert refused.status == 403
     assert b"identity_mismatch" in refused.body and b"sign in to Salesforce as alice@example.com" in refused.body
+    assert b"ask your Salesforce administrator" in refused.body  # the user may not exist yet
     assert _stored(crm)["alice@example.com"] == before
     assert crm.post("/get-user", {"Token": crm.token("alice@example.com")}).status == 200
 
