@@ -78,9 +78,10 @@ class Linker:
     def origin_of(self, state: object) -> str | None:
         """The panel origin a valid state carries, to address the popup's message; None otherwise."""
         try:
-            return self.signer.verify(state).origin
+            origin = self.signer.verify(state).origin
         except HTTPError:
             return None
+        return origin if origin in self.allowed_origins else None
 
     def complete(self, code: object, state: object, timing: ServerTiming, *,
                  identity: str | None = None) -> LinkResult:
@@ -96,6 +97,11 @@ class Linker:
             if identity is not None and identity.lower() != link_state.identity.lower():
                 raise Forbidden("This link was started by another Flex user", code="state_mismatch")
             identity, origin = link_state.identity, link_state.origin
+            if origin is not None and origin not in self.allowed_origins:
+                # Signed with our secret but naming an origin we no longer allow (the settings
+                # changed since /auth): the popup must not report to it.
+                raise Forbidden("This sign-in was started from a page that is not allowed",
+                                code="origin_not_allowed")
             verifier, redirect_uri = self.signer.code_verifier(link_state), self.callback_url
         with timing.span("sfdc-token", "Salesforce code exchange"):
             answer = self.salesforce.exchange_code(code, redirect_uri, verifier)

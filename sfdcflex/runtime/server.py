@@ -163,7 +163,9 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
         while True:
             line = self.rfile.readline(MAX_HEADER_BYTES + 1)
             total += len(line)
-            if total > MAX_HEADER_BYTES or len(headers) >= MAX_HEADER_COUNT:
+            # The blank line that ends the headers is not a header line: 100 headers are allowed.
+            if total > MAX_HEADER_BYTES or (len(headers) >= MAX_HEADER_COUNT
+                                            and line not in (b"\r\n", b"\n")):
                 raise HeadersTooLarge(f"request headers are limited to {MAX_HEADER_BYTES} bytes "
                                       f"and {MAX_HEADER_COUNT} lines")
             if not line.endswith(b"\n"):

@@ -116,6 +116,11 @@ class SalesforceStandIn(StandIn):
     def refresh_log(self) -> list[str]:
         return list(self.grants.refresh_log)
 
+    def live_grants(self, username: str) -> int:
+        """How many grants of `username` are not revoked (each link or refresh chain is one)."""
+        user = self._user_by_username(username)
+        return 0 if user is None else self.grants.live_grants(user["Id"])
+
     def expire_access_tokens(self) -> None:
         """Every current access token now answers 401 INVALID_SESSION_ID."""
         self.grants.expire_access_tokens()
