@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PANEL = ROOT / "sfdcflex" / "demo" / "panel"
 SCREENSHOT = Path(__file__).resolve().parent / "screenshots" / "panel.png"
 
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None, reason="no chromium binary (install Debian's chromium or set $CHROMIUM)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(   # a real browser
+    find_chromium() is None, reason="no chromium binary (install Debian's chromium or set $CHROMIUM)")]
 
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".js": "text/javascript; charset=utf-8"}

@@ -54,6 +54,7 @@ def _first_line(process: subprocess.Popen, timeout: float) -> str:
     return process.stdout.readline().strip() if ready else ""
 
 
+@pytest.mark.slow  # SIGKILLed writers
 @pytest.mark.parametrize("moment", ["before", "after"])
 def test_a_writer_killed_at_the_rename_leaves_the_old_or_the_new_tokens(tmp_path, moment):
     path = tmp_path / "tokens.json"
