@@ -14,6 +14,8 @@ import random
 import socket
 import urllib.parse
 
+import pytest
+
 SEED = 20240605
 REQUESTS = 2400
 ALICE, BOB = "alice@example.com", "bob@example.com"
