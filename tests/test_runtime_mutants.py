@@ -16,3 +16,26 @@ def test_a_granted_origin_may_read_server_timing(crm):
     assert "Server-Timing" in answer.headers
     refused = call(crm.url, "POST", "/get-user", body={"Token": "x"}, headers={"Origin": "https://evil.example"})
     assert "Access-Control-Expose-Headers" not in refused.headers
+
+
+def test_assets_are_served_with_their_type_and_hidden_files_are_not(serve, tmp_path):
+    """load_assets mutants 16, 17 (hidden prefixes), 22, 23, 28 (types and charsets), 31, 32
+    (JSON's charset), 41 (the body)."""
+    from sfdcflex.runtime.routes import load_assets
+    files = {".env": b"AUTH_TOKEN=x", "_draft.html": b"<p>draft", "keys.private.json": b"{}",
+             "index.html": b"<h1>panel</h1>", "config.json": b'{"a": 1}', "blob.bin": b"\x00\x01",
+             "noext.zzz": b"?", "sub/page.css": b"p{}"}
+    for name, body in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(body)
+    served = serve(assets=load_assets(tmp_path))
+    for hidden in ("/.env", "/_draft.html", "/keys.private.json"):
+        assert served.call("GET", hidden).status == 404, hidden
+    expected = {"/index.html": "text/html; charset=utf-8", "/": "text/html; charset=utf-8",
+                "/config.json": "application/json; charset=utf-8",
+                "/blob.bin": "application/octet-stream", "/noext.zzz": "application/octet-stream",
+                "/sub/page.css": "text/css; charset=utf-8"}
+    for path, kind in expected.items():
+        answer = served.call("GET", path)
+        assert answer.status == 200 and answer.headers["Content-Type"] == kind, path
+        assert answer.body == files[path.lstrip("/") or "index.html"]
