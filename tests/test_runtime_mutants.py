@@ -39,3 +39,23 @@ def test_assets_are_served_with_their_type_and_hidden_files_are_not(serve, tmp_p
         answer = served.call("GET", path)
         assert answer.status == 200 and answer.headers["Content-Type"] == kind, path
         assert answer.body == files[path.lstrip("/") or "index.html"]
+
+
+def test_discovery_skips_hidden_files_names_functions_and_reports_load_errors(tmp_path):
+    """discover_functions 15 (dot-files served), 44 (the name lost); load_module 27 (the error's
+    type missing from the start-up message)."""
+    import pytest
+
+    from sfdcflex.runtime.errors import ConfigError
+    from sfdcflex.runtime.routes import discover_functions
+    handler = "def handler(context, event, callback):\n    callback(None, {})\n"
+    (tmp_path / "hello.py").write_text(handler)
+    (tmp_path / ".hidden.py").write_text(handler)
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "old.py").write_text(handler)
+    functions = discover_functions(tmp_path)
+    assert set(functions) == {"hello"} and functions["hello"].name == "hello"
+    (tmp_path / "broken.py").write_text("def handler(:\n")
+    with pytest.raises(ConfigError) as raised:
+        discover_functions(tmp_path)
+    assert "broken.py failed to load: SyntaxError:" in str(raised.value)
