@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 SETUP = configparser.ConfigParser()
@@ -23,20 +25,19 @@ def _collected(*args: str) -> set[str]:
             for line in done.stdout.splitlines() if "::" in line}
 
 
+@pytest.mark.slow  # a second pytest collecting the whole suite
 def test_the_everyday_command_leaves_out_exactly_the_slow_tests():
     command = 'python -m pytest -m "not slow"'
     assert f"\n    {command}\n" in README
     assert "slow:" in SETUP["tool:pytest"]["markers"]
-    everyday = _collected("-m", "not slow")
-    everything = _collected()
-    left_out = everything - everyday
+    left_out = _collected("-m", "slow")
     for heavy in ("tests/test_reliability_load.py::test_sixteen_connections_for_twenty_seconds",
                   "tests/test_reliability_crash.py::test_sigkill_mid_burst_twenty_times_leaves_old_or_new_tokens",
                   "tests/test_bench.py::test_a_tiny_run_reports_every_scenario_and_stops_its_servers",
                   "tests/test_panel_browser.py::test_the_demo_end_to_end"):
         assert heavy in left_out
-    assert "tests/test_known_gaps.py::test_two_agents_in_turn_each_get_their_own_user_fresh_and_cached" in everyday
-    assert len(left_out) < len(everyday) / 5   # the everyday loop is most of the suite
+    assert not any("test_known_gaps.py" in test for test in left_out)
+    assert len(left_out) < 40   # the everyday loop is most of the suite
 
 
 def test_mutmut_is_set_up_as_readme_says():
