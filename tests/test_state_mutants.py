@@ -39,6 +39,22 @@ from sfdcflex.runtime.errors import BadRequest, Forbidden  # noqa: E402
 SECRET = b"k" * 32
 
 
+def _sign_raw(payload: bytes) -> str:
+    import hmac
+    encode = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
+    return encode(payload) + "." + encode(hmac.new(SECRET, payload, hashlib.sha256).digest())
+
+
+def test_the_pkce_verifier_is_derived_as_documented():
+    """code_verifier 4, 5, 8: base64url(HMAC-SHA256(secret, "pkce:" + nonce)), unpadded, so any
+    instance (of any version) holding the secret finishes a link another one started."""
+    import hmac
+    signer = StateSigner(SECRET)
+    link = signer.verify(signer.sign("alice@example.com"))
+    raw = hmac.new(SECRET, b"pkce:" + link.nonce.encode(), hashlib.sha256).digest()
+    assert signer.code_verifier(link) == base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 def _refusal(signer: StateSigner, state: object) -> tuple[type, str, str]:
     with pytest.raises((BadRequest, Forbidden)) as raised:
         signer.verify(state)
@@ -60,6 +76,10 @@ def test_each_refusal_has_its_status_code_and_words():
         None: (BadRequest, "invalid_state", "the OAuth state is missing"),
         "x" * (MAX_STATE_LENGTH + 1): (BadRequest, "invalid_state", "the OAuth state is too long"),
         "a": (BadRequest, "invalid_state", "the OAuth state is malformed"),
+        "YQ": (BadRequest, "invalid_state", "the OAuth state is malformed"),      # decodes, no dot
+        ".YQ": (BadRequest, "invalid_state", "the OAuth state is malformed"),     # empty payload
+        _sign_raw(b'{"i": 5, "n": "x", "e": 9999999999}'): (BadRequest, "invalid_state",
+                                                             "the OAuth state is malformed"),
         "a.b": (BadRequest, "invalid_state", "the OAuth state is malformed"),
         signed_junk: (BadRequest, "invalid_state", "the OAuth state is malformed"),
         f"{payload}.{mac}": (Forbidden, "invalid_state", "the OAuth state was not issued by this server"),
