@@ -83,6 +83,7 @@ def test_each_refusal_has_its_status_code_and_words():
         "a.b": (BadRequest, "invalid_state", "the OAuth state is malformed"),
         signed_junk: (BadRequest, "invalid_state", "the OAuth state is malformed"),
         f"{payload}.{mac}": (Forbidden, "invalid_state", "the OAuth state was not issued by this server"),
+        good + ".x": (Forbidden, "invalid_state", "the OAuth state was not issued by this server"),
     }
     for state, expected in cases.items():
         assert _refusal(signer, state) == expected, state
