@@ -105,3 +105,30 @@ def test_a_link_gone_from_the_store_says_connect_salesforce(crm_factory):
     two.services.lookup.forget(ALICE)
     answer = two.post("/get-user", {"Token": token})
     assert answer.status == 404 and answer.json() == {"error": "not_linked", "message": NOT_LINKED}
+
+
+def test_a_fresh_session_refused_at_once_is_a_502_that_says_so(crm):
+    """call 26-34 (the error's code or words garbled)."""
+    assert crm.link(ALICE).status == 200
+    crm.sf.fail_next("userinfo", status=401, count=2)   # refused before and after the refresh
+    answer = crm.post("/get-user", {"Token": crm.token(ALICE)})
+    assert answer.status == 502
+    assert answer.json() == {"error": "salesforce_session_refused",
+                             "message": "Salesforce refused a freshly refreshed session; try again later"}
+    assert len(crm.sf.refresh_log) == 1   # one refresh, never a loop
+
+
+def test_a_save_the_disk_refuses_logs_the_os_error(crm, caplog, monkeypatch):
+    """_save_unsaved 43, 46 (an OSError without a code logged as None)."""
+    assert crm.link(ALICE).status == 200
+    token = crm.token(ALICE)
+    crm.sf.expire_access_tokens()
+
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sfdcflex.store.os.replace", full_disk)
+    with caplog.at_level(logging.WARNING, logger="sfdcflex"):
+        assert crm.post("/get-user", {"Token": token}).status == 200
+    assert (f"could not save refreshed Salesforce tokens for {ALICE} ([Errno 28] No space left on "
+            "device); holding them in memory and retrying on the next request") in caplog.messages
