@@ -21,6 +21,7 @@ from sfdcflex.clients.iam import FlexTokenValidator
 from sfdcflex.clients.salesforce import sosl_escape, soql_quote
 from sfdcflex.clients.sync import SyncClient
 from sfdcflex.demo.standins import IamStandIn
+from sfdcflex.keeper import NOT_LINKED
 from sfdcflex.oauth_state import StateSigner, load_or_create_secret
 from sfdcflex.runtime.errors import ConfigError, Forbidden
 from sfdcflex.store import JsonFileTokenStore, SyncTokenStore
@@ -243,7 +244,7 @@ def test_a_link_deleted_while_its_refresh_is_under_way_ends_not_linked(crm):
         time.sleep(0.01)
     JsonFileTokenStore(crm.store_path).delete(ALICE)   # ... while the agent unlinks elsewhere
     worker.join(15)
-    _error(answers[0], 404, "not_linked")
+    assert _error(answers[0], 404, "not_linked")["message"] == NOT_LINKED   # keeper._save_unsaved 29
     assert ALICE not in json.loads(crm.store_path.read_text())["agents"]
 
 
