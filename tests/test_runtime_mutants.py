@@ -5,7 +5,11 @@ reliability report.
 """
 from __future__ import annotations
 
+import pytest
+
 from conftest import FLEX_URL, call
+from sfdcflex.runtime.errors import ConfigError
+from sfdcflex.runtime.routes import discover_functions, load_assets
 
 
 def test_a_granted_origin_may_read_server_timing(crm):
@@ -21,7 +25,6 @@ def test_a_granted_origin_may_read_server_timing(crm):
 def test_assets_are_served_with_their_type_and_hidden_files_are_not(serve, tmp_path):
     """load_assets mutants 16, 17 (hidden prefixes), 22, 23, 28 (types and charsets), 31, 32
     (JSON's charset), 41 (the body)."""
-    from sfdcflex.runtime.routes import load_assets
     files = {".env": b"AUTH_TOKEN=x", "_draft.html": b"<p>draft", "keys.private.json": b"{}",
              "index.html": b"<h1>panel</h1>", "config.json": b'{"a": 1}', "blob.bin": b"\x00\x01",
              "noext.zzz": b"?", "sub/page.css": b"p{}"}
@@ -44,10 +47,6 @@ def test_assets_are_served_with_their_type_and_hidden_files_are_not(serve, tmp_p
 def test_discovery_skips_hidden_files_names_functions_and_reports_load_errors(tmp_path):
     """discover_functions 15 (dot-files served), 44 (the name lost); load_module 27 (the error's
     type missing from the start-up message)."""
-    import pytest
-
-    from sfdcflex.runtime.errors import ConfigError
-    from sfdcflex.runtime.routes import discover_functions
     handler = "def handler(context, event, callback):\n    callback(None, {})\n"
     (tmp_path / "hello.py").write_text(handler)
     (tmp_path / ".hidden.py").write_text(handler)

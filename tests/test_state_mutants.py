@@ -5,10 +5,14 @@ reliability report.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 
-from sfdcflex.oauth_state import load_or_create_secret
-from sfdcflex.runtime.errors import ConfigError
+from sfdcflex.oauth_state import MAX_STATE_LENGTH, StateSigner, load_or_create_secret
+from sfdcflex.runtime.errors import BadRequest, ConfigError, Forbidden
 
 
 @pytest.mark.parametrize("state", ["garbage", "a.b.c", "x" * 3000])
@@ -30,17 +34,10 @@ def test_a_damaged_secret_file_says_exactly_what_to_do(tmp_path):
 
 # --- StateSigner's refusals, each exactly ------------------------------------------------------
 
-import base64  # noqa: E402
-import hashlib  # noqa: E402
-
-from sfdcflex.oauth_state import MAX_STATE_LENGTH, StateSigner, code_challenge  # noqa: E402
-from sfdcflex.runtime.errors import BadRequest, Forbidden  # noqa: E402
-
 SECRET = b"k" * 32
 
 
 def _sign_raw(payload: bytes) -> str:
-    import hmac
     encode = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
     return encode(payload) + "." + encode(hmac.new(SECRET, payload, hashlib.sha256).digest())
 
@@ -48,7 +45,6 @@ def _sign_raw(payload: bytes) -> str:
 def test_the_pkce_verifier_is_derived_as_documented():
     """code_verifier 4, 5, 8: base64url(HMAC-SHA256(secret, "pkce:" + nonce)), unpadded, so any
     instance (of any version) holding the secret finishes a link another one started."""
-    import hmac
     signer = StateSigner(SECRET)
     link = signer.verify(signer.sign("alice@example.com"))
     raw = hmac.new(SECRET, b"pkce:" + link.nonce.encode(), hashlib.sha256).digest()
@@ -68,7 +64,6 @@ def test_each_refusal_has_its_status_code_and_words():
     payload = good.partition(".")[0]
     mac = base64.urlsafe_b64encode(hashlib.sha256(b"x").digest()).rstrip(b"=").decode()
     unsigned_json = base64.urlsafe_b64encode(b"[1]").rstrip(b"=").decode()
-    import hmac
     signed_junk = unsigned_json + "." + base64.urlsafe_b64encode(
         hmac.new(SECRET, b"[1]", hashlib.sha256).digest()).rstrip(b"=").decode()
     cases = {

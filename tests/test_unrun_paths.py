@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import threading
 import time
 from urllib.parse import quote
