@@ -139,7 +139,10 @@ class Linker:
         if identity is not None and not same_identity(identity, link_state.identity):
             raise Forbidden("This link was started by another Flex user", code="state_mismatch")
         if link_state.origin is not None and self._allowed(link_state.origin) is None:
-            raise Forbidden("The sign-in link names a panel this server does not serve", code="invalid_state")
+            # Signed with our secret but naming an origin we do not allow (the settings changed
+            # since /auth, or another instance's): the popup must not report to it.
+            raise Forbidden("This sign-in was started from a page that is not allowed",
+                            code="origin_not_allowed")
         if not self.keeper.store.claim_state(link_state.nonce, link_state.expires_at):
             raise Forbidden("This sign-in link was used already; start linking again", code="state_used")
         return link_state

@@ -115,8 +115,9 @@ class SyncTokenStore:
                 break
             except MapItemExists:
                 if time.monotonic() > deadline:
+                    # The holder needs one Salesforce round trip; a second is plenty to wait.
                     raise RefreshBusy("Another instance is refreshing this agent's Salesforce session; "
-                                      "try again in a moment") from None
+                                      "try again in a moment", headers={"Retry-After": "1"}) from None
                 time.sleep(0.05)
         try:
             yield

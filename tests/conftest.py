@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import pytest
 from sfdcflex.runtime.routes import build_routes, discover_functions
 from sfdcflex.runtime.app import App, Limits
 from sfdcflex.runtime.server import FunctionsServer, start_in_thread
+
+# A shell starts background jobs (`pytest ... &`) with SIGINT ignored, and children inherit
+# that: run.py would then ignore the Ctrl+C tests send it and each stop would wait out its 10 s.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 FIXTURE_FUNCTIONS = Path(__file__).parent / "fixtures" / "functions"
 AUTH_TOKEN = "12345"

@@ -186,14 +186,15 @@ def test_protected_function_with_json_body_uses_body_sha256(runtime):
 # --- limits ----------------------------------------------------------------------------------------
 
 def test_over_the_time_limit_is_504_and_the_worker_finishes(serve):
-    served = serve(limits=Limits(timeout=0.3))
+    served = serve(limits=Limits(timeout=0.5))
     slow = served.app.functions["slow"].module
     slow.RELEASE.clear(), slow.FINISHED.clear()
     started = time.monotonic()
     answer = served.call("POST", "/slow", body={"wait": 5})
     elapsed = time.monotonic() - started
     assert answer.status == 504 and answer.json()["error"] == "timeout"
-    assert 0.25 <= elapsed < 2.0
+    assert 0.45 <= elapsed < 1.5   # at the limit, and within three times it even on a busy machine
+    assert not slow.FINISHED.is_set()   # answered while the function still ran
     slow.RELEASE.set()
     assert slow.FINISHED.wait(5)  # left to finish in the background
 
@@ -207,7 +208,7 @@ def test_over_the_concurrency_cap_is_429_at_once(serve):
         assert slow.ENTERED.acquire(timeout=5) and slow.ENTERED.acquire(timeout=5)
         started = time.monotonic()
         refused = served.call("GET", "/hello")
-        assert refused.status == 429 and time.monotonic() - started < 1.0
+        assert refused.status == 429 and time.monotonic() - started < 0.3   # refused, not queued
         assert refused.headers["Retry-After"] == "1"
         slow.RELEASE.set()
         assert [f.result(5).status for f in busy] == [200, 200]

@@ -172,6 +172,7 @@ def browser():
 
 
 @needs_chromium
+@pytest.mark.slow  # a real browser
 def test_evaluate_returns_values_awaits_promises_and_raises_page_errors(site, browser):
     page = browser.new_page(site + "/")
     assert page.text("#title") == "harness page"
@@ -184,6 +185,7 @@ def test_evaluate_returns_values_awaits_promises_and_raises_page_errors(site, br
 
 
 @needs_chromium
+@pytest.mark.slow  # a real browser
 def test_wait_for_is_bounded_and_click_uses_real_mouse_events(site, browser):
     page = browser.new_page(site + "/")
     started = time.monotonic()
@@ -196,6 +198,7 @@ def test_wait_for_is_bounded_and_click_uses_real_mouse_events(site, browser):
 
 
 @needs_chromium
+@pytest.mark.slow  # a real browser
 def test_a_popup_opened_by_a_click_can_be_found_and_driven(site, browser):
     page = browser.new_page(site + "/")
     page.evaluate("window.got = null; addEventListener('message', e => { window.got = e.data; })")
@@ -210,6 +213,7 @@ def test_a_popup_opened_by_a_click_can_be_found_and_driven(site, browser):
 
 
 @needs_chromium
+@pytest.mark.slow  # a real browser
 def test_screenshot_writes_a_png(site, browser, tmp_path):
     page = browser.new_page(site + "/")
     path = page.screenshot(tmp_path / "shots" / "page.png")
@@ -217,6 +221,7 @@ def test_screenshot_writes_a_png(site, browser, tmp_path):
 
 
 @needs_chromium
+@pytest.mark.slow  # a real browser
 def test_close_kills_chromium_and_removes_its_profile():
     chromium = Chromium.launch()
     profile, process = Path(chromium.profile), chromium.process

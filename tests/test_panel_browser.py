@@ -20,7 +20,7 @@ from panel_support import (CHECKING, NOT_LINKED, ROOT, UNKNOWN, card_fields, foc
 PANEL = ROOT / "sfdcflex" / "demo" / "panel"
 PANEL_FILES = {"index.html", "panel.css", "panel.js", "flow.js", "card.js", "calllog.js"}
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(   # a real browser
     find_chromium() is None, reason="no chromium binary (install Debian's chromium or set $CHROMIUM)")]
 
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",

@@ -13,6 +13,8 @@ import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from conftest import call
 from reliability_support import ServerProcess, settings_for, wait_until, write_env_file
 from sfdcflex.demo.standins.salesforce import submit_consent
@@ -77,6 +79,7 @@ def _verdict(crm, user_ids: dict, identity: str, old: tuple[str, str], now: tupl
     return "mixed or stale pair"
 
 
+@pytest.mark.slow  # twenty SIGKILLed server processes
 def test_sigkill_mid_burst_twenty_times_leaves_old_or_new_tokens(crm_factory, tmp_path):
     crm = crm_factory()
     user_ids = {}

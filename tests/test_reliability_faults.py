@@ -85,6 +85,7 @@ def test_a_search_reset_on_a_reused_connection_is_sent_once_more_on_a_fresh_one(
     assert "reset" in message and linked.sf.calls["search"] == searches + 4
 
 
+@pytest.mark.slow  # an 8 s stall
 def test_a_stalled_salesforce_is_a_502_within_the_client_timeout_and_blocks_no_one_else(linked):
     bob_token = linked.token(BOB)
     assert _contact(linked, MARY, token=bob_token).status == 200  # Bob's answer is now cached
@@ -168,6 +169,7 @@ def sync_pair(crm_factory):
     return one, two
 
 
+@pytest.mark.slow  # Sync's real back-off waits
 def test_sync_429_is_retried_then_succeeds(sync_pair):
     one, two = sync_pair
     fetches = one.sync.calls["fetch"]
@@ -177,6 +179,7 @@ def test_sync_429_is_retried_then_succeeds(sync_pair):
     assert one.sync.calls["fetch"] == fetches + 3
 
 
+@pytest.mark.slow  # Sync's real back-off waits
 def test_sync_429_while_saving_a_refresh_is_retried_and_the_new_tokens_are_saved(sync_pair):
     one, _ = sync_pair
     token = one.token(ALICE)
@@ -189,6 +192,7 @@ def test_sync_429_while_saving_a_refresh_is_retried_and_the_new_tokens_are_saved
     assert _sync_data(one)["refresh_token"] not in one.sf.refresh_log
 
 
+@pytest.mark.slow  # Sync's real back-off waits
 def test_sync_500_that_persists_is_a_bounded_502_and_the_document_stays(sync_pair):
     one, two = sync_pair
     before, fetches = _sync_data(one), one.sync.calls["fetch"]
@@ -200,6 +204,7 @@ def test_sync_500_that_persists_is_a_bounded_502_and_the_document_stays(sync_pai
     assert two.post("/get-user", {"Token": two.token(ALICE)}).status == 200
 
 
+@pytest.mark.slow  # Sync's real back-off waits
 def test_sync_412_when_the_agent_relinks_during_a_refresh_keeps_the_new_link(sync_pair):
     one, two = sync_pair
     token = two.token(ALICE)
@@ -222,6 +227,7 @@ def test_sync_412_when_the_agent_relinks_during_a_refresh_keeps_the_new_link(syn
     assert len(set(log)) == len(log)
 
 
+@pytest.mark.slow  # Sync's real back-off waits
 def test_sync_failing_while_a_refresh_is_saved_does_not_lose_the_link(sync_pair):
     one, _ = sync_pair
     token = one.token(ALICE)

@@ -14,6 +14,8 @@ import random
 import socket
 import urllib.parse
 
+import pytest
+
 SEED = 20240605
 REQUESTS = 2400
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -274,6 +276,7 @@ RAW_REQUESTS = [  # (bytes, status expected or None when the server should just 
 ]
 
 
+@pytest.mark.slow  # thousands of requests
 def test_thousands_of_hostile_requests_get_honest_answers(crm, caplog):
     crm.link(ALICE)
     crm.link(BOB)

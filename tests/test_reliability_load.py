@@ -20,6 +20,8 @@ import pytest
 
 from reliability_support import ServerProcess, settings_for, wait_until, write_env_file
 
+pytestmark = pytest.mark.slow   # seconds of load and of slow clients
+
 ALICE, BOB, MALLORY = "alice@example.com", "bob@example.com", "mallory@example.com"
 CONNECTIONS = 16
 LOAD_SECONDS = 20.0

@@ -148,10 +148,15 @@ def test_client_disconnects_print_no_traceback(runtime, caplog, capsys):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.sendall(b"GET /hello HTTP/1.1\r\n\r\n")
     assert runtime.call("GET", "/hello").status == 200
-    time.sleep(0.1)  # let the server threads notice the closed sockets
+    # Wait (bounded) until every connection thread has seen its socket close and ended.
+    deadline = time.monotonic() + 10
+    while any("process_request_thread" in t.name for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "a connection thread outlived its closed socket"
+        time.sleep(0.01)
     assert "Traceback" not in caplog.text and "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 150 connections at once
 def test_burst_of_connections_beyond_backlog_default_is_served(runtime):
     assert FunctionsServer.request_queue_size >= 128
     host, port = runtime.url.split("//")[1].split(":")

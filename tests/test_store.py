@@ -117,6 +117,7 @@ def test_damage_message_never_shows_the_content(tmp_path):
     assert "leaky-secret" not in raised.value.message
 
 
+@pytest.mark.slow  # two writer processes
 def test_two_processes_writing_different_agents_lose_nothing(tmp_path):
     path = tmp_path / "tokens.json"
     writers = [start_writer(path, prefix, 200) for prefix in ("a", "b")]
@@ -130,6 +131,7 @@ def test_two_processes_writing_different_agents_lose_nothing(tmp_path):
     assert store.get("b-0@example.com").access_token == "access-b-0"
 
 
+@pytest.mark.slow  # a SIGKILLed writer
 def test_writer_killed_mid_writes_leaves_a_file_that_parses(tmp_path):
     path = tmp_path / "tokens.json"
     # A big file makes each write long, so the kill lands inside one.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
@@ -110,9 +111,11 @@ def test_wsgi_answers_504_at_the_time_limit(serve):
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:
+        started = time.monotonic()
         answer = call(f"http://127.0.0.1:{server.server_port}", "POST", "/slow", body={"wait": 5})
         assert answer.status == 504 and answer.json()["error"] == "timeout"
         assert not slow.FINISHED.is_set()  # answered at the limit, while the function goes on
+        assert 0.25 <= time.monotonic() - started < 0.9   # within three times the 0.3 s limit
         slow.RELEASE.set()
         assert slow.FINISHED.wait(5)
     finally:

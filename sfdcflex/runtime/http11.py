@@ -72,7 +72,7 @@ def parse_head(data: bytes) -> Head:
         raise BadRequest("a bare CR is not allowed in a request head", code="bad_header")
     lines = data[:-4].decode("latin-1").split("\r\n")
     method, target, version = _request_line(lines[0])
-    if len(lines) - 1 >= MAX_HEADER_COUNT or len(data) - len(lines[0]) - 2 > MAX_HEADER_BYTES:
+    if len(lines) - 1 > MAX_HEADER_COUNT or len(data) - len(lines[0]) - 2 > MAX_HEADER_BYTES:
         raise _too_large()
     headers = []
     for line in lines[1:]:

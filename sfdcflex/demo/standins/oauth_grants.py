@@ -140,6 +140,12 @@ class GrantBook:
             grant.access_tokens.discard(token)
             return True
 
+    def live_grants(self, user_id: str) -> int:
+        """How many of the user's grants still work: a test's way to see that a revoke happened."""
+        with self._lock:
+            grants = {id(g): g for g in (*self._by_refresh.values(), *self._by_access.values())}
+            return sum(1 for g in grants.values() if g.user_id == user_id and not g.revoked)
+
     def user_for(self, access_token: str) -> str | None:
         """The user id behind a live access token, or None (expired, revoked, unknown)."""
         with self._lock:

@@ -146,6 +146,11 @@ class SalesforceStandIn(StandIn):
                 with self._lock:
                     self._presented.append(form.get("refresh_token", ""))
 
+    def live_grants(self, username: str) -> int:
+        """How many grants of `username` are not revoked (each link or refresh chain is one)."""
+        user = self._user_by_username(username)
+        return 0 if user is None else self.grants.live_grants(user["Id"])
+
     def expire_access_tokens(self) -> None:
         """Every current access token now answers 401 INVALID_SESSION_ID."""
         self.grants.expire_access_tokens()

@@ -1,0 +1,55 @@
+"""The suite's own promises: README's everyday command selects what it says, mutmut's setup holds."""
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+SETUP = configparser.ConfigParser()
+SETUP.read(ROOT / "setup.cfg")
+
+
+def _collected(*args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "--no-cov", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return {line.split("::")[0] + "::" + line.split("::")[1].split("[")[0]
+            for line in done.stdout.splitlines() if "::" in line}
+
+
+@pytest.mark.slow  # a second pytest collecting the whole suite
+def test_the_everyday_command_leaves_out_exactly_the_slow_tests():
+    command = 'python -m pytest -m "not slow"'
+    assert f"\n    {command}\n" in README
+    assert "slow:" in SETUP["tool:pytest"]["markers"]
+    left_out = _collected("-m", "slow")
+    for heavy in ("tests/test_reliability_load.py::test_sixteen_connections_for_twenty_seconds",
+                  "tests/test_reliability_crash.py::test_sigkill_mid_burst_twenty_times_leaves_old_or_new_tokens",
+                  "tests/test_bench.py::test_a_tiny_run_reports_every_scenario_and_stops_its_servers",
+                  "tests/test_demo_browser.py::test_a_person_links_looks_up_opens_the_record_and_disconnects"):
+        assert heavy in left_out
+    assert not any("test_known_gaps.py" in test for test in left_out)
+    assert len(left_out) < 60   # the everyday loop is most of the suite (about 900 tests)
+
+
+def test_mutmut_is_set_up_as_readme_says():
+    section = SETUP["mutmut"]
+    assert section["source_paths"].strip() == "sfdcflex/"
+    also_copy = section["also_copy"].split()
+    assert {"functions/", "run.py", "README.md", ".env.example", ".ci/"} <= set(also_copy)
+    assert all((ROOT / path).exists() for path in also_copy)
+    assert {"sfdcflex/demo/*", "sfdcflex/bench/*"} <= set(section["do_not_mutate"].split())
+    assert "not slow" in section["pytest_add_cli_args"]
+    assert "mutants/" in (ROOT / ".gitignore").read_text().split()
+    commands = re.findall(r"\n    (.*mutmut run .*)\n", README)
+    assert commands, "README shows no mutmut command"
+    modules = re.findall(r'"sfdcflex\.([a-z_.]+)\.\*"', commands[0])
+    assert modules and all((ROOT / "sfdcflex" / (m.replace(".", "/") + ".py")).exists() for m in modules)
