@@ -1,6 +1,6 @@
 """Load and slow clients against `python run.py` as its own process, watched through /proc.
 
-16 keep-alive connections run a mixed workload for 10 s: no transport error, no unexpected
+16 keep-alive connections run a mixed workload for 8 s: no transport error, no unexpected
 status, memory bounded, and threads and file descriptors back where they were once the
 connections close. Clients that drip a byte a second are cut off by the read timeout and
 never hold up anyone else.
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow   # seconds of load and of slow clients
 
 ALICE, BOB, MALLORY = "alice@example.com", "bob@example.com", "mallory@example.com"
 CONNECTIONS = 16
-LOAD_SECONDS = 10.0
+LOAD_SECONDS = 8.0
 WARM_UP_SECONDS = 1.0
 READ_TIMEOUT = 2.0
 
@@ -93,22 +93,37 @@ def run_load(url: str, plan: list, seconds: float, seed: int) -> collections.Cou
     return tally
 
 
-def settled(server: ServerProcess, baseline) -> object:
-    """The footprint once closed connections' threads and sockets are gone (or after 5 s)."""
-    wait_until(lambda: (lambda now: now.threads <= baseline.threads and now.fds <= baseline.fds)(
-        server.footprint()), 5.0, 0.1)
+def steady(server: ServerProcess) -> object:
+    """The footprint once threads and descriptors stopped changing for 0.3 s (or after 5 s)."""
+    seen = [server.footprint()]
+
+    def unchanged() -> bool:
+        seen.append(server.footprint())
+        last = seen[-4:]
+        return len(last) == 4 and len({(f.threads, f.fds) for f in last}) == 1
+    wait_until(unchanged, 5.0, 0.1)
+    return seen[-1]
+
+
+def settled(server: ServerProcess, baseline, slack: int = 0) -> object:
+    """The footprint once closed connections' threads and sockets are gone (or after 5 s).
+
+    `slack` descriptors may stay: the kept-alive connections to the upstream stand-ins, which
+    the pool holds on purpose (waiting for them to close would only wait out the 5 s)."""
+    wait_until(lambda: (lambda now: now.threads <= baseline.threads
+                        and now.fds <= baseline.fds + slack)(server.footprint()), 5.0, 0.1)
     return server.footprint()
 
 
-def test_sixteen_connections_for_ten_seconds(server):
+def test_sixteen_connections_for_eight_seconds(server):
     server, crm = server
     plan = workload(crm)
     warm = run_load(server.url, plan, WARM_UP_SECONDS, seed=1)
     assert warm["requests"] > 0 and set(warm) == {"requests"}, warm
-    # The worker pool has grown to what this load needs; idle connections' threads are gone.
-    before = settled(server, server.footprint())
+    # The worker pool has grown to what this load needs; the warm-up's sockets are closed.
+    before = steady(server)
     tally = run_load(server.url, plan, LOAD_SECONDS, seed=100)
-    after = settled(server, before)
+    after = settled(server, before, slack=2)
     print(f"\nload: {CONNECTIONS} connections x {LOAD_SECONDS:g} s: {tally['requests']} requests "
           f"({tally['requests'] / LOAD_SECONDS:.0f}/s), tally {dict(tally)}\n"
           f"  RSS {before.rss_kib} -> {after.rss_kib} KiB, peak {after.peak_rss_kib} KiB; "

@@ -31,7 +31,7 @@ def test_the_everyday_command_leaves_out_exactly_the_slow_tests():
     assert f"\n    {command}\n" in README
     assert "slow:" in SETUP["tool:pytest"]["markers"]
     left_out = _collected("-m", "slow")
-    for heavy in ("tests/test_reliability_load.py::test_sixteen_connections_for_ten_seconds",
+    for heavy in ("tests/test_reliability_load.py::test_sixteen_connections_for_eight_seconds",
                   "tests/test_reliability_crash.py::test_sigkill_mid_burst_twelve_times_leaves_old_or_new_tokens",
                   "tests/test_bench.py::test_a_tiny_run_reports_every_scenario_and_stops_its_servers",
                   "tests/test_demo_browser.py::test_a_person_links_looks_up_opens_the_record_and_disconnects"):
