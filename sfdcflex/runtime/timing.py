@@ -30,8 +30,10 @@ class ServerTiming:
             self._hops.append((name, label[0], (time.perf_counter() - started) * 1000))
 
     def mark(self, name: str, desc: str) -> None:
-        """A hop with no duration of its own, such as a cache hit."""
-        self._hops.append((name, desc, None))
+        """A hop with no duration of its own, such as a cache hit; the same mark again is not
+        a new hop (a request may look at its in-memory tokens twice), so it is listed once."""
+        if (name, desc, None) not in self._hops:
+            self._hops.append((name, desc, None))
 
     def header(self) -> str:
         entries = [_entry(name, desc, dur) for name, desc, dur in self._hops]
