@@ -6,14 +6,13 @@ import os
 import hashlib
 import hmac
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import pytest
 
-from conftest import AUTH_TOKEN, FIXTURE_FUNCTIONS
+from conftest import AUTH_TOKEN
 from sfdcflex.runtime.app import Limits
 
 

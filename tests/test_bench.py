@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-
-import pytest
 from pathlib import Path
 
 import pytest

@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .load import run_load
-from .main import CACHE_SIZE, MISS_CONTACTS, contact_request, fetch, link_agent
+from .calls import contact_request, fetch, link_agent
+from .main import CACHE_SIZE, MISS_CONTACTS
 from .servers import Child, StandIns, child_environment, contact_phone, prepare_runtime_folder, runtime_argv
 
 MIB = 1024 * 1024

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from .drivers import choose_client, drive, process_cpu_seconds
 from .load import Request
-from .main import CACHE_SIZE, contact_request, link_agent, machine_info
+from .calls import contact_request, link_agent
+from .main import CACHE_SIZE, machine_info
 from .servers import Child, StandIns, contact_phone, prepare_runtime_folder, runtime_argv
 
 HOSTS_APP = '''"""The WSGI entry the hosts benchmark serves: sfdcflex, or the host's own minimal hello."""

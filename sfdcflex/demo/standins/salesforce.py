@@ -21,11 +21,10 @@ from .record_pages import RecordPages
 from .soql import QueryError, parse_query, parse_search
 from .sobject_writes import RecordWrites
 from .sobjects import Org
+from .wire import HTML, NO_STORE, oauth_error, redirect_back, rest_error, salesforce_datetime
 
 __all__ = ["SalesforceStandIn", "submit_consent"]
 
-HTML = "text/html;charset=UTF-8"
-NO_STORE = {"Cache-Control": "no-cache,must-revalidate,max-age=0,no-store,private"}
 BAD_LOGIN = ("Please check your username and password. If you still can't log in, "
              "contact your Salesforce administrator.")
 _REST_PATH = re.compile(r"/services/data/v(\d+\.\d+)/(query|search)/?")
@@ -33,21 +32,6 @@ _IDENTITY_PATH = re.compile(r"/id/(\w{15,18})/(\w{15,18})/?")
 _SOBJECT_PATH = re.compile(r"/services/data/v(\d+\.\d+)/sobjects/(\w+)(?:/(\w+))?/?")
 _FAULT_CODES = {401: "INVALID_SESSION_ID", 403: "REQUEST_LIMIT_EXCEEDED",
                 404: "NOT_FOUND", 503: "SERVER_UNAVAILABLE"}
-
-
-def rest_error(status: int, error_code: str, message: str) -> Response:
-    """Salesforce REST's error body: a JSON array of {message, errorCode}."""
-    return json_response(status, [{"message": message, "errorCode": error_code}])
-
-
-def oauth_error(error: OAuthError) -> Response:
-    return json_response(error.status, {"error": error.error,
-                                        "error_description": error.description}, NO_STORE)
-
-
-def salesforce_datetime(moment: datetime.datetime) -> str:
-    """Salesforce's REST datetime format, e.g. 2024-05-14T09:21:07.000+0000."""
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 class SalesforceStandIn(StandIn):
@@ -208,7 +192,7 @@ class SalesforceStandIn(StandIn):
         if request.method in ("GET", "HEAD"):
             return self._login_page(params)
         if params.get("decision") != "allow":
-            return _redirect_back(params, {"error": "access_denied",
+            return redirect_back(params, {"error": "access_denied",
                                            "error_description": "end-user denied authorization"})
         if not params.get("username"):
             return self._login_page(params, "Choose a Salesforce user to log in as.")
@@ -219,7 +203,7 @@ class SalesforceStandIn(StandIn):
                                       params.get("code_challenge") or None,
                                       params.get("scope") or "api refresh_token")
         # Logging in here also starts the browser's session, so record pages know the user.
-        return self.record_pages.sign_in(_redirect_back(params, {"code": code}), user["Id"])
+        return self.record_pages.sign_in(redirect_back(params, {"code": code}), user["Id"])
 
     def _refuse_authorize(self, params: dict[str, str]) -> Response | None:
         """Why Salesforce would not show the login page for these parameters, if it would not."""
@@ -232,13 +216,13 @@ class SalesforceStandIn(StandIn):
                                                    "redirect_uri must match configuration"),
                             HTML, dict(NO_STORE))
         if params.get("response_type") != "code":
-            return _redirect_back(params, {"error": "unsupported_response_type",
+            return redirect_back(params, {"error": "unsupported_response_type",
                                            "error_description": "response type not supported"})
         if self.require_pkce and not params.get("code_challenge"):
-            return _redirect_back(params, {"error": "invalid_request",
+            return redirect_back(params, {"error": "invalid_request",
                                            "error_description": "missing required code challenge"})
         if params.get("code_challenge_method", "S256") != "S256":
-            return _redirect_back(params, {"error": "invalid_request",
+            return redirect_back(params, {"error": "invalid_request",
                                            "error_description": "invalid code challenge method"})
         return None
 
@@ -406,13 +390,3 @@ class SalesforceStandIn(StandIn):
         return {"user_id": user.get("Id"), "username": user.get("Username"),
                 "display_name": user.get("Name"), "org_id": user.get("OrgId"),
                 "email": user.get("Email")}
-
-
-def _redirect_back(params: dict[str, str], answer: dict[str, str]) -> Response:
-    """302 to the app's redirect_uri with `answer` and the state, as Salesforce redirects."""
-    if params.get("state") is not None:
-        answer = {**answer, "state": params["state"]}
-    redirect_uri = params["redirect_uri"]
-    separator = "&" if "?" in redirect_uri else "?"
-    location = redirect_uri + separator + urllib.parse.urlencode(answer)
-    return Response(302, b"", HTML, {"Location": location, **NO_STORE})

@@ -13,7 +13,7 @@ import secrets
 import threading
 from typing import Callable
 
-from .base import Request, Response, json_response
+from .base import Response, json_response
 from .twilio_api import twilio_error
 
 MAX_KEY = 256
