@@ -21,7 +21,8 @@ def handler(context, event, callback):
         return callback(None, _redirect(services.linker.original_authorize_url()))
     popup = "text/html" in str(event["request"]["headers"].get("accept", ""))  # a browser navigating
     try:
-        agent = services.identify(event, timing, token_in_url=popup)  # a popup has only its URL
+        # A popup has only its URL to carry the Flex token.
+        agent = services.identify(event, timing, context.outside_the_slot, token_in_url=popup)
         url = services.linker.authorize_url(agent.identity, event.get("origin"))
     except HTTPError as error:
         return callback(timing.tag(error))

@@ -25,8 +25,8 @@ def _caller(event):
 def handler(context, event, callback):
     services, timing = context.services, ServerTiming()
     try:
-        agent = services.identify(event, timing)                     # 1. who asks: Flex token → IAM
-        caller = _caller(event)                                      # 2. checked before any query
+        agent = services.identify(event, timing, context.outside_the_slot)  # 1. who: Flex token → IAM
+        caller = _caller(event)                                              # 2. checked before any query
         pick = parse_record_id(event["contact_id"]) if event.get("contact_id") else None
         card = services.lookup.contact(agent.identity, caller, timing, pick)  # 3. cache, else Salesforce
     except HTTPError as error:

@@ -10,7 +10,7 @@ from sfdcflex.runtime.timing import ServerTiming
 def handler(context, event, callback):
     services, timing = context.services, ServerTiming()
     try:
-        agent = services.identify(event, timing)
+        agent = services.identify(event, timing, context.outside_the_slot)
         user = services.lookup.user(agent.identity, timing)
     except HTTPError as error:
         return callback(timing.tag(error))

@@ -12,7 +12,7 @@ from sfdcflex.runtime.timing import ServerTiming
 def handler(context, event, callback):
     services, timing = context.services, ServerTiming()
     try:
-        agent = services.identify(event, timing)                    # 1. who asks: Flex token → IAM
+        agent = services.identify(event, timing, context.outside_the_slot)  # 1. who asks: Flex token → IAM
         entry = parse_call_entry(event)                              # 2. 400 before any Salesforce call
         logged = services.call_log.log(agent.identity, entry, timing)  # 3. find by CallObject, then write
     except HTTPError as error:

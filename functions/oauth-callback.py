@@ -15,7 +15,7 @@ def handler(context, event, callback):
     try:
         if event.get("error"):  # ?error=access_denied: the agent pressed Deny on Salesforce's page
             raise Declined.from_redirect(str(event["error"]), str(event.get("error_description") or ""))
-        identity = services.identify(event, timing).identity if relayed else None
+        identity = services.identify(event, timing, context.outside_the_slot).identity if relayed else None
         link = services.linker.complete(event.get("code"), event.get("state"), timing, identity=identity)
     except HTTPError as error:
         if relayed:

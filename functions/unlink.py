@@ -9,7 +9,7 @@ from sfdcflex.runtime.timing import ServerTiming
 def handler(context, event, callback):
     services, timing = context.services, ServerTiming()
     try:
-        agent = services.identify(event, timing)
+        agent = services.identify(event, timing, context.outside_the_slot)
         with timing.span("sfdc-revoke", "Salesforce revoke + token store delete"):
             unlinked = services.keeper.unlink(agent.identity)
         services.lookup.forget(agent.identity)

@@ -1,8 +1,9 @@
 """Everything the functions share, built once from the config: clients, stores, cache, linker, lookups."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, ContextManager
 
 from .cache import LRUCache
 from .call_log import CallLogger
@@ -12,7 +13,6 @@ from .keeper import TokenKeeper
 from .linking import Linker
 from .lookup import Lookup
 from .oauth_state import StateSigner, load_or_create_secret
-from .runtime.app import outside_the_slot
 from .runtime.cors import origin_of
 from .runtime.errors import BadRequest
 from .clients.salesforce import SalesforceClient
@@ -46,7 +46,9 @@ class Services:
     flex_origin: str
     call_log: CallLogger
 
-    def identify(self, event: dict, timing: ServerTiming, *, token_in_url: bool = False) -> FlexAgent:
+    def identify(self, event: dict, timing: ServerTiming,
+                 outside_the_slot: Callable[[], ContextManager] = nullcontext, *,
+                 token_in_url: bool = False) -> FlexAgent:
         """The Flex agent behind the request's `Token` (Twilio IAM, cached for up to 5 minutes).
 
         The token is taken from the body only: a URL ends up in proxy logs and browser history.
@@ -56,7 +58,7 @@ class Services:
             raise BadRequest("Send the Flex token in the request body (field Token), not in the URL",
                              code="token_in_url")
         # Waiting for IAM is not the function's own work: it gives its concurrency slot back
-        # meanwhile (see runtime.app.outside_the_slot), so a flood of bad tokens cannot turn
+        # meanwhile (the runtime's `context.outside_the_slot`), so a flood of bad tokens cannot turn
         # into 429s for real agents.
         with timing.span("flex", "Flex token check") as label, outside_the_slot():
             agent, cached = self.flex.validate_with_source(event.get("Token"))

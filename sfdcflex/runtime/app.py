@@ -205,6 +205,7 @@ class App:
                 self._check_signature(request, path)
             event = build_event(request)
             context = self._context(request, path)
+            context.outside_the_slot = partial(_outside_the_slot, invocation)
         except BaseException:
             invocation.release_slot()
             raise
@@ -247,7 +248,6 @@ class App:
     def _run(self, handler, context: Context, event: dict, invocation: _Invocation) -> None:
         # The concurrency slot stays taken until the handler really ends, past the time limit
         # too, as on Twilio.
-        _running.invocation = invocation
         try:
             result = handler(context, event, invocation.callback)
             if hasattr(type(result), "__await__"):  # an async def handler
@@ -259,7 +259,6 @@ class App:
             else:
                 invocation.callback(exc)
         finally:
-            _running.invocation = None
             invocation.release_slot()
 
     def _failure_reply(self, function: Function, error: object) -> Reply:
@@ -330,13 +329,11 @@ def _declared_form(request: Request) -> bool:
     return kind.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
 
 
-_running = threading.local()  # the invocation a function thread is running, for outside_the_slot
-
-
 @contextmanager
-def outside_the_slot() -> Iterator[None]:
-    """Give the running function's concurrency slot back while it waits for something that
-    is not its own work (a token check with Twilio IAM), and take it again afterwards.
+def _outside_the_slot(invocation: _Invocation) -> Iterator[None]:
+    """`context.outside_the_slot()`: give the running function's concurrency slot back while
+    it waits for something that is not its own work (a token check with Twilio IAM), and take
+    it again afterwards.
 
     Without this a flood of requests with garbage tokens holds every slot while IAM answers,
     and real agents get 429. The check cannot move before the slot is taken instead: the
@@ -344,8 +341,7 @@ def outside_the_slot() -> Iterator[None]:
     (an invalid token), the slot is not taken again: the function only renders its error.
     Taking it again waits at most until the time limit, then answers 429.
     """
-    invocation = getattr(_running, "invocation", None)
-    if invocation is None or not invocation.holds_slot:
+    if not invocation.holds_slot:
         yield
         return
     invocation.release_slot()
