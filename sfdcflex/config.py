@@ -26,6 +26,7 @@ SETTING_NAMES = (
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
     "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "LOG_LEVEL", "LOG_FORMAT",
     "ORIGINAL_PLUGIN_LOGIN", "SFDC_LOOKUP_OBJECTS", "UPSTREAM_CA_FILE", "MAX_FUNCTION_BODY",
+    "SYNC_LINK_RECHECK",
 )
 # The objects get-contact searches, in the order a match wins (a Contact over a Lead).
 LOOKUP_OBJECTS = ("Contact", "Lead")
@@ -68,6 +69,7 @@ class Config:
     state_secret: bytes | None = field(repr=False)
     cache_size: int
     cache_ttl: float
+    sync_link_recheck: float
     log_level: str
     log_format: str
     original_plugin_login: bool
@@ -234,6 +236,7 @@ def load_config(values: Mapping[str, str]) -> Config:
         state_secret=state_secret.encode("utf-8") or None,
         cache_size=int(check.number("CACHE_SIZE", 100, 1, 100_000, integer=True)),
         cache_ttl=float(check.number("CACHE_TTL", 300.0, 0, 86_400, integer=False)),
+        sync_link_recheck=float(check.number("SYNC_LINK_RECHECK", 0.0, 0, 300, integer=False)),
         log_level=check.choice("LOG_LEVEL", LOG_LEVELS),
         log_format=check.choice("LOG_FORMAT", LOG_FORMATS),
         original_plugin_login=check.flag("ORIGINAL_PLUGIN_LOGIN"),

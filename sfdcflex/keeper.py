@@ -33,6 +33,9 @@ class TokenKeeper:
         self.salesforce = salesforce
         self._held: dict[str, StoredTokens] = {}
         self._unsaved: dict[str, StoredTokens] = {}  # refreshed, but the store was down
+        # The request (its ServerTiming) that last confirmed an agent's held tokens with the
+        # store: a request asks the store once, however many Salesforce calls it makes.
+        self._confirmed_in: dict[str, ServerTiming] = {}
         self._locks: dict[str, threading.RLock] = {}  # re-entrant: a refresh saves under it
         self._guard = threading.Lock()
 
@@ -95,15 +98,19 @@ class TokenKeeper:
         tokens = self._held.get(identity)
         # Held tokens stand while the store says cheaply that nobody replaced or dropped the link
         # (or while it is down and holds older tokens than ours: then they are the newest).
-        if tokens is not None and (identity in self._unsaved or self.store.is_current(identity, tokens.revision)):
+        if tokens is not None and (identity in self._unsaved or self._confirmed_in.get(identity) is timing
+                                   or self.store.is_current(identity, tokens.revision)):
             timing.mark("store", "tokens in memory")
+            self._confirmed_in[identity] = timing
             return tokens
         with timing.span("store", "token store read"):
             tokens = self.store.get(identity)
         if tokens is None:
             self._held.pop(identity, None)
+            self._confirmed_in.pop(identity, None)
             raise NotLinked(NOT_LINKED)
         self._held[identity] = tokens
+        self._confirmed_in[identity] = timing
         return tokens
 
     def _refresh(self, identity: str, stale: StoredTokens, timing: ServerTiming) -> StoredTokens:

@@ -70,7 +70,8 @@ class Services:
 def build_store(config: Config, transport: Sender) -> TokenStore:
     if config.token_store == "sync":
         return SyncTokenStore(SyncClient(config.twilio_sync_url, config.sync_service_sid,
-                                         config.account_sid, config.auth_token, transport=transport))
+                                         config.account_sid, config.auth_token, transport=transport),
+                              recheck=config.sync_link_recheck)
     return JsonFileTokenStore(config.token_store_path)
 
 

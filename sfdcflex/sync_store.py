@@ -29,9 +29,11 @@ _SID_SHAPED = re.compile(r"[A-Za-z]{2}[0-9A-Fa-f]{32}")
 # Leases and used states live in Maps, never in documents: no identity can name them.
 LEASE_MAP = "sfdcflex-refresh-leases"
 USED_STATES_MAP = "sfdcflex-used-states"
-# Another instance may drop or replace a link; an agent's document is read again this often
-# (Sync reads cost a network call and count against its 20 reads/s per object).
-RECHECK_SECONDS = 10.0
+# Another instance may drop or replace a link. By default (0) held tokens are confirmed by one
+# read of the agent's document per request, so a link dropped anywhere is gone everywhere at the
+# next request, as with the JSON store. SYNC_LINK_RECHECK trusts a read this many seconds instead:
+# a cached answer then costs no Sync call, and a dead link's cards may be served that long.
+RECHECK_SECONDS = 0.0
 
 
 class IdentityNotStorable(Forbidden):

@@ -41,6 +41,7 @@ def test_defaults():
     assert config.twilio_sync_url == "https://sync.twilio.com"
     assert config.state_secret is None
     assert (config.cache_size, config.cache_ttl) == (100, 300.0)
+    assert config.sync_link_recheck == 0.0
     assert config.values["SFDC_CLIENT_ID"] == "3MVG9client"
 
 
@@ -50,8 +51,9 @@ def test_every_setting_can_be_given():
         "SFDC_LOGIN_URL": "https://login.salesforce.com", "SFDC_API_VERSION": "61.0",
         "PUBLIC_URL": "https://crm.example.com/flex/", "TOKEN_STORE_PATH": "/var/lib/tokens.json",
         "TWILIO_IAM_URL": "http://127.0.0.1:9001", "TWILIO_SYNC_URL": "http://localhost:9002",
-        "STATE_SECRET": "k" * 40, "CACHE_SIZE": "5", "CACHE_TTL": "0",
+        "STATE_SECRET": "k" * 40, "CACHE_SIZE": "5", "CACHE_TTL": "0", "SYNC_LINK_RECHECK": "2.5",
     })
+    assert config.sync_link_recheck == 2.5
     assert config.token_store == "sync"
     assert config.sync_service_sid == "IS" + "a" * 32
     assert config.public_url == "https://crm.example.com/flex"
@@ -95,6 +97,8 @@ def test_sync_store_needs_a_sync_service_sid():
     ("CACHE_TTL", "-1", "CACHE_TTL must be a number from 0 to 86400"),
     ("CACHE_TTL", "nan", "CACHE_TTL"),
     ("CACHE_TTL", "inf", "CACHE_TTL"),
+    ("SYNC_LINK_RECHECK", "301", "SYNC_LINK_RECHECK must be a number from 0 to 300"),
+    ("SYNC_LINK_RECHECK", "-0.5", "SYNC_LINK_RECHECK must be a number from 0 to 300"),
     ("STATE_SECRET", "short", "at least 32 characters"),
 ])
 def test_malformed_values_are_named(name, value, fragment):

@@ -220,19 +220,47 @@ def test_a_kelvin_sign_does_not_pass_for_a_k(crm):
 
 # --- 6. Cached cards die with the link -------------------------------------------------------
 
-def test_cached_cards_go_with_a_link_that_died_on_every_instance(crm_factory):
-    one, two = crm_factory(), crm_factory()
+@pytest.mark.parametrize("store", ["json", "sync"])
+def test_cached_cards_go_with_a_link_that_died_on_every_instance(crm_factory, store):
+    one, two = crm_factory(store=store), crm_factory(store=store)
     assert one.link(ALICE).status == 200
     token = one.token(ALICE)
     for crm in (one, two):   # both instances cache Ada's card
         assert crm.post("/get-contact", {"Token": token, "phone": "+14155550101"}).status == 200
-    one.sf.grants.revoke(_stored(one)[ALICE]["refresh_token"])   # revoked in Salesforce
+    hits = [crm.post("/get-contact", {"Token": token, "phone": "+14155550101"}) for crm in (one, two)]
+    assert all("cache;desc=\"hit\"" in answer.headers["Server-Timing"] for answer in hits)
+    refresh_token = one.services.keeper.store.get(ALICE).refresh_token
+    one.sf.grants.revoke(refresh_token)   # revoked in Salesforce
     gone = one.post("/get-contact", {"Token": token, "phone": "+12125550103"})   # a miss: refresh fails
     assert gone.status == 404 and gone.json()["error"] == "not_linked"
     for crm in (one, two):
         cached = crm.post("/get-contact", {"Token": token, "phone": "+14155550101"})
         assert cached.status == 404 and cached.json()["error"] == "not_linked", cached.body
         assert crm.post("/get-user", {"Token": token}).status == 404
+
+
+def test_with_sync_a_request_reads_the_agents_document_once_or_as_configured(crm_factory):
+    """Default: one Sync read per request confirms the link, hit or miss (however many Salesforce
+    calls the miss makes). SYNC_LINK_RECHECK=N trusts a read N seconds: a hit makes no Sync call,
+    and a link dropped elsewhere is noticed only after N seconds."""
+    strict, relaxed = crm_factory(store="sync"), crm_factory(store="sync", SYNC_LINK_RECHECK="60")
+    assert strict.link(ALICE).status == 200
+    token = strict.token(ALICE)
+
+    def fetches(crm, body) -> int:
+        before = crm.sync.calls["fetch"]
+        assert crm.post("/get-contact", {"Token": token, **body}).status in (200, 404)
+        return crm.sync.calls["fetch"] - before
+
+    nobody = {"phone": "+19995550100"}   # no match: a SOSL search, then a SOQL query
+    assert fetches(strict, nobody) == 1 and fetches(strict, nobody) == 1
+    assert fetches(strict, {"phone": "+14155550101"}) == 1
+    assert fetches(relaxed, nobody) == 1          # its first read of the document
+    assert fetches(relaxed, nobody) == 0          # a hit: no Sync call
+    assert fetches(relaxed, {"phone": "+14155550101"}) == 0   # a miss under a confirmed link
+    assert strict.post("/unlink", {"Token": token}).status == 200
+    assert strict.post("/get-user", {"Token": token}).status == 404
+    assert fetches(relaxed, nobody) == 0          # still served within its 60 s: the trade-off
 
 
 # --- 7. Smaller items ------------------------------------------------------------------------
