@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = FunctionsServer((args.host, args.port), None, limits=server_limits(args))
     except OSError as exc:
-        print(f"sfdcflex: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        reason = os.strerror(exc.errno) if exc.errno else exc   # without Python's repeat of the address
+        print(f"sfdcflex: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 2
     demo = None
     with StopSignals() as stop:

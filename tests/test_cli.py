@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import queue
 import re
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import call
+from sfdcflex import cli
 from sfdcflex.cli import parse_args
+from sfdcflex.runtime.server import FunctionsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,20 +67,6 @@ class RunningServer:
                 self.output.append(self.lines.get())
 
 
-def test_missing_setting_stops_start_up_with_one_line(tmp_path):
-    env = tmp_path / ".env"
-    env.write_text("# no org id\nACCOUNT_SID=AC" + "0" * 32 + "\nAUTH_TOKEN=secret-auth-token\n"
-                   "SFDC_INSTANCE_URL=https://example.my.salesforce.com\nSFDC_CLIENT_ID=id\n"
-                   "SFDC_CLIENT_SECRET=shh\nFLEX_INSTANCE_URL=https://flex.twilio.com\n")
-    done = subprocess.run([sys.executable, "run.py", "--env", str(env), "--port", "0"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30,
-                          env={k: v for k, v in os.environ.items() if not k.startswith(("SFDC_", "TWILIO_"))})
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "SFDC_ORG_ID" in lines[0]
-    assert "secret-auth-token" not in done.stderr + done.stdout
-
-
 def test_http_upstream_that_is_not_loopback_is_refused(tmp_path):
     env = tmp_path / ".env"
     env.write_text("ACCOUNT_SID=AC" + "0" * 32 + "\nAUTH_TOKEN=t\nSFDC_ORG_ID=00D5e000000AbCd\n"
@@ -94,50 +83,198 @@ def test_bad_arguments_are_refused(args):
         parse_args(args)
 
 
-def test_demo_starts_prints_routes_serves_and_stops_on_ctrl_c(tmp_path):
-    server = RunningServer("--demo", "--port", "0", "--demo-dir", str(tmp_path))
-    try:
-        url = server.wait_for(r"Agent panel: (http://127\.0\.0\.1:\d+)/").group(1)
-        server.wait_for(r"public\s+\S+/get-contact-account-data\s+\(alias of /get-contact\)")
-        assert "DEMO MODE" in "".join(server.output)
+# --- cli.main in this process: the same code as run.py, without a process start per test --------
+# (run.py and `python -m sfdcflex` as processes, and signals to a real process, are tested as a
+# user runs them: above, in tests/test_readme.py and in the slow signal tests below.)
+
+@pytest.fixture
+def run_main(monkeypatch, capsys):
+    """cli.main(*argv) here: (exit code, stdout, stderr). The logging it sets up is undone after."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging._srcfile, logging.logThreads,
+             logging.logProcesses, logging.logMultiprocessing)
+    for name in list(os.environ):
+        if name.startswith(("SFDC_", "TWILIO_", "TOKEN_", "LOG_")) or name in ("ACCOUNT_SID", "AUTH_TOKEN"):
+            monkeypatch.delenv(name)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    yield run
+    for handler in root.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing) = saved[2:]
+
+
+def serve_here(monkeypatch, run_main, argv: list[str], exercise, stop_with=signal.SIGINT):
+    """Run cli.main(argv) on this, the main, thread (where signal handlers run), `exercise(url)` on
+    another once the server serves, then send this process `stop_with`, as Ctrl-C or systemd would.
+    Returns (exit code, stdout, stderr, what exercise returned)."""
+    made: list[FunctionsServer] = []
+
+    class Recorded(FunctionsServer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(cli, "FunctionsServer", Recorded)
+    outcome: dict = {}
+
+    def drive() -> None:
+        deadline = time.monotonic() + 20
+        # The app is set inside main's StopSignals block: from then on a signal is handled.
+        while not (made and made[0].app is not None):
+            if time.monotonic() > deadline:
+                outcome["error"] = AssertionError("the server did not start")
+                return
+            time.sleep(0.01)
+        try:
+            while True:
+                try:
+                    call(made[0].url, "GET", "/healthz")
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+            outcome["value"] = exercise(made[0].url)
+        except BaseException as exc:   # noqa: BLE001 - re-raised on the main thread
+            outcome["error"] = exc
+        finally:
+            os.kill(os.getpid(), stop_with)
+
+    driver = threading.Thread(target=drive, name="cli-test-driver", daemon=True)
+    driver.start()
+    code, out, err = run_main(*argv)
+    driver.join(20)
+    if "error" in outcome:
+        raise outcome["error"]
+    return code, out, err, outcome.get("value")
+
+
+def demo_token(url: str, who: str) -> str:
+    config = call(url, "GET", "/demo-config.json").json()
+    return call(config["iam_url"], "POST", "/demo/token", body={"realm_user_id": who}).json()["token"]
+
+
+def test_missing_setting_stops_start_up_with_one_line(tmp_path, run_main):
+    env = tmp_path / ".env"
+    env.write_text("# no org id\nACCOUNT_SID=AC" + "0" * 32 + "\nAUTH_TOKEN=secret-auth-token\n"
+                   "SFDC_INSTANCE_URL=https://example.my.salesforce.com\nSFDC_CLIENT_ID=id\n"
+                   "SFDC_CLIENT_SECRET=shh\nFLEX_INSTANCE_URL=https://flex.twilio.com\n")
+    code, out, err = run_main("--env", str(env), "--port", "0")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "SFDC_ORG_ID" in lines[0]
+    assert "secret-auth-token" not in err + out
+
+
+def test_a_port_already_taken_is_one_line_and_exit_2(run_main):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run_main("--demo", "--port", str(port))
+    assert code == 2 and err.strip() == f"sfdcflex: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_demo_starts_prints_routes_serves_and_stops_on_ctrl_c(tmp_path, monkeypatch, run_main):
+    def exercise(url: str) -> None:
         panel = call(url, "GET", "/")
         assert panel.status == 200 and b"<html" in panel.body.lower()
         config = call(url, "GET", "/demo-config.json").json()
         assert {a["realm_user_id"] for a in config["agents"]} >= {"alice@sfdcflex.demo", "carol@sfdcflex.demo"}
-        token = call(config["iam_url"], "POST", "/demo/token", body={"realm_user_id": "alice@sfdcflex.demo"}).json()["token"]
+        token = demo_token(url, "alice@sfdcflex.demo")
         assert call(url, "POST", "/get-user", body={"Token": token}).json()["error"] == "not_linked"
-        server.wait_for(r"404 POST /get-user \d+\.\dms")
-    finally:
-        code = server.stop()
+
+    code, out, err, _ = serve_here(monkeypatch, run_main, ["--demo", "--port", "0", "--demo-dir", str(tmp_path)],
+                                   exercise)
     assert code == 0
-    assert "sfdcflex: stopped" in "".join(server.output)
-    assert "Traceback" not in "".join(server.output)
+    url = re.search(r"Agent panel: (http://127\.0\.0\.1:\d+)/", out).group(1)
+    assert "DEMO MODE" in out and f"Token store: JSON file {tmp_path / 'tokens.json'}" in out
+    assert re.search(r"public\s+\S+/get-contact-account-data\s+\(alias of /get-contact\)", out)
+    assert re.search(r"built-in\s+\S+/healthz", out)
+    assert re.search(r"404 POST /get-user \d+\.\dms", err)   # the request log, flushed at the stop
+    assert "sfdcflex: stopped" in out and "Traceback" not in out + err
+    assert tmp_path.is_dir()   # a folder it was given is left in place
+    with pytest.raises(OSError):
+        call(url, "GET", "/healthz")   # nothing listens any more
 
 
-def test_demo_with_the_sync_store_links_through_sync(tmp_path):
+def test_demo_with_the_sync_store_links_through_sync(tmp_path, monkeypatch, run_main):
     from sfdcflex.demo.standins.salesforce import submit_consent
-    server = RunningServer("--demo", "--store", "sync", "--port", "0", "--demo-dir", str(tmp_path))
-    try:
-        url = server.wait_for(r"Agent panel: (http://127\.0\.0\.1:\d+)/").group(1)
-        server.wait_for(r"Token store: Sync stand-in")
-        config = call(url, "GET", "/demo-config.json").json()
-        token = call(config["iam_url"], "POST", "/demo/token", body={"realm_user_id": "bob@sfdcflex.demo"}).json()["token"]
+
+    def exercise(url: str) -> str:
+        token = demo_token(url, "bob@sfdcflex.demo")
         start = call(url, "POST", "/auth", body={"Token": token}).json()
         location = submit_consent(start["authorize_url"], "bob@sfdcflex.demo")
         assert call(url, "GET", location[len(url):]).status == 200
-        assert call(url, "POST", "/get-user", body={"Token": token}).json()["sfdc_username"] == "bob@sfdcflex.demo"
-        assert not (tmp_path / "tokens.json").exists()
-    finally:
-        assert server.stop() == 0
+        return call(url, "POST", "/get-user", body={"Token": token}).json()["sfdc_username"]
+
+    code, out, err, user = serve_here(monkeypatch, run_main, ["--demo", "--store", "sync", "--port", "0",
+                                                              "--demo-dir", str(tmp_path)], exercise)
+    assert code == 0 and user == "bob@sfdcflex.demo"
+    assert "Token store: Sync stand-in (http://127.0.0.1:" in out
+    assert not (tmp_path / "tokens.json").exists()
 
 
-# --- operating it: --version, --check, signals, rehearsal ---------------------------------
+def test_sigterm_stops_the_demo_and_removes_its_folder(monkeypatch, run_main):
+    import json
 
-def run_py(*args: str, cwd: Path = ROOT, timeout: float = 30) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SFDC_", "TWILIO_", "TOKEN_", "LOG_"))}
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    def exercise(url: str) -> None:
+        assert call(url, "GET", "/demo-config.json").status == 200
 
+    before = signal.getsignal(signal.SIGTERM)
+    code, out, err, _ = serve_here(monkeypatch, run_main, ["--demo", "--port", "0", "--log-format", "json"],
+                                   exercise, stop_with=signal.SIGTERM)
+    assert code == 0 and "sfdcflex: stopped" in out
+    folder = Path(re.search(r"Token store: JSON file (\S+)/tokens\.json", out).group(1))
+    assert folder.name.startswith("sfdcflex-demo-") and not folder.exists()
+    logged = [json.loads(line) for line in err.splitlines() if '"200 GET /demo-config.json' in line]
+    assert len(logged) == 1 and logged[0]["level"] == "INFO"
+    assert signal.getsignal(signal.SIGTERM) == before   # main put the handlers back
+
+
+@pytest.mark.parametrize("destination", ["-", "file"])
+def test_print_env_writes_a_complete_env(tmp_path, monkeypatch, run_main, destination):
+    from sfdcflex.config import load_config
+    from sfdcflex.runtime.envfile import parse_env, read_env_file
+    target = tmp_path / "rehearse.env"
+    if destination == "file":
+        target.write_text("old")
+        target.chmod(0o644)
+    argv = ["--demo", "--port", "0", "--demo-dir", str(tmp_path), "--print-env",
+            "-" if destination == "-" else str(target)]
+    code, out, err, _ = serve_here(monkeypatch, run_main, argv, lambda url: None)
+    assert code == 0
+    if destination == "-":
+        block = out[out.index("# sfdcflex rehearsal"):]
+        settings = parse_env(block[:block.index("\n\n")])
+    else:
+        assert f"Rehearsal settings written to {target}: python run.py --env {target} --port 0" in out
+        assert target.stat().st_mode & 0o777 == 0o600   # it holds the stand-ins' secrets
+        settings = read_env_file(target)
+    assert "PUBLIC_URL" not in settings   # the rehearsing server answers the OAuth callback itself
+    config = load_config(settings)
+    assert config.sfdc_instance_url.startswith("http://127.0.0.1:") and config.token_store == "json"
+    assert config.twilio_iam_url.startswith("http://127.0.0.1:")
+    assert config.token_store_path == tmp_path / "tokens.json"
+
+
+def test_version(run_main, capsys):
+    from sfdcflex import __version__
+    with pytest.raises(SystemExit) as exited:
+        run_main("--version")
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"sfdcflex {__version__}"
+
+
+# --- operating it: --check ---------------------------------------------------------------
 
 def good_settings(tmp_path: Path) -> str:
     return ("ACCOUNT_SID=AC" + "0" * 32 + "\nAUTH_TOKEN=secret-auth-token\nSFDC_ORG_ID=00D5e000000AbCd\n"
@@ -146,109 +283,66 @@ def good_settings(tmp_path: Path) -> str:
             f"TOKEN_STORE_PATH={tmp_path / 'store' / 'tokens.json'}\n")
 
 
-def test_version():
-    from sfdcflex import __version__
-    done = run_py("--version")
-    assert done.returncode == 0 and done.stdout.strip() == f"sfdcflex {__version__}"
-
-
-def test_check_prints_every_mistake_at_once_and_serves_nothing(tmp_path):
+def test_check_prints_every_mistake_at_once_and_serves_nothing(tmp_path, run_main):
     env = tmp_path / "three-mistakes.env"
     env.write_text(good_settings(tmp_path)
                    .replace("ACCOUNT_SID=AC" + "0" * 32, "ACCOUNT_SID=ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
                    .replace("SFDC_CLIENT_ID=", "SFDC_CLEINT_ID=") + "CACHE_TTL=forever\n")
     for args in (["--check"], ["--port", "0"]):   # start-up runs the same validation
-        done = run_py("--env", str(env), *args)
-        assert done.returncode == 2, done.stderr
-        lines = done.stderr.strip().splitlines()
+        code, out, err = run_main("--env", str(env), *args)
+        assert code == 2, err
+        lines = err.strip().splitlines()
         assert lines == [
             "sfdcflex: config: SFDC_CLEINT_ID is not a setting sfdcflex knows; did you mean SFDC_CLIENT_ID?",
             "sfdcflex: config: ACCOUNT_SID still holds the placeholder from .env.example; put your own value there",
             "sfdcflex: config: CACHE_TTL must be a number from 0 to 86400",
             "sfdcflex: 3 problems; nothing was started",
         ]
-        assert "listening" not in done.stdout and "secret-auth-token" not in done.stdout + done.stderr
+        assert "listening" not in out and "secret-auth-token" not in out + err
 
 
-def test_check_passes_a_good_file_and_notes_names_only_functions_read(tmp_path):
+def test_check_passes_a_good_file_and_notes_names_only_functions_read(tmp_path, run_main):
     env = tmp_path / "good.env"
     env.write_text(good_settings(tmp_path) + "MY_GREETING=hi\n")
-    done = run_py("--env", str(env), "--check")
-    assert done.returncode == 0, done.stderr
-    assert "complete and valid" in done.stdout
-    assert f"token store: JSON file {tmp_path / 'store' / 'tokens.json'}" in done.stdout
-    assert "MY_GREETING is not a sfdcflex setting; functions see it as context.MY_GREETING" in done.stdout
+    code, out, err = run_main("--env", str(env), "--check")
+    assert code == 0, err
+    assert "complete and valid" in out
+    assert f"token store: JSON file {tmp_path / 'store' / 'tokens.json'}" in out
+    assert "MY_GREETING is not a sfdcflex setting; functions see it as context.MY_GREETING" in out
     assert not (tmp_path / "store").exists()   # --check creates nothing
 
 
-def test_check_looks_at_the_token_store_folder(tmp_path):
+def test_check_looks_at_the_token_store_folder(tmp_path, run_main, caplog):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     env = tmp_path / "store.env"
     env.write_text(good_settings(tmp_path).replace(str(tmp_path / "store"), str(blocker)))
-    done = run_py("--env", str(env), "--check")
-    assert done.returncode == 2
-    assert f"TOKEN_STORE_PATH: {blocker} is not a folder" in done.stderr
+    code, out, err = run_main("--env", str(env), "--check")
+    assert code == 2
+    assert f"TOKEN_STORE_PATH: {blocker} is not a folder" in err
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "tokens.json").write_text("{damaged")
     env.write_text(good_settings(tmp_path))
-    done = run_py("--env", str(env), "--check")
-    assert done.returncode == 2 and "is not valid JSON" in done.stderr
+    code, out, err = run_main("--env", str(env), "--check")
+    assert code == 2 and "TOKEN_STORE_PATH: The token store is damaged" in err
+    assert "is not valid JSON" in caplog.text   # the path and the reason: in the log, on stderr
 
 
-def test_check_reports_settings_and_functions_problems_together(tmp_path):
+def test_check_reports_settings_and_functions_problems_together(tmp_path, run_main):
     env = tmp_path / "one-mistake.env"
     env.write_text(good_settings(tmp_path).replace("SFDC_ORG_ID=00D5e000000AbCd\n", ""))
-    done = run_py("--env", str(env), "--check", "--functions", str(tmp_path / "no-functions"))
-    assert done.returncode == 2
-    assert "SFDC_ORG_ID is required" in done.stderr
-    assert f"functions: folder {tmp_path / 'no-functions'} does not exist" in done.stderr
+    code, out, err = run_main("--env", str(env), "--check", "--functions", str(tmp_path / "no-functions"))
+    assert code == 2
+    assert "SFDC_ORG_ID is required" in err
+    assert f"functions: folder {tmp_path / 'no-functions'} does not exist" in err
 
 
-def test_an_env_file_that_does_not_exist_is_an_error_naming_it(tmp_path):
+def test_an_env_file_that_does_not_exist_is_an_error_naming_it(tmp_path, run_main):
     missing = tmp_path / "typo.env"
     for args in (["--check"], ["--port", "0"]):
-        done = run_py("--env", str(missing), *args)
-        assert done.returncode == 2
-        assert done.stderr.strip() == f"sfdcflex: config: env file {missing} does not exist"
-
-
-def test_sigterm_stops_the_demo_and_removes_its_folder():
-    import json
-    server = RunningServer("--demo", "--port", "0", "--log-format", "json")
-    try:
-        url = server.wait_for(r"Agent panel: (http://127\.0\.0\.1:\d+)/").group(1)
-        folder = Path(server.wait_for(r"Token store: JSON file (\S+)/tokens\.json").group(1))
-        server.wait_for(r"built-in\s+\S+/healthz")
-        assert folder.is_dir() and folder.name.startswith("sfdcflex-demo-")
-        assert call(url, "GET", "/demo-config.json").status == 200
-        logged = json.loads(server.wait_for(r'"200 GET /demo-config.json').string)
-        assert logged["level"] == "INFO"
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(10) == 0
-    finally:
-        server.stop()
-    assert "sfdcflex: stopped" in "".join(server.output)
-    assert not folder.exists()
-
-
-def test_print_env_prints_a_complete_env(tmp_path):
-    from sfdcflex.config import load_config
-    from sfdcflex.runtime.envfile import parse_env
-    demo = RunningServer("--demo", "--port", "0", "--demo-dir", str(tmp_path), "--print-env")
-    try:
-        demo.wait_for(r"^# sfdcflex rehearsal")
-        start = len(demo.output) - 1
-        demo.wait_for(r"^\s*$")   # the block ends with an empty line
-        block = "".join(demo.output[start:])
-    finally:
-        demo.stop()
-    settings = parse_env(block)
-    assert "PUBLIC_URL" not in settings   # the rehearsing server answers the OAuth callback itself
-    config = load_config(settings)
-    assert config.sfdc_instance_url.startswith("http://127.0.0.1:") and config.token_store == "json"
-    assert config.twilio_iam_url.startswith("http://127.0.0.1:")
-    assert config.token_store_path == tmp_path / "tokens.json"
+        code, out, err = run_main("--env", str(missing), *args)
+        assert code == 2
+        assert err.strip() == f"sfdcflex: config: env file {missing} does not exist"
 
 
 @pytest.fixture
