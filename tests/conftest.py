@@ -184,3 +184,23 @@ def crm_factory(tmp_path):
 @pytest.fixture
 def crm(crm_factory) -> Crm:
     return crm_factory()
+
+
+@pytest.fixture
+def measure_children(monkeypatch, tmp_path_factory):
+    """Python children this test starts (the benchmark's servers and stand-ins) add to the suite's
+    coverage, when it is measured: through coverage's start-up hook (COVERAGE_PROCESS_START), each
+    child writing its own data file, which pytest-cov combines at the end. Only tests that ask for
+    it: a measured child starts slower, and most children run code the suite measures in-process."""
+    import os
+    try:
+        import coverage
+    except ImportError:
+        return
+    current = coverage.Coverage.current()
+    if current is None:
+        return
+    rc = tmp_path_factory.mktemp("coverage") / "coveragerc"
+    rc.write_text("[run]\nbranch = True\nparallel = True\nconcurrency = thread\nsource = sfdcflex\n"
+                  f"data_file = {os.path.abspath(current.config.data_file)}\n")
+    monkeypatch.setenv("COVERAGE_PROCESS_START", str(rc))

@@ -31,7 +31,7 @@ def _children_of(pid: int) -> list[int]:
 
 
 @pytest.mark.slow  # benchmark child processes
-def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsys):
+def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsys, measure_children):
     before = set(_children_of(os.getpid()))
     out = tmp_path / "bench.json"
     assert main(["--duration", "0.2", "--rounds", "1", "--connections", "1,4", "--cold-starts", "1",
@@ -82,7 +82,8 @@ def test_the_load_generator_counts_refused_connections_as_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_hostile_scenarios_run_end_to_end_and_stop_their_servers(tmp_path, monkeypatch, capsys):
+def test_the_hostile_scenarios_run_end_to_end_and_stop_their_servers(tmp_path, monkeypatch, capsys,
+                                                                    measure_children):
     from sfdcflex.bench import hostile
     for name, value in (("BIG_BODY", 256 * 1024), ("HELD_BODIES", 3), ("IDLE_CONNECTIONS", 40),
                         ("BAD_TOKEN_REQUESTS", 30), ("WAITING_CLIENTS", 80), ("SETTLE_SECONDS", 0.3),
