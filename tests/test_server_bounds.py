@@ -1,5 +1,5 @@
 """The server under hostile load, over real sockets: strict heads, lingering close, and bounds on
-connections, threads, body memory and idle time; EMFILE back-off; graceful close."""
+connections, threads, body memory and idle time; EMFILE back-off (graceful close: tests/test_server.py)."""
 from __future__ import annotations
 
 import errno
@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sfdcflex.runtime.app import Limits
 from sfdcflex.runtime.server import FunctionsServer, ServerLimits, start_in_thread
 
 
@@ -232,62 +231,6 @@ def test_emfile_on_accept_backs_off_instead_of_spinning(serve):
         server.shutdown()
         server.server_close()
     assert 1 <= failing.calls <= 3  # one try per 0.5 s pause, not thousands
-
-
-# --- graceful close --------------------------------------------------------------------------
-
-def _closer(server: FunctionsServer, timeout: float) -> tuple[threading.Thread, list]:
-    result: list = []
-    thread = threading.Thread(target=lambda: result.append(server.close_gracefully(timeout)))
-    thread.start()
-    return thread, result
-
-
-def test_close_gracefully_answers_requests_in_flight_and_closes_idle_ones(serve):
-    served = serve()
-    slow = served.app.functions["slow"].module
-    slow.RELEASE.clear()
-    idle = connect(served.url)
-    idle.sendall(b"GET /hello HTTP/1.1\r\n\r\n")
-    assert idle.recv(1000).startswith(b"HTTP/1.1 200 ")
-    busy = connect(served.url)
-    busy.sendall(b"POST /slow HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
-                 b'{"wait": 5}')
-    assert slow.ENTERED.acquire(timeout=5)
-    thread, result = _closer(served.server, 5.0)
-    try:
-        idle.settimeout(2)
-        assert idle.recv(100) == b""  # the idle keep-alive connection is closed at once
-        with pytest.raises(OSError):  # and no new connection is taken
-            connect(served.url, timeout=1).sendall(b"GET /hello HTTP/1.1\r\n\r\n" * 100)
-            raise AssertionError("still accepting")
-        slow.RELEASE.set()
-        answer = read_all(busy)
-        assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in answer
-        thread.join(5)
-        assert result == [True]
-    finally:
-        slow.RELEASE.set()
-        idle.close()
-        busy.close()
-
-
-def test_close_gracefully_cuts_what_outlasts_the_timeout(serve):
-    served = serve(limits=Limits(timeout=10))
-    slow = served.app.functions["slow"].module
-    slow.RELEASE.clear()
-    busy = connect(served.url)
-    try:
-        busy.sendall(b"POST /slow HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
-                     b'{"wait": 5}')
-        assert slow.ENTERED.acquire(timeout=5)
-        started = time.monotonic()
-        assert served.server.close_gracefully(0.3) is False
-        assert time.monotonic() - started < 2.0
-        assert read_all(busy) == b""
-    finally:
-        slow.RELEASE.set()
-        busy.close()
 
 
 def test_a_fault_with_one_connection_does_not_stop_the_server(serve, monkeypatch, caplog):
