@@ -112,3 +112,50 @@ def test_a_reset_is_sync_unavailable(client, sync):
     with pytest.raises(BadGateway) as raised:
         client.fetch_document(NAME)
     assert raised.value.code == "sync_unavailable" and "reset" in raised.value.message
+
+
+# --- answers a client must not take at face value ----------------------------------------------
+
+def test_a_map_sync_will_not_create_is_a_sync_error_and_no_item_is_claimed(client, sync):
+    sync.fail_next("map-create", status=403)
+    with pytest.raises(SyncError) as refused:
+        client.create_map_item("leases", "k1", {}, 30)
+    assert "403" in refused.value.message
+    assert sync.calls["item-create"] == 1   # the first try met no map; nothing was retried
+
+
+def test_a_map_made_meanwhile_by_someone_else_is_used(client, sync):
+    sync.fail_next("map-create", status=409)   # another instance made it first
+    with pytest.raises(SyncError):   # ... in this stand-in it does not exist, so the item still 404s
+        client.create_map_item("leases", "k1", {}, 30)
+    assert sync.calls["item-create"] == 2   # the 409 counted as "the map is there": tried again
+
+
+def test_deleting_a_map_item_that_is_gone_is_false_and_a_refusal_is_an_error(client, sync):
+    client.create_map_item("leases", "k1", {}, 30)
+    assert client.delete_map_item("leases", "k1") is True
+    assert client.delete_map_item("leases", "k1") is False
+    client.create_map_item("leases", "k2", {}, 30)
+    sync.fail_next("item-delete", status=403)
+    with pytest.raises(SyncError):
+        client.delete_map_item("leases", "k2")
+
+
+@pytest.mark.parametrize("body,content_type,reason", [
+    (b"<html>maintenance</html>", "text/html", "JSON"),
+    (b'{"sid": "ET1", "data": "not an object"}', "application/json", "without a data object"),
+    (b'["a", "list"]', "application/json", "without a data object"),
+])
+def test_a_2xx_that_is_not_a_document_is_a_sync_error(client, sync, body, content_type, reason):
+    client.create_document(NAME, {"n": 1})
+    sync.fail_next("fetch", status=200, body=body, content_type=content_type)
+    with pytest.raises(SyncError) as refused:
+        client.fetch_document(NAME)
+    assert reason in refused.value.message
+
+
+def test_an_error_page_instead_of_twilios_json_is_still_a_clear_error(client, sync):
+    sync.fail_next("create", status=403, body=b"<html>Forbidden</html>", content_type="text/html")
+    with pytest.raises(SyncError) as refused:
+        client.create_document(NAME, {"n": 1})
+    assert refused.value.message == "Twilio Sync answered 403 (not Twilio's JSON error): no message"

@@ -73,11 +73,9 @@ class SyncClient:
             return None
         return self._resource(reply)
 
-    def create_document(self, unique_name: str, data: dict, ttl: int | None = None) -> dict:
-        """Create a document (Sync deletes it `ttl` seconds later); DocumentExists when the name is taken."""
+    def create_document(self, unique_name: str, data: dict) -> dict:
+        """Create a document; DocumentExists when the name is taken."""
         form = {"UniqueName": unique_name, "Data": json.dumps(data)}
-        if ttl is not None:
-            form["Ttl"] = str(ttl)
         reply = self._request("POST", self._documents_url, form=form)
         return self._resource(reply)
 
@@ -176,7 +174,8 @@ def _error_for(reply: Reply) -> SyncError:
     body = body if isinstance(body, dict) else {}
     twilio_code = body.get("code")
     message = str(body.get("message") or "no message")[:MAX_MESSAGE_CHARS]
-    text = f"Twilio Sync answered {reply.status} (error {twilio_code}): {message}"
+    code = f" (error {twilio_code})" if twilio_code is not None else " (not Twilio's JSON error)"
+    text = f"Twilio Sync answered {reply.status}{code}: {message}"
     if twilio_code == 54208:
         return MapItemExists(text)
     if reply.status == 409 or twilio_code == 54301:
