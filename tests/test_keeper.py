@@ -96,3 +96,16 @@ def test_a_dead_chain_never_deletes_a_link_made_meanwhile(crm_factory):
         answer = lookup.result(10)
     assert answer.status == 200, answer.body  # one adopted the new link instead of deleting it
     assert ALICE in json.loads(one.store_path.read_text())["agents"]
+
+
+def test_relinking_when_salesforce_cannot_revoke_the_old_grant_still_links_and_logs_it(crm, caplog):
+    caplog.set_level("WARNING", logger="sfdcflex")
+    crm.link(ALICE)
+    old = _stored(crm)["refresh_token"]
+    crm.sf.fail_next("revoke", status=503)
+    assert crm.link(ALICE).status == 200
+    assert _stored(crm)["refresh_token"] != old   # the new link is saved all the same
+    assert crm.post("/get-user", {"Token": crm.token(ALICE)}).status == 200
+    warnings = [r.getMessage() for r in caplog.records if "revoking the replaced" in r.getMessage()]
+    assert warnings == ["link alice@example.com: revoking the replaced Salesforce grant failed (salesforce_error)"]
+    assert old not in caplog.text   # the token the log is about never appears in it

@@ -256,3 +256,30 @@ def test_sync_failing_while_a_refresh_is_saved_does_not_lose_the_link(sync_pair)
     assert len(set(log)) == len(log), "a rotated-out refresh token was sent to Salesforce again"
     assert answer.status == 200, answer.body
     assert _sync_data(one)["refresh_token"] not in log
+
+
+def test_a_second_expiry_while_sync_is_still_down_refreshes_from_the_unsaved_pair(sync_pair):
+    one, _ = sync_pair
+    token = one.token(ALICE)
+    assert one.post("/get-user", {"Token": token}).status == 200
+    one.sf.expire_access_tokens()
+    one.sync.fail_next("update", status=400, count=3)   # three saves fail (a 400 is not retried)
+    assert _contact(one, token=token).status == 200        # refreshed; the new pair only in memory
+    one.sf.expire_access_tokens()
+    assert _contact(one, MARY, token=token).status == 200  # refreshed again, from that unsaved pair
+    log = one.sf.refresh_log
+    assert len(log) == 2 and len(set(log)) == 2, "a spent refresh token was sent again"
+    assert one.post("/get-user", {"Token": token}).status == 200   # Sync is back: saved now
+    assert _sync_data(one)["refresh_token"] not in log
+
+
+def test_a_link_dropped_elsewhere_while_trusted_here_is_not_linked_at_the_refresh(crm_factory):
+    one = crm_factory(TOKEN_STORE="sync", SYNC_LINK_RECHECK="60")   # trusts its read for 60 s
+    two = crm_factory(TOKEN_STORE="sync")
+    one.link(ALICE)
+    token = one.token(ALICE)
+    assert one.post("/get-user", {"Token": token}).status == 200
+    assert two.post("/unlink", {"Token": token}).status == 200   # revoked at Salesforce, deleted
+    refreshes = len(one.sf.refresh_log)
+    _error(_contact(one, MARY, token=token), 404, "not_linked")   # 401, then the store says gone
+    assert len(one.sf.refresh_log) == refreshes   # no refresh was tried for a link that is gone
