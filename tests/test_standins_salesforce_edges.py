@@ -323,12 +323,17 @@ def test_order_by_directions_nulls_and_several_keys(sf, order, expected):
 
 
 @pytest.mark.parametrize("text", [
-    "SELECT Id FROM Contact WHERE Name = )",            # a value that is no literal
-    "SELECT Id FROM Contact WHERE Name 'x'",            # no operator
-    "SELECT Id FROM Contact WHERE (Name = 'x'",         # unclosed parenthesis
-    "SELECT Id FROM Contact ORDER BY Name NULLS LOW",    # NULLS neither FIRST nor LAST
-    "SELECT Id FROM Contact LIMIT many",                 # LIMIT without a number
-    "SELECT Id FROM Contact WHERE Name = 'x' )",        # something after the end
+    # Each is followed by a clause that would parse if the broken part were skipped over.
+    "SELECT Id FROM Contact WHERE Name = ORDER BY Name",       # no value
+    "SELECT Id FROM Contact WHERE Name = ) LIMIT 5",           # a value that is no literal
+    "SELECT Id FROM Contact WHERE Name LIMIT 5",               # no operator
+    "SELECT Id FROM Contact WHERE Name 'x'",
+    "SELECT Id FROM Contact WHERE (Name = 'x'",                # unclosed parenthesis
+    "SELECT Id FROM Contact ORDER BY Name NULLS LIMIT 5",      # NULLS neither FIRST nor LAST
+    "SELECT Id FROM Contact ORDER BY Name NULLS LOW",
+    "SELECT Id FROM Contact LIMIT",                            # LIMIT without a number
+    "SELECT Id FROM Contact LIMIT many",
+    "SELECT Id FROM Contact WHERE Name = 'x' )",               # something after the end
 ])
 def test_malformed_soql_is_400_malformed_query(sf, text):
     status, body = rest(sf, "query", text)

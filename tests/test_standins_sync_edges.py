@@ -67,6 +67,7 @@ def test_every_endpoint_wants_the_account_credentials(sync, method, path, form):
 
 @pytest.mark.parametrize("authorization", [
     f"Bearer {AUTH_TOKEN}",                                            # not Basic at all
+    "Bearer " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode(),
     "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),            # not UTF-8
     "Basic QUM",                                                       # bad base64 padding
 ])
