@@ -301,9 +301,11 @@ class _StandInRequestHandler(BaseHTTPRequestHandler):
 
     def _read_request(self) -> Request | None:
         length_text = self.headers.get("Content-Length", "0") or "0"
-        if not length_text.isdigit() or int(length_text) > MAX_BODY_BYTES:
-            self._write(Response(413, b"", "text/plain"), head_only=False)
+        # ASCII digits only: "²".isdigit() is true but int("²") fails.
+        bad_length = not (length_text.isascii() and length_text.isdigit())
+        if bad_length or int(length_text) > MAX_BODY_BYTES:
             self.close_connection = True
+            self._write(Response(400 if bad_length else 413, b"", "text/plain"), head_only=False)
             return None
         body = self.rfile.read(int(length_text)) if int(length_text) else b""
         split = urllib.parse.urlsplit(self.path)

@@ -312,13 +312,20 @@ class SalesforceStandIn(StandIn):
             "is_app_installed": True})
 
     def _identity(self, request: Request) -> Response:
+        # The Identity URL's error codes: 403 Missing_OAuth_Token, Bad_OAuth_Token, Wrong_Org
+        # (the token is of another org than the user asked for), 404 Bad_Id.
+        if not request.header("authorization").partition(" ")[2].strip():
+            return Response(403, b"Missing_OAuth_Token", "text/plain;charset=UTF-8")
         user = self._bearer_user(request)
         if user is None:
             return Response(403, b"Bad_OAuth_Token", "text/plain;charset=UTF-8")
         org_id, user_id = _IDENTITY_PATH.fullmatch(request.path).groups()
-        wanted = self.org.get("User", user_id)
+        # Either form of the id works: 18 characters, or the case-sensitive first 15.
+        wanted = next((u for u in self.org.all("User") if u["Id"][:15] == user_id[:15]), None)
         if wanted is None or wanted["OrgId"][:15] != org_id[:15]:
             return Response(404, b"Bad_Id", "text/plain;charset=UTF-8")
+        if wanted["OrgId"][:15] != user["OrgId"][:15]:
+            return Response(403, b"Wrong_Org", "text/plain;charset=UTF-8")
         return json_response(200, {
             "id": f"{self.url}/id/{wanted['OrgId']}/{wanted['Id']}", "asserted_user":
             wanted["Id"] == user["Id"], "user_id": wanted["Id"],
@@ -336,7 +343,7 @@ class SalesforceStandIn(StandIn):
                 "query": rest + "query/", "profile": f"{self.url}/{user['Id']}"}
 
     # -- REST query and search ------------------------------------------------------------------
-    def _rest_refusal(self, request: Request, allowed: str = "GET,HEAD") -> Response | None:
+    def _rest_refusal(self, request: Request, allowed: str = "HEAD,GET") -> Response | None:
         if request.method not in allowed.split(","):
             return rest_error(405, "METHOD_NOT_ALLOWED",
                               f"HTTP Method '{request.method}' not allowed. Allowed are {allowed}")
@@ -347,7 +354,7 @@ class SalesforceStandIn(StandIn):
         return None
 
     def _sobject(self, request: Request) -> Response:
-        refused = self._rest_refusal(request, "GET,HEAD,POST,PATCH")
+        refused = self._rest_refusal(request, "HEAD,GET,POST,PATCH")
         _, sobject, record_id = _SOBJECT_PATH.fullmatch(request.path).groups()
         return refused or self.writes.answer(request.method, request.body, self._bearer_user(request),
                                              sobject, record_id)

@@ -40,8 +40,11 @@ class Refused(Exception):
         self.status, self.error_code, self.message, self.fields = status, error_code, message, fields
 
     def response(self) -> Response:
-        return json_response(self.status, [{"message": self.message, "errorCode": self.error_code,
-                                            "fields": list(self.fields)}])
+        # A refused save (400) names its fields; a 404 or 405 is REST's plain {message, errorCode}.
+        item: dict = {"message": self.message, "errorCode": self.error_code}
+        if self.status == 400:
+            item["fields"] = list(self.fields)
+        return json_response(self.status, [item])
 
 
 @dataclass
@@ -71,13 +74,13 @@ class RecordWrites:
         try:
             if sobject not in FIELDS:
                 raise Refused(404, "NOT_FOUND", "The requested resource does not exist")
-            if method == "GET" and record_id is not None:
+            if method in ("GET", "HEAD") and record_id is not None:
                 return self._read(user, sobject, record_id)
             if method == "POST" and record_id is None:
                 return self._create(user, sobject, _json_fields(body))
             if method == "PATCH" and record_id is not None:
                 return self._update(user, sobject, record_id, _json_fields(body))
-            allowed = "GET,PATCH,HEAD" if record_id else "GET,POST,HEAD"
+            allowed = "HEAD,GET,PATCH" if record_id else "HEAD,GET,POST"
             raise Refused(405, "METHOD_NOT_ALLOWED",
                           f"HTTP Method '{method}' not allowed. Allowed are {allowed}")
         except Refused as refusal:

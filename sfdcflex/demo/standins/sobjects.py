@@ -129,7 +129,9 @@ class Org:
         phone fields by their digits (the only other kind of search the integration sends).
         """
         results: list[dict] = []
-        for part in search.returning:
+        # Without RETURNING, SOSL searches every searchable object and returns Ids only.
+        parts = search.returning or tuple(Query(("Id",), name) for name in FIELDS)
+        for part in parts:
             sobject = canonical_object(part.sobject)
             fields = [canonical_path(sobject, name) for name in part.fields]
             with self._lock:

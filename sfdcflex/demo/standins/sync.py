@@ -82,11 +82,13 @@ class SyncStandIn(StandIn):
         if match is None:
             return None, _not_found
         if match[2] is None:
-            return {"POST": ("map-create", self._create_map)}.get(request.method, (None, _not_found))
-        if match[3] is None:
-            return {"GET": ("map-fetch", self._map_call)}.get(request.method, (None, _not_found))
-        by_method = ({"POST": ("item-create", self._map_call)} if match[4] is None else
-                     {"GET": ("item-fetch", self._map_call), "DELETE": ("item-delete", self._map_call)})
+            by_method = {"POST": ("map-create", self._create_map)}
+        elif match[3] is None:
+            by_method = {"GET": ("map-fetch", self._map_call)}
+        elif match[4] is None:
+            by_method = {"POST": ("item-create", self._map_call)}
+        else:
+            by_method = {"GET": ("item-fetch", self._map_call), "DELETE": ("item-delete", self._map_call)}
         return by_method.get(request.method, (None, lambda request: twilio_error(405)))
 
     def _create_map(self, request: Request) -> Response:
@@ -228,7 +230,7 @@ def _bad_unique_name(name: str | None) -> Response | None:
 
 def _bad_ttl(ttl: str) -> Response | None:
     if not ttl.isdigit() or int(ttl) > 31_536_000:
-        return twilio_error(400, 20001, "Invalid Ttl: seconds from 0 to 31536000")
+        return twilio_error(400, 54011, "Invalid TTL: seconds from 0 to 31536000")
     return None
 
 

@@ -59,7 +59,7 @@ class MapBook:
         if not 1 <= len(key) <= MAX_KEY:
             return twilio_error(400, 54209, "Invalid Map Item key")
         if not ttl.isdigit() or int(ttl) > 31_536_000:
-            return twilio_error(400, 20001, "Invalid ItemTtl: seconds from 0 to 31536000")
+            return twilio_error(400, 54011, "Invalid TTL: seconds from 0 to 31536000")
         with self._lock:
             found = self._find(name)
             if found is None:
