@@ -12,6 +12,11 @@ import json
 import pytest
 
 from conftest import Crm, seed
+from sfdcflex.cache import LRUCache
+from sfdcflex.cards import NoMatch
+from sfdcflex.lookup import Lookup
+from sfdcflex.phone import parse_phone
+from sfdcflex.runtime.timing import ServerTiming
 
 ALICE = "alice@example.com"
 
@@ -86,3 +91,45 @@ def test_contacts_come_before_leads_and_an_untyped_record_counts_as_a_contact(cr
     assert answer.status == 200, answer.body
     assert [c["cust_name"] for c in answer.json()["candidates"]] == ["Una Untyped", "Cora Contact", "Lena Lead"]
     assert answer.json()["cust_name"] == "Una Untyped" and answer.json()["matches"] == 3
+
+
+# --- how long answers are cached -----------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _lookup(crm, ttl: float) -> tuple[Lookup, FakeClock]:
+    """The service's own Salesforce client and keeper, with a cache on a clock the test moves."""
+    clock = FakeClock()
+    return Lookup(crm.services.salesforce, crm.services.keeper, LRUCache(clock=clock), ttl=ttl), clock
+
+
+def _searches_for(crm, lookup: Lookup, phone: str) -> int:
+    """How many Salesforce searches one lookup of `phone` costs (0: answered from the cache)."""
+    before = crm.sf.calls["search"]
+    try:
+        lookup.contact(ALICE, parse_phone(phone), ServerTiming())
+    except NoMatch:
+        pass
+    return crm.sf.calls["search"] - before
+
+
+@pytest.mark.parametrize("ttl,no_match_ttl", [(100.0, 20.0), (400.0, 60.0)])
+def test_a_card_is_cached_for_the_ttl_and_no_match_for_a_fifth_of_it_at_most_a_minute(crm, ttl, no_match_ttl):
+    """contact 38, 39 (one ttl for both), __init__ (the no-match ttl's fifth or its one-minute cap)."""
+    lookup, clock = _lookup(crm, ttl)
+    start, found, unknown = clock.now, "+1 212 555 0103", "+1 999 555 0142"
+    assert (_searches_for(crm, lookup, found), _searches_for(crm, lookup, unknown)) == (1, 1)
+    clock.now = start + no_match_ttl - 0.5
+    assert (_searches_for(crm, lookup, found), _searches_for(crm, lookup, unknown)) == (0, 0)
+    clock.now = start + no_match_ttl
+    assert (_searches_for(crm, lookup, found), _searches_for(crm, lookup, unknown)) == (0, 1)
+    clock.now = start + ttl - 0.5
+    assert _searches_for(crm, lookup, found) == 0
+    clock.now = start + ttl
+    assert _searches_for(crm, lookup, found) == 1
