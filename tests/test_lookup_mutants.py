@@ -69,6 +69,15 @@ def test_a_lookup_the_search_index_missed_names_its_query_in_server_timing(crm):
         'sfdc-query;desc="Salesforce SOQL query (search index lag)"'
 
 
+@pytest.mark.parametrize("body,looked_for", [({"phone": "(999) 555-0143"}, "phone number +19995550143"),
+                                             ({"email": "Nobody@Example.com"}, "email address nobody@example.com")])
+def test_no_match_says_what_was_looked_for(crm, body, looked_for):
+    """contact 51, _described (the 404's words)."""
+    answer = _contact(crm, **body)
+    assert answer.status == 404 and answer.json()["error"] == "no_match"
+    assert answer.json()["message"] == f"No contact in Salesforce has the {looked_for}"
+
+
 # --- which hits are kept, in which order ---------------------------------------------------------
 
 def test_a_fuzzy_email_hit_for_another_address_is_not_the_caller(crm):
