@@ -78,6 +78,22 @@ def test_no_match_says_what_was_looked_for(crm, body, looked_for):
     assert answer.json()["message"] == f"No contact in Salesforce has the {looked_for}"
 
 
+def test_get_user_answers_each_userinfo_field_and_falls_back_to_the_username(crm):
+    """user 50-53 and their kin (a field renamed or read from the wrong userinfo key)."""
+    crm.services.lookup.forget(ALICE)
+    info = {"preferred_username": ALICE, "email": "alice.mail@example.com",
+            "user_id": "005000000000042AAA", "organization_id": crm.sf.org_id}
+    crm.sf.fail_next("userinfo", status=200, body=json.dumps(info).encode(), content_type="application/json")
+    answer = crm.post("/get-user", {"Token": crm.token(ALICE)})
+    assert answer.status == 200, answer.body
+    assert answer.json() == {"flex_identity": ALICE, "sfdc_username": ALICE, "display_name": ALICE,
+                             "email": "alice.mail@example.com", "sfdc_user_id": "005000000000042AAA",
+                             "sfdc_org_id": crm.sf.org_id}
+    crm.services.lookup.forget(ALICE)
+    named = crm.post("/get-user", {"Token": crm.token(ALICE)}).json()
+    assert (named["display_name"], named["email"]) == ("Alice Agent", ALICE)
+
+
 # --- which hits are kept, in which order ---------------------------------------------------------
 
 def test_a_fuzzy_email_hit_for_another_address_is_not_the_caller(crm):
