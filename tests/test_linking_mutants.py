@@ -16,7 +16,7 @@ import pytest
 from conftest import STATE_SECRET, Crm, call, seed
 from sfdcflex.oauth_state import StateSigner
 from sfdcflex.demo.standins.salesforce import submit_consent
-from sfdcflex.linking import Declined
+from sfdcflex.linking import Declined, Linker
 
 ALICE = "alice@example.com"
 
@@ -152,3 +152,21 @@ def test_userinfo_without_a_username_or_org_is_a_bad_gateway(crm):
         crm.sf.fail_next("userinfo", status=200, body=json.dumps(info).encode(), content_type="application/json")
         assert _refusal(_relay(crm, ALICE, code, state)) == (
             502, "upstream_error", "Salesforce's userinfo lacks preferred_username or organization_id")
+
+
+# --- which panel origin a state carries ----------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix,kept", [("/", True), ("//", True), ("X", False), (" ", False), ("\n", False)])
+def test_auth_keeps_an_allowed_origin_without_its_trailing_slashes_and_nothing_else(crm, suffix, kept):
+    """_allowed 2-4, 6-7 (another strip lets a look-alike origin through, or keeps the slash)."""
+    start = crm.post("/auth", {"Token": crm.token(ALICE), "origin": crm.url + suffix})
+    state = parse_qs(urlsplit(start.json()["authorize_url"]).query)["state"][0]
+    assert StateSigner(STATE_SECRET.encode()).verify(state).origin == (crm.url if kept else None)
+
+
+def test_allowed_origins_given_with_a_trailing_slash_are_allowed_without_it():
+    """Linker.__init__ 10, 11 (the settings' origins kept with their slash)."""
+    signer = StateSigner(b"k" * 32)
+    linker = Linker(None, None, signer, org_id="00D", callback_url="https://x.example/cb",
+                    relay_redirect_uri="https://x.example/r", allowed_origins=("https://panel.example/",))
+    assert linker.origin_of(signer.sign(ALICE, "https://panel.example")) == "https://panel.example"
