@@ -11,14 +11,18 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from sfdcflex.store import JsonFileTokenStore, RevisionConflict, StoreDamaged, store_file_problems
+from sfdcflex.runtime.errors import TooManyRequests
+from sfdcflex.store import (MAX_USED_STATES, JsonFileTokenStore, RevisionConflict, StoreDamaged,
+                            store_file_problems)
 
-ANN = "ann@example.com"
+ANN, BOB = "ann@example.com", "bob@example.com"
 CHANGED = "The agent's Salesforce tokens changed meanwhile; read them again"
 DAMAGED = "The token store is damaged; an operator must repair it"
 NOBODY = 65534
@@ -143,3 +147,56 @@ def test_each_entry_records_when_it_was_written_in_utc(tmp_path):
     JsonFileTokenStore(path).put(ANN, "access-1", "refresh-1")
     written = datetime.fromisoformat(json.loads(path.read_text())["agents"][ANN]["updated_at"])
     assert written.utcoffset() == timedelta(0)
+
+
+# --- used OAuth states -----------------------------------------------------------------------
+
+def test_at_most_ten_thousand_sign_ins_are_under_way_at_once(tmp_path):
+    """claim_state 14 (one more than MAX_USED_STATES let in), 15-17 (the 429 without its words
+    or its Retry-After)."""
+    path = tmp_path / "tokens.json"
+    later = time.time() + 600
+    used = {f"nonce-{n}": later for n in range(MAX_USED_STATES - 1)}
+    path.write_text(json.dumps({"version": 1, "agents": {}, "used_states": used}))
+    store = JsonFileTokenStore(path)
+    assert store.claim_state("one-more", later) is True          # the 10,000th
+    with pytest.raises(TooManyRequests) as raised:
+        store.claim_state("too-many", later)
+    assert raised.value.status == 429 and raised.value.headers == {"Retry-After": "60"}
+    assert raised.value.body() == {
+        "error": "too_many_requests",
+        "message": "Too many Salesforce sign-ins at once; try again in a few minutes"}
+    assert len(json.loads(path.read_text())["used_states"]) == MAX_USED_STATES
+
+
+# --- group commit ----------------------------------------------------------------------------
+
+def test_a_stale_save_written_together_with_others_does_not_stop_them(tmp_path):
+    """_commit 24 (`break` at the first conflict: the saves after it in the batch are lost)."""
+    store = JsonFileTokenStore(tmp_path / "tokens.json")
+    first = store.put(ANN, "access-1", "refresh-1")
+    store.put(ANN, "access-2", "refresh-2")
+    outcomes: dict[str, object] = {}
+
+    def save(name: str, identity: str, **kwargs) -> None:
+        try:
+            outcomes[name] = store.put(identity, f"access-{name}", f"refresh-{name}", **kwargs)
+        except RevisionConflict as error:
+            outcomes[name] = error
+
+    # While a write is under way (its lock held here), two saves arrive and queue up; the
+    # first of them to get the lock writes both at once, the stale one first.
+    threads = []
+    with store._thread_lock:
+        for name, identity, kwargs in (("stale", ANN, {"if_revision": first.revision}), ("bob", BOB, {})):
+            threads.append(threading.Thread(target=save, args=(name, identity), kwargs=kwargs))
+            threads[-1].start()
+            deadline = time.monotonic() + 5
+            while len(store._pending) < len(threads) and time.monotonic() < deadline:
+                time.sleep(0.001)
+        assert len(store._pending) == 2
+    for thread in threads:
+        thread.join(5)
+    assert isinstance(outcomes["stale"], RevisionConflict)
+    assert outcomes["bob"] == store.get(BOB) and store.get(BOB).refresh_token == "refresh-bob"
+    assert store.get(ANN).refresh_token == "refresh-2"
