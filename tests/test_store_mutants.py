@@ -202,3 +202,21 @@ def test_a_stale_save_written_together_with_others_does_not_stop_them(tmp_path):
     assert isinstance(outcomes["stale"], RevisionConflict)
     assert outcomes["bob"] == store.get(BOB) and store.get(BOB).refresh_token == "refresh-bob"
     assert store.get(ANN).refresh_token == "refresh-2"
+
+
+def test_each_write_swaps_in_a_hidden_temp_file_from_the_token_files_own_folder(tmp_path, monkeypatch):
+    """_write 3-6 (the temp file made in the system's temp folder, or named otherwise): a rename
+    is atomic only within one file system, and a crash's leftover is known by its name."""
+    path = tmp_path / "store" / "tokens.json"
+    store = JsonFileTokenStore(path)
+    swapped, replace = [], os.replace
+
+    def spy(source, target):
+        swapped.append((Path(source), Path(target)))
+        replace(source, target)
+
+    monkeypatch.setattr("sfdcflex.store.os.replace", spy)
+    store.put(ANN, "access-1", "refresh-1")
+    ((temp, target),) = swapped
+    assert target == path and temp.parent == path.parent
+    assert temp.name.startswith(".tokens.json.") and temp.name.endswith(".tmp")
