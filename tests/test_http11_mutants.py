@@ -192,6 +192,10 @@ def test_header_values_names_and_the_request_line_are_read_as_sent():
     assert head.headers == [("Host", "h"), ("X-Pad", "v a"), ("X-Empty", ""),
                             ("X-Latin", "caf\u00e9"), ("x-colon", "a:b")]
     assert read(b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").length == 3  # the first line counts
+    # Optional whitespace is spaces and tabs (RFC 9110 §5.6.3): not form feeds, vertical tabs or
+    # a latin-1 no-break space, and not an X either (42, 44).
+    odd = read(b"GET / HTTP/1.1\r\nX-A: \x0cv\x0b\r\nX-B: \xa0v\xa0\r\nX-C: Xv X\r\n\r\n")
+    assert odd.headers == [("X-A", "\x0cv\x0b"), ("X-B", "\xa0v\xa0"), ("X-C", "Xv X")]
 
 
 @pytest.mark.parametrize("version,connection,keep_alive", [
@@ -217,6 +221,7 @@ def test_keep_alive_follows_the_version_and_connection_header(version, connectio
     ("Content-Length: 007\r\n", 7, False),
     ("content-LENGTH: 12\r\nContent-Length: 12\r\n", 12, False),  # the same length twice
     ("Content-Length: 5\r\nExpect: 100-Continue\r\n", 5, True),
+    ("Content-Length: 1\r\nExpect: 100-continue\r\n", 1, True),   # (76)
     ("Content-Length: 0\r\nExpect: 100-continue\r\n", 0, False),   # no body: nothing to wait for
     ("Expect: 100-continue\r\n", 0, False),
     ("Content-Length: 5\r\nExpect: 100-continue-please\r\n", 5, False),

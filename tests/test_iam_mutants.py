@@ -190,11 +190,18 @@ def test_roles_are_the_strings_of_iam_s_list(iam, validator, roles, names):
     ("2030-01-02T03:04:05.000Z", 1893553445.0), (" 2030-01-02T03:04:05Z ", 1893553445.0),
     ("2030-01-02T03:04:05", 1893553445.0), ("2030-01-02T05:04:05+02:00", 1893553445.0),
     ("not a date", None), (1893553445, None), (None, None)])
-def test_iam_s_expiration_is_read_as_utc_or_else_the_cache_period(iam, validator, clock, expiration, expires_at):
-    """_agent_from, _parse_expiration: a time without a zone is UTC; an unreadable one gives the
-    agent the cache period (5 minutes from now)."""
-    _answers_next(iam, {"valid": True, "realm_user_id": "ada@example.com", "expiration": expiration})
-    agent = validator.validate("token-with-expiration")
+def test_iam_s_expiration_is_read_as_utc_or_else_the_cache_period(iam, validator, clock, monkeypatch,
+                                                                  expiration, expires_at):
+    """_agent_from, _parse_expiration 4, 6: a time without a zone is UTC (on a server whose local
+    time is not); an unreadable one gives the agent the cache period (5 minutes from now)."""
+    monkeypatch.setenv("TZ", "XYZ-05:30")   # POSIX form: needs no time zone database
+    time.tzset()
+    try:
+        _answers_next(iam, {"valid": True, "realm_user_id": "ada@example.com", "expiration": expiration})
+        agent = validator.validate("token-with-expiration")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
     assert agent.expires_at == (clock.now + 300 if expires_at is None else expires_at)
 
 

@@ -90,8 +90,10 @@ def test_get_user_answers_each_userinfo_field_and_falls_back_to_the_username(crm
                              "email": "alice.mail@example.com", "sfdc_user_id": "005000000000042AAA",
                              "sfdc_org_id": crm.sf.org_id}
     crm.services.lookup.forget(ALICE)
-    named = crm.post("/get-user", {"Token": crm.token(ALICE)}).json()
-    assert (named["display_name"], named["email"]) == ("Alice Agent", ALICE)
+    named = crm.post("/get-user", {"Token": crm.token(ALICE)})
+    assert (named.json()["display_name"], named.json()["email"]) == ("Alice Agent", ALICE)
+    assert 'cache;desc="miss"' in _hops(named)
+    assert 'cache;desc="hit"' in _hops(crm.post("/get-user", {"Token": crm.token(ALICE)}))   # user 83
 
 
 # --- which hits are kept, in which order ---------------------------------------------------------

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -137,6 +138,41 @@ def test_a_damaged_file_tells_the_client_little_and_the_operator_what_to_do(tmp_
     assert caplog.messages == [
         f'the token store {path} does not hold {{"version": 1, "agents": {{...}}}}; it was left '
         "untouched: repair it or move it away (agents must then link again)"]
+
+
+SHAPE = 'does not hold {"version": 1, "agents": {...}}'
+ENTRY = "has an agent entry without access_token, refresh_token and revision"
+USED = "has used_states that are not {nonce: expiry}"
+GOOD_ENTRY = {"access_token": "a", "refresh_token": "r", "revision": "1"}
+
+
+@pytest.mark.parametrize("document, reason", [
+    ('{"version": 1, "agents": {}', "is not valid JSON"),
+    ({"version": 2, "agents": {}}, SHAPE),
+    ({"version": 1, "agents": []}, SHAPE),
+    ({"version": 1, "agents": {ANN: {**GOOD_ENTRY, "revision": 1}}}, ENTRY),
+    ({"version": 1, "agents": {ANN: {**GOOD_ENTRY, "refresh_token": None}}}, ENTRY),
+    ({"version": 1, "agents": {}, "used_states": [600.0]}, USED),
+    ({"version": 1, "agents": {}, "used_states": {"nonce": "600"}}, USED),
+])
+def test_each_kind_of_damage_is_named_in_the_log(tmp_path, caplog, document, reason):
+    """_read 64-67, 68, 77, 90-92, 94, 98-100, 104-106 (damage let through, or named wrongly)."""
+    path = tmp_path / "tokens.json"
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    with caplog.at_level(logging.ERROR, logger="sfdcflex"), pytest.raises(StoreDamaged):
+        JsonFileTokenStore(path).get(ANN)
+    assert caplog.messages == [f"the token store {path} {reason}; it was left untouched: repair it or "
+                               "move it away (agents must then link again)"]
+
+
+def test_a_refresh_lock_folder_left_open_is_made_private_at_start(tmp_path):
+    """__init__ 20 (the existing refresh-lock folder not secured)."""
+    path = tmp_path / "store" / "tokens.json"
+    locks = tmp_path / "store" / ".tokens.json.refresh-locks"
+    locks.mkdir(parents=True)
+    locks.chmod(0o777)
+    JsonFileTokenStore(path)
+    assert stat.S_IMODE(locks.stat().st_mode) == 0o700
 
 
 # --- what the file records ------------------------------------------------------------------
