@@ -16,7 +16,7 @@ import pytest
 
 from sfdcflex.clients.sync import SyncClient, SyncError
 from sfdcflex.demo.standins import SyncStandIn
-from sfdcflex.store import RefreshBusy, RevisionConflict, StoreDamaged
+from sfdcflex.store import RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
 from sfdcflex.sync_store import LEASE_MAP, USED_STATES_MAP, IdentityNotStorable, SyncTokenStore
 
 ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = "AC" + "6" * 32, "sync-mutants-auth-token", "IS" + "7" * 32
@@ -157,9 +157,9 @@ def test_odd_documents_are_refused_or_read_as_they_are(sync, client):
     assert raised.value.body() == {"error": "sync_error",
                                    "message": "Twilio Sync answered another document than the agent's own"}
     _answer_next_fetch(sync, {**good, "revision": 7})
-    assert store.get("dan@example.com").revision == "7"
+    assert store.get("dan@example.com") == StoredTokens("a", "r", "7")
     _answer_next_fetch(sync, good)
-    assert store.get("dan@example.com").revision is None
+    assert store.get("dan@example.com") == StoredTokens("a", "r", None)
     for data in ({"access_token": "a"}, {"refresh_token": "r"}, {"access_token": 1, "refresh_token": "r"}):
         _answer_next_fetch(sync, {**good, "data": data})
         with pytest.raises(StoreDamaged) as raised:
@@ -196,6 +196,7 @@ def test_an_instance_trusts_only_the_revision_it_read_or_wrote_itself(client):
     assert not mine.is_current("hal@example.com", first.revision)     # never read here
     assert not theirs.is_current("gus@example.com", first.revision)
     second = theirs.put("gus@example.com", "access-2", "refresh-2", if_revision=first.revision)
+    assert theirs.is_current("gus@example.com", second.revision)      # its own conditional write
     assert mine.get("gus@example.com") == second
     assert mine.is_current("gus@example.com", second.revision)
     assert not mine.is_current("gus@example.com", first.revision)
@@ -206,3 +207,4 @@ def test_an_instance_trusts_only_the_revision_it_read_or_wrote_itself(client):
     assert mine.delete("gus@example.com") is True
     assert not mine.is_current("gus@example.com", third.revision)
     assert not SyncTokenStore(client, recheck=0).is_current("gus@example.com", None)
+    assert SyncTokenStore(client, recheck=60).get("ivy@example.com") is None    # never linked
