@@ -32,14 +32,14 @@ NOBODY = 65534
 # --- store_file_problems: what `run.py --check` and start-up say about TOKEN_STORE_PATH ----------
 
 def test_a_folder_that_can_be_created_is_no_problem_and_is_not_created(tmp_path):
-    """store_file_problems 5, 9-14 (a creatable folder refused, or the check crashing)."""
+    """store_file_problems 5-7, 9-14 (a creatable folder refused, or the check crashing)."""
     path = tmp_path / "one" / "two" / "tokens.json"
     assert store_file_problems(path) == []
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_folder_under_a_file_cannot_be_created(tmp_path):
-    """store_file_problems 6-8 (the blocking file not found, or let through when executable)."""
+    """store_file_problems 5-9 (the blocking file not found, or let through when executable)."""
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     blocker.chmod(0o755)     # executable, so only "not a folder" can refuse it (root may write anything)
@@ -57,7 +57,7 @@ def test_an_absent_token_file_is_checked_without_creating_anything(tmp_path):
 
 
 def test_a_damaged_token_file_is_a_problem_unless_the_file_is_not_used(tmp_path, caplog):
-    """store_file_problems 1 (with_file off by default), 24 (the check crashing)."""
+    """store_file_problems 1 (with_file off by default), 5, 23, 24 (the check crashing)."""
     path = tmp_path / "tokens.json"
     path.write_text("{damaged")
     assert store_file_problems(path) == [f"config: TOKEN_STORE_PATH: {DAMAGED}"]
@@ -92,7 +92,7 @@ def _problems_as_another_user(path: Path) -> list[str]:
     return json.loads(answer)
 
 
-def test_a_folder_this_user_may_not_write_is_a_problem():
+def test_a_folder_the_user_may_not_write_is_a_problem_for_that_user():
     """store_file_problems 15, 22 (`W_OK & X_OK` is 0: only asks whether the folder exists)."""
     # Not under pytest's tmp_path: another user must be able to reach it (it is 0700).
     top = Path(tempfile.mkdtemp(prefix="sfdcflex-store-check-"))
@@ -101,6 +101,8 @@ def test_a_folder_this_user_may_not_write_is_a_problem():
         folder.mkdir()
         for made in (top, folder):
             made.chmod(0o755 if os.geteuid() == 0 else 0o555)
+        if os.geteuid() == 0:   # root may write anything: fine for root itself
+            assert store_file_problems(folder / "tokens.json") == []
         assert _problems_as_another_user(folder / "tokens.json") == [
             f"config: TOKEN_STORE_PATH: the folder {folder} is not writable by this user"]
         assert _problems_as_another_user(folder / "more" / "tokens.json") == [
@@ -129,7 +131,7 @@ def test_a_conflict_says_to_read_again(tmp_path):
 
 
 def test_a_damaged_file_tells_the_client_little_and_the_operator_what_to_do(tmp_path, caplog):
-    """_damaged 3, 7, 9, 10, 12-14 (the log line or the answer garbled)."""
+    """_damaged 3, 7, 9, 10, 12-14, _read 24 (the log line or the answer garbled)."""
     path = tmp_path / "tokens.json"
     path.write_text("[]")
     with caplog.at_level(logging.ERROR, logger="sfdcflex"), pytest.raises(StoreDamaged) as raised:
@@ -156,7 +158,7 @@ GOOD_ENTRY = {"access_token": "a", "refresh_token": "r", "revision": "1"}
     ({"version": 1, "agents": {}, "used_states": {"nonce": "600"}}, USED),
 ])
 def test_each_kind_of_damage_is_named_in_the_log(tmp_path, caplog, document, reason):
-    """_read 64-67, 68, 77, 90-92, 94, 98-100, 104-106 (damage let through, or named wrongly)."""
+    """_read 12-15, 24, 37-39, 41, 45-47, 51-53 (damage let through, or named wrongly)."""
     path = tmp_path / "tokens.json"
     path.write_text(document if isinstance(document, str) else json.dumps(document))
     with caplog.at_level(logging.ERROR, logger="sfdcflex"), pytest.raises(StoreDamaged):
@@ -166,7 +168,7 @@ def test_each_kind_of_damage_is_named_in_the_log(tmp_path, caplog, document, rea
 
 
 def test_a_refresh_lock_folder_left_open_is_made_private_at_start(tmp_path):
-    """__init__ 20 (the existing refresh-lock folder not secured)."""
+    """__init__ 20 (the existing refresh-lock folder not secured; the everyday suite kills it too)."""
     path = tmp_path / "store" / "tokens.json"
     locks = tmp_path / "store" / ".tokens.json.refresh-locks"
     locks.mkdir(parents=True)
@@ -241,7 +243,7 @@ def test_a_stale_save_written_together_with_others_does_not_stop_them(tmp_path):
 
 
 def test_each_write_swaps_in_a_hidden_temp_file_from_the_token_files_own_folder(tmp_path, monkeypatch):
-    """_write 3-6 (the temp file made in the system's temp folder, or named otherwise): a rename
+    """_write 3-10 (the temp file made in the system's temp folder, or named otherwise): a rename
     is atomic only within one file system, and a crash's leftover is known by its name."""
     path = tmp_path / "store" / "tokens.json"
     store = JsonFileTokenStore(path)
@@ -256,3 +258,23 @@ def test_each_write_swaps_in_a_hidden_temp_file_from_the_token_files_own_folder(
     ((temp, target),) = swapped
     assert target == path and temp.parent == path.parent
     assert temp.name.startswith(".tokens.json.") and temp.name.endswith(".tmp")
+
+
+def test_a_write_the_disk_refuses_leaves_the_file_and_no_temp_file(tmp_path, monkeypatch):
+    """_write 42 (the temp file left behind, the disk's error replaced by a TypeError); __init__ 6, 7
+    (another lock file: processes of two versions sharing the file would not lock each other out).
+    The everyday suite kills these too, less directly."""
+    path = tmp_path / "tokens.json"
+    store = JsonFileTokenStore(path)
+    store.put(ANN, "access-1", "refresh-1")
+    before = path.read_bytes()
+
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sfdcflex.store.os.replace", full_disk)
+    with pytest.raises(OSError) as raised:
+        store.put(ANN, "access-2", "refresh-2")
+    assert raised.value.errno == 28
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "tokens.json.lock"]

@@ -16,7 +16,7 @@ import pytest
 
 from sfdcflex.clients.sync import SyncClient, SyncError
 from sfdcflex.demo.standins import SyncStandIn
-from sfdcflex.store import RefreshBusy, RevisionConflict, StoreDamaged
+from sfdcflex.store import RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
 from sfdcflex.sync_store import LEASE_MAP, USED_STATES_MAP, IdentityNotStorable, SyncTokenStore
 
 ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = "AC" + "6" * 32, "sync-mutants-auth-token", "IS" + "7" * 32
@@ -59,7 +59,7 @@ def _items_made(sync, map_name: str) -> list[dict[str, str]]:
 # --- identities Sync can hold --------------------------------------------------------------
 
 def test_sync_takes_identities_of_1_to_256_characters_not_shaped_like_a_sid(sync, client):
-    """check_identity 1-14 (the bounds, the SID pattern, the refusal's words)."""
+    """check_identity 3-5, 7-13 (the bounds, the refusal's words)."""
     store = SyncTokenStore(client)
     taken = ["a", "b" * 256, "ET" + "ab" * 16 + "c", "E" + "ab" * 16, "ET" + "ab" * 15 + "ag"]
     for identity in taken:
@@ -82,7 +82,8 @@ def test_sync_takes_identities_of_1_to_256_characters_not_shaped_like_a_sid(sync
 # --- the refresh lease -----------------------------------------------------------------------
 
 def test_the_refresh_lease_is_a_map_item_keyed_by_a_hash_that_lives_30_seconds(sync, client):
-    """__init__ 1 (another lease lifetime), refresh_guard (the lease's key, data, lifetime)."""
+    """__init__ 1 (another lease lifetime). refresh_guard is decorated, so mutmut leaves it alone;
+    planted by hand: the identity as key, no holder, no lease given back."""
     store = SyncTokenStore(client)
     key = hashlib.sha256(b"ann@example.com").hexdigest()
     with store.refresh_guard("ann@example.com"):
@@ -95,7 +96,8 @@ def test_the_refresh_lease_is_a_map_item_keyed_by_a_hash_that_lives_30_seconds(s
 
 
 def test_a_refresh_waits_for_the_lease_then_gives_up_with_retry_after(sync, client):
-    """refresh_guard (no wait, no 503, the 503 without its words or Retry-After)."""
+    """Not mutated by mutmut (refresh_guard is decorated); planted by hand: no wait, no deadline,
+    no Retry-After, no lease given back."""
     holder, impatient = SyncTokenStore(client), SyncTokenStore(client, lease_wait=0.15)
     patient, entered = SyncTokenStore(client, lease_wait=5), threading.Event()
 
@@ -127,7 +129,7 @@ def test_a_refresh_waits_for_the_lease_then_gives_up_with_retry_after(sync, clie
 # --- used OAuth states -----------------------------------------------------------------------
 
 def test_a_used_state_is_kept_in_sync_until_its_state_expires(sync, client):
-    """claim_state (the item's lifetime rounded down or zero, another Map, a second claim let in)."""
+    """claim_state 6 (an expired state kept 2 s, not 1)."""
     store = SyncTokenStore(client)
     expires = time.time() + 599.5
     assert store.claim_state("nonce-a", expires) is True
@@ -148,7 +150,7 @@ def _answer_next_fetch(sync, document: dict) -> None:
 
 
 def test_odd_documents_are_refused_or_read_as_they_are(sync, client):
-    """_tokens_from (another document used, a damaged one read, the revision's type)."""
+    """_tokens_from 5-8, 23, 26-29, 40 (the refusals' words, half a pair read, no revision as "None")."""
     store = SyncTokenStore(client)
     good = {"unique_name": "dan@example.com", "data": {"access_token": "a", "refresh_token": "r"}}
     _answer_next_fetch(sync, {**good, "unique_name": "eve@example.com"})
@@ -157,9 +159,9 @@ def test_odd_documents_are_refused_or_read_as_they_are(sync, client):
     assert raised.value.body() == {"error": "sync_error",
                                    "message": "Twilio Sync answered another document than the agent's own"}
     _answer_next_fetch(sync, {**good, "revision": 7})
-    assert store.get("dan@example.com").revision == "7"
+    assert store.get("dan@example.com") == StoredTokens("a", "r", "7")
     _answer_next_fetch(sync, good)
-    assert store.get("dan@example.com").revision is None
+    assert store.get("dan@example.com") == StoredTokens("a", "r", None)
     for data in ({"access_token": "a"}, {"refresh_token": "r"}, {"access_token": 1, "refresh_token": "r"}):
         _answer_next_fetch(sync, {**good, "data": data})
         with pytest.raises(StoreDamaged) as raised:
@@ -170,7 +172,7 @@ def test_odd_documents_are_refused_or_read_as_they_are(sync, client):
 
 
 def test_a_conflict_says_to_read_again(client):
-    """put, delete (RevisionConflict without its words)."""
+    """put 15-20, delete 9-12 (RevisionConflict without its words)."""
     store = SyncTokenStore(client)
     first = store.put("fay@example.com", "access-1", "refresh-1")
     store.put("fay@example.com", "access-2", "refresh-2")
@@ -188,7 +190,7 @@ def test_a_conflict_says_to_read_again(client):
 # --- what an instance trusts without asking Sync -----------------------------------------------
 
 def test_an_instance_trusts_only_the_revision_it_read_or_wrote_itself(client):
-    """is_current, get, put, delete, _seen_now (which revision is trusted, and when not)."""
+    """get 5, 9, put 22, delete 2 (the revision read or written remembered under another name)."""
     mine, theirs = SyncTokenStore(client, recheck=60), SyncTokenStore(client, recheck=60)
     first = mine.put("gus@example.com", "access-1", "refresh-1")
     assert mine.is_current("gus@example.com", first.revision)
@@ -196,6 +198,7 @@ def test_an_instance_trusts_only_the_revision_it_read_or_wrote_itself(client):
     assert not mine.is_current("hal@example.com", first.revision)     # never read here
     assert not theirs.is_current("gus@example.com", first.revision)
     second = theirs.put("gus@example.com", "access-2", "refresh-2", if_revision=first.revision)
+    assert theirs.is_current("gus@example.com", second.revision)      # its own conditional write
     assert mine.get("gus@example.com") == second
     assert mine.is_current("gus@example.com", second.revision)
     assert not mine.is_current("gus@example.com", first.revision)
@@ -206,3 +209,4 @@ def test_an_instance_trusts_only_the_revision_it_read_or_wrote_itself(client):
     assert mine.delete("gus@example.com") is True
     assert not mine.is_current("gus@example.com", third.revision)
     assert not SyncTokenStore(client, recheck=0).is_current("gus@example.com", None)
+    assert SyncTokenStore(client, recheck=60).get("ivy@example.com") is None    # never linked
