@@ -223,3 +223,87 @@ def test_the_path_ends_at_the_first_question_mark(runtime):
     answer = runtime.call("GET", "/echo?next=/a?b=1&c=2")
     assert answer.status == 200
     assert answer.json()["path"] == "/echo" and answer.json()["event"]["next"] == "/a?b=1"
+
+
+def _probe(request):
+    from sfdcflex.runtime.response import Reply
+    return Reply(200, [("Content-Type", "text/plain")], request.target.encode())
+
+
+def _broken_probe(request):
+    raise RuntimeError("planted")
+
+
+@pytest.fixture(scope="module")
+def built_ins(functions):
+    """A server with built-in routes (a health probe, one that fails) and a static asset."""
+    from conftest import Served
+    from sfdcflex.runtime.app import App
+    from sfdcflex.runtime.routes import Asset, build_routes, discover_functions
+    from sfdcflex.runtime.server import FunctionsServer, start_in_thread
+    found = discover_functions(functions)
+    app = App(build_routes(found), found, env={"AUTH_TOKEN": AUTH_TOKEN},
+              builtins={"/probe": _probe, "/broken": _broken_probe},
+              assets={"/page.html": Asset("text/html", b"<p>page")}, body_limits={"/hello": 20})
+    server = FunctionsServer(("127.0.0.1", 0), app)
+    start_in_thread(server)
+    yield Served(server.url, app, server)
+    server.shutdown()
+    server.server_close()
+    app.close()
+
+
+def test_built_ins_answer_get_only_and_log_quietly(built_ins, caplog):
+    """_answer 15, 16, 19-22 (a built-in route, for GET, given the request); dispatch 47, 50-52
+    (its request line at DEBUG, every other at INFO); _answer 28 (assets for GET only)."""
+    with caplog.at_level(logging.DEBUG, logger="sfdcflex"):
+        probe = built_ins.call("GET", "/probe?x=1")
+        posted = built_ins.call("POST", "/probe")
+        page, posted_page = built_ins.call("GET", "/page.html"), built_ins.call("POST", "/page.html")
+    assert (probe.status, probe.body) == (200, b"/probe?x=1")
+    assert posted.status == 404 and posted_page.status == 404
+    assert (page.status, page.body) == (200, b"<p>page")
+    levels = {r.getMessage().split(" ms")[0].rsplit(" ", 1)[0]: r.levelno for r in caplog.records
+              if r.getMessage().endswith("ms")}
+    assert levels == {"200 GET /probe": logging.DEBUG, "404 POST /probe": logging.INFO,
+                      "200 GET /page.html": logging.INFO, "404 POST /page.html": logging.INFO}
+
+
+def test_a_runtime_failure_is_a_500_that_says_so_and_is_logged(built_ins, caplog):
+    """dispatch 27-41 (the log line for a failure outside any function, and the answer)."""
+    with caplog.at_level(logging.INFO, logger="sfdcflex"):
+        answer = built_ins.call("GET", "/broken")
+    assert (answer.status, answer.json()) == (500, {
+        "error": "internal_error", "message": "the function runtime failed; see the server log"})
+    failure = [r for r in caplog.records if r.getMessage() == "GET /broken: runtime failure"]
+    assert len(failure) == 1 and "planted" in str(failure[0].exc_info[1])
+
+
+def test_the_request_line_gives_the_time_taken_in_milliseconds(serve, functions, caplog):
+    """dispatch 70, 71 (milliseconds, from the request's start)."""
+    served = serve(functions, limits=Limits(timeout=2.0))
+    with caplog.at_level(logging.INFO, logger="sfdcflex"):
+        assert served.call("GET", "/later").status == 200  # calls back after 50 ms
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("200 GET /later "))
+    assert 45 <= float(line.rsplit(" ", 1)[1][:-2]) < 2000
+
+
+def test_the_body_limit_is_checked_by_dispatch_too(built_ins):
+    """_answer 11-14: the route's limit, inclusive, with its message, for callers that hand
+    dispatch a whole body (the WSGI adapter); the HTTP server refuses from Content-Length first."""
+    from sfdcflex.runtime.app import Request
+    at_limit = Request("POST", "/hello", [("Content-Type", "application/json")], b"{" + b" " * 18 + b"}")
+    assert built_ins.app.dispatch(at_limit, lambda reply: None).status == 200
+    over = Request("POST", "/hello", [("Content-Type", "application/json")], b"{" + b" " * 19 + b"}")
+    reply = built_ins.app.dispatch(over, lambda reply: None)
+    assert reply.status == 413
+    assert json.loads(reply.body) == {"error": "payload_too_large",
+                                      "message": "request bodies are limited to 20 bytes"}
+
+
+def test_other_methods_are_405_with_the_allowed_ones(runtime):
+    """_answer 2, 10 (the 405's message and its Allow header)."""
+    answer = runtime.call("PUT", "/hello")
+    assert (answer.status, answer.headers["Allow"]) == (405, "GET, POST, OPTIONS")
+    assert answer.json() == {"error": "method_not_allowed",
+                             "message": "PUT is not allowed; use GET, POST or OPTIONS"}
