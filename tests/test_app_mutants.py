@@ -263,6 +263,7 @@ def test_built_ins_answer_get_only_and_log_quietly(built_ins, caplog):
     assert (probe.status, probe.body) == (200, b"/probe?x=1")
     assert posted.status == 404 and posted_page.status == 404
     assert (page.status, page.body) == (200, b"<p>page")
+    assert page.headers["Cache-Control"] == "no-cache"  # _answer 44, 47
     levels = {r.getMessage().split(" ms")[0].rsplit(" ", 1)[0]: r.levelno for r in caplog.records
               if r.getMessage().endswith("ms")}
     assert levels == {"200 GET /probe": logging.DEBUG, "404 POST /probe": logging.INFO,
@@ -307,3 +308,22 @@ def test_other_methods_are_405_with_the_allowed_ones(runtime):
     assert (answer.status, answer.headers["Allow"]) == (405, "GET, POST, OPTIONS")
     assert answer.json() == {"error": "method_not_allowed",
                              "message": "PUT is not allowed; use GET, POST or OPTIONS"}
+
+
+def test_unknown_paths_and_the_concurrency_cap_say_what_happened(serve):
+    """_answer 49 (the 404's message), 67 (the 429's message)."""
+    served = serve(FIXTURE_FUNCTIONS, limits=Limits(timeout=2.0, max_concurrency=1))
+    assert served.call("GET", "/nope").json() == {"error": "not_found", "message": "no function at /nope"}
+    slow = served.app.functions["slow"].module
+    slow.RELEASE.clear()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(served.call, "POST", "/slow", body={"wait": 5}, timeout=5)
+            assert slow.ENTERED.acquire(timeout=5)
+            refused = served.call("GET", "/hello")
+            assert refused.json() == {"error": "too_many_requests",
+                                      "message": "more than 1 invocations at once; retry shortly"}
+            slow.RELEASE.set()
+            assert busy.result(5).status == 200
+    finally:
+        slow.RELEASE.set()
