@@ -118,6 +118,8 @@ def test_request_line_is_limited_to_8192_bytes_inclusive():
 
     assert len(line(MAX_REQUEST_LINE)) == MAX_REQUEST_LINE
     assert read(line(MAX_REQUEST_LINE) + b"\r\n\r\n").method == "GET"
+    # A longest allowed line whose header lines are still arriving is waited for (find_head 71).
+    assert find_head(line(MAX_REQUEST_LINE) + b"\r\nX-A: 1\r\n") == -1
     assert refusal(line(MAX_REQUEST_LINE + 1) + b"\r\n\r\n") == URI_TOO_LONG
 
 
