@@ -266,3 +266,12 @@ def test_a_check_that_waited_for_another_s_iam_call_says_it_made_none(iam, clock
         second = pool.submit(validator.validate_with_source, token)
         answers = sorted([first.result(5)[1], second.result(5)[1]])
     assert answers == [False, True]
+
+
+def test_a_stalled_iam_is_named_in_the_502(iam, clock):
+    """_ask_iam 18 (the service's name in the upstream failure's words)."""
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=0.1)
+    iam.fail_next("validate", stall=0.3)
+    with pytest.raises(BadGateway) as raised:
+        validator.validate("token-iam-stalls-on")
+    assert (raised.value.code, raised.value.message) == ("iam_unavailable", "Twilio IAM did not answer in 0.1 s")
