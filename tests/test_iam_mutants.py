@@ -160,10 +160,23 @@ def test_iam_refusing_our_credentials_is_logged_and_answered_in_these_words(iam,
 
 
 def test_a_token_check_is_sent_again_when_iam_closed_the_kept_alive_connection(iam, validator):
-    """_ask_iam idempotent=True (a check is safe to repeat on a fresh connection)."""
+    """A check is safe to repeat on a fresh connection."""
     assert validator.validate(iam.issue_token("ada@example.com")).identity == "ada@example.com"
     iam.drop_connections()
     assert validator.validate(iam.issue_token("bob@example.com")).identity == "bob@example.com"
+
+
+def test_a_token_check_reuses_a_kept_alive_connection_however_long_it_was_idle(iam, clock):
+    """_ask_iam 6, 14, 23 (the check not marked idempotent: a connection idle for longer than a
+    non-idempotent request may use, here 0.05 s instead of 1 s, would be given up for a new one)."""
+    from sfdcflex.clients.pool import Transport
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock,
+                                   transport=Transport(just_used_seconds=0.05))
+    validator.validate(iam.issue_token("ada@example.com"))
+    opened = iam.connections_accepted
+    time.sleep(0.1)
+    validator.validate(iam.issue_token("bob@example.com"))
+    assert iam.connections_accepted == opened
 
 
 # --- what an IAM answer means ---------------------------------------------------------------------------
