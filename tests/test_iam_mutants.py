@@ -17,7 +17,7 @@ import pytest
 
 from sfdcflex.clients.iam import FlexTokenValidator, _Flight
 from sfdcflex.demo.standins import IamStandIn
-from sfdcflex.runtime.errors import BadGateway, BadRequest, Forbidden, ServiceUnavailable
+from sfdcflex.runtime.errors import BadGateway, BadRequest, ConfigError, Forbidden, ServiceUnavailable
 
 ACCOUNT_SID = "AC" + "2" * 32
 AUTH_TOKEN = "iam-mutants-auth-token"
@@ -288,3 +288,11 @@ def test_a_stalled_iam_is_named_in_the_502(iam, clock):
     with pytest.raises(BadGateway) as raised:
         validator.validate("token-iam-stalls-on")
     assert (raised.value.code, raised.value.message) == ("iam_unavailable", "Twilio IAM did not answer in 0.1 s")
+
+
+def test_a_plain_http_iam_url_is_refused_naming_the_setting():
+    """__init__ 5, 9, 10 (the setting's name in the start-up error)."""
+    with pytest.raises(ConfigError) as raised:
+        FlexTokenValidator("http://iam.twilio.com", ACCOUNT_SID, AUTH_TOKEN)
+    assert str(raised.value).endswith("TWILIO_IAM_URL must use https:// (http:// is allowed only for "
+                                      "localhost / 127.0.0.1 / ::1)")
