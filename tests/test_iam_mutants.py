@@ -17,7 +17,7 @@ import pytest
 
 from sfdcflex.clients.iam import FlexTokenValidator, _Flight
 from sfdcflex.demo.standins import IamStandIn
-from sfdcflex.runtime.errors import BadGateway, BadRequest, Forbidden, ServiceUnavailable
+from sfdcflex.runtime.errors import BadGateway, BadRequest, ConfigError, Forbidden, ServiceUnavailable
 
 ACCOUNT_SID = "AC" + "2" * 32
 AUTH_TOKEN = "iam-mutants-auth-token"
@@ -160,10 +160,23 @@ def test_iam_refusing_our_credentials_is_logged_and_answered_in_these_words(iam,
 
 
 def test_a_token_check_is_sent_again_when_iam_closed_the_kept_alive_connection(iam, validator):
-    """_ask_iam idempotent=True (a check is safe to repeat on a fresh connection)."""
+    """A check is safe to repeat on a fresh connection."""
     assert validator.validate(iam.issue_token("ada@example.com")).identity == "ada@example.com"
     iam.drop_connections()
     assert validator.validate(iam.issue_token("bob@example.com")).identity == "bob@example.com"
+
+
+def test_a_token_check_reuses_a_kept_alive_connection_however_long_it_was_idle(iam, clock):
+    """_ask_iam 6, 14, 23 (the check not marked idempotent: a connection idle for longer than a
+    non-idempotent request may use, here 0.05 s instead of 1 s, would be given up for a new one)."""
+    from sfdcflex.clients.pool import Transport
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock,
+                                   transport=Transport(just_used_seconds=0.05))
+    validator.validate(iam.issue_token("ada@example.com"))
+    opened = iam.connections_accepted
+    time.sleep(0.1)
+    validator.validate(iam.issue_token("bob@example.com"))
+    assert iam.connections_accepted == opened
 
 
 # --- what an IAM answer means ---------------------------------------------------------------------------
@@ -266,3 +279,20 @@ def test_a_check_that_waited_for_another_s_iam_call_says_it_made_none(iam, clock
         second = pool.submit(validator.validate_with_source, token)
         answers = sorted([first.result(5)[1], second.result(5)[1]])
     assert answers == [False, True]
+
+
+def test_a_stalled_iam_is_named_in_the_502(iam, clock):
+    """_ask_iam 18 (the service's name in the upstream failure's words)."""
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=0.1)
+    iam.fail_next("validate", stall=0.3)
+    with pytest.raises(BadGateway) as raised:
+        validator.validate("token-iam-stalls-on")
+    assert (raised.value.code, raised.value.message) == ("iam_unavailable", "Twilio IAM did not answer in 0.1 s")
+
+
+def test_a_plain_http_iam_url_is_refused_naming_the_setting():
+    """__init__ 5, 9, 10 (the setting's name in the start-up error)."""
+    with pytest.raises(ConfigError) as raised:
+        FlexTokenValidator("http://iam.twilio.com", ACCOUNT_SID, AUTH_TOKEN)
+    assert str(raised.value).endswith("TWILIO_IAM_URL must use https:// (http:// is allowed only for "
+                                      "localhost / 127.0.0.1 / ::1)")
