@@ -170,3 +170,59 @@ def test_allowed_origins_given_with_a_trailing_slash_are_allowed_without_it():
     linker = Linker(None, None, signer, org_id="00D", callback_url="https://x.example/cb",
                     relay_redirect_uri="https://x.example/r", allowed_origins=("https://panel.example/",))
     assert linker.origin_of(signer.sign(ALICE, "https://panel.example")) == "https://panel.example"
+
+
+# --- found by the second pass over linking.py (all 277 mutants run) ----------------------------------
+
+def test_an_empty_code_is_refused_before_salesforce_is_asked(crm):
+    """complete 2 (`and` for the first `or`: an empty code went on to the code exchange)."""
+    _, state = _consent(crm, ALICE)
+    exchanges = crm.sf.calls["token"]
+    assert _relay(crm, ALICE, "", state).json() == {
+        "error": "invalid_code", "message": "The authorization code is missing or malformed"}
+    assert crm.sf.calls["token"] == exchanges
+
+
+def test_a_relayed_link_names_both_salesforce_hops_in_server_timing(crm):
+    """complete 29, 32-36, 45, 48-52 (the hops' names and descriptions in Server-Timing)."""
+    code, state = _consent(crm, ALICE)
+    answer = _relay(crm, ALICE, code, state)
+    assert answer.status == 200
+    hops = [hop.strip().split(";dur=")[0] for hop in answer.headers["Server-Timing"].split(",")]
+    assert 'sfdc-token;desc="Salesforce code exchange"' in hops
+    assert 'sfdc-userinfo;desc="Salesforce userinfo"' in hops
+
+
+def test_a_salesforce_user_without_a_name_is_shown_by_username(crm):
+    """complete 104, 105 (the display name's fallback read a key userinfo never has)."""
+    for info in ({"preferred_username": ALICE, "organization_id": crm.sf.org_id},
+                 {"preferred_username": ALICE, "organization_id": crm.sf.org_id, "name": ""}):
+        code, state = _consent(crm, ALICE)
+        crm.sf.fail_next("userinfo", status=200, body=json.dumps(info).encode(), content_type="application/json")
+        answer = _relay(crm, ALICE, code, state)
+        assert (answer.status, answer.json()) == (
+            200, {"linked": True, "sfdc_username": ALICE, "display_name": ALICE})
+
+
+def test_complete_returns_the_identity_the_state_names(crm):
+    """complete 88 (LinkResult.identity None; no handler reads it, so only a direct call sees it)."""
+    from sfdcflex.runtime.timing import ServerTiming
+    code, state = _consent(crm, ALICE)
+    result = crm.services.linker.complete(code, state, ServerTiming())
+    assert (result.identity, result.sfdc_username, result.origin) == (ALICE, ALICE, crm.url)
+
+
+def test_a_linker_built_without_the_setting_refuses_the_original_plugin_s_login():
+    """Linker.__init__ 1 (original_login's default; services always passes the setting)."""
+    linker = Linker(None, None, StateSigner(b"k" * 32), org_id="00D", callback_url="https://x.example/cb",
+                    relay_redirect_uri="https://x.example/r", allowed_origins=())
+    assert linker.original_login is False
+
+
+def test_an_allowed_origin_ending_in_a_capital_x_is_kept_whole():
+    """Linker.__init__ 12, _allowed 8 (rstrip of "XX/XX" also strips a trailing "X")."""
+    signer = StateSigner(b"k" * 32)
+    origin = "https://SHOP.EXAMPLE.BOX"
+    linker = Linker(None, None, signer, org_id="00D", callback_url="https://x.example/cb",
+                    relay_redirect_uri="https://x.example/r", allowed_origins=(origin + "/",))
+    assert linker.origin_of(signer.sign(ALICE, origin + "/")) == origin
