@@ -4,8 +4,10 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -158,6 +160,25 @@ def seed(sf, iam) -> None:
     sf.add_contact("Joseph Jacquard", account_id=looms, title="Weaver", phone="+44 20 7946 0958")
     sf.add_contact("Mary Mobile", account_id=looms, title="Field Rep", mobile_phone="+1 212 555 0103")
     sf.add_contact("Nina New", account_id=looms, title="Just Added", phone="646-555-0199", indexed=False)
+
+
+@contextmanager
+def crm_on_own_standins(folder: Path, **settings) -> Iterator[Crm]:
+    """A Crm on seeded stand-ins of its own, for a module-scoped fixture; all stopped after."""
+    from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, SyncStandIn
+    standins = SalesforceStandIn(), IamStandIn(), SyncStandIn()
+    for standin in standins:
+        standin.start()
+    try:
+        seed(standins[0], standins[1])
+        made = Crm(*standins, folder, **settings)
+        try:
+            yield made
+        finally:
+            made.close()
+    finally:
+        for standin in standins:
+            standin.stop()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from sfdcflex.runtime.app import Limits
 from sfdcflex.runtime.connection import LINGERING, BodyBudget
 from sfdcflex.runtime.server import ServerLimits
+from test_server_bounds import wait_until
 
 MAX_BODY = 100        # the runtime's limit in these tests
 ECHO_LIMIT = 1000     # /echo's own, larger limit
@@ -60,13 +61,6 @@ def read_one(sock: socket.socket) -> tuple[bytes, bytes]:
     return head, body[:length]
 
 
-def wait_until(condition, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.002)
-    return condition()
 
 
 def only_connection(served):

@@ -16,19 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from sfdcflex.clients.iam import FlexTokenValidator, _Flight
+from test_iam import FakeClock
 from sfdcflex.demo.standins import IamStandIn
 from sfdcflex.runtime.errors import BadGateway, BadRequest, ConfigError, Forbidden, ServiceUnavailable
 
 ACCOUNT_SID = "AC" + "2" * 32
 AUTH_TOKEN = "iam-mutants-auth-token"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")

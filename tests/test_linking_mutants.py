@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import STATE_SECRET, Crm, call, seed
+from conftest import STATE_SECRET, call, crm_on_own_standins
 from sfdcflex.oauth_state import StateSigner
 from sfdcflex.demo.standins.salesforce import submit_consent
 from sfdcflex.linking import Declined, Linker
@@ -23,16 +23,8 @@ ALICE = "alice@example.com"
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory):
-    from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, SyncStandIn
-    standins = SalesforceStandIn(), IamStandIn(), SyncStandIn()
-    for standin in standins:
-        standin.start()
-    seed(standins[0], standins[1])
-    made = Crm(*standins, tmp_path_factory.mktemp("linking-mutants"))
-    yield made
-    made.close()
-    for standin in standins:
-        standin.stop()
+    with crm_on_own_standins(tmp_path_factory.mktemp("linking-mutants")) as made:
+        yield made
 
 
 # --- Salesforce declines -----------------------------------------------------------------------

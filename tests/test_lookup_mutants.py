@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import Crm, seed
+from conftest import crm_on_own_standins
 from sfdcflex.cache import LRUCache
 from sfdcflex.cards import NoMatch
 from sfdcflex.lookup import Lookup
@@ -23,17 +23,9 @@ ALICE = "alice@example.com"
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory):
-    from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, SyncStandIn
-    standins = SalesforceStandIn(), IamStandIn(), SyncStandIn()
-    for standin in standins:
-        standin.start()
-    seed(standins[0], standins[1])
-    made = Crm(*standins, tmp_path_factory.mktemp("lookup-mutants"))
-    assert made.link(ALICE).status == 200
-    yield made
-    made.close()
-    for standin in standins:
-        standin.stop()
+    with crm_on_own_standins(tmp_path_factory.mktemp("lookup-mutants")) as made:
+        assert made.link(ALICE).status == 200
+        yield made
 
 
 def _contact(crm, **body):
