@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import shutil
 import signal
+import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -225,3 +229,79 @@ def measure_children(monkeypatch, tmp_path_factory):
     rc.write_text("[run]\nbranch = True\nparallel = True\nconcurrency = thread\nsource = sfdcflex\n"
                   f"data_file = {os.path.abspath(current.config.data_file)}\n")
     monkeypatch.setenv("COVERAGE_PROCESS_START", str(rc))
+
+
+# --- installs the slowest tests wait for, begun in the background once they are collected ------
+
+class Background:
+    """Work some slow tests need (a package install), begun in a thread as soon as they are
+    collected, so that it overlaps the rest of the run; `result()` waits for it and raises what
+    it raised. The thread lowers its own priority (nice 10: on Linux a thread's, and inherited by
+    the processes it starts), so the tests running meanwhile keep the CPU first."""
+
+    def __init__(self, make: Callable[[Path], object], folder: Path) -> None:
+        self.folder = folder
+        self._make = make
+        self._done = threading.Event()
+        self._value: object = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name="background-install", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            except (AttributeError, OSError):
+                pass   # not Linux: it merely competes for the CPU on equal terms
+            self._value = self._make(self.folder)
+        except BaseException as error:   # pytest.skip and pytest.fail included: result() re-raises
+            self._error = error
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self, timeout: float = 900.0) -> object:
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the background install in {self.folder} took over {timeout:.0f} s")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+# Fixture name -> the module-level function (in the test module that defines the fixture) that
+# makes it in a folder of its own: those fixtures ask background(request, name) for the result.
+BACKGROUND = {"opt": "install_as_readme_says", "site": "install_wsgi_hosts"}
+_started: dict[str, Background] = {}
+
+
+@pytest.hookimpl(trylast=True)   # after -m and -k have deselected: only what will run is begun
+def pytest_collection_modifyitems(config, items) -> None:
+    """Begin the background installs the selected tests need, and move those tests' modules to
+    the end of the run (whole modules, so module-scoped fixtures are still made once)."""
+    late = {item.path for item in items if BACKGROUND.keys() & set(getattr(item, "fixturenames", ()))}
+    if not late:
+        return
+    for item in items:
+        if item.path in late:
+            for name in BACKGROUND.keys() & set(item.fixturenames):
+                if name not in _started:
+                    make = getattr(item.module, BACKGROUND[name])
+                    _started[name] = Background(make, Path(tempfile.mkdtemp(prefix=f"sfdcflex-{name}-")))
+    items[:] = [item for item in items if item.path not in late] + [item for item in items if item.path in late]
+
+
+def background(request, name: str) -> object:
+    """What the background install `name` made (begun now, if collection did not begin it)."""
+    if name not in _started:
+        make = getattr(request.module, BACKGROUND[name])
+        _started[name] = Background(make, request.getfixturevalue("tmp_path_factory").mktemp(name))
+    return _started[name].result()
+
+
+def pytest_unconfigure(config) -> None:
+    for job in _started.values():
+        if job.done():   # one still running (an interrupted run) keeps its folder until it ends
+            shutil.rmtree(job.folder, ignore_errors=True)
+    _started.clear()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FLEX_URL, call, seed
+from conftest import FLEX_URL, background, call, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -72,11 +72,10 @@ def registry_reachable(python: Path, folder: Path) -> bool:
     return probe.returncode == 0
 
 
-@pytest.fixture(scope="session")
-def opt(tmp_path_factory) -> Path:
-    """README's install commands, then its `pip install gunicorn waitress`, into a temp /opt/sfdcflex."""
-    opt = tmp_path_factory.mktemp("opt-sfdcflex")
-    source = tmp_path_factory.mktemp("checkout")
+def install_as_readme_says(opt: Path) -> Path:
+    """README's install commands, then its `pip install gunicorn waitress`, into `opt`, a temporary
+    /opt/sfdcflex (conftest's background install begins this when the tests needing it are collected)."""
+    source = opt / "checkout"
     for name in ("sfdcflex", "functions"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
@@ -88,10 +87,18 @@ def opt(tmp_path_factory) -> Path:
         _, argv = split_command(line, opt)
         done = subprocess.run(argv, cwd=source, env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
-            if not registry_reachable(opt / "venv" / "bin" / "python", tmp_path_factory.mktemp("probe")):
+            probe = opt / "probe"
+            probe.mkdir(exist_ok=True)
+            if not registry_reachable(opt / "venv" / "bin" / "python", probe):
                 pytest.skip(f"the package registry is unreachable, so `{line}` cannot run")
             pytest.fail(f"`{line}` failed:\n{done.stdout}\n{done.stderr}")
     return opt
+
+
+@pytest.fixture(scope="session")
+def opt(request) -> Path:
+    """A temporary /opt/sfdcflex with README's install done (begun in the background at collection)."""
+    return background(request, "opt")
 
 
 @pytest.fixture(scope="module")

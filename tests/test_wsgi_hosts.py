@@ -2,6 +2,8 @@
 run on the host's worker thread, and the watchdog still answers 504 at the time limit."""
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURE_FUNCTIONS, call
+from conftest import FIXTURE_FUNCTIONS, background, call
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parent.parent
@@ -25,16 +27,21 @@ application = WSGIApp(App(build_routes(functions, None), functions, env={{"GREET
 '''
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def install_wsgi_hosts(folder: Path) -> Path:
+    """waitress and gunicorn into `folder`, beside the app they serve (conftest's background
+    install begins this when the tests needing it are collected)."""
     from sfdcflex.bench.hosts import install_hosts
-    folder = tmp_path_factory.mktemp("hosts")
     try:
         installed = install_hosts(folder)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         pytest.skip(f"waitress/gunicorn could not be installed from the package index: {error}")
     (folder / "wsgi_hosts_app.py").write_text(APP)
     return installed
+
+
+@pytest.fixture(scope="module")
+def site(request) -> Path:
+    return background(request, "site")
 
 
 def _free_port() -> int:
@@ -49,7 +56,7 @@ def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(
     port = _free_port()
     env = {"PYTHONPATH": f"{site.parent}:{site}:{PROJECT}", "PATH": "/usr/bin:/bin"}
     server = subprocess.Popen(host_argv(host, port, "wsgi_hosts_app:application", threads=4), env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -67,7 +74,8 @@ def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(
         assert answer.status == 504 and answer.json()["error"] == "timeout"
         assert time.monotonic() - started < 1.5  # at the 0.5 s limit, not when the function ends
     finally:
-        server.terminate()
+        # The whole process group at once: an orderly stop waits for /slow, still running, to end.
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(10)
 
 
