@@ -245,6 +245,7 @@ class Background:
         self._done = threading.Event()
         self._value: object = None
         self._error: BaseException | None = None
+        self._discard = False
         threading.Thread(target=self._run, name="background-install", daemon=True).start()
 
     def _run(self) -> None:
@@ -258,9 +259,15 @@ class Background:
             self._error = error
         finally:
             self._done.set()
+            if self._discard:
+                shutil.rmtree(self.folder, ignore_errors=True)
 
-    def done(self) -> bool:
-        return self._done.is_set()
+    def discard(self) -> None:
+        """Remove the folder now, or when the install ends (an interrupted run leaves it if the
+        interpreter exits first: the install's process then finishes on its own)."""
+        self._discard = True
+        if self._done.is_set():
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def result(self, timeout: float = 900.0) -> object:
         if not self._done.wait(timeout):
@@ -280,15 +287,17 @@ _started: dict[str, Background] = {}
 def pytest_collection_modifyitems(config, items) -> None:
     """Begin the background installs the selected tests need, and move those tests' modules to
     the end of the run (whole modules, so module-scoped fixtures are still made once)."""
-    late = {item.path for item in items if BACKGROUND.keys() & set(getattr(item, "fixturenames", ()))}
-    if not late:
+    if config.option.collectonly:
         return
+    late = set()
     for item in items:
-        if item.path in late:
-            for name in BACKGROUND.keys() & set(item.fixturenames):
-                if name not in _started:
-                    make = getattr(item.module, BACKGROUND[name])
-                    _started[name] = Background(make, Path(tempfile.mkdtemp(prefix=f"sfdcflex-{name}-")))
+        for name in BACKGROUND.keys() & set(getattr(item, "fixturenames", ())):
+            make = getattr(getattr(item, "module", None), BACKGROUND[name], None)
+            if make is None:
+                continue   # another module's fixture of the same name
+            late.add(item.path)
+            if name not in _started:
+                _started[name] = Background(make, Path(tempfile.mkdtemp(prefix=f"sfdcflex-{name}-")))
     items[:] = [item for item in items if item.path not in late] + [item for item in items if item.path in late]
 
 
@@ -302,6 +311,5 @@ def background(request, name: str) -> object:
 
 def pytest_unconfigure(config) -> None:
     for job in _started.values():
-        if job.done():   # one still running (an interrupted run) keeps its folder until it ends
-            shutil.rmtree(job.folder, ignore_errors=True)
+        job.discard()
     _started.clear()

@@ -58,6 +58,30 @@ class Footprint:
     fds: int
 
 
+def upstream_sockets(pid: int, ports: set[int]) -> int:
+    """How many of the process's descriptors are TCP connections to one of `ports` (the
+    stand-ins': the upstream pool's kept-alive connections), from /proc/PID/fd and /proc/PID/net."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue   # closed meanwhile
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()   # sl local_address rem_address st ... uid timeout inode
+            if fields[9] in inodes and int(fields[2].rsplit(":", 1)[1], 16) in ports:
+                count += 1
+    return count
+
+
 def footprint(pid: int) -> Footprint:
     status = proc_status(pid)
     return Footprint(int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0]),

@@ -15,16 +15,20 @@ SCENARIOS = ("bare", "bare POST", "runtime hello", "get-contact hit", "get-conta
 
 
 def _children_of(pid: int) -> list[int]:
-    """Live (not zombie) processes whose parent is `pid`, from /proc."""
+    """Live (not zombie) processes whose parent is `pid`, from /proc; `python -m pip` and `-m venv`,
+    which conftest's background installs run meanwhile, are not the benchmark's."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if b"-m" in argv and argv[argv.index(b"-m") + 1:][:1] in ([b"pip"], [b"venv"]):
+            continue
         if int(parent) == pid and state != "Z":
             found.append(int(entry.name))
     return found

@@ -62,7 +62,7 @@ def _settle(crm) -> None:
         seen[0] = count
         return seen[1] >= 5  # unchanged for five polls in a row
 
-    wait_until(quiet, 5.0, 0.05)
+    wait_until(quiet, 5.0, 0.03)
 
 
 def _verdict(crm, user_ids: dict, identity: str, old: tuple[str, str], now: tuple[str, str] | None,

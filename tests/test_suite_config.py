@@ -25,7 +25,7 @@ def _collected(*args: str) -> set[str]:
             for line in done.stdout.splitlines() if "::" in line}
 
 
-HEAVY = ("tests/test_reliability_load.py::test_sixteen_connections_for_eight_seconds",
+HEAVY = ("tests/test_reliability_load.py::test_sixteen_connections_for_four_seconds",
          "tests/test_reliability_crash.py::test_sigkill_mid_burst_twelve_times_leaves_old_or_new_tokens",
          "tests/test_bench.py::test_a_tiny_run_reports_every_scenario_and_stops_its_servers",
          "tests/test_demo_browser.py::test_a_person_links_looks_up_opens_the_record_and_disconnects")
