@@ -38,7 +38,7 @@ def _children_of(pid: int) -> list[int]:
 def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsys, measure_children):
     before = set(_children_of(os.getpid()))
     out = tmp_path / "bench.json"
-    assert main(["--duration", "0.2", "--rounds", "1", "--connections", "1,4", "--cold-starts", "1",
+    assert main(["--duration", "0.1", "--rounds", "1", "--connections", "1,4", "--cold-starts", "1",
                  "--client", "python", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report["scenarios"]) == set(SCENARIOS)
@@ -91,11 +91,11 @@ def test_the_hostile_scenarios_run_end_to_end_and_stop_their_servers(tmp_path, m
     from sfdcflex.bench import hostile
     for name, value in (("BIG_BODY", 256 * 1024), ("HELD_BODIES", 3), ("IDLE_CONNECTIONS", 40),
                         ("BAD_TOKEN_REQUESTS", 30), ("WAITING_CLIENTS", 80), ("SETTLE_SECONDS", 0.3),
-                        ("CPU_SECONDS", 0.5)):
+                        ("CPU_SECONDS", 0.2)):
         monkeypatch.setattr(hostile, name, value)
     before = set(_children_of(os.getpid()))
     out = tmp_path / "hostile.json"
-    assert main(["--hostile", "--rounds", "1", "--duration", "1", "--out", str(out)]) == 0
+    assert main(["--hostile", "--rounds", "1", "--duration", "0.3", "--out", str(out)]) == 0
     report = json.loads(out.read_text())["medians"]
     assert report["bad_token"] == {"requests": 32, "iam_calls": 1}  # 4 per connection
     assert report["held_bodies"]["held"] == 3 and report["idle_connections"]["connected"] == 40

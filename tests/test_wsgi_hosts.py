@@ -81,7 +81,7 @@ def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(
 
 def test_the_serving_choices_benchmark_runs_and_reports_every_host(site, capsys):
     from sfdcflex.bench.hosts import main
-    assert main(["--rounds", "1", "--duration", "0.2", "--client", "python", "--site", str(site)]) == 0
+    assert main(["--rounds", "1", "--duration", "0.1", "--client", "python", "--site", str(site)]) == 0
     table = capsys.readouterr().out
     for host in ("built-in", "waitress", "waitress floor", "gunicorn", "gunicorn floor"):
         assert f"\n{host} " in table

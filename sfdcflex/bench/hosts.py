@@ -98,13 +98,13 @@ def _measure(client: str, url: str, pid: int, requests: list[Request], connectio
 def _start_hosts(names: list[str], folder: Path, env_file: Path, functions: Path, site: Path,
                  stack: contextlib.ExitStack) -> dict[str, tuple[str, int]]:
     (folder / "hosts_app.py").write_text(HOSTS_APP)
-    started: dict[str, tuple[str, int]] = {}
+    starting: list[tuple[str, Child, int | None]] = []   # all start at once, then each is waited for
     for name in names:
         host, _, floor = name.partition(" ")
         if host == "built-in":
             child = Child(runtime_argv(env_file, functions), folder / "pycache", log=folder / "builtin.log")
             stack.callback(child.kill)
-            started[name] = (child.wait_for_url(), child.pid)
+            starting.append((name, child, None))
             continue
         port = _free_port()
         extra = {"PYTHONPATH": f"{folder}:{site}:{Path(__file__).resolve().parents[2]}",
@@ -116,8 +116,9 @@ def _start_hosts(names: list[str], folder: Path, env_file: Path, functions: Path
                       log=folder / f"{host}.log",
                       extra_env=extra)
         stack.callback(child.kill)
-        started[name] = (_wait_for_port(port, child), child.pid)
-    return started
+        starting.append((name, child, port))
+    return {name: (child.wait_for_url() if port is None else _wait_for_port(port, child), child.pid)
+            for name, child, port in starting}
 
 
 def run_hosts(args: argparse.Namespace) -> dict:
