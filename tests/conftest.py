@@ -19,6 +19,8 @@ from sfdcflex.runtime.routes import build_routes, discover_functions
 from sfdcflex.runtime.app import App, Limits
 from sfdcflex.runtime.server import FunctionsServer, start_in_thread
 
+pytest_plugins = ["lanes"]   # a second pytest process for part of a long run (tests/lanes.py)
+
 # A shell starts background jobs (`pytest ... &`) with SIGINT ignored, and children inherit
 # that: run.py would then ignore the Ctrl+C tests send it and each stop would wait out its 10 s.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
@@ -283,22 +285,33 @@ BACKGROUND = {"opt": "install_as_readme_says", "site": "install_wsgi_hosts"}
 _started: dict[str, Background] = {}
 
 
-@pytest.hookimpl(trylast=True)   # after -m and -k have deselected: only what will run is begun
+def _needs(item) -> list[tuple[str, Callable[[Path], object]]]:
+    """The background installs `item` waits for: (fixture name, the function making it)."""
+    found = []
+    for name in BACKGROUND.keys() & set(getattr(item, "fixturenames", ())):
+        make = getattr(getattr(item, "module", None), BACKGROUND[name], None)
+        if make is not None:   # not another module's fixture of the same name
+            found.append((name, make))
+    return found
+
+
+@pytest.hookimpl(trylast=True)   # after -m and -k have deselected
 def pytest_collection_modifyitems(config, items) -> None:
-    """Begin the background installs the selected tests need, and move those tests' modules to
-    the end of the run (whole modules, so module-scoped fixtures are still made once)."""
-    if config.option.collectonly:
+    """The modules of tests waiting for a background install run last (whole modules, so that
+    module-scoped fixtures are still made once)."""
+    late = {item.path for item in items if _needs(item)}
+    items[:] = [item for item in items if item.path not in late] + [item for item in items if item.path in late]
+
+
+def pytest_collection_finish(session) -> None:
+    """Begin the background installs that the tests this process will run need (lanes.py may
+    have handed some modules to a second process, which begins its own)."""
+    if session.config.option.collectonly:
         return
-    late = set()
-    for item in items:
-        for name in BACKGROUND.keys() & set(getattr(item, "fixturenames", ())):
-            make = getattr(getattr(item, "module", None), BACKGROUND[name], None)
-            if make is None:
-                continue   # another module's fixture of the same name
-            late.add(item.path)
+    for item in session.items:
+        for name, make in _needs(item):
             if name not in _started:
                 _started[name] = Background(make, Path(tempfile.mkdtemp(prefix=f"sfdcflex-{name}-")))
-    items[:] = [item for item in items if item.path not in late] + [item for item in items if item.path in late]
 
 
 def background(request, name: str) -> object:

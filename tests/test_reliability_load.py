@@ -106,16 +106,6 @@ def steady(server: ServerProcess) -> object:
     return seen[-1]
 
 
-def settled(server: ServerProcess, baseline, slack: int = 0) -> object:
-    """The footprint once closed connections' threads and sockets are gone (or after 5 s).
-
-    `slack` descriptors may stay: the kept-alive connections to the upstream stand-ins, which
-    the pool holds on purpose (waiting for them to close would only wait out the 5 s)."""
-    wait_until(lambda: (lambda now: now.threads <= baseline.threads
-                        and now.fds <= baseline.fds + slack)(server.footprint()), 5.0, 0.1)
-    return server.footprint()
-
-
 def test_sixteen_connections_for_four_seconds(server):
     server, crm = server
     upstream = {int(standin.url.rsplit(":", 1)[1]) for standin in (crm.sf, crm.iam, crm.sync)}
@@ -129,8 +119,10 @@ def test_sixteen_connections_for_four_seconds(server):
     # The upstream pool keeps up to MAX_IDLE_PER_ORIGIN connections to each of Salesforce and
     # IAM, as many as the load's peak needed: that many descriptors may stay, no other one.
     kept = 2 * MAX_IDLE_PER_ORIGIN
-    after = settled(server, before, slack=kept)
-    pooled = upstream_sockets(server.pid, upstream)
+    others_before = before.fds - pooled_before
+    wait_until(lambda: server.footprint().fds - upstream_sockets(server.pid, upstream) <= others_before
+               and server.footprint().threads <= before.threads, 5.0, 0.1)
+    after, pooled = server.footprint(), upstream_sockets(server.pid, upstream)
     print(f"\nload: {CONNECTIONS} connections x {LOAD_SECONDS:g} s: {tally['requests']} requests "
           f"({tally['requests'] / LOAD_SECONDS:.0f}/s), tally {dict(tally)}\n"
           f"  RSS {before.rss_kib} -> {after.rss_kib} KiB, peak {after.peak_rss_kib} KiB; "
@@ -142,7 +134,7 @@ def test_sixteen_connections_for_four_seconds(server):
     assert after.peak_rss_kib < 160 * 1024, after
     assert after.threads <= before.threads + 2, (before, after)
     assert pooled <= kept, pooled
-    assert after.fds - pooled <= before.fds - pooled_before, (before, after, pooled_before, pooled)
+    assert after.fds - pooled <= others_before, (before, after, pooled_before, pooled)
 
 
 def drip(url: str, started: threading.Event, outcome: list) -> None:
