@@ -32,7 +32,13 @@ import pytest
 MIN_TESTS = 200
 LANE_TIMEOUT = 1200.0
 SLOW_SECONDS, OTHER_SECONDS = 2.0, 0.05
-CHILD = "SFDCFLEX_TEST_LANE"   # set in the second lane's environment
+CHILD = "SFDCFLEX_TEST_LANE"   # set in the second lane's environment: "TESTS,SLOW" of the whole run
+_whole_run: list[tuple[int, int]] = []
+
+
+def whole_run() -> tuple[int, int]:
+    """(tests, slow tests) this run selected, across both lanes; (0, 0) before collection."""
+    return _whole_run[-1] if _whole_run else (0, 0)
 
 
 class SecondLane:
@@ -47,7 +53,8 @@ class SecondLane:
         self.command = " ".join(argv[1:])
         with self.output.open("wb") as out:
             self.process = subprocess.Popen(argv, cwd=config.rootpath, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env={**os.environ, CHILD: "1"})
+                                            stdin=subprocess.DEVNULL,
+                                            env={**os.environ, CHILD: "%d,%d" % whole_run()})
         self.returncode: int | None = None
 
     def wait(self) -> int:
@@ -133,6 +140,11 @@ _second: list[SecondLane] = []
 
 @pytest.hookimpl(trylast=True)   # after -m and -k have deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if os.environ.get(CHILD):
+        tests, slow = os.environ[CHILD].split(",")
+        _whole_run.append((int(tests), int(slow)))
+    else:
+        _whole_run.append((len(items), sum(1 for item in items if item.get_closest_marker("slow"))))
     if not _wanted(config, items):
         return
     first, second = _split(items)

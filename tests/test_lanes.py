@@ -53,11 +53,14 @@ def ran_in(folder: Path) -> dict[str, set[str]]:
 
 @pytest.mark.slow  # two pytest processes
 def test_the_second_lane_runs_its_modules_in_another_process_and_its_failures_fail_the_run(tmp_path):
-    done = run(project(tmp_path, "def test_b_fails():\n    assert 6 * 7 == 43, 'planted in lane two'\n"))
+    done = run(project(tmp_path, "def test_b_fails():\n    assert 6 * 7 == 43, 'planted in lane two'\n"
+                                 "def test_b_whole():\n    import lanes\n"
+                                 "    open('whole', 'w').write(repr(lanes.whole_run()))\n"))
     assert done.returncode == 1, done.stdout
     processes = ran_in(tmp_path)
     assert len(processes["a"]) == len(processes["b"]) == 1 and processes["a"] != processes["b"]
-    assert "second lane: 102 tests in another pytest process" in done.stdout
+    assert "second lane: 103 tests in another pytest process" in done.stdout
+    assert (tmp_path / "whole").read_text() == "(253, 1)"   # the whole run, seen from lane two
     assert "planted in lane two" in done.stdout and "FAILED test_b.py::test_b_fails" in done.stdout
     assert re.search(r"^150 passed in ", done.stdout, re.M), done.stdout   # the first lane's own line
 
