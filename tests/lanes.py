@@ -92,7 +92,9 @@ def _passed_on(config: pytest.Config) -> list[str]:
     if option.maxfail:
         args.append(f"--maxfail={option.maxfail}")
     if option.durations is not None:
-        args += [f"--durations={option.durations}", f"--durations-min={option.durations_min}"]
+        args.append(f"--durations={option.durations}")
+    if option.durations_min is not None:
+        args.append(f"--durations-min={option.durations_min}")
     for warning in option.pythonwarnings or ():
         args += ["-W", warning]
     return args
@@ -174,8 +176,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     ran = _counts(text)
     whole = code == pytest.ExitCode.OK and sum(ran.values()) >= lane.count
     terminalreporter.write_sep("=" if whole else "!", f"second lane: {lane.count} tests in another pytest process")
-    if whole:
-        terminalreporter.write_line(_last_line(text))
+    if whole:   # its report without the progress lines: any sections (durations...), its final line
+        lines = text.splitlines()
+        sections = [n for n, line in enumerate(lines) if line.startswith("=")]
+        terminalreporter.write_line("\n".join(lines[sections[0]:]) if sections else _last_line(text))
     else:
         terminalreporter.write(text)
         terminalreporter.write_line(f"second lane: exit status {code}, {sum(ran.values())} of {lane.count} "

@@ -16,7 +16,7 @@ SCENARIOS = ("bare", "bare POST", "runtime hello", "get-contact hit", "get-conta
 
 def _children_of(pid: int) -> list[int]:
     """Live (not zombie) processes whose parent is `pid`, from /proc; `python -m pip` and `-m venv`,
-    which conftest's background installs run meanwhile, are not the benchmark's."""
+    which tests/background.py's installs run meanwhile, are not the benchmark's."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

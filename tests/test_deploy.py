@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FLEX_URL, background, call, seed
+from background import background
+from conftest import FLEX_URL, call, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -74,7 +75,7 @@ def registry_reachable(python: Path, folder: Path) -> bool:
 
 def install_as_readme_says(opt: Path) -> Path:
     """README's install commands, then its `pip install gunicorn waitress`, into `opt`, a temporary
-    /opt/sfdcflex (conftest's background install begins this when the tests needing it are collected)."""
+    /opt/sfdcflex (tests/background.py begins this when the tests needing it are collected)."""
     source = opt / "checkout"
     for name in ("sfdcflex", "functions"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -76,11 +76,12 @@ def test_a_second_lane_that_dies_or_reports_fewer_tests_fails_the_run(tmp_path):
 
 @pytest.mark.slow  # two pytest processes
 def test_marks_and_keywords_select_the_same_tests_in_both_lanes(tmp_path):
-    done = run(project(tmp_path), "-m", "not slow", "-k", "test_a or test_b")
+    done = run(project(tmp_path), "-m", "not slow", "-k", "test_a or test_b", "--durations=3")
     assert done.returncode == 0, done.stdout
     assert ran_in(tmp_path)["a"] != ran_in(tmp_path)["b"]
     assert re.search(r"^100 passed, 1 deselected in ", done.stdout, re.M), done.stdout
     assert re.search(r"^150 passed, 1 deselected in ", done.stdout, re.M), done.stdout
+    assert done.stdout.count("slowest 3 durations") == 2   # reporting options reach lane two
 
 
 @pytest.mark.slow  # two pytest processes

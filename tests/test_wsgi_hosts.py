@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURE_FUNCTIONS, background, call
+from background import background
+from conftest import FIXTURE_FUNCTIONS, call
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,7 @@ application = WSGIApp(App(build_routes(functions, None), functions, env={{"GREET
 
 def install_wsgi_hosts(folder: Path) -> Path:
     """waitress and gunicorn into `folder`, beside the app they serve (conftest's background
-    install begins this when the tests needing it are collected)."""
+    begins this when the tests needing it are collected)."""
     from sfdcflex.bench.hosts import install_hosts
     try:
         installed = install_hosts(folder)
