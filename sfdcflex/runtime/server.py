@@ -1,4 +1,4 @@
-"""Serve an App over HTTP/1.1: one I/O thread on `selectors`, a fixed pool of worker threads.
+"""Serve an App over HTTP/1.1: one I/O thread on `selectors`, a pool of worker threads.
 
 The design follows waitress and gunicorn's gthread worker. The I/O thread owns the listening
 socket and every connection that is idle or still sending its request; it reads heads and

@@ -24,7 +24,13 @@ KEEP_WAIT = 0.01  # seconds a free worker waits for the next request on its keep
 
 
 class Workers:
-    """A fixed pool of threads taking complete requests from one queue."""
+    """Up to `count` threads taking complete requests from one queue.
+
+    A thread starts when a request arrives and no thread is free for it, and then stays: a
+    server that is never busy holds few threads, a busy one never more than `count`, and a
+    request waits in the queue only when all `count` are busy. (A fixed pool started at once
+    cost every server start, a test's or a cold start's, 38 thread starts.)
+    """
 
     def __init__(self, server: FunctionsServer, count: int) -> None:
         self.server = server
@@ -32,20 +38,44 @@ class Workers:
         self.idle = 0  # threads waiting for a job
         self._scratch = threading.local()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._work, name=f"sfdcflex-worker-{n}", daemon=True)
-                         for n in range(count)]
-        for thread in self._threads:
-            thread.start()
+        # One permit per thread waiting for a job that no queued request has counted on yet: a
+        # request takes a permit, or else starts a thread of its own.
+        self._free = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def started(self) -> int:
+        return len(self._threads)
 
     def submit(self, connection: Connection) -> None:
         self._jobs.put(connection)
+        if not self._free.acquire(blocking=False):
+            self._start_one()
+
+    def _start_one(self) -> None:
+        with self._lock:
+            if self._stopped or len(self._threads) >= self.count:
+                return  # all busy: the request waits for the first thread that is done
+            thread = threading.Thread(target=self._work, name=f"sfdcflex-worker-{len(self._threads)}",
+                                      daemon=True)
+            self._threads.append(thread)
+        thread.start()
 
     def stop(self) -> None:
         """Let every thread end after its current request (they are daemons: exit never waits)."""
-        for _ in self._threads:
+        with self._lock:
+            self._stopped = True
+            started = len(self._threads)
+        for _ in range(started):
             self._jobs.put(None)
 
-    def _take(self) -> Connection | None:
+    def _take(self, promised: bool) -> Connection | None:
+        """The next job; a thread not `promised` to a request (every one after its first) first
+        says it is free."""
+        if not promised:
+            self._free.release()
         self.idle += 1  # approximate (no lock): only a hint for _next_request_came
         try:
             return self._jobs.get()
@@ -57,7 +87,9 @@ class Workers:
         # recv_into a buffer of the thread's own: recv(65536) would allocate 64 KiB per request.
         # 16 KiB covers a usual request in one read and keeps 38 threads' buffers under 1 MiB.
         self._scratch.buffer = bytearray(16 * 1024)
-        while (connection := self._take()) is not None:
+        promised = True  # started for the request that found no thread free
+        while (connection := self._take(promised)) is not None:
+            promised = False
             try:
                 keep = self._serve(connection)
                 if keep:
