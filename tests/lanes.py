@@ -10,6 +10,8 @@ process nearly halves the run. This plugin (loaded by conftest.py; `-p no:lanes`
 - starts `python -m pytest` on the second lane's module files, with this run's -m, -k and
   --deselect (so it selects the same tests of them), its output to a file, and runs the first
   lane itself meanwhile;
+- the second lane stops, as on Ctrl-C, if the first one dies (SIGKILL, or SIGTERM, which pytest
+  does not catch), instead of running on alone;
 - at the end waits for the second lane (at most LANE_TIMEOUT), prints its outcome before the
   final line (its whole output when it failed), and fails the run when the second lane failed,
   did not finish, or did not run every test it was given.
@@ -22,9 +24,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +143,21 @@ def _split(items: list) -> tuple[list, list]:
 
 
 _second: list[SecondLane] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(CHILD):
+        threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="lane-watch",
+                         daemon=True).start()
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """In the second lane: once the first lane is gone, stop as Ctrl-C would (fixtures tear
+    down), or with SIGTERM where SIGINT is ignored."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    ignored = signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None)
+    os.kill(os.getpid(), signal.SIGTERM if ignored else signal.SIGINT)
 
 
 @pytest.hookimpl(trylast=True)   # after -m and -k have deselected

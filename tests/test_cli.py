@@ -59,12 +59,20 @@ class RunningServer:
             self.process.send_signal(signal.SIGINT)
         try:
             return self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self._collect()
+            raise AssertionError("run.py did not stop within 10 s of Ctrl-C; its output:\n"
+                                 + "".join(self.output[-40:])) from None
         finally:
             if self.process.poll() is None:
                 self.process.kill()
-            self._pump_thread.join(5)
-            while not self.lines.empty():
-                self.output.append(self.lines.get())
+            self._collect()
+
+    def _collect(self) -> None:
+        self._pump_thread.join(5)
+        while not self.lines.empty():
+            self.output.append(self.lines.get())
 
 
 def test_http_upstream_that_is_not_loopback_is_refused(tmp_path):

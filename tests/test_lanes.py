@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,43 @@ def test_a_second_lane_that_dies_or_reports_fewer_tests_fails_the_run(tmp_path):
                                  "def test_b_zzz_exits(n):\n    os._exit(0)\n"))
     assert done.returncode == 1, done.stdout
     assert re.search(r"second lane: exit status 0, \d+ of 102 tests reported", done.stdout), done.stdout
+
+
+@pytest.mark.slow  # two pytest processes
+def test_the_second_lane_stops_when_the_first_dies(tmp_path):
+    project(tmp_path, "def test_b_waits():\n    open('lane-two-pid', 'w').write(str(os.getpid()))\n"
+                      "    import time; time.sleep(60)\n")
+    env = {k: v for k, v in os.environ.items() if k not in (lanes.CHILD, "MUTANT_UNDER_TEST")}
+    first = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path,
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid_file = tmp_path / "lane-two-pid"
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline and first.poll() is None, "lane two never started its test"
+            time.sleep(0.05)
+        lane_two = int(pid_file.read_text())
+        first.kill()   # SIGKILL: no hook of the first lane runs
+        first.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(lane_two) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(lane_two), "lane two ran on after the first lane died"
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(10)
+        if pid_file.exists() and pid_file.read_text() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (an orphan's zombie is reaped by init, later)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @pytest.mark.slow  # two pytest processes

@@ -25,13 +25,15 @@ def slow_calls(served, count: int, seconds: float) -> list[int]:
     return statuses
 
 
-def test_an_idle_server_starts_no_worker_and_one_client_at_a_time_needs_one(serve):
+def test_an_idle_server_starts_no_worker_and_one_client_at_a_time_needs_two_at_most(serve):
     served = serve()
     workers = workers_of(served)
     assert workers.started == 0 and workers.count == 38
-    for _ in range(10):   # each on a new connection, one after the other
+    for _ in range(20):   # each on a new connection, one after the other
         assert served.call("GET", "/hello").status == 200
-    assert workers.started == 1
+    # One serves each request; a second starts when a request comes before the first has said
+    # it is free again (it is then free for the next one, so never a third).
+    assert 1 <= workers.started <= 2
 
 
 def test_requests_at_once_each_get_a_thread_of_their_own_below_the_cap(serve):
