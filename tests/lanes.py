@@ -5,8 +5,9 @@ process), and one pytest process runs Python on one core at a time, so on two co
 process nearly halves the run. This plugin (loaded by conftest.py; `-p no:lanes` turns it off):
 
 - after collection and deselection, splits the selected tests into two lanes of about the same
-  expected time (whole modules, so module-scoped fixtures are still made once; a `slow` test
-  counts as 2 s, any other as 0.05 s, roughly what they take here);
+  expected time (whole modules, so module-scoped fixtures are still made once; a test marked
+  `slow(seconds=N)` counts N s, any other `slow` test 2 s, any other test 0.05 s, roughly what
+  they take here; the first lane starts FIRST_LANE_SECONDS behind, for collecting the whole run);
 - starts `python -m pytest` on the second lane's module files, with this run's -m, -k and
   --deselect (so it selects the same tests of them), its output to a file, and runs the first
   lane itself meanwhile;
@@ -37,6 +38,7 @@ import pytest
 MIN_TESTS = 200
 LANE_TIMEOUT = 1200.0
 SLOW_SECONDS, OTHER_SECONDS = 2.0, 0.05
+FIRST_LANE_SECONDS = 5.0   # what the first lane spends collecting every test before it runs one
 CHILD = "SFDCFLEX_TEST_LANE"   # set in the second lane's environment: "TESTS,SLOW" of the whole run
 _whole_run: list[tuple[int, int]] = []
 
@@ -125,15 +127,19 @@ def _wanted(config: pytest.Config, items: list) -> bool:
                 or getattr(config.option, "cov_source", None))
 
 
+def expected_seconds(item) -> float:
+    slow = item.get_closest_marker("slow")
+    return float(slow.kwargs.get("seconds", SLOW_SECONDS)) if slow else OTHER_SECONDS
+
+
 def _split(items: list) -> tuple[list, list]:
     """Whole modules into two lanes of about equal expected time (longest first, each to the
     lighter lane); each lane keeps the collection order."""
     weight: dict[Path, float] = {}
     for item in items:
-        seconds = SLOW_SECONDS if item.get_closest_marker("slow") else OTHER_SECONDS
-        weight[item.path] = weight.get(item.path, 0.0) + seconds
+        weight[item.path] = weight.get(item.path, 0.0) + expected_seconds(item)
     lanes: tuple[set, set] = (set(), set())
-    load = [0.0, 0.0]
+    load = [FIRST_LANE_SECONDS, 0.0]
     for path in sorted(weight, key=lambda p: (-weight[p], str(p))):
         lighter = 0 if load[0] <= load[1] else 1
         lanes[lighter].add(path)
@@ -170,8 +176,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     if not _wanted(config, items):
         return
     first, second = _split(items)
-    if not second:
-        return
+    if not first or not second:
+        return   # one module, or one lane's worth: a second process would only cost its start
     _second.append(SecondLane(config, second))
     items[:] = first
 

@@ -34,7 +34,7 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow  # benchmark child processes
+@pytest.mark.slow(seconds=5)  # benchmark child processes
 def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsys, measure_children):
     before = set(_children_of(os.getpid()))
     out = tmp_path / "bench.json"
@@ -85,7 +85,7 @@ def test_the_load_generator_counts_refused_connections_as_errors(tmp_path):
     assert result.ok == 0 and result.errors > 0
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=7)  # benchmark child processes
 def test_the_hostile_scenarios_run_end_to_end_and_stop_their_servers(tmp_path, monkeypatch, capsys,
                                                                     measure_children):
     from sfdcflex.bench import hostile

@@ -20,19 +20,20 @@ HERE = Path(__file__).resolve().parent
 
 
 def project(folder: Path, second: str = "") -> Path:
-    """Two modules: test_a (150 quick tests, the heavier: the first lane) and test_b (100
-    quick tests and one slow-marked, plus `second`'s source: the second lane)."""
+    """Two modules: test_a (100 quick tests, 5 s expected: the first lane, which starts 5 s
+    behind) and test_b (250 quick tests and one slow-marked, 14.5 s, plus `second`'s source:
+    the second lane)."""
     shutil.copy(HERE / "lanes.py", folder / "lanes.py")
     (folder / "conftest.py").write_text('pytest_plugins = ["lanes"]\n')
     (folder / "pytest.ini").write_text("[pytest]\nmarkers =\n    slow: slow\n"
                                        "addopts = -p no:hypothesispytest -p no:benchmark\n")
     (folder / "test_a.py").write_text(
         "import os, pytest\n"
-        "@pytest.mark.parametrize('n', range(150))\n"
+        "@pytest.mark.parametrize('n', range(100))\n"
         "def test_a(n):\n    open(f'ran-a-{os.getpid()}', 'a').write('x')\n")
     (folder / "test_b.py").write_text(
         "import os, pytest\n"
-        "@pytest.mark.parametrize('n', range(100))\n"
+        "@pytest.mark.parametrize('n', range(250))\n"
         "def test_b(n):\n    open(f'ran-b-{os.getpid()}', 'a').write('x')\n"
         "@pytest.mark.slow\ndef test_b_slow():\n    pass\n" + second)
     return folder
@@ -61,19 +62,19 @@ def test_the_second_lane_runs_its_modules_in_another_process_and_its_failures_fa
     assert done.returncode == 1, done.stdout
     processes = ran_in(tmp_path)
     assert len(processes["a"]) == len(processes["b"]) == 1 and processes["a"] != processes["b"]
-    assert "second lane: 103 tests in another pytest process" in done.stdout
-    assert (tmp_path / "whole").read_text() == "(253, 1)"   # the whole run, seen from lane two
+    assert "second lane: 253 tests in another pytest process" in done.stdout
+    assert (tmp_path / "whole").read_text() == "(353, 1)"   # the whole run, seen from lane two
     assert "planted in lane two" in done.stdout and "FAILED test_b.py::test_b_fails" in done.stdout
-    assert re.search(r"^150 passed in ", done.stdout, re.M), done.stdout   # the first lane's own line
+    assert re.search(r"^100 passed in ", done.stdout, re.M), done.stdout   # the first lane's own line
 
 
 @pytest.mark.slow  # two pytest processes
 def test_a_second_lane_that_dies_or_reports_fewer_tests_fails_the_run(tmp_path):
-    # exits 0 after 50 of its 102 tests: nothing failed, yet the run did not run them all
+    # exits 0 at the last of its 252 tests: nothing failed, yet the run did not run them all
     done = run(project(tmp_path, "@pytest.mark.parametrize('n', [0])\n"
                                  "def test_b_zzz_exits(n):\n    os._exit(0)\n"))
     assert done.returncode == 1, done.stdout
-    assert re.search(r"second lane: exit status 0, \d+ of 102 tests reported", done.stdout), done.stdout
+    assert re.search(r"second lane: exit status 0, \d+ of 252 tests reported", done.stdout), done.stdout
 
 
 @pytest.mark.slow  # two pytest processes
@@ -118,8 +119,8 @@ def test_marks_and_keywords_select_the_same_tests_in_both_lanes(tmp_path):
     done = run(project(tmp_path), "-m", "not slow", "-k", "test_a or test_b", "--durations=3")
     assert done.returncode == 0, done.stdout
     assert ran_in(tmp_path)["a"] != ran_in(tmp_path)["b"]
-    assert re.search(r"^100 passed, 1 deselected in ", done.stdout, re.M), done.stdout
-    assert re.search(r"^150 passed, 1 deselected in ", done.stdout, re.M), done.stdout
+    assert re.search(r"^250 passed, 1 deselected in ", done.stdout, re.M), done.stdout
+    assert re.search(r"^100 passed, 1 deselected in ", done.stdout, re.M), done.stdout   # of all 351
     assert done.stdout.count("slowest 3 durations") == 2   # reporting options reach lane two
 
 
@@ -129,26 +130,29 @@ def test_no_lanes_runs_everything_in_this_process(tmp_path):
     assert done.returncode == 0, done.stdout
     processes = ran_in(tmp_path)
     assert processes["a"] == processes["b"] and len(processes["a"]) == 1
-    assert "second lane" not in done.stdout and re.search(r"^251 passed in ", done.stdout, re.M)
+    assert "second lane" not in done.stdout and re.search(r"^351 passed in ", done.stdout, re.M)
 
 
 class Item:
-    def __init__(self, path: str, slow: bool = False) -> None:
-        self.path, self.slow = Path(path), slow
+    def __init__(self, path: str, slow: float | None = None) -> None:
+        self.path = Path(path)
+        self.marker = None if slow is None else pytest.mark.slow(seconds=slow).mark if slow else pytest.mark.slow.mark
 
     def get_closest_marker(self, name: str):
-        return name == "slow" and self.slow or None
+        return self.marker if name == "slow" else None
 
 
 def test_the_split_keeps_modules_whole_balances_expected_time_and_keeps_the_order():
-    items = ([Item("a.py") for _ in range(40)] + [Item("b.py", slow=True)] + [Item("b.py")]
-             + [Item("c.py", slow=True) for _ in range(2)] + [Item("d.py") for _ in range(30)])
+    items = ([Item("a.py") for _ in range(40)] + [Item("b.py", slow=0)] + [Item("b.py")]
+             + [Item("c.py", slow=4.5) for _ in range(2)] + [Item("d.py") for _ in range(30)])
+    # expected: c 9 s, b 2.05 s (a plain slow mark: 2 s), a 2 s, d 1.5 s; the first lane starts
+    # 5 s behind; longest first, each to the lighter lane: c second (0 + 9), b first (5 + 2.05),
+    # a first (7.05 + 2), d second (9 + 1.5)
     first, second = lanes._split(items)
-    # expected: c 4 s, b 2.05 s, a 2 s, d 1.5 s; longest first, each to the lighter lane
-    assert [i.path.name for i in first] == ["c.py"] * 2 + ["d.py"] * 30     # 5.5 s
-    assert [i.path.name for i in second] == ["a.py"] * 40 + ["b.py"] * 2    # 4.05 s
+    assert [i.path.name for i in first] == ["a.py"] * 40 + ["b.py"] * 2                    # 9.05 s
+    assert [i.path.name for i in second] == ["c.py"] * 2 + ["d.py"] * 30                   # 10.5 s
     only = [Item("a.py"), Item("a.py")]
-    assert lanes._split(only) == (only, [])               # one module: no second lane
+    assert lanes._split(only) == ([], only)               # one module: the second lane takes it
 
 
 def test_the_outcome_counts_come_from_pytests_final_line():

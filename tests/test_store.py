@@ -117,7 +117,7 @@ def test_damage_message_never_shows_the_content(tmp_path):
     assert "leaky-secret" not in raised.value.message
 
 
-@pytest.mark.slow  # two writer processes
+@pytest.mark.slow(seconds=3)  # two writer processes
 def test_two_processes_writing_different_agents_lose_nothing(tmp_path):
     path = tmp_path / "tokens.json"
     writers = [start_writer(path, prefix, 200) for prefix in ("a", "b")]

@@ -25,15 +25,16 @@ def slow_calls(served, count: int, seconds: float) -> list[int]:
     return statuses
 
 
-def test_an_idle_server_starts_no_worker_and_one_client_at_a_time_needs_two_at_most(serve):
+def test_an_idle_server_starts_no_worker_and_one_client_at_a_time_reuses_them(serve):
     served = serve()
     workers = workers_of(served)
     assert workers.started == 0 and workers.count == 38
-    for _ in range(20):   # each on a new connection, one after the other
-        assert served.call("GET", "/hello").status == 200
-    # One serves each request; a second starts when a request comes before the first has said
-    # it is free again (it is then free for the next one, so never a third).
-    assert 1 <= workers.started <= 2
+    for _ in range(20):   # one after the other, each on a new connection
+        assert served.call("GET", "/hello", headers={"Connection": "close"}).status == 200
+    # One thread could serve them all; another starts only when a request arrives before the
+    # thread that answered the last one has said it is free (a few microseconds, longer when
+    # the machine is busy), so a few may start, never one per request.
+    assert 1 <= workers.started <= 5, workers.started
 
 
 def test_requests_at_once_each_get_a_thread_of_their_own_below_the_cap(serve):
@@ -43,14 +44,16 @@ def test_requests_at_once_each_get_a_thread_of_their_own_below_the_cap(serve):
     assert slow_calls(served, 6, 0.5) == [200] * 6
     # all six ran side by side: one thread short, and two of them would have taken 1 s
     assert time.monotonic() - started < 0.95
-    assert workers.started == 6
+    assert workers.started <= 6
 
 
 def test_past_the_cap_requests_wait_for_a_thread_and_no_more_start(serve):
     served = serve(server_limits=ServerLimits(threads=3))
     workers = workers_of(served)
+    started = time.monotonic()
     assert slow_calls(served, 5, 0.3) == [200] * 5
-    assert workers.started == 3
+    assert time.monotonic() - started >= 0.55   # two rounds: five requests through three threads
+    assert workers.started <= 3
     assert served.call("GET", "/hello").status == 200 and workers.started == 3
 
 

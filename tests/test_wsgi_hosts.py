@@ -80,6 +80,7 @@ def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(
         server.wait(10)
 
 
+@pytest.mark.slow(seconds=5)
 def test_the_serving_choices_benchmark_runs_and_reports_every_host(site, capsys):
     from sfdcflex.bench.hosts import main
     assert main(["--rounds", "1", "--duration", "0.1", "--client", "python", "--site", str(site)]) == 0
