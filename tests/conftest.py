@@ -12,6 +12,7 @@ from typing import Iterator
 
 import pytest
 
+from sfdcflex.clients.pool import Transport
 from sfdcflex.runtime.routes import build_routes, discover_functions
 from sfdcflex.runtime.app import App, Limits
 from sfdcflex.runtime.server import FunctionsServer, start_in_thread
@@ -54,6 +55,19 @@ def call(url: str, method: str = "GET", path: str = "/", *, body: object = None,
         return Answer(reply.status, reply.headers, reply.read())
     finally:
         conn.close()
+
+
+class TimeoutsSeen(Transport):
+    """The real pooled transport (real sockets), noting each call's timeout: for tests of the
+    clients' default timeouts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float] = []
+
+    def send(self, method, url, headers, body, *, timeout, idempotent):
+        self.timeouts.append(timeout)
+        return super().send(method, url, headers, body, timeout=timeout, idempotent=idempotent)
 
 
 @dataclass

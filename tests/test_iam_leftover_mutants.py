@@ -8,26 +8,14 @@ from __future__ import annotations
 import hashlib
 
 from sfdcflex.clients.iam import FlexAgent, FlexTokenValidator
-from sfdcflex.clients.pool import Transport
+from conftest import TimeoutsSeen
 from test_iam import FakeClock
 from test_iam_mutants import ACCOUNT_SID, AUTH_TOKEN, iam  # noqa: F401  (iam is a fixture)
 
 
-class _TimeoutsSeen(Transport):
-    """The real pooled transport (real sockets to the stand-in), noting each call's timeout."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.timeouts: list[float] = []
-
-    def send(self, method, url, headers, body, *, timeout, idempotent):
-        self.timeouts.append(timeout)
-        return super().send(method, url, headers, body, timeout=timeout, idempotent=idempotent)
-
-
 def test_an_iam_call_may_take_five_seconds_by_default(iam):
     """__init__ 1 (the default timeout 6 s instead of 5 s)."""
-    transport = _TimeoutsSeen()
+    transport = TimeoutsSeen()
     validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, transport=transport)
     try:
         assert validator.validate(iam.issue_token("ada@example.com")).identity == "ada@example.com"

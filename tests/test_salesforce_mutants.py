@@ -13,10 +13,10 @@ import socket
 
 import pytest
 
-from sfdcflex.clients.pool import Transport
 from sfdcflex.clients.salesforce import (InsufficientAccess, InvalidGrant, RecordRejected,
                                          RequestLimitExceeded, SalesforceClient, SalesforceError,
                                          SessionExpired, soql_quote, sosl_escape)
+from conftest import TimeoutsSeen
 from sfdcflex.demo.standins import SalesforceStandIn
 from sfdcflex.runtime.errors import BadRequest, ConfigError
 
@@ -81,21 +81,9 @@ def test_a_plain_http_url_is_refused_naming_its_setting(urls, setting):
                             "localhost / 127.0.0.1 / ::1)")
 
 
-class _TimeoutsSeen(Transport):
-    """The real pooled transport, noting each call's timeout."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.timeouts: list[float] = []
-
-    def send(self, method, url, headers, body, *, timeout, idempotent):
-        self.timeouts.append(timeout)
-        return super().send(method, url, headers, body, timeout=timeout, idempotent=idempotent)
-
-
 def test_a_salesforce_call_may_take_eight_seconds_by_default(sf, token):
     """__init__ 2 (the default timeout 9 s instead of 8 s)."""
-    transport = _TimeoutsSeen()
+    transport = TimeoutsSeen()
     try:
         info = SalesforceClient(sf.url, CLIENT_ID, CLIENT_SECRET, transport=transport).userinfo(token)
     finally:
