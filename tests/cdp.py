@@ -11,11 +11,13 @@ check, masked client frames, 16/64-bit lengths, fragmented messages, ping → po
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -381,7 +383,8 @@ class Chromium:
         with open(Path(profile) / "chromium-stderr.log", "wb") as log:
             process = subprocess.Popen(
                 [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                start_new_session=True)   # its helper processes in a group of their own
         try:
             port = wait_for_devtools_port(Path(profile), process, timeout)
         except BaseException:
@@ -437,7 +440,15 @@ class Chromium:
         for page in self.pages:
             page.close()
         stop_process(self.process)
-        shutil.rmtree(self.profile, ignore_errors=True)
+        # Helpers (zygote, GPU, crash handler) can outlive the browser for a moment and write
+        # into the profile while it is removed: end the whole group, then remove it, bounded.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while Path(self.profile).exists() and time.monotonic() < deadline:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            if Path(self.profile).exists():
+                time.sleep(0.05)
 
 
 def wait_for_devtools_port(profile: Path, process: subprocess.Popen, timeout: float) -> int:

@@ -14,6 +14,7 @@ import resource
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -92,6 +93,23 @@ def _wrk_request(request: Request) -> str:
             f"{_lua_string(body.decode('ascii')) if body else 'nil'})")
 
 
+def _run_measured(argv: list[str], timeout: float) -> tuple[int, str, str, resource.struct_rusage]:
+    """Run `argv` to its end: exit code, stdout, stderr and the CPU it used, its own (wait4),
+    not every child this process reaped meanwhile (RUSAGE_CHILDREN would count those too)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True)
+        killer = threading.Timer(timeout, process.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            killer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return process.returncode, out.read(), err.read(), usage
+
+
 def _drive_wrk(url: str, requests: list[Request], connections: int,
                duration: float) -> tuple[LoadResult, float]:
     threads = min(2, connections)
@@ -101,17 +119,15 @@ def _drive_wrk(url: str, requests: list[Request], connections: int,
         lua.write(script)
         lua.flush()
         seconds = max(1, round(duration))  # wrk takes whole seconds
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        finished = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-                                   "--timeout", "10s", "-s", lua.name, url],
-                                  capture_output=True, text=True, timeout=seconds + 30)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lines = [line for line in finished.stdout.splitlines() if line.startswith('{"requests"')]
-    if finished.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stderr.strip()[:200]}")
+        returncode, stdout, stderr, usage = _run_measured(
+            ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+             "--timeout", "10s", "-s", lua.name, url], timeout=seconds + 30)
+    lines = [line for line in stdout.splitlines() if line.startswith('{"requests"')]
+    if returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({returncode}): {stderr.strip()[:200]}")
     summary = json.loads(lines[-1])
     errors = summary["non2xx"] + summary["socket_errors"]
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = usage.ru_utime + usage.ru_stime
     wall = summary["us"] / 1e6
     result = LoadResult(ok=summary["requests"] - summary["non2xx"], errors=errors, seconds=wall,
                         p50_ms=summary["p50"] / 1000.0, p99_ms=summary["p99"] / 1000.0)
