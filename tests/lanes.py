@@ -13,7 +13,8 @@ process nearly halves the run. This plugin (loaded by conftest.py; `-p no:lanes`
   lane itself meanwhile;
 - the second lane stops, as on Ctrl-C, if the first one dies (SIGKILL, or SIGTERM, which pytest
   does not catch), instead of running on alone;
-- at the end waits for the second lane (at most LANE_TIMEOUT), prints its outcome before the
+- at the end waits for the second lane (at most LANE_TIMEOUT; stops it when -x, --maxfail or
+  Ctrl-C ended the first lane early), prints its outcome before the
   final line (its whole output when it failed), and fails the run when the second lane failed,
   did not finish, or did not run every test it was given.
 
@@ -75,9 +76,16 @@ class SecondLane:
         return self.returncode
 
     def stop(self) -> None:
+        """As Ctrl-C would (its fixtures tear down), then SIGKILL if it takes over 10 s."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.returncode is None:
+            self.returncode = self.process.returncode
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -186,6 +194,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _second:
         return
     lane = _second[0]
+    if session.shouldfail or session.shouldstop or exitstatus == pytest.ExitCode.INTERRUPTED:
+        lane.stop()   # -x, --maxfail or Ctrl-C ended this lane early: the run ends now
     code = lane.wait()
     ran = _counts(lane.text())
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED) or sum(ran.values()) < lane.count:

@@ -115,6 +115,18 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow  # two pytest processes
+def test_a_first_lane_stopped_by_exitfirst_stops_the_second(tmp_path):
+    project(tmp_path, "def test_b_waits():\n    import time; time.sleep(60)\n")
+    (tmp_path / "test_a.py").write_text((tmp_path / "test_a.py").read_text()
+                                        + "def test_a_fails():\n    assert False, 'planted in lane one'\n")
+    started = time.monotonic()
+    done = run(tmp_path, "-x")
+    assert done.returncode == 1, done.stdout
+    assert "planted in lane one" in done.stdout
+    assert time.monotonic() - started < 30, "the run waited for the second lane's 60 s test"
+
+
+@pytest.mark.slow  # two pytest processes
 def test_marks_and_keywords_select_the_same_tests_in_both_lanes(tmp_path):
     done = run(project(tmp_path), "-m", "not slow", "-k", "test_a or test_b", "--durations=3")
     assert done.returncode == 0, done.stdout
