@@ -38,7 +38,7 @@ def _children_of(pid: int) -> list[int]:
 def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsys, measure_children):
     before = set(_children_of(os.getpid()))
     out = tmp_path / "bench.json"
-    assert main(["--duration", "0.1", "--rounds", "1", "--connections", "1,4", "--cold-starts", "1",
+    assert main(["--duration", "0.2", "--rounds", "1", "--connections", "1,4", "--cold-starts", "1",
                  "--client", "python", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report["scenarios"]) == set(SCENARIOS)
