@@ -48,8 +48,11 @@ def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsy
             assert row["errors"] == 0, (name, count, row)
             assert row["rps"] > 0 and row["requests"] > 0
             assert 0 < row["p50_ms"] <= row["p99_ms"]
-            assert row["ratio_to_bare"] > 0 and row["server_us_per_request"] > 0
+            # server CPU comes from /proc in 10 ms clock ticks: a 0.2 s row may read none
+            assert row["ratio_to_bare"] > 0 and row["server_us_per_request"] >= 0
             assert 0 < row["client_cpu_percent"] and row["client_bound"] in (True, False)
+    assert sum(row["server_us_per_request"] for rows in report["scenarios"].values()
+               for row in rows.values()) > 0   # measured, if too coarse for each tiny row
     assert report["scenarios"]["bare"]["4"]["ratio_to_bare"] == 1.0
     assert report["scenarios"]["get-contact hit"]["4"]["baseline"] == "bare POST"
     assert report["settings"]["client"] == "python"
