@@ -258,23 +258,3 @@ def test_each_write_swaps_in_a_hidden_temp_file_from_the_token_files_own_folder(
     ((temp, target),) = swapped
     assert target == path and temp.parent == path.parent
     assert temp.name.startswith(".tokens.json.") and temp.name.endswith(".tmp")
-
-
-def test_a_write_the_disk_refuses_leaves_the_file_and_no_temp_file(tmp_path, monkeypatch):
-    """_write 42 (the temp file left behind, the disk's error replaced by a TypeError); __init__ 6, 7
-    (another lock file: processes of two versions sharing the file would not lock each other out).
-    The everyday suite kills these too, less directly."""
-    path = tmp_path / "tokens.json"
-    store = JsonFileTokenStore(path)
-    store.put(ANN, "access-1", "refresh-1")
-    before = path.read_bytes()
-
-    def full_disk(source, target):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("sfdcflex.store.os.replace", full_disk)
-    with pytest.raises(OSError) as raised:
-        store.put(ANN, "access-2", "refresh-2")
-    assert raised.value.errno == 28
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "tokens.json.lock"]

@@ -299,6 +299,9 @@ def test_the_secret_folder_is_made_private_when_missing(tmp_path):
 # --- the JSON store: a write that fails -------------------------------------------------------
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    """Also kills store `_write` 42 (the temp file left behind, the disk's error replaced by a
+    TypeError) and `__init__` 6, 7 (another lock file: processes of two versions sharing the
+    file would not lock each other out)."""
     path = tmp_path / "tokens.json"
     store = JsonFileTokenStore(path)
     store.put(ALICE, "access-1", "refresh-1")
@@ -308,8 +311,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("sfdcflex.store.os.replace", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as raised:
         store.put(ALICE, "access-2", "refresh-2")
+    assert raised.value.errno == 28
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "tokens.json.lock"]
     monkeypatch.undo()
