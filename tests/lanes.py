@@ -41,12 +41,12 @@ LANE_TIMEOUT = 1200.0
 SLOW_SECONDS, OTHER_SECONDS = 2.0, 0.05
 FIRST_LANE_SECONDS = 5.0   # what the first lane spends collecting every test before it runs one
 CHILD = "SFDCFLEX_TEST_LANE"   # set in the second lane's environment: "TESTS,SLOW" of the whole run
-_whole_run: list[tuple[int, int]] = []
+_whole_run = (0, 0)
 
 
 def whole_run() -> tuple[int, int]:
     """(tests, slow tests) this run selected, across both lanes; (0, 0) before collection."""
-    return _whole_run[-1] if _whole_run else (0, 0)
+    return _whole_run
 
 
 class SecondLane:
@@ -74,6 +74,14 @@ class SecondLane:
                 self.process.wait()
                 self.returncode = -1
         return self.returncode
+
+    def reported(self) -> int:
+        """How many outcomes its final line reports (0 when it died before writing one)."""
+        return sum(_counts(self.text()).values())
+
+    def whole(self) -> bool:
+        """It ended well and reported every test it was given."""
+        return self.wait() == pytest.ExitCode.OK and self.reported() >= self.count
 
     def stop(self) -> None:
         """As Ctrl-C would (its fixtures tear down), then SIGKILL if it takes over 10 s."""
@@ -176,11 +184,12 @@ def _stop_when_orphaned(parent: int) -> None:
 
 @pytest.hookimpl(trylast=True)   # after -m and -k have deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    global _whole_run
     if os.environ.get(CHILD):
         tests, slow = os.environ[CHILD].split(",")
-        _whole_run.append((int(tests), int(slow)))
+        _whole_run = (int(tests), int(slow))
     else:
-        _whole_run.append((len(items), sum(1 for item in items if item.get_closest_marker("slow"))))
+        _whole_run = (len(items), sum(1 for item in items if item.get_closest_marker("slow")))
     if not _wanted(config, items):
         return
     first, second = _split(items)
@@ -196,21 +205,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     lane = _second[0]
     if session.shouldfail or session.shouldstop or exitstatus == pytest.ExitCode.INTERRUPTED:
         lane.stop()   # -x, --maxfail or Ctrl-C ended this lane early: the run ends now
-    code = lane.wait()
-    ran = _counts(lane.text())
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED) or sum(ran.values()) < lane.count:
-        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if not lane.whole() and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if not _second:
         return
     lane = _second[0]
-    code = lane.wait()
-    text = lane.text()
-    ran = _counts(text)
-    whole = code == pytest.ExitCode.OK and sum(ran.values()) >= lane.count
+    whole, text = lane.whole(), lane.text()
     terminalreporter.write_sep("=" if whole else "!", f"second lane: {lane.count} tests in another pytest process")
     if whole:   # its report without the progress lines: any sections (durations...), its final line
         lines = text.splitlines()
@@ -218,7 +221,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line("\n".join(lines[sections[0]:]) if sections else _last_line(text))
     else:
         terminalreporter.write(text)
-        terminalreporter.write_line(f"second lane: exit status {code}, {sum(ran.values())} of {lane.count} "
+        terminalreporter.write_line(f"second lane: exit status {lane.wait()}, {lane.reported()} of {lane.count} "
                                     f"tests reported; it ran: {lane.command}", red=True)
 
 
