@@ -17,7 +17,7 @@ from .runtime.errors import ConfigError
 from .runtime.logs import configure_logging
 from .runtime.routes import Asset, build_routes, discover_functions
 from .runtime.app import App, Limits
-from .runtime.server import FunctionsServer
+from .runtime.http.server import FunctionsServer
 from .server_options import add_server_limits, server_limits
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .runtime.server import ServerLimits
+from .runtime.http.limits import ServerLimits
 
 MIB = 1024 * 1024
 

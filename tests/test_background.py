@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import background
-from background import Background
+from tests import background
+from tests.background import Background
 
 
 def test_the_value_is_handed_over_and_the_work_ran_at_a_lower_priority_in_another_thread(tmp_path):

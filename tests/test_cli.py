@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import call
+from tests.support.http import call
 from sfdcflex import cli
 from sfdcflex.cli import parse_args
-from sfdcflex.runtime.server import FunctionsServer
+from sfdcflex.runtime.http.server import FunctionsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -356,8 +356,8 @@ def test_an_env_file_that_does_not_exist_is_an_error_naming_it(tmp_path, run_mai
 @pytest.fixture
 def linked_server(tmp_path):
     """run.py --env FILE against the stand-ins, with alice linked; yields (server, url, sf, token)."""
-    from conftest import seed
-    from reliability_support import settings_for, write_env_file
+    from tests.support.crm import seed
+    from tests.support.processes import settings_for, write_env_file
     from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, SyncStandIn
     standins = sf, iam, sync = SalesforceStandIn(), IamStandIn(), SyncStandIn()
     for standin in standins:

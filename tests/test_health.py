@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import call
+from tests.support.http import call
 from sfdcflex import __version__
 from sfdcflex.health import HealthCheck
 from sfdcflex.runtime.app import Limits

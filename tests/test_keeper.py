@@ -41,7 +41,7 @@ def test_rotated_refresh_token_is_saved_every_time(crm):
 
 
 def test_invalid_grant_drops_the_link_and_asks_to_connect_again(crm):
-    from conftest import call
+    from tests.support.http import call
     crm.link(ALICE)
     refresh_token = _stored(crm)["refresh_token"]
     revoke = call(crm.sf.url, "POST", "/services/oauth2/revoke", body=f"token={refresh_token}".encode(),
@@ -80,7 +80,7 @@ def test_a_refresh_on_one_instance_is_used_by_another_without_a_second(crm_facto
 
 def test_a_dead_chain_never_deletes_a_link_made_meanwhile(crm_factory):
     from concurrent.futures import ThreadPoolExecutor as Pool
-    from reliability_support import wait_until
+    from tests.support.processes import wait_until
     one, two = crm_factory(), crm_factory()
     one.link(ALICE)
     token = one.token(ALICE)

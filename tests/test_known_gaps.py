@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from conftest import FLEX_URL, STATE_SECRET, call
+from tests.support.crm import FLEX_URL, STATE_SECRET
+from tests.support.http import call
 from sfdcflex.clients.sync import SyncClient
 from sfdcflex.demo.standins.salesforce import submit_consent
 from sfdcflex.oauth_state import StateSigner, code_challenge

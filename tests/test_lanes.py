@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import lanes
+from tests import lanes
 
 HERE = Path(__file__).resolve().parent
 

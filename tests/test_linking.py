@@ -5,7 +5,8 @@ import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from conftest import FLEX_URL, call
+from tests.support.crm import FLEX_URL
+from tests.support.http import call
 from sfdcflex.oauth_state import StateSigner
 from sfdcflex.demo.standins.salesforce import submit_consent
 

@@ -13,7 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import STATE_SECRET, call, crm_on_own_standins
+from tests.support.crm import STATE_SECRET, crm_on_own_standins
+from tests.support.http import call
 from sfdcflex.oauth_state import StateSigner
 from sfdcflex.demo.standins.salesforce import submit_consent
 from sfdcflex.linking import Declined, Linker

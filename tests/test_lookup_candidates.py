@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FLEX_URL
+from tests.support.crm import FLEX_URL
 from sfdcflex.config import load_config
 from sfdcflex.email_address import parse_email
 from sfdcflex.lookup import sosl_for

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import crm_on_own_standins
+from tests.support.crm import crm_on_own_standins
 from sfdcflex.cache import LRUCache
 from sfdcflex.cards import NoMatch
 from sfdcflex.lookup import Lookup

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sfdcflex.cli import parse_args
-from sfdcflex.runtime.server import ServerLimits
+from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.server_options import server_limits
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import lanes
+from tests import lanes
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -27,10 +27,10 @@ def _collected(*args: str) -> set[str]:
             for line in done.stdout.splitlines() if "::" in line}
 
 
-HEAVY = ("tests/test_reliability_load.py::test_sixteen_connections_for_four_seconds",
-         "tests/test_reliability_crash.py::test_sigkill_mid_burst_twelve_times_leaves_old_or_new_tokens",
-         "tests/test_bench.py::test_a_tiny_run_reports_every_scenario_and_stops_its_servers",
-         "tests/test_demo_browser.py::test_a_person_links_looks_up_opens_the_record_and_disconnects")
+HEAVY = ("tests/system/test_reliability_load.py::test_sixteen_connections_for_four_seconds",
+         "tests/system/test_reliability_crash.py::test_sigkill_mid_burst_twelve_times_leaves_old_or_new_tokens",
+         "tests/bench/test_main.py::test_a_tiny_run_reports_every_scenario_and_stops_its_servers",
+         "tests/browser/test_demo_browser.py::test_a_person_links_looks_up_opens_the_record_and_disconnects")
 
 
 @pytest.mark.slow  # two more pytest processes

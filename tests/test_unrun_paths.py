@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import STATE_SECRET, call
+from tests.support.crm import STATE_SECRET
+from tests.support.http import call
 from sfdcflex.clients.iam import FlexTokenValidator
 from sfdcflex.clients.salesforce import sosl_escape, soql_quote
 from sfdcflex.clients.sync import SyncClient
@@ -25,7 +26,7 @@ from sfdcflex.oauth_state import StateSigner, load_or_create_secret
 from sfdcflex.runtime.errors import ConfigError, Forbidden
 from sfdcflex.store import JsonFileTokenStore
 from sfdcflex.sync_store import SyncTokenStore
-from test_known_gaps import ALICE, _callback, _redirect
+from tests.test_known_gaps import ALICE, _callback, _redirect
 
 ACCOUNT_SID, AUTH_TOKEN = "AC" + "7" * 32, "unrun-paths-auth-token"
 

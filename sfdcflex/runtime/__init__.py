@@ -6,7 +6,7 @@
         callback(None, Response(status=201, body={"ok": True}))
 
 The rest (the app, the server, routes, limits) is for whoever starts the runtime: see
-`sfdcflex.runtime.app` and `sfdcflex.runtime.server`. This package imports nothing from
+`sfdcflex.runtime.app` and `sfdcflex.runtime.http.server`. This package imports nothing from
 the rest of sfdcflex, so it can be lifted out whole.
 """
 from .response import Response

@@ -1,0 +1,287 @@
+"""Serve an App over HTTP/1.1: one I/O thread on `selectors`, a pool of worker threads.
+
+The design follows waitress and gunicorn's gthread worker. The I/O thread owns the listening
+socket and every connection that is idle or still sending its request; it reads heads and
+bodies into per-connection buffers (bodies above a threshold, or past the memory budget, go
+to a temporary file) and hands complete requests to the workers. A worker runs the function,
+writes the reply in one send and gives a keep-alive connection back. So idle and slow
+clients cost a buffer, not a thread, and every resource has a configured bound:
+connections (past it the server stops accepting until one closes), worker threads, request
+body bytes in memory, the time to send a request and the keep-alive idle time.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import selectors
+import socket
+import threading
+import time
+from typing import Callable
+
+from ..app import App
+from .connection import Connection, ConnectionPool
+from .http11 import HttpDate
+from .limits import ServerLimits
+from .worker import Workers
+
+log = logging.getLogger("sfdcflex")
+
+# accept() fails with these when the process or system is out of descriptors or buffers;
+# retrying at once would fail again in a busy loop, so accepting pauses instead.
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+ACCEPT_PAUSE = 0.5
+SWEEP_INTERVAL = 0.1
+
+
+class FunctionsServer:
+    """The functions runtime's HTTP/1.1 server; `serve_forever` runs the I/O loop."""
+
+    request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], app: App | None, *, read_timeout: float = 10.0,
+                 limits: ServerLimits | None = None) -> None:
+        self.app = app
+        self.limits = limits or ServerLimits(read_timeout=read_timeout)
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.socket = socket.create_server(address, family=family, backlog=self.request_queue_size)
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+        self.http_date = HttpDate()
+        self._selector = selectors.DefaultSelector()
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
+        self._returned: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._loop_thread: int | None = None
+        self._accepting = False
+        self._accept_paused_until = 0.0
+        self._drain_until: float | None = None
+        self._drained = threading.Event()
+        self._nothing_cut = True
+        self.connections = ConnectionPool(self)
+        self.workers: Workers | None = None
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+    @property
+    def draining(self) -> bool:
+        return self._drain_until is not None
+
+    # --- the I/O loop --------------------------------------------------------------------
+
+    def serve_forever(self, poll_interval: float = 0.25) -> None:
+        """Run the I/O loop until `shutdown`, `close_gracefully` or `server_close`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._stopped.clear()
+            self._loop_thread = threading.get_ident()
+        if self.workers is None:  # here, not in __init__: the app is often set after that
+            threads = self.limits.threads or (self.app.limits.max_concurrency + 8 if self.app else 38)
+            self.workers = Workers(self, threads)
+        self._selector.register(self._wake_in, selectors.EVENT_READ, None)
+        self._accepting = False
+        self._update_accepting(time.monotonic())
+        next_sweep = 0.0
+        try:
+            while not self._stop.is_set():
+                for key, _ in self._selector.select(min(poll_interval, SWEEP_INTERVAL)):
+                    if key.fileobj is self._wake_in:
+                        self._drain_wakeups()
+                    elif key.fileobj is self.socket:
+                        self._accept()
+                    else:
+                        self._guarded(self.connections.readable, key.data)
+                self._take_returned()
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_INTERVAL
+                    self.connections.sweep(now)
+                    self._update_accepting(now)
+                if self._drain_until is not None and self._drain_step(now):
+                    break
+        finally:
+            with self._lock:
+                self._loop_thread = None
+            while self._returned:  # given back as the loop ended: nobody will read them now
+                self.connections.close(self._returned.popleft()[0])
+            self._stop.clear()
+            for key in list(self._selector.get_map().values()):
+                self._selector.unregister(key.fileobj)
+            self._stopped.set()
+
+    def _guarded(self, step: Callable[[Connection], None], connection: Connection) -> None:
+        """Run one step of a connection; a fault there must not stop the server for all."""
+        try:
+            step(connection)
+        except Exception:
+            log.exception("serving a connection from %s failed; closing it",
+                          connection.address[0] if isinstance(connection.address, tuple) else "?")
+            self.connections.close(connection)
+
+    def shutdown(self) -> None:
+        """Stop the loop (from another thread) and wait until it has stopped."""
+        self._stop.set()
+        self.wake()
+        self._stopped.wait()
+
+    def wake(self) -> None:
+        """Interrupt the I/O thread's select (from a worker or another thread)."""
+        try:
+            self._wake_out.send(b"x")
+        except OSError:
+            pass  # the pipe is full, so the loop wakes anyway; or the server is closed
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_in.recv(4096):
+                pass
+        except OSError:
+            pass  # BlockingIOError: nothing more to read
+
+    def give_back(self, connection: Connection, keep: bool) -> None:
+        """A worker is done with `connection`: the I/O thread reads its next request or closes it."""
+        with self._lock:
+            if self._loop_thread is not None:
+                self._returned.append((connection, keep))
+                connection = None
+        if connection is None:
+            self.wake()
+        else:
+            self.connections.close(connection)  # the loop has ended: nobody else will
+
+    def _take_returned(self) -> None:
+        while self._returned:
+            connection, keep = self._returned.popleft()
+            if keep and not self.draining:
+                self._guarded(self.connections.resume, connection)
+            else:
+                self.connections.close(connection)
+
+    # --- accepting -----------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        for _ in range(64):  # a batch per wake-up, so a burst does not starve the others
+            if not self.connections.has_room():
+                break
+            try:
+                sock, address = self.socket.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    log.warning("cannot accept a connection (%s); pausing accepts for %.1f s",
+                                exc.strerror, ACCEPT_PAUSE)
+                    self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                    break
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                    continue  # that client gave up during the handshake
+                log.error("accept failed (%s); pausing accepts for %.1f s", exc, ACCEPT_PAUSE)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                break
+            self._guarded(self.connections.resume, self.connections.open(sock, address))
+        self._update_accepting(time.monotonic())
+
+    def _update_accepting(self, now: float) -> None:
+        """Listen only while there is room and no pause: when full, the kernel's backlog holds
+        the next clients, and a listening socket that is never accepted from would make
+        select() return at once, again and again."""
+        wanted = (self.connections.has_room() and now >= self._accept_paused_until
+                  and not self.draining and not self._closed)
+        if wanted != self._accepting:
+            if wanted:
+                self._selector.register(self.socket, selectors.EVENT_READ, None)
+            else:
+                self._selector.unregister(self.socket)
+            self._accepting = wanted
+
+    def connection_closed(self) -> None:
+        """The connection pool calls this when a connection closes: there may be room again."""
+        if self._loop_thread == threading.get_ident():
+            self._update_accepting(time.monotonic())
+
+    # --- stopping ------------------------------------------------------------------------
+
+    def close_gracefully(self, timeout: float) -> bool:
+        """Stop accepting, close idle connections, let requests in flight finish for up to
+        `timeout` seconds, then close everything. True when no request was cut off.
+
+        Call it from another thread than the one running `serve_forever` (from a signal
+        handler, start a thread for it): that thread has to go on running the loop.
+        """
+        if self._loop_thread == threading.get_ident():
+            raise RuntimeError("close_gracefully must not run on the server's own I/O thread")
+        self._nothing_cut = True
+        self._drained.clear()
+        if self._loop_thread is None:  # not serving: nothing is in flight
+            self.server_close()
+            return True
+        self._drain_until = time.monotonic() + max(0.0, timeout)
+        self.wake()
+        self._drained.wait(timeout + 5.0)
+        self._stopped.wait(5.0)
+        self.server_close()
+        return self._nothing_cut
+
+    def _drain_step(self, now: float) -> bool:
+        """One turn of a graceful close in the I/O loop; True when the loop should end."""
+        self._update_accepting(now)
+        if self.socket.fileno() >= 0:
+            self.socket.close()  # refused now, new clients try another instance at once
+        self.connections.close_idle()
+        busy = self.connections.in_flight()
+        if busy and now < self._drain_until:
+            return False
+        if busy:
+            log.warning("graceful close: %d request(s) still in flight after the timeout; closing",
+                        busy)
+            self._nothing_cut = False
+        self.connections.close_all()
+        self._drained.set()
+        return True
+
+    def server_close(self) -> None:
+        """Close the listening socket, every connection and the worker pool."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            running = self._loop_thread
+        if running is not None and running != threading.get_ident():
+            self.shutdown()
+        self.connections.close_all()
+        if self.workers is not None:
+            self.workers.stop()
+        for sock in (self.socket, self._wake_in, self._wake_out):
+            sock.close()
+        self._selector.close()
+
+    # --- for the connection pool -----------------------------------------------------------
+
+    def watch(self, connection: Connection) -> None:
+        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+
+    def unwatch(self, connection: Connection) -> None:
+        try:
+            self._selector.unregister(connection.sock)
+        except (KeyError, ValueError):
+            pass  # not registered (handed to a worker) or already closed
+
+
+def start_in_thread(server: FunctionsServer) -> threading.Thread:
+    """Run `server.serve_forever` in a daemon thread (tests, the demo, the benchmark)."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="sfdcflex-server", daemon=True)
+    thread.start()
+    return thread

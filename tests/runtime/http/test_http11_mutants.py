@@ -1,0 +1,280 @@
+"""Strict request heads and one-write replies (http11.py) where mutation testing found them
+unchecked (mutmut 3.8, issue 18). http11 is pure, so these call it directly: every refusal's
+status, code and message, the limits at their exact edges (100 header lines pass, 101 do not;
+15 KiB of header bytes; an 8 KiB request line), and the reply's framing.
+
+Each test names the mutants it kills; the equivalent ones are listed in README's reliability
+report.
+"""
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+
+from sfdcflex.runtime.http import http11
+from sfdcflex.runtime.errors import (BadRequest, HeadersTooLarge, LengthRequired, URITooLong,
+                                     VersionNotSupported)
+from sfdcflex.runtime.http.http11 import (MAX_HEAD_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT,
+                                     MAX_REQUEST_LINE, HttpDate, encode_reply, find_head,
+                                     parse_head)
+from sfdcflex.runtime.response import Reply
+
+TOO_LARGE = (HeadersTooLarge, "headers_too_large",
+             "request headers are limited to 15360 bytes and 100 lines")
+URI_TOO_LONG = (URITooLong, "uri_too_long", "the request line is longer than 8192 bytes")
+
+
+def read(buffer: bytes):
+    """What the connection does with a buffer: delimit the head, then parse it."""
+    end = find_head(buffer)
+    assert end == len(buffer), end
+    return parse_head(buffer)
+
+
+def refusal(buffer: bytes) -> tuple[type, str, str]:
+    with pytest.raises(Exception) as raised:
+        read(buffer)
+    return type(raised.value), raised.value.code, raised.value.message
+
+
+def test_the_limits_are_the_documented_ones():
+    assert (MAX_REQUEST_LINE, MAX_HEADER_BYTES, MAX_HEADER_COUNT) == (8192, 15 * 1024, 100)
+    assert MAX_HEAD_BYTES == 8192 + 15 * 1024 + 4
+
+
+@pytest.mark.parametrize("buffer,expected", [
+    (b"GET / HTTP/1.1\r\nX-A: one\rtwo\r\n\r\n",
+     (BadRequest, "bad_header", "a bare CR is not allowed in a request head")),
+    (b"GET / HTTP/1.1\r\nX-A: o\x00ne\r\n\r\n",
+     (BadRequest, "bad_header", "NUL bytes are not allowed in a request head")),
+    (b"GET / HTTP/1.1\r\nX-A: one\ntwo\r\n\r\n",
+     (BadRequest, "bad_header", "lines must end with CRLF; a bare LF is not accepted")),
+    (b"GET /a b HTTP/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
+    (b"GET / HTTP/1.1 \r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
+    (b"G@T / HTTP/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
+    (b"GET a/ HTTP/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
+    (b"GET /\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
+    (b"GET / HTTP/2.0\r\n\r\n",
+     (VersionNotSupported, "http_version_not_supported", "HTTP/2.0 is not supported; use HTTP/1.1")),
+    (b"GET / http/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed HTTP version")),
+    (b"GET / HTTP/1.10\r\n\r\n", (BadRequest, "bad_request_line", "malformed HTTP version")),
+    (b"GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
+     (BadRequest, "bad_header", "obsolete header line folding is not accepted")),
+    (b"GET / HTTP/1.1\r\nX-A: 1\r\n\tfolded\r\n\r\n",
+     (BadRequest, "bad_header", "obsolete header line folding is not accepted")),
+    (b"GET / HTTP/1.1\r\nX-A 1\r\n\r\n", (BadRequest, "bad_header", "malformed header line")),
+    (b"GET / HTTP/1.1\r\nX-A : 1\r\n\r\n", (BadRequest, "bad_header", "malformed header line")),
+    (b"GET / HTTP/1.1\r\nX-A: 1\r\n  \r\n\r\n",
+     (BadRequest, "bad_header", "obsolete header line folding is not accepted")),
+    (b"POST / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\n",
+     (BadRequest, "bad_content_length", "conflicting Content-Length headers")),
+    (b"POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+     (BadRequest, "bad_content_length", "Content-Length must be 1 to 18 ASCII digits")),
+    (b"POST / HTTP/1.1\r\nContent-Length: 1234567890123456789\r\n\r\n",
+     (BadRequest, "bad_content_length", "Content-Length must be 1 to 18 ASCII digits")),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+     (LengthRequired, "length_required",
+      "send the body with a Content-Length; chunked bodies are not accepted")),
+    (b"POST / HTTP/1.1\r\nTRANSFER-ENCODING: chunked\r\nContent-Length: 5\r\n\r\n",
+     (LengthRequired, "length_required",
+      "send the body with a Content-Length; chunked bodies are not accepted")),
+])
+def test_each_refusal_says_what_is_wrong(buffer, expected):
+    """_bad_field 1-20, _request_line 6-24, 26-41, _content_length (codes, messages, the
+    Transfer-Encoding check), parse_head's bare-CR message."""
+    assert refusal(buffer) == expected
+
+
+def test_header_lines_are_limited_to_100_inclusive():
+    """parse_head: the count's comparison and arithmetic (>=, +1, -2), `or` for `and`."""
+    def head(count: int) -> bytes:
+        return b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(count)) + b"\r\n"
+
+    assert len(read(head(MAX_HEADER_COUNT)).headers) == 100
+    assert refusal(head(MAX_HEADER_COUNT + 1)) == TOO_LARGE
+
+
+def test_header_bytes_are_limited_to_15_kib_inclusive():
+    """parse_head: the byte count (request line, its CRLF and the final CRLF left out or in)."""
+    line = b"GET /" + b"p" * 100 + b" HTTP/1.1\r\n"
+
+    def head(header_bytes: int) -> bytes:  # header lines with their CRLFs, plus the blank line
+        value = b"v" * (header_bytes - len(b"X-A: \r\n") - 2)
+        return line + b"X-A: " + value + b"\r\n\r\n"
+
+    assert len(read(head(MAX_HEADER_BYTES)).headers) == 1
+    assert refusal(head(MAX_HEADER_BYTES + 1)) == TOO_LARGE
+    # Only the header lines count: a long request line takes nothing from their budget.
+    long_line = b"GET /" + b"p" * 8000 + b" HTTP/1.1\r\n"
+    assert read(long_line + b"X-A: " + b"v" * (MAX_HEADER_BYTES - 9) + b"\r\n\r\n").target.startswith("/p")
+
+
+def test_request_line_is_limited_to_8192_bytes_inclusive():
+    """_request_line 1, 2 (>= and the message); find_head's early 414 on an unfinished line."""
+    def line(size: int) -> bytes:
+        return b"GET /" + b"a" * (size - len(b"GET / HTTP/1.1")) + b" HTTP/1.1"
+
+    assert len(line(MAX_REQUEST_LINE)) == MAX_REQUEST_LINE
+    assert read(line(MAX_REQUEST_LINE) + b"\r\n\r\n").method == "GET"
+    # A longest allowed line whose header lines are still arriving is waited for (find_head 71).
+    assert find_head(line(MAX_REQUEST_LINE) + b"\r\nX-A: 1\r\n") == -1
+    assert refusal(line(MAX_REQUEST_LINE + 1) + b"\r\n\r\n") == URI_TOO_LONG
+
+
+def test_an_unfinished_request_line_is_refused_once_it_cannot_fit():
+    """find_head: the early 414's search window and length (+2, +3, -2, >, +1, `or`, < 0)."""
+    def unfinished(size: int) -> bytes:
+        return b"GET /" + b"a" * (size - 5)
+
+    # 8193 bytes without CRLF may still be an 8192-byte line and its CR: wait.
+    assert find_head(unfinished(MAX_REQUEST_LINE + 1)) == -1
+    with pytest.raises(URITooLong) as raised:
+        find_head(unfinished(MAX_REQUEST_LINE + 2))
+    assert raised.value.message == URI_TOO_LONG[2]
+    # A line of 8193 bytes and its CRLF is over the limit, though its CRLF has arrived.
+    with pytest.raises(URITooLong):
+        find_head(unfinished(MAX_REQUEST_LINE + 1) + b"\r\n" + b"X-A: 1\r\n")
+    # A short request line, then header lines still arriving: no 414 however long they get.
+    assert find_head(b"GET / HTTP/1.1\r\n" + b"X-A: " + b"v" * 9000) == -1
+    # The first CRLF at the very start (an extra empty line) is a line end too.
+    assert find_head(b"\r\n" + b"v" * 9000) == -1
+    assert find_head(b"short") == -1
+
+
+def test_an_unfinished_head_is_refused_past_the_head_limit():
+    """find_head: `len(buffer) > MAX_HEAD_BYTES` (>=) and the 431's message."""
+    start = b"GET / HTTP/1.1\r\nX-A: "
+    assert find_head(start + b"v" * (MAX_HEAD_BYTES - len(start))) == -1
+    with pytest.raises(HeadersTooLarge) as raised:
+        find_head(start + b"v" * (MAX_HEAD_BYTES - len(start) + 1))
+    assert raised.value.message == TOO_LARGE[2]
+
+
+def test_the_head_ends_at_the_first_blank_line_and_the_body_is_not_checked():
+    """find_head 1-3 (find, rfind), 4-10 (where the checks stop), and the checks' ranges."""
+    first = b"POST /a HTTP/1.1\r\nContent-Length: 8\r\n\r\n"
+    second = b"GET /b HTTP/1.1\r\n\r\n"
+    assert find_head(first + b"\0\n\r\r\n\n\0\n" + second) == len(first)
+    assert find_head(first + second) == len(first)  # pipelined: the first head only
+    assert find_head(b"\r\n\r\n\0\n") == 4  # a blank line at once (the connection skips one)
+    # The checks cover the whole head, its last bytes and its first byte too.
+    with pytest.raises(BadRequest, match="bare LF"):
+        find_head(b"GET / HTTP/1.1\r\nX-A: abc\nd\r\n\r\n")
+    with pytest.raises(BadRequest, match="NUL"):
+        find_head(b"GET / HTTP/1.1\r\nX-A: abcd\0\r\n\r\n")
+    with pytest.raises(BadRequest, match="NUL"):
+        find_head(b"\0GET / HTTP/1.1\r\n\r\n")
+    with pytest.raises(BadRequest, match="bare LF"):
+        find_head(b"\nGET / HTTP/1.1\r\n\r\n")
+    assert find_head(b"\r\nGET / HTTP/1.1\r\n\r\n") == 20
+    # Unfinished heads are checked as far as they have arrived.
+    with pytest.raises(BadRequest, match="NUL"):
+        find_head(b"GET / HTTP/1.1\r\nX-A: \0")
+    with pytest.raises(BadRequest, match="bare LF"):
+        find_head(b"GET / HTTP/1.1\nX-A: ")
+    assert find_head(b"GET / HTTP/1.1\r\nX-A: 1\r\n") == -1
+
+
+def test_a_bare_cr_anywhere_in_the_head_is_refused():
+    """parse_head's bare-CR check (counts of CR and CRLF)."""
+    for head in (b"GET / HTTP/1.1\r\nX-A: 1\r\r\n\r\n", b"GET /\r HTTP/1.1\r\n\r\n",
+                 b"GET / HTTP/1.1\r\n\rX-A: 1\r\n\r\n"):
+        with pytest.raises(BadRequest, match="bare CR"):
+            parse_head(head)
+
+
+def test_header_values_names_and_the_request_line_are_read_as_sent():
+    """parse_head: every header line read (lines[1:]), values stripped of spaces and tabs
+    only, names kept as sent, latin-1 text; Head.path without the query."""
+    head = read(b"POST /a/b?x=1&y=/2 HTTP/1.1\r\nHost: h\r\nX-Pad: \t v a \t\r\n"
+                b"X-Empty:\r\nX-Latin: caf\xe9\r\nx-colon: a:b\r\n\r\n")
+    assert (head.method, head.target, head.path) == ("POST", "/a/b?x=1&y=/2", "/a/b")
+    assert head.headers == [("Host", "h"), ("X-Pad", "v a"), ("X-Empty", ""),
+                            ("X-Latin", "caf\u00e9"), ("x-colon", "a:b")]
+    assert read(b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").length == 3  # the first line counts
+    # Optional whitespace is spaces and tabs (RFC 9110 §5.6.3): not form feeds, vertical tabs or
+    # a latin-1 no-break space, and not an X either (42, 44).
+    odd = read(b"GET / HTTP/1.1\r\nX-A: \x0cv\x0b\r\nX-B: \xa0v\xa0\r\nX-C: Xv X\r\n\r\n")
+    assert odd.headers == [("X-A", "\x0cv\x0b"), ("X-B", "\xa0v\xa0"), ("X-C", "Xv X")]
+
+
+@pytest.mark.parametrize("version,connection,keep_alive", [
+    ("HTTP/1.1", None, True),
+    ("HTTP/1.1", "close", False),
+    ("HTTP/1.1", "Keep-Alive, CLOSE", False),
+    ("HTTP/1.1", "keep-alive", True),
+    ("HTTP/1.0", None, False),
+    ("HTTP/1.0", "Keep-Alive", True),
+    ("HTTP/1.0", "keep-alive, close", False),
+    ("HTTP/1.0", "upgrade", False),
+])
+def test_keep_alive_follows_the_version_and_connection_header(version, connection, keep_alive):
+    """parse_head: the keep-alive decision, its letter case and its default by version."""
+    extra = f"Connection: {connection}\r\n" if connection else ""
+    head = read(f"GET / {version}\r\nHost: h\r\n{extra}\r\n".encode())
+    assert head.keep_alive is keep_alive
+
+
+@pytest.mark.parametrize("headers,length,expects", [
+    ("", 0, False),
+    ("Content-Length: 0\r\n", 0, False),
+    ("Content-Length: 007\r\n", 7, False),
+    ("content-LENGTH: 12\r\nContent-Length: 12\r\n", 12, False),  # the same length twice
+    ("Content-Length: 5\r\nExpect: 100-Continue\r\n", 5, True),
+    ("Content-Length: 1\r\nExpect: 100-continue\r\n", 1, True),   # (76)
+    ("Content-Length: 0\r\nExpect: 100-continue\r\n", 0, False),   # no body: nothing to wait for
+    ("Expect: 100-continue\r\n", 0, False),
+    ("Content-Length: 5\r\nExpect: 100-continue-please\r\n", 5, False),
+    (f"Content-Length: {'9' * 18}\r\n", 10 ** 18 - 1, False),
+])
+def test_body_length_and_expect_continue(headers, length, expects):
+    """_content_length (no length, repeats, leading zeros, 18 digits) and `expects_continue`."""
+    head = read(f"POST / HTTP/1.1\r\n{headers}\r\n".encode())
+    assert (head.length, head.expects_continue) == (length, expects)
+
+
+def test_replies_are_framed_with_a_length_except_where_http_forbids_one():
+    """encode_reply 1-27: status line, Date, Server, Content-Length (not for 1xx, 204, 304),
+    the reply's headers in order, Connection: close, head_only."""
+    reply = Reply(200, [("Content-Type", "text/plain"), ("X-A", "caf\u00e9\u2603")], b"hello")
+    assert encode_reply(reply, "DATE", keep_alive=True) == (
+        b"HTTP/1.1 200 OK\r\nDate: DATE\r\nServer: sfdcflex\r\nContent-Length: 5\r\n"
+        b"Content-Type: text/plain\r\nX-A: caf\xe9?\r\n\r\nhello")
+    assert encode_reply(reply, "DATE", keep_alive=False, head_only=True) == (
+        b"HTTP/1.1 200 OK\r\nDate: DATE\r\nServer: sfdcflex\r\nContent-Length: 5\r\n"
+        b"Content-Type: text/plain\r\nX-A: caf\xe9?\r\nConnection: close\r\n\r\n")
+    framed = {status: b"Content-Length:" in encode_reply(Reply(status), "D", True)
+              for status in (100, 101, 199, 200, 201, 204, 205, 303, 304, 305, 404)}
+    assert framed == {100: False, 101: False, 199: False, 200: True, 201: True, 204: False,
+                      205: True, 303: True, 304: False, 305: True, 404: True}
+
+
+class _Clock:
+    """time for http11 with a settable now, counting the dates it breaks down."""
+
+    def __init__(self, now: float) -> None:
+        self.now, self.formatted = now, 0
+
+    def time(self) -> float:
+        return self.now
+
+    def gmtime(self, seconds: float) -> time.struct_time:
+        self.formatted += 1
+        return time.gmtime(seconds)
+
+
+def test_the_date_is_an_imf_fixdate_made_once_a_second(monkeypatch):
+    """HttpDate.now 1-9: the format (month index), a new text when the second changes, and
+    only then (9: the second not remembered, so every request formats the date again)."""
+    clock = _Clock(1_700_000_000.25)
+    monkeypatch.setattr(http11, "time", clock)
+    date = HttpDate()
+    for now in (1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.0, 951_782_400.0, 0.0, 1_704_067_199.5):
+        clock.now = now
+        assert date.now() == email.utils.formatdate(int(now), usegmt=True), now
+    assert clock.formatted == 5  # .25 and .75 of one second share one text
+    for _ in range(100):
+        date.now()
+    assert clock.formatted == 5

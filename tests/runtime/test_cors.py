@@ -1,0 +1,130 @@
+"""CORS: origins compared as origins, and the runtime's own refusals readable by Flex's browser."""
+from __future__ import annotations
+
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import pytest
+
+from tests.support.http import call
+from sfdcflex.runtime.app import Limits
+from sfdcflex.runtime.cors import origin_of
+from sfdcflex.runtime.wsgi import WSGIApp
+
+SELF_HOSTED_FLEX = "https://flex.example.com/agent/"   # FLEX_INSTANCE_URL with a path
+FLEX_ORIGIN = "https://flex.example.com"
+
+
+@pytest.mark.parametrize("url,origin", [
+    ("https://flex.example.com/agent/", "https://flex.example.com"),
+    ("HTTPS://Flex.Example.COM:443", "https://flex.example.com"),
+    ("http://localhost:3000/x?y", "http://localhost:3000"),
+    ("http://[::1]:80/", "http://[::1]"),
+    ("ftp://flex.example.com", None),
+    ("https://user@flex.example.com", None),
+    ("https://flex.example.com:99999", None),
+])
+def test_origin_of_serializes_like_a_browser(url, origin):
+    assert origin_of(url) == origin
+
+
+@pytest.mark.parametrize("sent,allowed", [
+    ("https://flex.example.com", True),
+    ("https://FLEX.example.COM", True),
+    ("https://flex.example.com:443", True),
+    ("https://flex.example.com/agent", True),
+    ("http://flex.example.com", False),
+    ("https://flex.example.com:8443", False),
+    ("https://flex.example.com.evil.example", False),
+    ("https://evil.example", False),
+    ("null", False),
+])
+def test_a_self_hosted_flex_with_a_path_is_allowed_by_its_origin(serve, sent, allowed):
+    served = serve(cors_origins=(SELF_HOSTED_FLEX,))
+    answer = served.call("POST", "/hello", headers={"Origin": sent})
+    assert answer.status == 200
+    assert answer.headers.get("Access-Control-Allow-Origin") == (sent if allowed else None)
+    preflight = served.call("OPTIONS", "/hello", headers={"Origin": sent,
+                                                          "Access-Control-Request-Method": "POST"})
+    assert preflight.headers.get("Access-Control-Allow-Origin") == (sent if allowed else None)
+
+
+def _raw(url: str, data: bytes) -> tuple[int, dict[str, str]]:
+    """Send raw bytes, read the whole answer; the status and headers as a dict."""
+    host, port = url.split("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass   # the server may answer and close before it has read everything
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head = received.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    return int(head[0].split(" ")[1]), headers
+
+
+@pytest.mark.parametrize("kind", ["413", "414", "431"])
+def test_refusals_before_a_function_runs_carry_cors(serve, kind):
+    served = serve(cors_origins=(SELF_HOSTED_FLEX,))
+    origin = "Origin: https://flex.example.com\r\n"
+    request = {
+        "413": f"POST /echo HTTP/1.1\r\nHost: x\r\n{origin}Content-Type: application/json\r\n"
+               f"Content-Length: {7 * 1024 * 1024}\r\n\r\n",
+        "414": f"GET /echo?q={'a' * 9000} HTTP/1.1\r\nHost: x\r\n{origin}\r\n",
+        "431": f"GET /echo HTTP/1.1\r\nHost: x\r\n{origin}Cookie: {'c' * 16000}\r\n\r\n",
+    }[kind]
+    status, headers = _raw(served.url, request.encode())
+    assert status == int(kind)
+    assert headers["Access-Control-Allow-Origin"] == FLEX_ORIGIN
+    assert headers["Vary"] == "Origin"
+
+
+def test_a_refusal_names_no_origin_for_another_site(serve):
+    served = serve(cors_origins=(SELF_HOSTED_FLEX,))
+    status, headers = _raw(served.url, (
+        "POST /echo HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n"
+        f"Content-Length: {7 * 1024 * 1024}\r\n\r\n").encode())
+    assert status == 413 and "Access-Control-Allow-Origin" not in headers
+
+
+def test_429_and_504_carry_cors(serve):
+    served = serve(cors_origins=(SELF_HOSTED_FLEX,), limits=Limits(timeout=0.3, max_concurrency=1))
+    slow = served.app.functions["slow"].module
+    slow.RELEASE.clear(), slow.FINISHED.clear()
+    flex = {"Origin": FLEX_ORIGIN}
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(served.call, "POST", "/slow", body={"wait": 5}, headers=flex)
+        assert slow.ENTERED.acquire(timeout=5)
+        refused = served.call("GET", "/hello", headers=flex)
+        assert refused.status == 429
+        assert refused.headers["Access-Control-Allow-Origin"] == FLEX_ORIGIN
+        timed_out = busy.result(5)
+    assert timed_out.status == 504
+    assert timed_out.headers["Access-Control-Allow-Origin"] == FLEX_ORIGIN
+    slow.RELEASE.set()
+    assert slow.FINISHED.wait(5)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_wsgi_refusals_carry_cors_too(serve):
+    app = serve(cors_origins=(SELF_HOSTED_FLEX,)).app
+    server = make_server("127.0.0.1", 0, WSGIApp(app), handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        headers = {"Content-Length": str(7 * 1024 * 1024), "Content-Type": "application/json"}
+        flex = call(url, "POST", "/echo", body=b"{}", headers={**headers, "Origin": FLEX_ORIGIN})
+        assert flex.status == 413 and flex.headers["Access-Control-Allow-Origin"] == FLEX_ORIGIN
+        other = call(url, "POST", "/echo", body=b"{}", headers={**headers, "Origin": "https://evil.example"})
+        assert other.status == 413 and "Access-Control-Allow-Origin" not in other.headers
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,33 @@
+"""A small HTTP client for tests: one request on a new connection, the answer kept whole."""
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def call(url: str, method: str = "GET", path: str = "/", *, body: object = None,
+         headers: dict[str, str] | None = None, timeout: float = 10.0) -> Answer:
+    """One request on a new connection; a dict body is sent as JSON."""
+    host = url.split("//", 1)[1]
+    conn = http.client.HTTPConnection(host, timeout=timeout)
+    headers = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        reply = conn.getresponse()
+        return Answer(reply.status, reply.headers, reply.read())
+    finally:
+        conn.close()
