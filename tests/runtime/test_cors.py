@@ -1,17 +1,21 @@
-"""CORS: origins compared as origins, and the runtime's own refusals readable by Flex's browser."""
+"""CORS: origins compared as origins, and the runtime's own refusals readable by Flex's browser.
+
+In process through App.dispatch; the server's own refusals (413, 414, 431 while reading a
+request) and a preflight over real HTTP.
+"""
 from __future__ import annotations
 
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
-from tests.support.http import call
 from sfdcflex.runtime.app import Limits
 from sfdcflex.runtime.cors import origin_of
 from sfdcflex.runtime.wsgi import WSGIApp
+from tests.support.crm import FLEX_URL
+from tests.support.dispatch import Local
+from tests.support.wsgi import WsgiCall, environ_for
 
 SELF_HOSTED_FLEX = "https://flex.example.com/agent/"   # FLEX_INSTANCE_URL with a path
 FLEX_ORIGIN = "https://flex.example.com"
@@ -41,13 +45,13 @@ def test_origin_of_serializes_like_a_browser(url, origin):
     ("https://evil.example", False),
     ("null", False),
 ])
-def test_a_self_hosted_flex_with_a_path_is_allowed_by_its_origin(serve, sent, allowed):
-    served = serve(cors_origins=(SELF_HOSTED_FLEX,))
-    answer = served.call("POST", "/hello", headers={"Origin": sent})
+def test_a_self_hosted_flex_with_a_path_is_allowed_by_its_origin(dispatcher, sent, allowed):
+    local = dispatcher(cors_origins=(SELF_HOSTED_FLEX,))
+    answer = local.call("POST", "/hello", headers={"Origin": sent})
     assert answer.status == 200
     assert answer.headers.get("Access-Control-Allow-Origin") == (sent if allowed else None)
-    preflight = served.call("OPTIONS", "/hello", headers={"Origin": sent,
-                                                          "Access-Control-Request-Method": "POST"})
+    preflight = local.call("OPTIONS", "/hello", headers={"Origin": sent,
+                                                         "Access-Control-Request-Method": "POST"})
     assert preflight.headers.get("Access-Control-Allow-Origin") == (sent if allowed else None)
 
 
@@ -91,15 +95,51 @@ def test_a_refusal_names_no_origin_for_another_site(serve):
     assert status == 413 and "Access-Control-Allow-Origin" not in headers
 
 
-def test_429_and_504_carry_cors(serve):
-    served = serve(cors_origins=(SELF_HOSTED_FLEX,), limits=Limits(timeout=0.3, max_concurrency=1))
-    slow = served.app.functions["slow"].module
+FLEX = "https://flex.twilio.com"
+
+
+def test_preflight_is_answered_without_running_the_function(serve):
+    """Over real HTTP: a 204 with the CORS headers, and /boom never runs."""
+    served = serve(cors_origins=(FLEX,))
+    answer = served.call("OPTIONS", "/boom", headers={"Origin": FLEX,
+                                                      "Access-Control-Request-Method": "POST"})
+    assert answer.status == 204
+    assert answer.headers["Access-Control-Allow-Origin"] == FLEX
+    assert "POST" in answer.headers["Access-Control-Allow-Methods"]
+    assert answer.headers["Vary"] == "Origin"
+
+
+def test_cors_only_for_the_flex_instance(dispatcher):
+    local = dispatcher(cors_origins=(FLEX,))
+    allowed = local.call("POST", "/hello", headers={"Origin": FLEX})
+    assert allowed.headers["Access-Control-Allow-Origin"] == FLEX
+    assert "Server-Timing" in allowed.headers["Access-Control-Expose-Headers"]
+    other = local.call("POST", "/hello", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    preflight = local.call("OPTIONS", "/hello", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+
+
+def test_a_granted_origin_may_read_server_timing(crm):
+    """Flex's panel reads Server-Timing: exactly that header is exposed, to the granted origin only."""
+    local = Local(crm.app)
+    answer = local.call("POST", "/get-user", body={"Token": "not-a-token"}, headers={"Origin": FLEX_URL})
+    assert answer.headers["Access-Control-Allow-Origin"] == FLEX_URL
+    assert answer.headers["Access-Control-Expose-Headers"] == "Server-Timing"
+    assert "Server-Timing" in answer.headers
+    refused = local.call("POST", "/get-user", body={"Token": "x"}, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Expose-Headers" not in refused.headers
+
+
+def test_429_and_504_carry_cors(dispatcher):
+    local = dispatcher(cors_origins=(SELF_HOSTED_FLEX,), limits=Limits(timeout=0.1, max_concurrency=1))
+    slow = local.app.functions["slow"].module
     slow.RELEASE.clear(), slow.FINISHED.clear()
     flex = {"Origin": FLEX_ORIGIN}
     with ThreadPoolExecutor(1) as pool:
-        busy = pool.submit(served.call, "POST", "/slow", body={"wait": 5}, headers=flex)
+        busy = pool.submit(local.call, "POST", "/slow", body={"wait": 5}, headers=flex)
         assert slow.ENTERED.acquire(timeout=5)
-        refused = served.call("GET", "/hello", headers=flex)
+        refused = local.call("GET", "/hello", headers=flex)
         assert refused.status == 429
         assert refused.headers["Access-Control-Allow-Origin"] == FLEX_ORIGIN
         timed_out = busy.result(5)
@@ -109,22 +149,13 @@ def test_429_and_504_carry_cors(serve):
     assert slow.FINISHED.wait(5)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def test_wsgi_refusals_carry_cors_too(serve):
-    app = serve(cors_origins=(SELF_HOSTED_FLEX,)).app
-    server = make_server("127.0.0.1", 0, WSGIApp(app), handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
-        headers = {"Content-Length": str(7 * 1024 * 1024), "Content-Type": "application/json"}
-        flex = call(url, "POST", "/echo", body=b"{}", headers={**headers, "Origin": FLEX_ORIGIN})
-        assert flex.status == 413 and flex.headers["Access-Control-Allow-Origin"] == FLEX_ORIGIN
-        other = call(url, "POST", "/echo", body=b"{}", headers={**headers, "Origin": "https://evil.example"})
-        assert other.status == 413 and "Access-Control-Allow-Origin" not in other.headers
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_wsgi_refusals_carry_cors_too(dispatcher):
+    """The WSGI adapter refuses from Content-Length, before reading: with CORS for Flex only."""
+    app = WSGIApp(dispatcher(cors_origins=(SELF_HOSTED_FLEX,)).app)
+    headers = {"Content-Length": str(7 * 1024 * 1024), "Content-Type": "application/json"}
+    for origin, allowed in ((FLEX_ORIGIN, FLEX_ORIGIN), ("https://evil.example", None)):
+        answer = WsgiCall()
+        app(environ_for("POST", "/echo", headers={**headers, "Origin": origin}, body=b"{}"),
+            answer.start_response)
+        assert answer.statuses[0].startswith("413 ")
+        assert answer.header("Access-Control-Allow-Origin") == allowed

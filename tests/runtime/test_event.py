@@ -1,12 +1,13 @@
-"""`event` as Twilio's runtime builds it: query strings (qs), cookies, headers, over real HTTP.
+"""`event` as Twilio's runtime builds it: query strings (qs), cookies, headers, bodies.
 
 Every expected value marked "twilio-run" was recorded by sending the same request to
 twilio-run 5.0 with @twilio/runtime-handler 2.1.0 serving a function that calls back with its
 event (`callback(null, event)`), on loopback: `npx twilio-run --port N`, then `curl -g`.
+Requests go through App.dispatch in process; one test goes over real HTTP.
 """
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -46,36 +47,36 @@ QS_CASES = [
 ]
 
 
-def _event(runtime, target: str, **kwargs) -> dict:
-    answer = runtime.call("GET", target, **kwargs)
+def _event(local, target: str, **kwargs) -> dict:
+    answer = local.call("GET", target, **kwargs)
     assert answer.status == 200, answer.body
     return answer.json()["event"]
 
 
-def test_query_strings_parse_like_twilio_runs_qs(runtime):
+def test_query_strings_parse_like_twilio_runs_qs(local):
     for query, expected in QS_CASES:
-        event = _event(runtime, "/echo?" + quote(query, safe="=&[]%+"))
+        event = _event(local, "/echo?" + quote(query, safe="=&[]%+"))
         event.pop("request")
         assert event == expected, query
 
 
-def test_qs_limits_hold_parameters_depth_and_array_size(runtime):
+def test_qs_limits_hold_parameters_depth_and_array_size(local):
     many = "&".join(["a"] * 998 + ["b", "c", "d"])
-    event = _event(runtime, "/echo?" + many)
+    event = _event(local, "/echo?" + many)
     assert event["a"] == [""] * 998 and "c" in event and "d" not in event   # 1,000 parameters
-    huge_index = _event(runtime, "/echo?a[99999999]=x")
+    huge_index = _event(local, "/echo?a[99999999]=x")
     assert huge_index["a"] == {"99999999": "x"}               # no list of 100 million holes
-    appended = _event(runtime, "/echo?" + "&".join(["a[]=v"] * 25))
+    appended = _event(local, "/echo?" + "&".join(["a[]=v"] * 25))
     assert appended["a"] == ["v"] * 25
 
 
-def test_a_percent_escape_that_is_not_utf8_is_replaced_not_refused(runtime):
-    event = _event(runtime, "/echo?name=Jos%E9&ok=%C3%A9")
+def test_a_percent_escape_that_is_not_utf8_is_replaced_not_refused(local):
+    event = _event(local, "/echo?name=Jos%E9&ok=%C3%A9")
     assert event["name"] == "Jos\ufffd" and event["ok"] == "é"
 
 
-def test_the_body_still_wins_over_the_query_and_form_bodies_stay_flat(runtime):
-    answer = runtime.call("POST", "/echo?a[b]=q&x=q", body=b"x=body&c[]=1&c[]=2",
+def test_the_body_still_wins_over_the_query_and_form_bodies_stay_flat(local):
+    answer = local.call("POST", "/echo?a[b]=q&x=q", body=b"x=body&c[]=1&c[]=2",
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
     event = answer.json()["event"]
     assert event["a"] == {"b": "q"} and event["x"] == "body"
@@ -97,13 +98,13 @@ COOKIE_CASES = [
 
 
 @pytest.mark.parametrize("header,expected", COOKIE_CASES)
-def test_cookies_parse_leniently_like_twilio_run(runtime, header, expected):
-    event = _event(runtime, "/echo", headers={"Cookie": header})
+def test_cookies_parse_leniently_like_twilio_run(local, header, expected):
+    event = _event(local, "/echo", headers={"Cookie": header})
     assert event["request"]["cookies"] == expected
     assert event["request"]["headers"]["cookie"] == header.strip()   # the header stays too
 
 
-def test_headers_twilio_restricts_are_dropped_and_the_rest_kept(runtime):
+def test_headers_twilio_restricts_are_dropped_and_the_rest_kept(local):
     dropped = {"X-Real-IP": "1", "X-Amzn-Trace-Id": "1", "X-Amz-Date": "1",
                "I-Twilio-Idempotency-Token": "1", "I-T-Foo": "1", "Ot-Tracer-Spanid": "1",
                "X-Accel-Buffering": "no", "Trailer": "x", "Referer": "https://flex.twilio.com/",
@@ -111,22 +112,67 @@ def test_headers_twilio_restricts_are_dropped_and_the_rest_kept(runtime):
                "Upgrade": "h2c", "Proxy-Connection": "keep-alive"}
     kept = {"TE": "trailers", "Keep-Alive": "timeout=5", "X-Custom": "1",
             "Origin": "https://flex.twilio.com"}
-    headers = _event(runtime, "/echo", headers={**dropped, **kept})["request"]["headers"]
+    headers = _event(local, "/echo", headers={**dropped, **kept})["request"]["headers"]
     assert not {name.lower() for name in dropped} & set(headers)
     assert {name.lower(): value for name, value in kept.items()}.items() <= headers.items()
 
 
-def test_expect_is_dropped_like_twilio_does(runtime):
-    answer = runtime.call("POST", "/echo", body=b'{"a":1}', headers={
+def test_expect_is_dropped_like_twilio_does(local):
+    answer = local.call("POST", "/echo", body=b'{"a":1}', headers={
         "Content-Type": "application/json", "Expect": "100-continue"})
     assert "expect" not in answer.json()["event"]["request"]["headers"]
 
 
-def test_form_bodies_decode_bad_escapes_like_twilio_run_and_name_the_body_when_too_big(runtime):
+def test_form_bodies_decode_bad_escapes_like_twilio_run_and_name_the_body_when_too_big(local):
     form = {"Content-Type": "application/x-www-form-urlencoded"}
-    answer = runtime.call("POST", "/echo", body=b"n=Jos%E9&raw=\xe9", headers=form)
+    answer = local.call("POST", "/echo", body=b"n=Jos%E9&raw=\xe9", headers=form)
     assert answer.status == 200
     assert answer.json()["event"]["n"] == "Jos\ufffd" and answer.json()["event"]["raw"] == "\ufffd"
-    too_many = runtime.call("POST", "/echo", body="&".join(["f=1"] * 1001).encode(), headers=form)
+    too_many = local.call("POST", "/echo", body="&".join(["f=1"] * 1001).encode(), headers=form)
     assert too_many.status == 400
     assert too_many.json() == {"error": "bad_body", "message": "the form body has more than 1000 fields"}
+
+
+def test_event_merges_query_and_json_body_body_wins(runtime):
+    """Over real HTTP: the headers as http.client sends them, the ones Twilio drops gone."""
+    answer = runtime.call("POST", "/echo?a=1&b=query", body={"b": "body", "n": 2},
+                          headers={"X-Custom": "yes", "X-Forwarded-For": "10.0.0.1",
+                                   "Referer": "http://x", "Cookie": "flex=1; theme=dark"})
+    event = answer.json()["event"]
+    assert event["a"] == "1" and event["b"] == "body" and event["n"] == 2
+    headers = event["request"]["headers"]
+    assert headers["x-custom"] == "yes"
+    assert "x-forwarded-for" not in headers and "referer" not in headers and "connection" not in headers
+    assert event["request"]["cookies"] == {"flex": "1", "theme": "dark"}
+
+
+def test_event_from_form_body_with_repeated_keys(local):
+    body = urlencode([("To", "+1"), ("Media", "a"), ("Media", "b")]).encode()
+    answer = local.call("POST", "/echo", body=body,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    event = answer.json()["event"]
+    assert event["To"] == "+1" and event["Media"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("body,ctype", [(b"{not json", "application/json"),
+                                        (b"[1, 2]", "application/json"),
+                                        (b"\xff\xfe{}", "application/json"),
+                                        (b"[" * 100_000 + b"]" * 100_000, "application/json")])
+def test_bad_bodies_are_400(local, body, ctype):
+    answer = local.call("POST", "/echo", body=body, headers={"Content-Type": ctype})
+    assert answer.status == 400
+    assert answer.json()["error"] == "bad_json"
+
+
+def test_unsupported_body_type_is_415(local):
+    answer = local.call("POST", "/echo", body=b"--x\r\n", headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert answer.status == 415
+
+
+def test_a_lone_surrogate_anywhere_in_json_is_400_and_a_pair_is_text(local):
+    json_type = {"Content-Type": "application/json"}
+    for body in (b'{"a": "\\ud800"}', b'{"a": [{"b\\udfff": 1}]}', b'{"a": [[["x", "\\udbff"]]]}'):
+        answer = local.call("POST", "/echo", body=body, headers=json_type)
+        assert answer.status == 400 and answer.json()["error"] == "bad_json", body
+    paired = local.call("POST", "/echo", body=b'{"a": "\\ud83d\\ude00"}', headers=json_type)
+    assert paired.status == 200 and paired.json()["event"]["a"] == "\U0001f600"

@@ -1,39 +1,76 @@
-"""What a function may hand back, as the client sees it on the wire: bytes, text, Response objects,
-odd statuses; and what it may not (a header that would split the answer, a status out of range)."""
+"""What a function may hand back, as the client sees it: bytes, text, Response objects, odd
+statuses; and what it may not (a header that would split the answer, a status out of range).
+
+In process through App.dispatch; what the wire shows (repeated headers, the status line of an
+unlisted status) over real HTTP.
+"""
 from __future__ import annotations
+
+import http.client
 
 import pytest
 
 from sfdcflex.runtime.response import Reply
-from tests.runtime.http.test_server_bounds import exchange
 
 
-def test_bytes_are_sent_as_octet_stream(runtime):
-    answer = runtime.call("GET", "/shapes?kind=bytes")
+def test_callback_payload_types(local):
+    text = local.call("GET", "/text")
+    assert (text.status, text.body) == (200, b"hello, caller")
+    assert text.headers["Content-Type"] == "text/plain; charset=utf-8"
+    empty = local.call("GET", "/empty")
+    assert (empty.status, empty.body) == (200, b"")
+    data = local.call("GET", "/hello")
+    assert data.headers["Content-Type"] == "application/json"
+
+
+def test_response_object_as_built(runtime):
+    """Over real HTTP: a repeated header and each cookie go out as lines of their own."""
+    answer = runtime.call("GET", "/built")
+    assert answer.status == 201
+    assert answer.json() == {"made": True}
+    assert answer.headers.get_all("X-Trace") == ["a", "b"]
+    cookies = answer.headers.get_all("Set-Cookie")
+    assert "session=abc; Max-Age=60; HttpOnly" in cookies
+    assert "old=; Max-Age=0" in cookies
+
+
+def test_bytes_are_sent_as_octet_stream(local):
+    answer = local.call("GET", "/shapes?kind=bytes")
     assert answer.status == 200 and answer.body == b"\x00\x01raw"
     assert answer.headers["Content-Type"] == "application/octet-stream"
 
 
-def test_a_response_keeps_its_own_content_type_for_bytes_and_text(runtime):
-    image = runtime.call("GET", "/shapes?kind=response-bytes")
+def test_a_response_keeps_its_own_content_type_for_bytes_and_text(local):
+    image = local.call("GET", "/shapes?kind=response-bytes")
     assert image.status == 200 and image.body == b"\x89PNG" and image.headers["Content-Type"] == "image/png"
-    text = runtime.call("GET", "/shapes?kind=response-text")
+    text = local.call("GET", "/shapes?kind=response-text")
     assert text.status == 202 and text.body == b"plain words"
     assert text.headers["Content-Type"] == "text/csv"        # not replaced by text/plain
     assert text.headers.get_all("X-Many") == ["1", "2"]      # a list gives one line per value
 
 
-def test_no_body_and_an_unlisted_status(runtime):
-    empty = runtime.call("GET", "/shapes?kind=empty")
+def test_no_body_and_an_unlisted_status(local):
+    empty = local.call("GET", "/shapes?kind=empty")
     assert empty.status == 204 and empty.body == b""
-    odd = exchange(runtime.url, b"GET /shapes?kind=odd-status HTTP/1.1\r\nConnection: close\r\n\r\n")
-    assert odd.startswith(b"HTTP/1.1 599 Unknown\r\n") and odd.endswith(b'{"odd":true}')
-    assert runtime.call("GET", "/shapes").status == 200      # callback(None, None): an empty 200
+    odd = local.call("GET", "/shapes?kind=odd-status")
+    assert (odd.status, odd.body) == (599, b'{"odd":true}')
+    assert local.call("GET", "/shapes").status == 200      # callback(None, None): an empty 200
+
+
+def test_an_unlisted_status_goes_out_with_the_reason_unknown(runtime):
+    connection = http.client.HTTPConnection(runtime.url.split("//", 1)[1], timeout=10)
+    try:
+        connection.request("GET", "/shapes?kind=odd-status", headers={"Connection": "close"})
+        reply = connection.getresponse()
+        assert (reply.version, reply.status, reply.reason) == (11, 599, "Unknown")
+        assert reply.read() == b'{"odd":true}'
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize("kind", ["bad-header", "bad-status"])
-def test_a_header_that_would_split_the_answer_or_a_status_out_of_range_is_the_functions_error(runtime, kind):
-    answer = runtime.call("GET", f"/shapes?kind={kind}")
+def test_a_header_that_would_split_the_answer_or_a_status_out_of_range_is_the_functions_error(local, kind):
+    answer = local.call("GET", f"/shapes?kind={kind}")
     assert answer.status == 500 and answer.json()["error"] == "internal_error"
     assert "Set-Cookie" not in answer.headers and "evil" not in answer.headers.get("X-Split", "")
 
