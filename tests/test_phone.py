@@ -135,3 +135,12 @@ def test_uk_matching_with_trunk_prefix_and_short_national_numbers():
 def test_an_unknown_country_is_refused_even_for_international_numbers():
     with pytest.raises(BadRequest):
         parse_phone("+1 415 555 0101", "Narnia")
+
+
+def test_a_bad_phone_says_invalid_phone(crm):
+    """The error code README documents, for every way a phone can be bad, through /get-contact."""
+    token = crm.token("alice@example.com")
+    for body in ({"phone": "+999 1234"}, {"phone": "415 555 0101", "country": "ZZ"},
+                 {"phone": "415 555 0101", "country": "USA"}, {"phone": 4155550101}):
+        answer = crm.post("/get-contact", {"Token": token, **body})
+        assert answer.status == 400 and answer.json()["error"] == "invalid_phone", (body, answer.body)
