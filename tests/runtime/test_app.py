@@ -1,8 +1,8 @@
 """The Functions runtime's App: routing, the handler contract, context, limits, built-ins, logs.
 
 In process through App.dispatch (the `local` and `dispatcher` fixtures, tests/runtime/conftest.py);
-the few tests that need the wire (HEAD, the early 504 written by the server)
-go over real HTTP through `runtime` and `serve`.
+over real HTTP (`runtime`, `serve`) only a routing smoke test and what the wire decides: HEAD,
+and the early 504 the server writes while the function goes on.
 """
 from __future__ import annotations
 
