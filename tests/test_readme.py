@@ -176,6 +176,24 @@ def test_the_documents_show_the_commands_this_table_expects():
     assert {entry.document for entry in ALL_SHOWN} == set(DOCUMENTS)
 
 
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_documents_arrives():
+    for document in DOCUMENTS:
+        text = (ROOT / document).read_text()
+        targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r'src="([^"]+)"', text)
+        for target in (t for t in targets if "://" not in t):
+            path, _, anchor = target.partition("#")
+            linked = (ROOT / document).parent / path if path else ROOT / document
+            assert linked.exists(), (document, target)
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.M)
+                assert anchor in {_anchor(heading) for heading in headings}, (document, target)
+
+
 def test_ci_runs_exactly_the_readme_test_command():
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
                 if line.strip() and not line.lstrip().startswith("#")]
