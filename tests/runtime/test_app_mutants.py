@@ -240,12 +240,13 @@ def built_ins(functions):
     from tests.support.served import Served
     from sfdcflex.runtime.app import App
     from sfdcflex.runtime.routes import Asset, build_routes, discover_functions
-    from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
+    from sfdcflex.runtime.http.limits import ServerLimits
+    from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
     found = discover_functions(functions)
     app = App(build_routes(found), found, env={"AUTH_TOKEN": AUTH_TOKEN},
               builtins={"/probe": _probe, "/broken": _broken_probe},
               assets={"/page.html": Asset("text/html", b"<p>page")}, body_limits={"/hello": 20})
-    server = FunctionsServer(("127.0.0.1", 0), app)
+    server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits())
     start_in_thread(server)
     yield Served(server.url, app, server)
     server.shutdown()

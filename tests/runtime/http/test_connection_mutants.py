@@ -13,7 +13,8 @@ import time
 import pytest
 
 from sfdcflex.runtime.app import Limits
-from sfdcflex.runtime.http.connection import LINGERING, BodyBudget
+from sfdcflex.runtime.http.body import BodyBudget
+from sfdcflex.runtime.http.connection import LINGERING
 from sfdcflex.runtime.http.limits import ServerLimits
 from tests.runtime.http.test_server_bounds import wait_until
 
@@ -77,7 +78,7 @@ def spy_take_complete(served) -> list:
         results.append(real(connection))
         return results[-1]
 
-    pool.take_complete = spy
+    served.server.responder.take_complete = spy
     return results
 
 

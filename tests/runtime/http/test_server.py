@@ -10,7 +10,8 @@ import time
 import pytest
 
 from sfdcflex.runtime.http.http11 import MAX_HEADER_BYTES
-from sfdcflex.runtime.http.server import FunctionsServer
+import sfdcflex.runtime.http.server as server_module
+from sfdcflex.runtime.http.limits import ServerLimits
 
 
 def raw_exchange(url: str, data: bytes, *, timeout: float = 5.0) -> bytes:
@@ -110,7 +111,7 @@ def test_expect_100_continue(runtime):
 
 
 def test_slow_client_is_closed_by_the_read_timeout_while_others_are_served(serve):
-    served = serve(read_timeout=0.6)
+    served = serve(server_limits=ServerLimits(read_timeout=0.6))
     host, port = served.url.split("//")[1].split(":")
     slow = socket.create_connection((host, int(port)), timeout=5)
     closed_after = None
@@ -158,7 +159,7 @@ def test_client_disconnects_print_no_traceback(runtime, caplog, capsys):
 
 @pytest.mark.slow  # 150 connections at once
 def test_burst_of_connections_beyond_backlog_default_is_served(runtime):
-    assert FunctionsServer.request_queue_size >= 128
+    assert server_module.BACKLOG >= 128
     host, port = runtime.url.split("//")[1].split(":")
     socks = [socket.create_connection((host, int(port)), timeout=5) for _ in range(150)]
     try:

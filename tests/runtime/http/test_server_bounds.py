@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
+from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
 
 from sfdcflex.runtime.http.limits import ServerLimits
 
@@ -222,7 +222,7 @@ class _AcceptFails:
 
 def test_emfile_on_accept_backs_off_instead_of_spinning(serve):
     app = serve().app
-    server = FunctionsServer(("127.0.0.1", 0), app)
+    server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits())
     server.socket = failing = _AcceptFails(server.socket)
     start_in_thread(server)
     try:
@@ -256,7 +256,7 @@ def test_no_descriptor_for_a_spool_file_is_503_and_the_server_goes_on(serve, mon
     def no_descriptors(*args, **kwargs):
         raise OSError(errno.EMFILE, "Too many open files")
 
-    monkeypatch.setattr("sfdcflex.runtime.http.connection.tempfile.TemporaryFile", no_descriptors)
+    monkeypatch.setattr("sfdcflex.runtime.http.body.tempfile.TemporaryFile", no_descriptors)
     answer = exchange(served.url, b"POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n{")
     assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in answer
     assert served.call("GET", "/hello").status == 200

@@ -16,7 +16,7 @@ import time
 import pytest
 
 import sfdcflex.runtime.http.server as server_module
-from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
+from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
 from sfdcflex.runtime.http.limits import ServerLimits
 
 
@@ -72,7 +72,7 @@ def idle_server(app):
     made: list[FunctionsServer] = []
 
     def make(*errors: OSError, max_connections: int = 1000) -> FunctionsServer:
-        server = FunctionsServer(("127.0.0.1", 0), app, limits=ServerLimits(max_connections=max_connections))
+        server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits(max_connections=max_connections))
         server.socket = _AcceptFailsFirst(server.socket, *errors)
         made.append(server)
         return server
@@ -153,7 +153,7 @@ def test_a_failed_accept_stops_listening_for_the_pause_at_once(idle_server, code
 def test_a_failed_accept_pauses_accepting_then_serves_the_client(app, monkeypatch, caplog,
                                                                   error, level, message):
     monkeypatch.setattr(server_module, "ACCEPT_PAUSE", 0.2)
-    server = FunctionsServer(("127.0.0.1", 0), app)
+    server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits())
     server.socket = failing = _AcceptFailsFirst(server.socket, error)
     start_in_thread(server)
     try:
@@ -195,7 +195,7 @@ def test_a_close_off_the_io_thread_leaves_the_listening_to_the_io_thread(idle_se
         assert not server._accepting  # the loop is not running here: the selector is its alone
         server._loop_thread = threading.get_ident()  # as if this were the I/O thread
         try:
-            server.connection_closed()
+            server.closed(None)
             assert server._accepting
         finally:
             server._loop_thread = None
