@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sfdcflex.runtime.response import Reply
-from tests.runtime.http.test_server_bounds import exchange
+from tests.support.sockets import exchange
 
 
 def test_bytes_are_sent_as_octet_stream(runtime):
