@@ -70,7 +70,8 @@ class Loop(Protocol):
         """A complete request: have a worker answer it and give the connection back."""
 
 
-Refusal = Callable[[HTTPError, "list[tuple[str, str]] | None"], Reply]
+# The app's answer to a request refused while it was read, given the head's headers if read.
+Refusal = Callable[[HTTPError, list[tuple[str, str]] | None], Reply]
 
 
 class ConnectionPool:

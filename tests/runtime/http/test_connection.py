@@ -15,7 +15,8 @@ import socket
 import pytest
 
 from sfdcflex.runtime.app import error_reply
-from sfdcflex.runtime.http.connection import BODY, BUSY, CONTINUE, LINGERING, WAITING, Connection, ConnectionPool
+from sfdcflex.runtime.http.connection import (BODY, BUSY, CONTINUE, LINGERING, WAITING, Connection,
+                                              ConnectionPool)
 from sfdcflex.runtime.http.http11 import HttpDate
 from sfdcflex.runtime.http.limits import ServerLimits
 from tests.support.sockets import Replies, request
@@ -162,9 +163,10 @@ def test_bodies_past_the_threshold_are_spooled_and_memory_stays_in_budget(harnes
     for client, connection in spooled:
         h.send(client, connection, big[50_000:] + b"\r\n")  # an empty line after a body is allowed
     assert len(h.loop.submitted) == 11
+    small_body = b'{"a":"' + b"x" * 2992 + b'"}'
     for client, connection in small + spooled:  # what workers do, one after the other
         body = connection.take_body()
-        assert body.read(1.0) == (big if (client, connection) in spooled else b'{"a":"' + b"x" * 2992 + b'"}')
+        assert body.read(1.0) == (big if (client, connection) in spooled else small_body)
         body.release()
     assert budget.held == 0
     for client, connection in spooled:  # given back for keep-alive: the empty line is dropped
@@ -176,7 +178,8 @@ def test_bodies_past_the_threshold_are_spooled_and_memory_stays_in_budget(harnes
 def test_a_client_that_waits_for_100_continue_gets_it_and_then_sends(harness):
     h = harness()
     client, connection = h.connect()
-    h.send(client, connection, b"POST /hello HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    h.send(client, connection,
+           b"POST /hello HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
     assert client.recv(100) == CONTINUE
     h.send(client, connection, b"{}")
     assert h.loop.submitted == [connection]

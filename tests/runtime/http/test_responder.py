@@ -62,7 +62,8 @@ def test_a_spooled_body_that_gets_no_memory_in_time_is_503_and_nothing_is_held(p
     assert 0.1 <= time.monotonic() - started < 0.5  # it waited its read timeout, no longer
     head, body = Replies(client).next()
     assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1\r\n" in head
-    assert body == b'{"error":"server_busy","message":"the server holds too many request bodies; retry shortly"}'
+    assert body == (b'{"error":"server_busy","message":'
+                    b'"the server holds too many request bodies; retry shortly"}')
     assert not recorded.requests and budget.held == 5 * 3000
     budget.release(5 * 3000)  # once the others are done, the same body is served
     connection.head = parse_head(request("POST", "/echo", length=len(big)))

@@ -55,7 +55,8 @@ def idle_server(app):
     made: list[FunctionsServer] = []
 
     def make(*errors: OSError, max_connections: int = 1000) -> FunctionsServer:
-        server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits(max_connections=max_connections))
+        server = FunctionsServer(listen(("127.0.0.1", 0)), app,
+                                 ServerLimits(max_connections=max_connections))
         server.socket = _AcceptFailsFirst(server.socket, *errors)
         made.append(server)
         return server
