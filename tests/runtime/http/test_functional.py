@@ -178,7 +178,7 @@ def test_idle_keep_alive_connection_is_closed_after_the_idle_time(serve):
 
 
 def test_slow_client_is_closed_by_the_read_timeout_while_others_are_served(serve):
-    served = serve(server_limits=ServerLimits(read_timeout=0.6))
+    served = serve(server_limits=ServerLimits(read_timeout=0.3))
     slow = connect(served.url)
     closed_after = None
     started = time.monotonic()
