@@ -17,7 +17,7 @@ from .runtime.errors import ConfigError
 from .runtime.logs import configure_logging
 from .runtime.routes import Asset, build_routes, discover_functions
 from .runtime.app import App, Limits
-from .runtime.http.server import FunctionsServer
+from .runtime.http.server import FunctionsServer, listen, url_of
 from .server_options import add_server_limits, server_limits
 
 if TYPE_CHECKING:
@@ -134,22 +134,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.check:
         return _check(args)
+    limits = server_limits(args)
     try:
-        server = FunctionsServer((args.host, args.port), None, limits=server_limits(args))
+        sock = listen((args.host, args.port))
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else exc   # without Python's repeat of the address
         print(f"sfdcflex: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 2
-    demo = None
+    demo = server = app = None
     with StopSignals() as stop:
         try:
-            demo = _start_demo(args, server) if args.demo else None
+            demo = _start_demo(args, url_of(sock)) if args.demo else None
             config = load_config(demo.settings) if demo else check_settings(args.env)
             configure_logging(args.log_level or config.log_level, sys.stderr,
                               args.log_format or config.log_format)
-            server.app = build_app(config, functions=args.functions, live=args.live,
-                                   limits=Limits(timeout=args.timeout, max_concurrency=args.max_concurrency),
-                                   assets=demo.assets() if demo else None, public_url=server.url)
+            app = build_app(config, functions=args.functions, live=args.live,
+                            limits=Limits(timeout=args.timeout, max_concurrency=args.max_concurrency),
+                            assets=demo.assets() if demo else None, public_url=url_of(sock))
+            server = FunctionsServer(sock, app, limits)
             _print_banner(server, demo)
             if demo and args.print_env:
                 _write_rehearsal_env(demo, args.print_env)
@@ -162,18 +164,20 @@ def main(argv: list[str] | None = None) -> int:
             print("sfdcflex: stopped at once (second signal); requests in flight were cut", flush=True)
             return 1
         finally:
-            server.server_close()
-            if server.app is not None:
-                server.app.close()
+            if server is not None:
+                server.server_close()
+            sock.close()
+            if app is not None:
+                app.close()
             if demo:
                 demo.stop()
             for handler in logging.getLogger().handlers:
                 handler.flush()
 
 
-def _start_demo(args: argparse.Namespace, server: FunctionsServer) -> Demo:
+def _start_demo(args: argparse.Namespace, server_url: str) -> Demo:
     from .demo.main import Demo
-    return Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server.url)
+    return Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server_url)
 
 
 class _StopNow(Exception):

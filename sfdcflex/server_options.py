@@ -31,6 +31,7 @@ def server_limits(args: argparse.Namespace) -> ServerLimits:
     if args.threads is not None and args.threads <= args.max_concurrency:
         # One thread more than the cap at least, or nobody would be free to answer 429.
         raise SystemExit("sfdcflex: --threads must be larger than --max-concurrency")
-    return ServerLimits(max_connections=args.max_connections, threads=args.threads,
+    threads = args.max_concurrency + 8 if args.threads is None else args.threads
+    return ServerLimits(max_connections=args.max_connections, threads=threads,
                         max_body_memory=args.max_body_memory * MIB,
                         keepalive_timeout=args.keepalive_timeout, read_timeout=args.read_timeout)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sfdcflex.runtime.app import App, Limits
-from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
+from sfdcflex.runtime.http.limits import ServerLimits
+from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
 from sfdcflex.runtime.routes import build_routes, discover_functions
 from tests.support.crm import Crm, seed
 from tests.support.served import AUTH_TOKEN, FIXTURE_FUNCTIONS, Served
@@ -27,16 +28,17 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 @pytest.fixture
 def serve():
-    """serve(folder=..., **App options) → Served; every server is stopped after the test."""
+    """serve(folder=..., server_limits=..., **App options) → Served; every server is stopped after
+    the test."""
     started: list[Served] = []
 
-    def start(folder: Path = FIXTURE_FUNCTIONS, *, read_timeout: float = 10.0, **options) -> Served:
+    def start(folder: Path = FIXTURE_FUNCTIONS, *, server_limits: ServerLimits = ServerLimits(),
+              **options) -> Served:
         functions = discover_functions(folder)
         options.setdefault("env", {"AUTH_TOKEN": AUTH_TOKEN, "GREETING": "hi"})
         options.setdefault("limits", Limits())
-        server_limits = options.pop("server_limits", None)
         app = App(build_routes(functions, options.pop("aliases", None)), functions, **options)
-        server = FunctionsServer(("127.0.0.1", 0), app, read_timeout=read_timeout, limits=server_limits)
+        server = FunctionsServer(listen(("127.0.0.1", 0)), app, server_limits)
         start_in_thread(server)
         served = Served(server.url, app, server)
         started.append(served)

@@ -135,8 +135,8 @@ def serve_here(monkeypatch, run_main, argv: list[str], exercise, stop_with=signa
 
     def drive() -> None:
         deadline = time.monotonic() + 20
-        # The app is set inside main's StopSignals block: from then on a signal is handled.
-        while not (made and made[0].app is not None):
+        # The server is made inside main's StopSignals block: from then on a signal is handled.
+        while not made:
             if time.monotonic() > deadline:
                 outcome["error"] = AssertionError("the server did not start")
                 return

@@ -91,3 +91,64 @@ def test_the_walk_resolves_relative_imports_and_flags_upward_ones():
                "integration": {"sfdcflex.lookup -> sfdcflex.demo.standins"}}
     assert upward_imports(planted) == ["sfdcflex.lookup -> sfdcflex.demo.standins",
                                        "sfdcflex.runtime.app -> sfdcflex.keeper"]
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of a file under sfdcflex (a package by its own name, not `__init__`)."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(("sfdcflex", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each sfdcflex module and the sfdcflex modules it imports anywhere in its file:
+    TYPE_CHECKING blocks and function-level imports included."""
+    files = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    return {module: {target for target in imported_modules(path) if target in files and target != module}
+            for module, path in files.items()}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per back edge a depth-first walk finds, each as [a, b, ..., a]; [] when none."""
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start in done:
+            continue
+        path, on_path = [start], {start}
+        stack = [iter(sorted(graph[start]))]
+        while stack:
+            following = next(stack[-1], None)
+            if following is None:
+                done.add(path[-1])
+                on_path.discard(path.pop())
+                stack.pop()
+            elif following in on_path:
+                cycles.append(path[path.index(following):] + [following])
+            elif following not in done:
+                path.append(following)
+                on_path.add(following)
+                stack.append(iter(sorted(graph.get(following, ()))))
+    return cycles
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    # Even under TYPE_CHECKING or inside a function: such a pair is one part split in two files.
+    cycles = import_cycles(import_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_the_cycle_check_finds_a_planted_cycle_and_shows_it():
+    # Guards the guard: the graph holds TYPE_CHECKING and function-level imports, and a cycle
+    # is found however long it is, and shown in order.
+    graph = import_graph()
+    assert "sfdcflex.runtime.http.connection" in graph["sfdcflex.runtime.http.server"]
+    assert "sfdcflex.bench.hostile" in graph["sfdcflex.bench.main"]
+    assert "sfdcflex.runtime" in graph and "sfdcflex.runtime.__init__" not in graph
+    graph["sfdcflex.runtime.http.body"] = graph["sfdcflex.runtime.http.body"] | {
+        "sfdcflex.runtime.http.server"}
+    cycles = import_cycles(graph)
+    assert cycles and all(cycle[0] == cycle[-1] for cycle in cycles)
+    assert any({"sfdcflex.runtime.http.body", "sfdcflex.runtime.http.server"} <= set(cycle)
+               for cycle in cycles)
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from .load import run_load
 from .calls import contact_request, fetch, link_agent
-from .main import CACHE_SIZE, MISS_CONTACTS
-from .servers import Child, StandIns, child_environment, contact_phone, prepare_runtime_folder, runtime_argv
+from .servers import (CACHE_SIZE, MISS_CONTACTS, Child, StandIns, child_environment, contact_phone,
+                      prepare_runtime_folder, runtime_argv)
 
 MIB = 1024 * 1024
 BIG_BODY = 6 * MIB

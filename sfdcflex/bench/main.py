@@ -26,14 +26,10 @@ from .calls import contact_request, link_agent, measure_upstream_calls
 from .cold_start import measure_cold_starts
 from .drivers import CLIENT_BOUND_PERCENT, choose_client, drive, process_cpu_seconds
 from .load import Request
-from .servers import (Child, StandIns, bare_argv, contact_phone,
+from .hostile import run_hostile_report
+from .servers import (CACHE_SIZE, MISS_CONTACTS, Child, StandIns, bare_argv, contact_phone,
                       minimal_server_argv, prepare_runtime_folder, runtime_argv, serve_bare,
                       serve_standins)
-
-CACHE_SIZE = 100
-# Twice the per-agent cache size, taken in turn: a number comes round again only after
-# CACHE_SIZE other numbers have pushed it out of the LRU, so every lookup is a miss.
-MISS_CONTACTS = 2 * CACHE_SIZE
 
 
 @dataclass(frozen=True)
@@ -294,7 +290,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_standins:
         return serve_standins(args.contacts)
     if args.hostile:
-        from .hostile import run_hostile_report  # imports this module: loaded only when asked
         return run_hostile_report(args)
     try:
         report = run_benchmark(args)

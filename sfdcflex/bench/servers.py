@@ -23,6 +23,10 @@ AGENT = "agent@example.com"
 FLEX_URL = "https://flex.example.com"
 STATE_SECRET = "bench-state-secret-" + "x" * 32
 START_TIMEOUT = 20.0
+CACHE_SIZE = 100
+# Twice the per-agent cache size, taken in turn: a number comes round again only after
+# CACHE_SIZE other numbers have pushed it out of the LRU, so every lookup is a miss.
+MISS_CONTACTS = 2 * CACHE_SIZE
 HELLO_FUNCTION = '''"""hello: the benchmark's minimal function."""
 
 

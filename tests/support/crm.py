@@ -5,7 +5,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
+from sfdcflex.runtime.http.limits import ServerLimits
+from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, url_of
 
 from .http import Answer, call
 
@@ -29,10 +30,10 @@ class Crm:
             "TWILIO_IAM_URL": iam.url, "TWILIO_SYNC_URL": sync.url, "TOKEN_STORE": store,
             "TOKEN_STORE_PATH": str(self.store_path), "STATE_SECRET": STATE_SECRET, **settings}
         self.config = load_config(values)
-        self.server = FunctionsServer(("127.0.0.1", 0), None)
-        self.url = self.server.url
+        sock = listen(("127.0.0.1", 0))  # first: the app needs its URL for the OAuth callback
+        self.url = url_of(sock)
         self.app = build_app(self.config, public_url=self.url)
-        self.server.app = self.app
+        self.server = FunctionsServer(sock, self.app, ServerLimits())
         self.services = self.app.services
         start_in_thread(self.server)
 

@@ -3,21 +3,22 @@
 A connection moves through these states, all on the I/O thread except BUSY:
 WAITING (idle, or part of a head read) -> BODY (reading the body) -> BUSY (a worker has it)
 -> WAITING again on keep-alive; or LINGERING after an error answer, until it closes.
+
+The pool is handed its settings and the app's two answers it needs (a route's body limit, the
+refusal of a bad request), and asks the I/O loop for the rest through `Loop`.
 """
 from __future__ import annotations
 
 import logging
 import socket
-import tempfile
-import threading
 import time
-from typing import TYPE_CHECKING, BinaryIO
+from typing import Callable, Protocol
 
 from ..errors import HTTPError, PayloadTooLarge, ServiceUnavailable
+from ..response import Reply
+from .body import Body, BodyBudget
 from .http11 import Head, encode_reply, find_head, parse_head
-
-if TYPE_CHECKING:
-    from .server import FunctionsServer
+from .limits import ServerLimits
 
 log = logging.getLogger("sfdcflex")
 WAITING, BODY, BUSY, LINGERING = "waiting", "body", "busy", "lingering"
@@ -28,77 +29,67 @@ BULK_SIZE = 1024 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class BodyBudget:
-    """Bytes of request bodies held in memory at once, across connections and workers.
-
-    A reservation that does not fit waits (workers) or is refused (the I/O thread spools the
-    body to a file instead). One body alone always fits, so a limit below the largest
-    allowed body slows big requests down rather than refusing them for ever.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.held = limit, 0
-        self._changed = threading.Condition()
-
-    def try_reserve(self, size: int) -> bool:
-        with self._changed:
-            if self.held and self.held + size > self.limit:
-                return False
-            self.held += size
-            return True
-
-    def reserve(self, size: int, timeout: float) -> bool:
-        with self._changed:
-            if not self._changed.wait_for(lambda: not self.held or self.held + size <= self.limit,
-                                          timeout):
-                return False
-            self.held += size
-            return True
-
-    def release(self, size: int) -> None:
-        if size:
-            with self._changed:
-                self.held -= size
-                self._changed.notify_all()
-
-
 class Connection:
     """One client connection: its socket, what has arrived, and where it is in a request."""
 
-    __slots__ = ("sock", "address", "buffer", "state", "deadline", "head", "body", "received",
-                 "reserved", "linger_left")
+    __slots__ = ("sock", "address", "buffer", "state", "deadline", "head", "body", "linger_left")
 
-    def __init__(self, sock: socket.socket, address: tuple) -> None:
+    def __init__(self, sock: socket.socket, address: tuple | str) -> None:
         self.sock, self.address = sock, address
         self.buffer = bytearray()
         self.state = WAITING
         self.deadline = 0.0
         self.head: Head | None = None
-        self.body: bytes | bytearray | BinaryIO | None = None  # BinaryIO: spooled to a file
-        self.received = 0
-        self.reserved = 0
+        self.body: Body | None = None
         self.linger_left = 0
 
-    def take_body(self) -> tuple[object, int]:
-        """The body (bytes, or a spooled file) and its memory reservation, for a worker."""
-        body, reserved = self.body, self.reserved
-        self.body, self.reserved, self.received = None, 0, 0
-        return (b"" if body is None else body), reserved
+    @property
+    def received(self) -> int:
+        """Bytes of the body being read that have arrived (0 when none is being read)."""
+        return self.body.received if self.body is not None else 0
+
+    def take_body(self) -> Body | None:
+        """The request's body, for a worker: the connection holds it no more."""
+        body, self.body = self.body, None
+        return body
+
+
+class Loop(Protocol):
+    """What the connection pool asks of the I/O loop that drives it."""
+
+    def watch(self, connection: Connection) -> None:
+        """Call the pool's `readable` when the connection's socket has something to read."""
+
+    def unwatch(self, connection: Connection) -> None:
+        """Stop watching it (handed to a worker, or closed); no error when not watched."""
+
+    def closed(self, connection: Connection) -> None:
+        """A connection closed: there may be room for another."""
+
+    def submit(self, connection: Connection) -> None:
+        """A complete request: have a worker answer it and give the connection back."""
+
+
+# The app's answer to a request refused while it was read, given the head's headers if read.
+Refusal = Callable[[HTTPError, list[tuple[str, str]] | None], Reply]
 
 
 class ConnectionPool:
-    """Every open connection, driven by the server's I/O thread."""
+    """Every open connection, driven by the I/O loop's thread."""
 
-    def __init__(self, server: FunctionsServer) -> None:
-        self.server = server
+    def __init__(self, loop: Loop, limits: ServerLimits, *, max_body_for: Callable[[str], int],
+                 refusal: Refusal, date: Callable[[], str],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.loop, self.limits = loop, limits
+        self.max_body_for, self.refusal, self.date, self.clock = max_body_for, refusal, date, clock
         self.open_connections: dict[int, Connection] = {}
-        self.budget = BodyBudget(server.limits.max_body_memory)
+        self.budget = BodyBudget(limits.max_body_memory)
         self._scratch = bytearray(BULK_SIZE)
 
     def has_room(self) -> bool:
-        return len(self.open_connections) < self.server.limits.max_connections
+        return len(self.open_connections) < self.limits.max_connections
 
-    def open(self, sock: socket.socket, address: tuple) -> Connection:
+    def open(self, sock: socket.socket, address: tuple | str) -> Connection:
         """A newly accepted connection; `resume` it to start reading."""
         sock.setblocking(False)
         try:
@@ -112,20 +103,20 @@ class ConnectionPool:
     def resume(self, connection: Connection) -> None:
         """Wait for the next request on `connection` (new, or given back after a reply)."""
         connection.state, connection.head = WAITING, None
-        connection.deadline = time.monotonic() + self.server.limits.keepalive_timeout
+        connection.deadline = self.clock() + self.limits.keepalive_timeout
         if not self._advance(connection) and id(connection) in self.open_connections:
-            self.server.watch(connection)
+            self.loop.watch(connection)
 
     def readable(self, connection: Connection) -> None:
         try:
             if connection.state == BODY:
-                received = self._read_body(connection)
+                received = connection.body.receive(connection.sock, self._scratch)
             elif connection.state == LINGERING:
                 received = self._discard(connection)
             else:  # into the scratch buffer: recv(65536) would allocate 64 KiB per read
                 received = connection.sock.recv_into(self._scratch, RECV_SIZE)
                 if received and not connection.buffer:
-                    connection.deadline = time.monotonic() + self.server.limits.read_timeout
+                    connection.deadline = self.clock() + self.limits.read_timeout
                 connection.buffer += memoryview(self._scratch)[:received]
         except BlockingIOError:
             return
@@ -140,7 +131,7 @@ class ConnectionPool:
         """Go as far as the buffer allows; True once the connection left the I/O thread's
         reading (handed to a worker, or closed)."""
         if connection.state == BODY:
-            return self._body_complete(connection)
+            return connection.body.complete and self._dispatch(connection)
         if connection.buffer[:2] == b"\r\n":
             del connection.buffer[:2]  # RFC 9112 §2.2: one empty line before a request is ignored
         try:
@@ -152,7 +143,7 @@ class ConnectionPool:
             self.reject(connection, exc, declared=None)
             return False  # lingering, or closed
         del connection.buffer[:end]
-        limit = self.server.app.max_body_for(head.path)
+        limit = self.max_body_for(head.path)
         if head.length > limit:
             # Refused from Content-Length alone: not a byte of the body is kept.
             self.reject(connection, PayloadTooLarge(f"request bodies are limited to {limit} bytes"),
@@ -163,24 +154,17 @@ class ConnectionPool:
 
     def _start_body(self, connection: Connection, head: Head) -> bool:
         length, buffer = head.length, connection.buffer
-        limits = self.server.limits
         if length <= len(buffer):  # all here already (or no body): the usual case
             self._body_from_buffer(connection, length)
             return self._dispatch(connection)
-        if length <= limits.spool_threshold and self.budget.try_reserve(length):
-            connection.body, connection.reserved = bytearray(length), length
-            connection.body[:len(buffer)] = buffer
-        else:  # big, or the memory budget is spent: to disk, as waitress does
-            try:
-                connection.body = tempfile.TemporaryFile(prefix="sfdcflex-body-")
-                connection.body.write(buffer)
-            except OSError as exc:  # out of descriptors or disk: refuse this one, keep serving
-                log.warning("cannot spool a request body: %s", exc.strerror)
-                self.reject(connection, ServiceUnavailable(
-                    "the server cannot take this request body now; retry shortly",
-                    headers={"Retry-After": "1"}), declared=length)
-                return False
-        connection.received = len(buffer)
+        try:
+            connection.body = Body.arriving(self.budget, length, buffer, self.limits.spool_threshold)
+        except OSError as exc:  # out of descriptors or disk: refuse this one, keep serving
+            log.warning("cannot spool a request body: %s", exc.strerror)
+            self.reject(connection, ServiceUnavailable(
+                "the server cannot take this request body now; retry shortly",
+                headers={"Retry-After": "1"}), declared=length)
+            return False
         buffer.clear()
         connection.state = BODY
         if head.expects_continue:
@@ -188,12 +172,8 @@ class ConnectionPool:
         return False
 
     def _body_from_buffer(self, connection: Connection, length: int) -> None:
-        if not length:
-            connection.body, connection.reserved = b"", 0
-            return
-        connection.body = bytes(connection.buffer[:length])
+        connection.body = Body.whole(self.budget, bytes(connection.buffer[:length]))
         del connection.buffer[:length]
-        connection.reserved = length if self.budget.try_reserve(length) else 0
 
     def take_complete(self, connection: Connection) -> bool | None:
         """A worker's fast path on keep-alive: make the buffer's request the connection's next
@@ -209,7 +189,7 @@ class ConnectionPool:
             head = parse_head(bytes(buffer[:end]))
         except HTTPError:
             return False  # the I/O thread answers it, and lingers
-        if head.length > min(RECV_SIZE, self.server.app.max_body_for(head.path)):
+        if head.length > min(RECV_SIZE, self.max_body_for(head.path)):
             return False
         if end + head.length > len(buffer):
             return None
@@ -218,28 +198,10 @@ class ConnectionPool:
         self._body_from_buffer(connection, head.length)
         return True
 
-    def _read_body(self, connection: Connection) -> int:
-        remaining = connection.head.length - connection.received
-        body = connection.body
-        if isinstance(body, bytearray):
-            count = connection.sock.recv_into(memoryview(body)[connection.received:], remaining)
-        else:
-            count = connection.sock.recv_into(self._scratch, min(remaining, BULK_SIZE))
-            body.write(memoryview(self._scratch)[:count])
-        connection.received += count
-        return count
-
-    def _body_complete(self, connection: Connection) -> bool:
-        if connection.received < connection.head.length:
-            return False
-        if not isinstance(connection.body, bytearray):
-            connection.body.seek(0)
-        return self._dispatch(connection)
-
     def _dispatch(self, connection: Connection) -> bool:
-        self.server.unwatch(connection)  # the worker owns the socket until it gives it back
+        self.loop.unwatch(connection)  # the worker owns the socket until it gives it back
         connection.state = BUSY
-        self.server.workers.submit(connection)
+        self.loop.submit(connection)
         return True
 
     # --- errors and lingering close ------------------------------------------------------
@@ -256,8 +218,7 @@ class ConnectionPool:
         be read), so a browser on Flex sees the status rather than a CORS error.
         """
         log.info("%d - (request rejected before routing: %s)", exc.status, exc.code)
-        data = encode_reply(self.server.app.refusal(exc, headers), self.server.http_date.now(),
-                            keep_alive=False)
+        data = encode_reply(self.refusal(exc, headers), self.date(), keep_alive=False)
         self._release_body(connection)
         if not _send_quietly(connection.sock, data):
             self.close(connection)
@@ -266,7 +227,7 @@ class ConnectionPool:
             connection.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the client left meanwhile
-        limits = self.server.limits
+        limits = self.limits
         # Unknown length (the head itself was bad): drop what comes until the client stops.
         left = limits.linger_bytes if declared is None else declared - len(connection.buffer)
         connection.buffer.clear()
@@ -275,7 +236,7 @@ class ConnectionPool:
             return
         connection.state = LINGERING
         connection.linger_left = min(left, limits.linger_bytes)
-        connection.deadline = time.monotonic() + limits.linger_seconds
+        connection.deadline = self.clock() + limits.linger_seconds
 
     def _discard(self, connection: Connection) -> int:
         count = connection.sock.recv_into(self._scratch)
@@ -295,20 +256,19 @@ class ConnectionPool:
     def close(self, connection: Connection) -> None:
         known = self.open_connections.pop(id(connection), None) is not None
         if connection.state != BUSY:
-            self.server.unwatch(connection)
+            self.loop.unwatch(connection)
         self._release_body(connection)
         try:
             connection.sock.close()
         except OSError:
             pass
         if known:
-            self.server.connection_closed()
+            self.loop.closed(connection)
 
     def _release_body(self, connection: Connection) -> None:
-        body, reserved = connection.take_body()
-        self.budget.release(reserved)
-        if hasattr(body, "close"):
-            body.close()
+        body = connection.take_body()
+        if body is not None:
+            body.release()
 
     def close_idle(self) -> None:
         for connection in list(self.open_connections.values()):

@@ -9,7 +9,9 @@ class ServerLimits:
     """The server's bounds; every one has a CLI option (see cli.py and the README)."""
 
     max_connections: int = 1000
-    threads: int | None = None           # None: the app's max_concurrency + 8
+    # The runtime's default max_concurrency (30) and 8 more, so that past the cap a thread is
+    # free to answer 429; a caller with another cap passes its own count.
+    threads: int = 38
     max_body_memory: int = 32 * 1024 * 1024
     spool_threshold: int = 512 * 1024    # waitress's inbuf_overflow: bigger bodies go to a file
     keepalive_timeout: float = 15.0

@@ -18,12 +18,14 @@ import selectors
 import socket
 import threading
 import time
+from functools import partial
 from typing import Callable
 
 from ..app import App
 from .connection import Connection, ConnectionPool
 from .http11 import HttpDate
 from .limits import ServerLimits
+from .responder import Responder
 from .worker import Workers
 
 log = logging.getLogger("sfdcflex")
@@ -33,22 +35,36 @@ log = logging.getLogger("sfdcflex")
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 ACCEPT_PAUSE = 0.5
 SWEEP_INTERVAL = 0.1
+# Connections the kernel completes while the server is not accepting (full, or pausing): a
+# burst beyond Linux's default of 128 would otherwise be refused.
+BACKLOG = 1024
+
+
+def listen(address: tuple[str, int], backlog: int = BACKLOG) -> socket.socket:
+    """A listening socket on `address` (port 0: any free one), bound before the app is built
+    when the app needs the server's URL (the OAuth callback does)."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    return socket.create_server(address, family=family, backlog=backlog)
+
+
+def url_of(sock: socket.socket) -> str:
+    """The base URL a listening socket is reached at, e.g. http://127.0.0.1:8080."""
+    host, port = sock.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
 
 
 class FunctionsServer:
-    """The functions runtime's HTTP/1.1 server; `serve_forever` runs the I/O loop."""
+    """The functions runtime's HTTP/1.1 server on a listening socket; `serve_forever` runs the
+    I/O loop. It implements the connection pool's `Loop`."""
 
-    request_queue_size = 1024
-
-    def __init__(self, address: tuple[str, int], app: App | None, *, read_timeout: float = 10.0,
-                 limits: ServerLimits | None = None) -> None:
-        self.app = app
-        self.limits = limits or ServerLimits(read_timeout=read_timeout)
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.socket = socket.create_server(address, family=family, backlog=self.request_queue_size)
+    def __init__(self, sock: socket.socket, app: App, limits: ServerLimits) -> None:
+        self.app, self.limits = app, limits
+        self.socket = sock
         self.socket.setblocking(False)
         self.server_address = self.socket.getsockname()
-        self.http_date = HttpDate()
+        self.url = url_of(sock)
+        date = HttpDate().now
         self._selector = selectors.DefaultSelector()
         self._wake_in, self._wake_out = socket.socketpair()
         self._wake_in.setblocking(False)
@@ -64,15 +80,14 @@ class FunctionsServer:
         self._drain_until: float | None = None
         self._drained = threading.Event()
         self._nothing_cut = True
-        self.connections = ConnectionPool(self)
-        self.workers: Workers | None = None
         self._closed = False
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}"
+        self.connections = ConnectionPool(self, limits, max_body_for=app.max_body_for,
+                                          refusal=app.refusal, date=date)
+        self.workers = Workers(limits.threads)
+        self.responder = Responder(limits, dispatch=app.dispatch, refusal=app.refusal, date=date,
+                                   take_complete=self.connections.take_complete,
+                                   give_back=self.give_back, draining=lambda: self.draining,
+                                   backlogged=self.workers.backlogged)
 
     @property
     def draining(self) -> bool:
@@ -87,9 +102,6 @@ class FunctionsServer:
                 return
             self._stopped.clear()
             self._loop_thread = threading.get_ident()
-        if self.workers is None:  # here, not in __init__: the app is often set after that
-            threads = self.limits.threads or (self.app.limits.max_concurrency + 8 if self.app else 38)
-            self.workers = Workers(self, threads)
         self._selector.register(self._wake_in, selectors.EVENT_READ, None)
         self._accepting = False
         self._update_accepting(time.monotonic())
@@ -206,7 +218,7 @@ class FunctionsServer:
                 self._selector.unregister(self.socket)
             self._accepting = wanted
 
-    def connection_closed(self) -> None:
+    def closed(self, connection: Connection) -> None:
         """The connection pool calls this when a connection closes: there may be room again."""
         if self._loop_thread == threading.get_ident():
             self._update_accepting(time.monotonic())
@@ -261,13 +273,15 @@ class FunctionsServer:
         if running is not None and running != threading.get_ident():
             self.shutdown()
         self.connections.close_all()
-        if self.workers is not None:
-            self.workers.stop()
+        self.workers.stop()
         for sock in (self.socket, self._wake_in, self._wake_out):
             sock.close()
         self._selector.close()
 
     # --- for the connection pool -----------------------------------------------------------
+
+    def submit(self, connection: Connection) -> None:
+        self.workers.submit(partial(self.responder.serve, connection))
 
     def watch(self, connection: Connection) -> None:
         self._selector.register(connection.sock, selectors.EVENT_READ, connection)

@@ -1,6 +1,14 @@
-"""The HTTP server over raw sockets: keep-alive, one write per response, limits, slow clients."""
+"""The server's I/O loop over real loopback sockets: accepting in batches and only while there is
+room, backing off when accept() fails, bounds on connections, idle and slow clients, faults kept
+to one connection, graceful close.
+
+The I/O loop re-checks whether to listen on every sweep (every 0.1 s), which would hide a
+missed re-check; tests that are about the immediate re-check turn the sweep off
+(SWEEP_INTERVAL of a minute) so that only the code under test can start or stop listening.
+"""
 from __future__ import annotations
 
+import errno
 import http.client
 import logging
 import socket
@@ -9,158 +17,211 @@ import time
 
 import pytest
 
-from sfdcflex.runtime.http.http11 import MAX_HEADER_BYTES
-from sfdcflex.runtime.http.server import FunctionsServer
+import sfdcflex.runtime.http.server as server_module
+from sfdcflex.runtime.http.limits import ServerLimits
+from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
+from tests.support.sockets import connect, exchange, read_all, wait_until
 
 
-def raw_exchange(url: str, data: bytes, *, timeout: float = 5.0) -> bytes:
-    """Send raw bytes, read until the server closes or goes quiet; returns what came back."""
-    host, port = url.split("//")[1].split(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(data)
-        chunks = []
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except (socket.timeout, ConnectionResetError):
-            pass
-        return b"".join(chunks)
+class _AcceptFailsFirst:
+    """A listening socket whose accept() raises the given errors first, then accepts for real."""
+
+    def __init__(self, sock: socket.socket, *errors: OSError) -> None:
+        self.sock, self.errors, self.calls = sock, list(errors), []
+
+    def accept(self):
+        self.calls.append(time.monotonic())
+        if self.errors:
+            raise self.errors.pop(0)
+        return self.sock.accept()
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
 
 
-def test_keep_alive_serves_many_requests_on_one_connection(runtime):
-    conn = http.client.HTTPConnection(runtime.url.split("//")[1], timeout=5)
-    conn.connect()
-    first_socket = conn.sock
-    for _ in range(20):
-        conn.request("GET", "/hello")
-        reply = conn.getresponse()
-        assert reply.status == 200 and reply.read() == b'{"ok":true}'
-        assert reply.getheader("Connection") is None
-    assert conn.sock is first_socket
-    conn.close()
+@pytest.fixture
+def app(serve):
+    return serve().app
 
 
-def test_http_1_0_closes_unless_asked_to_keep_alive(runtime):
-    answer = raw_exchange(runtime.url, b"GET /hello HTTP/1.0\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b"Connection: close" in answer
-    assert answer.endswith(b'{"ok":true}')
+@pytest.fixture
+def no_sweep(monkeypatch):
+    monkeypatch.setattr(server_module, "SWEEP_INTERVAL", 60.0)
 
 
-def test_log_line_per_request(runtime, caplog):
-    with caplog.at_level(logging.INFO, logger="sfdcflex"):
-        runtime.call("GET", "/hello?code=should-not-be-logged")
-    lines = [r.getMessage() for r in caplog.records if "/hello" in r.getMessage()]
-    assert len(lines) == 1 and lines[0].startswith("200 GET /hello ") and lines[0].endswith("ms")
-    assert "should-not-be-logged" not in caplog.text
+@pytest.fixture
+def idle_server(app):
+    """A server whose loop is not running: the test thread calls `_accept` itself."""
+    made: list[FunctionsServer] = []
+
+    def make(*errors: OSError, max_connections: int = 1000) -> FunctionsServer:
+        server = FunctionsServer(listen(("127.0.0.1", 0)), app,
+                                 ServerLimits(max_connections=max_connections))
+        server.socket = _AcceptFailsFirst(server.socket, *errors)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.server_close()
 
 
-def test_each_response_leaves_in_one_write(runtime, monkeypatch):
-    # Headers and body in one send: two writes meet Nagle's algorithm and delayed ACK.
-    writes = []
-    real_send = socket.socket.send
-
-    def counting_send(sock, data, *args):
-        writes.append(bytes(data[:9]))
-        return real_send(sock, data, *args)
-
-    monkeypatch.setattr(socket.socket, "send", counting_send)
-    answer = raw_exchange(runtime.url, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * 3
-                          + b"GET /built HTTP/1.1\r\nConnection: close\r\n\r\n")
-    assert answer.count(b"HTTP/1.1 ") == 4
-    assert [w for w in writes if w != b"x"] == [b"HTTP/1.1 "] * 4  # b"x": the I/O thread's wake-up
+# --- accepting ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("request_bytes,status", [
-    (b"GET /hello HTTP/1.1\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1) + b"\r\n\r\n", 431),
-    (b"GET /hello HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
-    (b"GARBAGE\r\n\r\n", 400),
-    (b"GET /hello HTTP/2.0\r\n\r\n", 505),
-    (b"GET hello HTTP/1.1\r\n\r\n", 400),
-    (b"POST /echo HTTP/1.1\r\nContent-Length: nope\r\n\r\n", 400),
-    (b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
-    (b"GET /hello HTTP/1.1\r\n folded: header\r\n\r\n", 400),
-])
-def test_malformed_requests_get_an_honest_status_and_json(runtime, request_bytes, status):
-    answer = raw_exchange(runtime.url, request_bytes)
-    assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:80]
-    assert b"Content-Type: application/json" in answer and b'"error"' in answer
-    assert b"Connection: close" in answer
-
-
-def test_body_over_6_mib_is_413_without_being_read(runtime):
-    head = b"POST /echo HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (6 * 1024 * 1024 + 1)
-    answer = raw_exchange(runtime.url, head)  # the body is never sent: the server must not wait for it
-    assert answer.startswith(b"HTTP/1.1 413 ")
-    assert b"payload_too_large" in answer
-
-
-def test_expect_100_continue(runtime):
-    # The client waits for 100 Continue before sending its body (RFC 9110 §10.1.1).
-    host, port = runtime.url.split("//")[1].split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
-                     b"Content-Type: application/json\r\nConnection: close\r\n\r\n")
-        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
-        sock.sendall(b"{}")
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    assert answer.startswith(b"HTTP/1.1 200 OK")
-
-
-def test_slow_client_is_closed_by_the_read_timeout_while_others_are_served(serve):
-    served = serve(read_timeout=0.6)
-    host, port = served.url.split("//")[1].split(":")
-    slow = socket.create_connection((host, int(port)), timeout=5)
-    closed_after = None
-    started = time.monotonic()
+def test_one_accept_takes_a_batch_of_64_and_leaves_the_rest_in_the_backlog(idle_server):
+    server = idle_server()
+    clients = [connect(server.server_address) for _ in range(66)]
     try:
-        for byte in b"GET /hello HTTP/1.1\r\nHost: x\r\n":  # one byte every 50 ms: never a whole request
-            assert served.call("GET", "/hello", timeout=2).status == 200
-            try:
-                slow.sendall(bytes([byte]))
-                slow.settimeout(0.05)
-                if slow.recv(1) == b"":
-                    closed_after = time.monotonic() - started
-                    break
-            except socket.timeout:
-                continue
-            except OSError:
-                closed_after = time.monotonic() - started
-                break
-            if time.monotonic() - started > 4:
-                break
+        server._accept()
+        assert len(server.connections.open_connections) == 64
+        server._accept()
+        assert len(server.connections.open_connections) == 66
+        assert server._accepting  # room left, no pause: listening
+        assert {c.address for c in server.connections.open_connections.values()} == \
+            {c.getsockname() for c in clients}
     finally:
-        slow.close()
-    assert closed_after is not None and closed_after < 2.5
+        for sock in clients:
+            sock.close()
 
 
-def test_client_disconnects_print_no_traceback(runtime, caplog, capsys):
-    for partial in (b"GET /hel", b"POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"a\"",
-                    b"GET /hello HTTP/1.1\r\nHost: x\r\n"):
-        host, port = runtime.url.split("//")[1].split(":")
-        with socket.create_connection((host, int(port))) as sock:
-            sock.sendall(partial)
-    # a client that leaves before reading the answer
-    host, port = runtime.url.split("//")[1].split(":")
-    with socket.create_connection((host, int(port))) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        sock.sendall(b"GET /hello HTTP/1.1\r\n\r\n")
-    assert runtime.call("GET", "/hello").status == 200
-    # Wait (bounded) until every connection thread has seen its socket close and ended.
-    deadline = time.monotonic() + 10
-    while any("process_request_thread" in t.name for t in threading.enumerate()):
-        assert time.monotonic() < deadline, "a connection thread outlived its closed socket"
-        time.sleep(0.01)
-    assert "Traceback" not in caplog.text and "Traceback" not in capsys.readouterr().err
+def test_a_client_that_gave_up_in_the_handshake_does_not_end_the_batch(idle_server, caplog):
+    server = idle_server(OSError(errno.ECONNABORTED, "Software caused connection abort"))
+    with connect(server.server_address):
+        server._accept()
+        assert len(server.connections.open_connections) == 1
+        assert len(server.socket.calls) == 3  # aborted, accepted, then nothing more (BlockingIOError)
+    assert server._accept_paused_until == 0.0
+    assert not [r for r in caplog.records if r.name == "sfdcflex" and r.levelno >= logging.WARNING]
+
+
+def test_at_the_limit_accepting_stops_at_once(idle_server):
+    server = idle_server(max_connections=2)
+    server._update_accepting(time.monotonic())
+    assert server._accepting
+    clients = [connect(server.server_address) for _ in range(3)]
+    try:
+        server._accept()
+        assert len(server.connections.open_connections) == 2
+        assert not server._accepting
+        assert server.socket.fileno() not in {k.fd for k in server._selector.get_map().values()}
+    finally:
+        for sock in clients:
+            sock.close()
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.EINVAL], ids=["EMFILE", "EINVAL"])
+def test_a_failed_accept_stops_listening_for_the_pause_at_once(idle_server, code):
+    server = idle_server(OSError(code, "planted"))
+    server._update_accepting(time.monotonic())
+    with connect(server.server_address):
+        before = time.monotonic()
+        server._accept()
+        after = time.monotonic()
+        assert not server.connections.open_connections and len(server.socket.calls) == 1
+        assert before + 0.5 <= server._accept_paused_until <= after + 0.5
+        assert not server._accepting  # not listening (and so not spinning) until the pause is over
+        server._update_accepting(after + 0.49)
+        assert not server._accepting
+        server._update_accepting(server._accept_paused_until)
+        assert server._accepting
+
+
+@pytest.mark.parametrize("error, level, message", ids=["EMFILE", "EINVAL"], argvalues=[
+    (OSError(errno.EMFILE, "Too many open files"), logging.WARNING,
+     "cannot accept a connection (Too many open files); pausing accepts for 0.2 s"),
+    (OSError(errno.EINVAL, "Invalid argument"), logging.ERROR,
+     "accept failed ([Errno 22] Invalid argument); pausing accepts for 0.2 s"),
+])
+def test_a_failed_accept_pauses_accepting_then_serves_the_client(app, monkeypatch, caplog,
+                                                                  error, level, message):
+    monkeypatch.setattr(server_module, "ACCEPT_PAUSE", 0.2)
+    server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits())
+    server.socket = failing = _AcceptFailsFirst(server.socket, error)
+    start_in_thread(server)
+    try:
+        with connect(server.server_address) as client:
+            client.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert read_all(client).startswith(b"HTTP/1.1 200 ")
+    finally:
+        server.shutdown()
+        server.server_close()
+    first, second = failing.calls[:2]
+    assert second - first >= 0.2  # not tried again before the pause is over
+    records = [r for r in caplog.records if r.name == "sfdcflex" and r.levelno >= logging.WARNING]
+    assert [(r.levelno, r.getMessage()) for r in records] == [(level, message)]
+
+
+def test_emfile_on_accept_backs_off_instead_of_spinning(app, monkeypatch):
+    monkeypatch.setattr(server_module, "ACCEPT_PAUSE", 0.2)
+    server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits())
+    out_of_descriptors = [OSError(errno.EMFILE, "Too many open files")] * 1000
+    server.socket = failing = _AcceptFailsFirst(server.socket, *out_of_descriptors)
+    start_in_thread(server)
+    try:
+        client = connect(server.server_address)  # backlog: accepted by the kernel
+        time.sleep(0.3)  # what is measured is how often accept() runs in this time
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 1 <= len(failing.calls) <= 3  # one try per 0.2 s pause, not thousands
+
+
+def test_full_server_stops_listening_at_once_and_listens_again_when_one_closes(serve, no_sweep):
+    served = serve(server_limits=ServerLimits(max_connections=2))
+    server = served.server
+    held = [connect(server.server_address) for _ in range(2)]
+    late = None
+    try:
+        assert wait_until(lambda: len(server.connections.open_connections) == 2)
+        assert wait_until(lambda: not server._accepting)  # not on the next sweep: that is a minute away
+        late = connect(server.server_address)  # the kernel's backlog completes the handshake
+        late.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+        held.pop().close()  # the I/O thread reads the close and listens again, at once
+        assert read_all(late).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in held + ([late] if late else []):
+            sock.close()
+
+
+def test_a_close_off_the_io_thread_leaves_the_listening_to_the_io_thread(idle_server):
+    server = idle_server(max_connections=1)
+    with connect(server.server_address):
+        server._accept()
+        assert not server._accepting
+        server.connections.close(next(iter(server.connections.open_connections.values())))
+        assert not server._accepting  # the loop is not running here: the selector is its alone
+        server._loop_thread = threading.get_ident()  # as if this were the I/O thread
+        try:
+            server.closed(None)
+            assert server._accepting
+        finally:
+            server._loop_thread = None
+
+
+def test_past_max_connections_new_ones_wait_until_one_closes(serve):
+    served = serve(server_limits=ServerLimits(max_connections=3))
+    held = [connect(served.url) for _ in range(3)]
+    assert wait_until(lambda: len(served.server.connections.open_connections) == 3)
+    late = connect(served.url, timeout=0.3)  # the kernel's backlog completes the handshake
+    try:
+        late.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+        with pytest.raises(socket.timeout):
+            late.recv(100)
+        held.pop().close()
+        late.settimeout(5)
+        assert read_all(late).startswith(b"HTTP/1.1 200 ")
+    finally:
+        late.close()
+        for sock in held:
+            sock.close()
 
 
 @pytest.mark.slow  # 150 connections at once
 def test_burst_of_connections_beyond_backlog_default_is_served(runtime):
-    assert FunctionsServer.request_queue_size >= 128
-    host, port = runtime.url.split("//")[1].split(":")
-    socks = [socket.create_connection((host, int(port)), timeout=5) for _ in range(150)]
+    assert server_module.BACKLOG >= 128
+    socks = [connect(runtime.url) for _ in range(150)]
     try:
         for sock in socks:
             sock.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
@@ -178,12 +239,66 @@ def test_burst_of_connections_beyond_backlog_default_is_served(runtime):
     assert statuses <= {b"200", b"429"} and b"200" in statuses
 
 
+# --- idle clients; faults ---------------------------------------------------------------------
 
-def test_date_header_is_an_imf_fixdate(runtime):
-    import email.utils
-    answer = runtime.call("GET", "/hello")
-    parsed = email.utils.parsedate_to_datetime(answer.headers["Date"])
-    assert answer.headers["Date"].endswith(" GMT") and abs(parsed.timestamp() - time.time()) < 5
+
+def test_idle_connections_cost_no_thread(serve):
+    served = serve(server_limits=ServerLimits(threads=6))
+    served.call("GET", "/hello")
+    before = threading.active_count()
+    idle = [connect(served.url) for _ in range(200)]
+    try:
+        for sock in idle[:100]:
+            sock.sendall(b"GET /hel")  # half a request: slow clients, not just idle ones
+        assert wait_until(lambda: len(served.server.connections.open_connections) >= 200)
+        assert threading.active_count() <= before  # (earlier tests' threads may still be ending)
+        assert served.call("GET", "/hello").status == 200
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_fault_with_one_connection_does_not_stop_the_server(serve, monkeypatch, caplog):
+    served = serve()
+    pool = served.server.connections
+    real = pool._advance
+
+    def fails_once(connection):
+        monkeypatch.setattr(pool, "_advance", real)
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(pool, "_advance", fails_once)
+    assert exchange(served.url, b"GET /hello HTTP/1.1\r\n\r\n") == b""  # that one is closed
+    assert served.call("GET", "/hello").status == 200
+    assert "planted" in caplog.text
+
+
+# --- stopping --------------------------------------------------------------------------------
+
+
+def slow_calls(served, count: int, seconds: float) -> list[int]:
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(
+        served.call("POST", "/slow", body={"wait": seconds}).status)) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return statuses
+
+
+def test_every_worker_ends_with_the_server(serve):
+    served = serve(server_limits=ServerLimits(threads=4))
+    assert slow_calls(served, 4, 0.1) == [200] * 4
+    workers = served.server.workers
+    assert workers.count == 4   # the server's thread count is the limits' own
+    threads = list(workers._threads)
+    assert len(threads) == 4 and all(thread.is_alive() for thread in threads)
+    served.server.shutdown()
+    served.server.server_close()
+    assert wait_until(lambda: not any(thread.is_alive() for thread in threads), 3)
+    workers.submit(lambda: None)   # a late hand-over after the stop starts nothing
+    assert workers.started == 4
 
 
 def _start_slow_call(served, wait: float) -> tuple[threading.Thread, list]:
@@ -224,11 +339,10 @@ def test_close_gracefully_finishes_requests_in_flight_and_closes_idle_connection
     closing, result = _in_thread(served.server.close_gracefully, 5.0)
     try:
         assert idle.sock.recv(1) == b""   # the idle keep-alive connection was closed at once
-        host, port = served.url.split("//")[1].split(":")
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:  # new connections are refused, not queued
             try:
-                socket.create_connection((host, int(port)), timeout=1).close()
+                connect(served.url, timeout=1).close()
             except ConnectionRefusedError:
                 break
             time.sleep(0.02)
@@ -258,3 +372,4 @@ def test_close_gracefully_cuts_what_outlives_the_timeout(serve):
     finally:
         slow.RELEASE.set()
         in_flight.join(10)
+

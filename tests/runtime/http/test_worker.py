@@ -1,63 +1,99 @@
-"""The worker's own bounds: memory for a spooled body, and a client that never reads its answer."""
+"""The worker pool, on plain jobs: it grows with the load (no thread before the first job, one more
+only when a job finds none free, never more than `count`), and every thread ends with it."""
 from __future__ import annotations
 
-import json
-import socket
+import logging
 import threading
-import time
 
-from tests.runtime.http.test_server_bounds import connect, read_all, wait_until
 from sfdcflex.runtime.http.limits import ServerLimits
+from sfdcflex.runtime.http.worker import Workers
+from tests.support.sockets import wait_until
 
 
-def _post(url: str, path: str, body: bytes) -> bytes:
-    with connect(url) as sock:
-        sock.sendall(b"POST %s HTTP/1.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                     b"Content-Length: %d\r\n\r\n" % (path.encode(), len(body)) + body)
-        return read_all(sock)
+def blocking_jobs(count: int) -> tuple[list, threading.Event, list[threading.Event]]:
+    """`count` jobs that each say they run, then wait for `release`."""
+    release = threading.Event()
+    running = [threading.Event() for _ in range(count)]
+
+    def job(index: int) -> None:
+        running[index].set()
+        release.wait(5)
+
+    return [lambda i=i: job(i) for i in range(count)], release, running
 
 
-def test_a_spooled_body_that_gets_no_memory_in_time_is_503_and_the_server_goes_on(serve):
-    served = serve(server_limits=ServerLimits(spool_threshold=4096, max_body_memory=16 * 1024,
-                                              read_timeout=0.3))
-    budget = served.server.connections.budget
-    small = json.dumps({"wait": "0.6", "pad": "x" * 2950}).encode()   # in memory, held while it runs
-    slow = [threading.Thread(target=_post, args=(served.url, "/slow", small)) for _ in range(5)]
-    for thread in slow:
-        thread.start()
-    assert wait_until(lambda: budget.held == 5 * len(small), 3)
-    big = json.dumps({"pad": "y" * 10_000}).encode()   # spooled; 10 KB more does not fit in 16 KiB
-    with connect(served.url) as sock:   # the head first: a body still to come is spooled
-        sock.sendall(b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(big) + big[:100])
-        connections = served.server.connections.open_connections
-        assert wait_until(lambda: any(c.received == 100 for c in list(connections.values())), 3)
-        started = time.monotonic()
-        sock.sendall(big[100:])
-        refused = read_all(sock)
-    assert refused.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1\r\n" in refused
-    assert 0.25 < time.monotonic() - started < 0.55   # it waited its read timeout, no longer
-    assert refused.endswith(b'{"error":"server_busy","message":"the server holds too many request bodies; retry shortly"}')
-    for thread in slow:
-        thread.join(5)
-    assert budget.held == 0
-    assert _post(served.url, "/echo", big).startswith(b"HTTP/1.1 200 ")
-
-
-def test_a_client_that_does_not_read_its_answer_is_dropped_after_the_send_timeout(serve):
-    served = serve(server_limits=ServerLimits(send_timeout=0.3))
-    body = json.dumps({"pad": "z" * 6_000_000}).encode()   # echoed back: more than the send buffer
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(5)
-    host, port = served.url.split("//")[1].split(":")
-    sock.connect((host, int(port)))
+def test_an_idle_pool_starts_no_thread_and_jobs_one_at_a_time_reuse_them():
+    workers = Workers(ServerLimits().threads)
+    assert workers.started == 0 and workers.count == 38
     try:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        time.sleep(0.8)   # not reading: the worker's send gives up after 0.3 s
-        assert served.call("GET", "/hello").status == 200   # meanwhile others are served
-        received = read_all(sock)
+        for _ in range(20):   # one after the other
+            done = threading.Event()
+            workers.submit(done.set)
+            assert done.wait(5)
+        # One thread could run them all; another starts only when a job arrives before the
+        # thread that ran the last one has said it is free (a few microseconds, longer when
+        # the machine is busy), so a few may start, never one per job.
+        assert 1 <= workers.started <= 5, workers.started
     finally:
-        sock.close()
-    assert received.startswith(b"HTTP/1.1 200 ")
-    assert len(received) < len(body)   # cut short, and closed (read_all saw the end)
+        workers.stop()
+
+
+def test_jobs_at_once_each_get_a_thread_of_their_own_below_the_cap():
+    workers = Workers(8)
+    jobs, release, running = blocking_jobs(6)
+    try:
+        for job in jobs:
+            workers.submit(job)
+        assert all(event.wait(5) for event in running)  # all six run side by side
+        assert workers.started == 6
+    finally:
+        release.set()
+        workers.stop()
+
+
+def test_past_the_cap_jobs_wait_for_a_thread_and_no_more_start():
+    workers = Workers(3)
+    jobs, release, running = blocking_jobs(5)
+    try:
+        for job in jobs:
+            workers.submit(job)
+        assert wait_until(lambda: sum(event.is_set() for event in running) == 3)
+        assert workers.started == 3 and workers.backlogged()
+        assert sum(event.is_set() for event in running) == 3  # two wait in the queue
+        release.set()
+        assert all(event.wait(5) for event in running)
+        done = threading.Event()
+        workers.submit(done.set)
+        assert done.wait(5) and workers.started == 3
+        assert wait_until(lambda: not workers.backlogged())
+    finally:
+        release.set()
+        workers.stop()
+
+
+def test_every_worker_ends_with_the_pool():
+    workers = Workers(4)
+    jobs, release, running = blocking_jobs(4)
+    for job in jobs:
+        workers.submit(job)
+    assert all(event.wait(5) for event in running)
+    threads = list(workers._threads)
+    assert len(threads) == 4 and all(thread.is_alive() for thread in threads)
+    release.set()
+    workers.stop()
+    assert wait_until(lambda: not any(thread.is_alive() for thread in threads), 3)
+    workers.submit(lambda: None)   # a late job after the stop starts nothing
+    assert workers.started == 4
+
+
+def test_a_failing_job_is_logged_and_costs_no_thread(caplog):
+    workers = Workers(1)
+    done = threading.Event()
+    try:
+        workers.submit(lambda: 1 / 0)
+        workers.submit(done.set)
+        assert done.wait(5) and workers.started == 1
+    finally:
+        workers.stop()
+    assert "a job on a worker thread failed" in caplog.text and "ZeroDivisionError" in caplog.text
+    assert [r.levelno for r in caplog.records if r.name == "sfdcflex"] == [logging.ERROR]

@@ -1,10 +1,6 @@
-"""Strict request heads and one-write replies (http11.py) where mutation testing found them
-unchecked (mutmut 3.8, issue 18). http11 is pure, so these call it directly: every refusal's
-status, code and message, the limits at their exact edges (100 header lines pass, 101 do not;
-15 KiB of header bytes; an 8 KiB request line), and the reply's framing.
-
-Each test names the mutants it kills; the equivalent ones are listed in README's reliability
-report.
+"""Strict request heads and one-write replies (http11.py). http11 is pure, so these call it
+directly: every refusal's status, code and message, the limits at their exact edges (100 header
+lines pass, 101 do not; 15 KiB of header bytes; an 8 KiB request line), and the reply's framing.
 """
 from __future__ import annotations
 
@@ -82,13 +78,13 @@ def test_the_limits_are_the_documented_ones():
       "send the body with a Content-Length; chunked bodies are not accepted")),
 ])
 def test_each_refusal_says_what_is_wrong(buffer, expected):
-    """_bad_field 1-20, _request_line 6-24, 26-41, _content_length (codes, messages, the
-    Transfer-Encoding check), parse_head's bare-CR message."""
+    """Bad header fields, request lines and Content-Lengths, and chunked bodies, are each refused
+    with their own status, code and message."""
     assert refusal(buffer) == expected
 
 
 def test_header_lines_are_limited_to_100_inclusive():
-    """parse_head: the count's comparison and arithmetic (>=, +1, -2), `or` for `and`."""
+    """100 header lines are taken and 101 refused, whatever their size."""
     def head(count: int) -> bytes:
         return b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(count)) + b"\r\n"
 
@@ -97,7 +93,8 @@ def test_header_lines_are_limited_to_100_inclusive():
 
 
 def test_header_bytes_are_limited_to_15_kib_inclusive():
-    """parse_head: the byte count (request line, its CRLF and the final CRLF left out or in)."""
+    """15 KiB of header lines with their CRLFs pass and one byte more does not; the request line
+    and the final CRLF do not count."""
     line = b"GET /" + b"p" * 100 + b" HTTP/1.1\r\n"
 
     def head(header_bytes: int) -> bytes:  # header lines with their CRLFs, plus the blank line
@@ -112,19 +109,19 @@ def test_header_bytes_are_limited_to_15_kib_inclusive():
 
 
 def test_request_line_is_limited_to_8192_bytes_inclusive():
-    """_request_line 1, 2 (>= and the message); find_head's early 414 on an unfinished line."""
+    """A request line of 8192 bytes passes, one of 8193 is 414, even before the head ends."""
     def line(size: int) -> bytes:
         return b"GET /" + b"a" * (size - len(b"GET / HTTP/1.1")) + b" HTTP/1.1"
 
     assert len(line(MAX_REQUEST_LINE)) == MAX_REQUEST_LINE
     assert read(line(MAX_REQUEST_LINE) + b"\r\n\r\n").method == "GET"
-    # A longest allowed line whose header lines are still arriving is waited for (find_head 71).
+    # A longest allowed line whose header lines are still arriving is waited for.
     assert find_head(line(MAX_REQUEST_LINE) + b"\r\nX-A: 1\r\n") == -1
     assert refusal(line(MAX_REQUEST_LINE + 1) + b"\r\n\r\n") == URI_TOO_LONG
 
 
 def test_an_unfinished_request_line_is_refused_once_it_cannot_fit():
-    """find_head: the early 414's search window and length (+2, +3, -2, >, +1, `or`, < 0)."""
+    """An unfinished request line is 414 as soon as it cannot fit, and not a byte sooner."""
     def unfinished(size: int) -> bytes:
         return b"GET /" + b"a" * (size - 5)
 
@@ -144,7 +141,7 @@ def test_an_unfinished_request_line_is_refused_once_it_cannot_fit():
 
 
 def test_an_unfinished_head_is_refused_past_the_head_limit():
-    """find_head: `len(buffer) > MAX_HEAD_BYTES` (>=) and the 431's message."""
+    """An unfinished head is 431 once it is past the head limit, and not at the limit."""
     start = b"GET / HTTP/1.1\r\nX-A: "
     assert find_head(start + b"v" * (MAX_HEAD_BYTES - len(start))) == -1
     with pytest.raises(HeadersTooLarge) as raised:
@@ -153,7 +150,8 @@ def test_an_unfinished_head_is_refused_past_the_head_limit():
 
 
 def test_the_head_ends_at_the_first_blank_line_and_the_body_is_not_checked():
-    """find_head 1-3 (find, rfind), 4-10 (where the checks stop), and the checks' ranges."""
+    """The head ends at the first blank line; the checks cover the whole head, its first and
+    last bytes, and not the body after it."""
     first = b"POST /a HTTP/1.1\r\nContent-Length: 8\r\n\r\n"
     second = b"GET /b HTTP/1.1\r\n\r\n"
     assert find_head(first + b"\0\n\r\r\n\n\0\n" + second) == len(first)
@@ -178,7 +176,7 @@ def test_the_head_ends_at_the_first_blank_line_and_the_body_is_not_checked():
 
 
 def test_a_bare_cr_anywhere_in_the_head_is_refused():
-    """parse_head's bare-CR check (counts of CR and CRLF)."""
+    """A CR not followed by LF is refused wherever it is in the head."""
     for head in (b"GET / HTTP/1.1\r\nX-A: 1\r\r\n\r\n", b"GET /\r HTTP/1.1\r\n\r\n",
                  b"GET / HTTP/1.1\r\n\rX-A: 1\r\n\r\n"):
         with pytest.raises(BadRequest, match="bare CR"):
@@ -186,8 +184,8 @@ def test_a_bare_cr_anywhere_in_the_head_is_refused():
 
 
 def test_header_values_names_and_the_request_line_are_read_as_sent():
-    """parse_head: every header line read (lines[1:]), values stripped of spaces and tabs
-    only, names kept as sent, latin-1 text; Head.path without the query."""
+    """Every header line is read, values stripped of spaces and tabs only, names kept as sent,
+    latin-1 text; the path is the target without its query."""
     head = read(b"POST /a/b?x=1&y=/2 HTTP/1.1\r\nHost: h\r\nX-Pad: \t v a \t\r\n"
                 b"X-Empty:\r\nX-Latin: caf\xe9\r\nx-colon: a:b\r\n\r\n")
     assert (head.method, head.target, head.path) == ("POST", "/a/b?x=1&y=/2", "/a/b")
@@ -195,7 +193,7 @@ def test_header_values_names_and_the_request_line_are_read_as_sent():
                             ("X-Latin", "caf\u00e9"), ("x-colon", "a:b")]
     assert read(b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").length == 3  # the first line counts
     # Optional whitespace is spaces and tabs (RFC 9110 §5.6.3): not form feeds, vertical tabs or
-    # a latin-1 no-break space, and not an X either (42, 44).
+    # a latin-1 no-break space, and not an X either.
     odd = read(b"GET / HTTP/1.1\r\nX-A: \x0cv\x0b\r\nX-B: \xa0v\xa0\r\nX-C: Xv X\r\n\r\n")
     assert odd.headers == [("X-A", "\x0cv\x0b"), ("X-B", "\xa0v\xa0"), ("X-C", "Xv X")]
 
@@ -211,7 +209,7 @@ def test_header_values_names_and_the_request_line_are_read_as_sent():
     ("HTTP/1.0", "upgrade", False),
 ])
 def test_keep_alive_follows_the_version_and_connection_header(version, connection, keep_alive):
-    """parse_head: the keep-alive decision, its letter case and its default by version."""
+    """Keep-alive follows the version's default and the Connection header, in any letter case."""
     extra = f"Connection: {connection}\r\n" if connection else ""
     head = read(f"GET / {version}\r\nHost: h\r\n{extra}\r\n".encode())
     assert head.keep_alive is keep_alive
@@ -223,21 +221,22 @@ def test_keep_alive_follows_the_version_and_connection_header(version, connectio
     ("Content-Length: 007\r\n", 7, False),
     ("content-LENGTH: 12\r\nContent-Length: 12\r\n", 12, False),  # the same length twice
     ("Content-Length: 5\r\nExpect: 100-Continue\r\n", 5, True),
-    ("Content-Length: 1\r\nExpect: 100-continue\r\n", 1, True),   # (76)
+    ("Content-Length: 1\r\nExpect: 100-continue\r\n", 1, True),
     ("Content-Length: 0\r\nExpect: 100-continue\r\n", 0, False),   # no body: nothing to wait for
     ("Expect: 100-continue\r\n", 0, False),
     ("Content-Length: 5\r\nExpect: 100-continue-please\r\n", 5, False),
     (f"Content-Length: {'9' * 18}\r\n", 10 ** 18 - 1, False),
 ])
 def test_body_length_and_expect_continue(headers, length, expects):
-    """_content_length (no length, repeats, leading zeros, 18 digits) and `expects_continue`."""
+    """The body's length (none, repeated alike, leading zeros, 18 digits) and whether the client
+    waits for 100 Continue (only when a body is to come)."""
     head = read(f"POST / HTTP/1.1\r\n{headers}\r\n".encode())
     assert (head.length, head.expects_continue) == (length, expects)
 
 
 def test_replies_are_framed_with_a_length_except_where_http_forbids_one():
-    """encode_reply 1-27: status line, Date, Server, Content-Length (not for 1xx, 204, 304),
-    the reply's headers in order, Connection: close, head_only."""
+    """Status line, Date, Server, Content-Length (not for 1xx, 204, 304), the reply's headers in
+    order, Connection: close, and no body for HEAD."""
     reply = Reply(200, [("Content-Type", "text/plain"), ("X-A", "caf\u00e9\u2603")], b"hello")
     assert encode_reply(reply, "DATE", keep_alive=True) == (
         b"HTTP/1.1 200 OK\r\nDate: DATE\r\nServer: sfdcflex\r\nContent-Length: 5\r\n"
@@ -266,8 +265,7 @@ class _Clock:
 
 
 def test_the_date_is_an_imf_fixdate_made_once_a_second(monkeypatch):
-    """HttpDate.now 1-9: the format (month index), a new text when the second changes, and
-    only then (9: the second not remembered, so every request formats the date again)."""
+    """The Date is an IMF-fixdate, formatted anew when the second changes and only then."""
     clock = _Clock(1_700_000_000.25)
     monkeypatch.setattr(http11, "time", clock)
     date = HttpDate()

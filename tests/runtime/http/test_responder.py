@@ -1,0 +1,134 @@
+"""Serving a connection on a worker: the request through the app, the reply in one send within
+the send timeout, memory for a spooled body, and the keep-alive fast path."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from sfdcflex.runtime.app import error_reply
+from sfdcflex.runtime.http.body import Body, BodyBudget
+from sfdcflex.runtime.http.connection import Connection
+from sfdcflex.runtime.http.http11 import parse_head
+from sfdcflex.runtime.http.limits import ServerLimits
+from sfdcflex.runtime.http.responder import Responder
+from sfdcflex.runtime.response import Reply
+from tests.support.sockets import Replies, connect, read_all, request
+
+
+class Recorded:
+    """The app's dispatch and the loop's give_back, as a responder sees them."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply, self.requests, self.given_back = reply, [], []
+
+    def dispatch(self, request, answer_early) -> Reply:
+        self.requests.append(request)
+        return self.reply
+
+    def give_back(self, connection: Connection, keep: bool) -> None:
+        self.given_back.append(keep)
+
+
+def responder_for(recorded: Recorded, **limits) -> Responder:
+    return Responder(ServerLimits(**limits), dispatch=recorded.dispatch,
+                     refusal=lambda exc, headers: error_reply(exc), date=lambda: "DATE",
+                     take_complete=lambda connection: False, give_back=recorded.give_back,
+                     draining=lambda: False, backlogged=lambda: False)
+
+
+@pytest.fixture
+def pair():
+    client, ours = socket.socketpair()
+    client.settimeout(2.0)
+    ours.setblocking(False)
+    yield client, Connection(ours, ("127.0.0.1", 40000))
+    client.close()
+    ours.close()  # (again, for a test that closed it: no error)
+
+
+def test_a_spooled_body_that_gets_no_memory_in_time_is_503_and_nothing_is_held(pair):
+    client, connection = pair
+    budget = BodyBudget(16 * 1024)
+    assert budget.try_reserve(5 * 3000)  # five bodies in memory, held while their functions run
+    big = json.dumps({"pad": "y" * 10_000}).encode()  # spooled; 10 KB more does not fit in 16 KiB
+    connection.head = parse_head(request("POST", "/echo", length=len(big)))
+    connection.body = Body.arriving(budget, len(big), big, spool_threshold=4096)
+    recorded = Recorded(Reply(200))
+    started = time.monotonic()
+    assert responder_for(recorded, read_timeout=0.1).answer(connection) is False
+    assert 0.1 <= time.monotonic() - started < 0.5  # it waited its read timeout, no longer
+    head, body = Replies(client).next()
+    assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1\r\n" in head
+    assert body == (b'{"error":"server_busy","message":'
+                    b'"the server holds too many request bodies; retry shortly"}')
+    assert not recorded.requests and budget.held == 5 * 3000
+    budget.release(5 * 3000)  # once the others are done, the same body is served
+    connection.head = parse_head(request("POST", "/echo", length=len(big)))
+    connection.body = Body.arriving(budget, len(big), big, spool_threshold=4096)
+    assert responder_for(recorded).answer(connection) is True
+    assert recorded.requests[0].body == big and budget.held == 0
+
+
+def test_a_client_that_does_not_read_its_answer_is_dropped_after_the_send_timeout(pair):
+    client, connection = pair
+    connection.head = parse_head(request("GET", "/hello"))
+    connection.body = Body.whole(BodyBudget(100), b"")
+    recorded = Recorded(Reply(200, [], b"z" * 6_000_000))  # more than the socket buffers hold
+    started = time.monotonic()
+    assert responder_for(recorded, send_timeout=0.1).answer(connection) is False
+    assert 0.1 <= time.monotonic() - started < 0.5  # not reading: the send gives up
+    connection.sock.close()  # what the I/O thread does with a connection not kept
+    received = read_all(client)
+    assert received.startswith(b"HTTP/1.1 200 ") and len(received) < 6_000_000  # cut short
+
+
+def test_the_worker_gives_the_connection_back_kept_or_not(pair):
+    client, connection = pair
+    recorded = Recorded(Reply(200, [], b"ok"))
+    for text, kept in ((b"GET /a HTTP/1.1\r\n\r\n", True), (b"GET /a HTTP/1.0\r\n\r\n", False)):
+        connection.head, connection.body = parse_head(text), Body.whole(BodyBudget(100), b"")
+        responder_for(recorded).serve(connection)
+        assert Replies(client).next()[1] == b"ok"
+    assert recorded.given_back == [True, False]
+
+
+# --- the keep-alive fast path, over loopback ------------------------------------------------------
+
+def test_pipelined_requests_are_taken_by_the_worker_that_answered_the_first(runtime):
+    taken, real = [], runtime.server.responder.take_complete
+
+    def spy(connection):
+        taken.append(real(connection))
+        return taken[-1]
+
+    runtime.server.responder.take_complete = spy
+    body = b'{"a": "' + b"x" * 1000 + b'"}'
+    with connect(runtime.url) as sock:
+        sock.sendall(request("GET", "/hello") + b"\r\n"
+                     + request("POST", "/echo", body, content_type="application/json"))
+        replies = Replies(sock)
+        first, (second, answer) = replies.next(), replies.next()
+    assert first[0].startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
+    assert json.loads(answer)["event"]["a"] == "x" * 1000
+    assert True in taken  # served by the worker's fast path, not handed back
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.05])
+def test_keep_alive_request_split_anywhere_is_served_whole(runtime, pause):
+    # A worker keeps a keep-alive connection for ~10 ms: a request split across that moment
+    # goes back to the I/O thread half read and must still be answered exactly once.
+    body = b'{"n": 1}'
+    whole = request("POST", "/echo", body, content_type="application/json")
+    with connect(runtime.url) as sock:
+        replies = Replies(sock)
+        sock.sendall(request("GET", "/hello"))
+        assert replies.next()[0].startswith(b"HTTP/1.1 200 ")
+        for split in (10, len(whole) - len(body), len(whole) - 2):
+            sock.sendall(whole[:split])
+            time.sleep(pause)  # the client's own pause is what is tested
+            sock.sendall(whole[split:])
+            head, answer = replies.next()
+            assert head.startswith(b"HTTP/1.1 200 ") and b'"n":1' in answer
