@@ -16,7 +16,7 @@ import pytest
 
 from sfdcflex.clients.sync import SyncClient, SyncError
 from sfdcflex.demo.standins import SyncStandIn
-from sfdcflex.store import RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
+from sfdcflex.store import JsonFileTokenStore, RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
 from sfdcflex.sync_store import LEASE_MAP, USED_STATES_MAP, IdentityNotStorable, SyncTokenStore
 
 ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = "AC" + "6" * 32, "sync-mutants-auth-token", "IS" + "7" * 32
@@ -210,3 +210,100 @@ def test_an_instance_trusts_only_the_revision_it_read_or_wrote_itself(client):
     assert not mine.is_current("gus@example.com", third.revision)
     assert not SyncTokenStore(client, recheck=0).is_current("gus@example.com", None)
     assert SyncTokenStore(client, recheck=60).get("ivy@example.com") is None    # never linked
+
+
+@pytest.fixture
+def own_sync():
+    """A Sync stand-in of the test's own, for tests that count its calls from zero."""
+    with SyncStandIn(ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID) as standin:
+        yield standin
+
+
+@pytest.fixture
+def sync_store(own_sync):
+    client = SyncClient(own_sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, sleep=lambda seconds: None)
+    return SyncTokenStore(client)
+
+
+# --- documents in the original plugin's shape ------------------------------------------------
+
+def test_sync_documents_keep_the_original_plugins_shape(own_sync, sync_store):
+    saved = sync_store.put("ada@example.com", "access-1", "refresh-1")
+    document = own_sync.documents["ada@example.com"]
+    assert document["data"] == {"access_token": "access-1", "refresh_token": "refresh-1"}
+    assert saved.revision == document["revision"]
+    assert sync_store.get("ada@example.com") == saved
+    assert sync_store.delete("ada@example.com") is True
+    assert sync_store.get("ada@example.com") is None
+    assert sync_store.delete("ada@example.com") is False
+
+
+def test_sync_put_over_a_document_the_original_wrote_updates_it(own_sync, sync_store):
+    client = SyncClient(own_sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN)
+    client.create_document("ada@example.com", {"access_token": "old-a", "refresh_token": "old-r"})
+    assert sync_store.get("ada@example.com").refresh_token == "old-r"
+    sync_store.put("ada@example.com", "access-2", "refresh-2")
+    assert own_sync.calls["create"] == 2 and own_sync.calls["update"] == 1
+    assert sync_store.get("ada@example.com").refresh_token == "refresh-2"
+
+
+def test_sync_put_with_a_stale_revision_conflicts(sync_store):
+    first = sync_store.put("ada@example.com", "access-1", "refresh-1")
+    second = sync_store.put("ada@example.com", "access-2", "refresh-2", if_revision=first.revision)
+    with pytest.raises(RevisionConflict):
+        sync_store.put("ada@example.com", "access-3", "refresh-3", if_revision=first.revision)
+    assert sync_store.get("ada@example.com") == second
+
+
+def test_sync_put_with_a_revision_after_unlink_conflicts(sync_store):
+    first = sync_store.put("ada@example.com", "access-1", "refresh-1")
+    sync_store.delete("ada@example.com")
+    with pytest.raises(RevisionConflict):
+        sync_store.put("ada@example.com", "access-2", "refresh-2", if_revision=first.revision)
+    assert sync_store.get("ada@example.com") is None
+
+
+def test_sync_store_rides_out_429(own_sync, sync_store):
+    sync_store.put("ada@example.com", "access-1", "refresh-1")
+    own_sync.fail_next("fetch", status=429, count=2)
+    assert sync_store.get("ada@example.com").access_token == "access-1"
+    assert own_sync.calls["fetch"] == 3
+
+
+def test_a_sync_document_without_tokens_is_damaged(own_sync, sync_store):
+    SyncClient(own_sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN).create_document("ada@example.com", {"x": 1})
+    with pytest.raises(StoreDamaged):
+        sync_store.get("ada@example.com")
+
+
+@pytest.mark.parametrize("identity", ["ann+flex@example.com", "o'brien@example.com", "a b/c@example.com"])
+def test_sync_store_round_trips_identities_with_url_special_characters(own_sync, sync_store, identity):
+    first = sync_store.put(identity, "access-1", "refresh-1")
+    assert sync_store.get(identity).refresh_token == "refresh-1"
+    sync_store.put(identity, "access-2", "refresh-2", if_revision=first.revision)
+    assert sync_store.get(identity).access_token == "access-2"
+    assert identity in own_sync.documents
+    assert sync_store.delete(identity) is True and sync_store.get(identity) is None
+
+
+def test_conditional_delete_only_removes_the_pair_it_names(tmp_path, sync_store):
+    for store in (JsonFileTokenStore(tmp_path / "tokens.json"), sync_store):
+        first = store.put("ann@example.com", "access-1", "refresh-1")
+        second = store.put("ann@example.com", "access-2", "refresh-2")
+        with pytest.raises(RevisionConflict):
+            store.delete("ann@example.com", if_revision=first.revision)
+        assert store.get("ann@example.com").refresh_token == "refresh-2"
+        assert store.delete("ann@example.com", if_revision=second.revision) is True
+        assert store.get("ann@example.com") is None
+
+def test_sync_is_current_reads_again_after_the_recheck_period(own_sync):
+    client = SyncClient(own_sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, sleep=lambda seconds: None)
+    mine, theirs = SyncTokenStore(client, recheck=0.2), SyncTokenStore(client)
+    held = mine.put("ann@example.com", "access-1", "refresh-1")
+    theirs.delete("ann@example.com")
+    assert mine.is_current("ann@example.com", held.revision)   # no Sync call within the period
+    deadline = time.monotonic() + 5
+    while mine.is_current("ann@example.com", held.revision) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not mine.is_current("ann@example.com", held.revision)
+    assert mine.get("ann@example.com") is None
