@@ -1,4 +1,4 @@
-"""The security review's attacks (issue 13), each tried over real sockets against the stand-ins.
+"""The security review's attacks, each tried over real sockets against the stand-ins.
 
 Each test is one row of README's reliability report: the attack as an attacker with a Flex
 login of their own (or a captured signed URL) would try it, and the refusal that must follow.
@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import stat
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -64,6 +65,15 @@ def test_a_json_body_is_accepted_only_with_its_signed_matching_hash(runtime):
     assert runtime.call("POST", target, body=body + b" ", headers=headers).status == 403
     unsigned_hash = f"/webhook?Digits=1&bodySHA256={hashlib.sha256(b'{}').hexdigest()}"
     assert runtime.call("POST", unsigned_hash, body=b"{}", headers=headers).status == 403
+
+
+def test_a_get_without_a_signature_to_a_protected_function_is_403(runtime):
+    """Guards against checking signatures only on POST (request.method == "POST" and access == PROTECTED)."""
+    refused = runtime.call("GET", "/webhook?Digits=1234")
+    assert refused.status == 403 and refused.json()["error"] == "invalid_signature"
+    assert b"1234" not in refused.body   # the function never ran
+    wrong = runtime.call("GET", "/webhook?Digits=1234", headers={"X-Twilio-Signature": "AAAA"})
+    assert wrong.status == 403
 
 
 # --- 2. Sync store: identities that would name another document ------------------------------
@@ -177,8 +187,11 @@ def test_a_state_naming_a_foreign_panel_origin_is_refused_at_the_callback(crm):
     location = submit_consent(authorize, ALICE)
     page = call(crm.url, "GET", location[len(crm.url):])
     assert page.status == 403 and b"evil.example" not in page.body
+    assert b"origin_not_allowed" in page.body
     assert f'postMessage(message, "{FLEX_URL}")' in page.body.decode()
+    assert crm.sf.calls["token"] == 0                # refused before the code was exchanged
     assert not crm.store_path.exists() or ALICE not in _stored(crm)
+    assert crm.post("/get-user", {"Token": crm.token(ALICE)}).json()["error"] == "not_linked"
 
 
 # --- 4. State replay and the grant a new link replaces ---------------------------------------
@@ -350,3 +363,27 @@ def test_wsgi_encoded_slash_or_question_mark_reach_no_other_function(serve, hand
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- 8. Heads too big -----------------------------------------------------------------------
+
+def _raw_status(url: str, header_lines: int) -> int:
+    """GET /hello with exactly `header_lines` header lines (Host included); the status line's code."""
+    host, port = url.split("//", 1)[1].split(":")
+    lines = [f"Host: {host}:{port}"] + [f"X-Filler-{i}: {i}" for i in range(header_lines - 2)]
+    lines.append("Connection: close")
+    request = ("GET /hello HTTP/1.1\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return int(received.split(b" ", 2)[1])
+
+
+def test_exactly_100_header_lines_are_accepted_and_101_are_not(runtime):
+    """Guards against counting the blank line that ends the headers as a header (100 answered 431)."""
+    assert _raw_status(runtime.url, 99) == 200
+    assert _raw_status(runtime.url, 100) == 200
+    assert _raw_status(runtime.url, 101) == 431
+    assert _raw_status(runtime.url, 150) == 431

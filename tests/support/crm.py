@@ -4,6 +4,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import parse_qs, quote, urlsplit
 
 from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
 
@@ -56,6 +57,23 @@ class Crm:
         location = submit_consent(start.json()["authorize_url"], sfdc_username or identity)
         assert location.startswith(self.url + "/oauth-callback?"), location
         return call(self.url, "GET", location[len(self.url):])
+
+    def consent(self, identity: str, sfdc_username: str | None = None) -> tuple[str, str]:
+        """/auth for `identity` (the panel: this server), then Salesforce's page signed in as
+        `sfdc_username`: the code and state Salesforce redirects back with."""
+        from sfdcflex.demo.standins.salesforce import submit_consent
+        start = self.post("/auth", {"Token": self.token(identity), "origin": self.url})
+        location = submit_consent(start.json()["authorize_url"], sfdc_username or identity)
+        query = parse_qs(urlsplit(location).query)
+        return query["code"][0], query["state"][0]
+
+    def callback(self, code: str, state: str) -> Answer:
+        """The browser's redirect back: GET /oauth-callback?code&state."""
+        return call(self.url, "GET", f"/oauth-callback?code={quote(code)}&state={quote(state)}")
+
+    def relay(self, identity: str, code: str, state: str) -> Answer:
+        """The code and state relayed by the agent's panel: POST /oauth-callback with the Flex token."""
+        return self.post("/oauth-callback", {"Token": self.token(identity), "code": code, "state": state})
 
 
 def seed(sf, iam) -> None:
