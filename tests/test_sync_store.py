@@ -1,9 +1,8 @@
-"""Twilio Sync token store behaviour that mutation testing found unchecked (mutmut 3.8, issue 18),
-over real loopback sockets against the Sync stand-in: which identities it takes, the refresh
-lease and used-state items it makes in Sync, odd documents, the words of its refusals.
+"""The Twilio Sync token store over real loopback sockets against the Sync stand-in: documents in
+the original plugin's shape, which identities it takes, the refresh lease and used-state items it
+makes in Sync, odd documents, what it trusts without asking, the words of its refusals.
 
-Each test names the surviving mutants it kills; the equivalent ones are listed in README's
-reliability report. Tests that need the in-memory recheck pass `recheck` themselves.
+Tests that need the in-memory recheck pass `recheck` themselves.
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from sfdcflex.demo.standins import SyncStandIn
 from sfdcflex.store import JsonFileTokenStore, RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
 from sfdcflex.sync_store import LEASE_MAP, USED_STATES_MAP, IdentityNotStorable, SyncTokenStore
 
-ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = "AC" + "6" * 32, "sync-mutants-auth-token", "IS" + "7" * 32
+ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = "AC" + "6" * 32, "sync-store-auth-token", "IS" + "7" * 32
 CHANGED = "The agent's Salesforce tokens changed meanwhile; read them again"
 
 
@@ -59,7 +58,7 @@ def _items_made(sync, map_name: str) -> list[dict[str, str]]:
 # --- identities Sync can hold --------------------------------------------------------------
 
 def test_sync_takes_identities_of_1_to_256_characters_not_shaped_like_a_sid(sync, client):
-    """check_identity 3-5, 7-13 (the bounds, the refusal's words)."""
+    """Both length bounds hold, a SID-shaped name is refused, and the refusal says why in these words."""
     store = SyncTokenStore(client)
     taken = ["a", "b" * 256, "ET" + "ab" * 16 + "c", "E" + "ab" * 16, "ET" + "ab" * 15 + "ag"]
     for identity in taken:
@@ -82,8 +81,7 @@ def test_sync_takes_identities_of_1_to_256_characters_not_shaped_like_a_sid(sync
 # --- the refresh lease -----------------------------------------------------------------------
 
 def test_the_refresh_lease_is_a_map_item_keyed_by_a_hash_that_lives_30_seconds(sync, client):
-    """__init__ 1 (another lease lifetime). refresh_guard is decorated, so mutmut leaves it alone;
-    planted by hand: the identity as key, no holder, no lease given back."""
+    """The lease lives 30 s, is keyed by a hash (never the identity), names its holder and is given back."""
     store = SyncTokenStore(client)
     key = hashlib.sha256(b"ann@example.com").hexdigest()
     with store.refresh_guard("ann@example.com"):
@@ -96,8 +94,8 @@ def test_the_refresh_lease_is_a_map_item_keyed_by_a_hash_that_lives_30_seconds(s
 
 
 def test_a_refresh_waits_for_the_lease_then_gives_up_with_retry_after(sync, client):
-    """Not mutated by mutmut (refresh_guard is decorated); planted by hand: no wait, no deadline,
-    no Retry-After, no lease given back."""
+    """A refresh waits a bounded time for another's lease, then gives up with Retry-After; the lease
+    is given back, and a waiting refresh then goes on."""
     holder, impatient = SyncTokenStore(client), SyncTokenStore(client, lease_wait=0.15)
     patient, entered = SyncTokenStore(client, lease_wait=5), threading.Event()
 
@@ -129,7 +127,7 @@ def test_a_refresh_waits_for_the_lease_then_gives_up_with_retry_after(sync, clie
 # --- used OAuth states -----------------------------------------------------------------------
 
 def test_a_used_state_is_kept_in_sync_until_its_state_expires(sync, client):
-    """claim_state 6 (an expired state kept 2 s, not 1)."""
+    """A used state is kept as long as the state lives; an expired one for 1 s."""
     store = SyncTokenStore(client)
     expires = time.time() + 599.5
     assert store.claim_state("nonce-a", expires) is True
@@ -150,7 +148,7 @@ def _answer_next_fetch(sync, document: dict) -> None:
 
 
 def test_odd_documents_are_refused_or_read_as_they_are(sync, client):
-    """_tokens_from 5-8, 23, 26-29, 40 (the refusals' words, half a pair read, no revision as "None")."""
+    """Another agent's document and half a pair are refused in these words; a missing revision is None."""
     store = SyncTokenStore(client)
     good = {"unique_name": "dan@example.com", "data": {"access_token": "a", "refresh_token": "r"}}
     _answer_next_fetch(sync, {**good, "unique_name": "eve@example.com"})
@@ -172,7 +170,7 @@ def test_odd_documents_are_refused_or_read_as_they_are(sync, client):
 
 
 def test_a_conflict_says_to_read_again(client):
-    """put 15-20, delete 9-12 (RevisionConflict without its words)."""
+    """A conflicting put or delete tells the client to read the tokens again, in these words."""
     store = SyncTokenStore(client)
     first = store.put("fay@example.com", "access-1", "refresh-1")
     store.put("fay@example.com", "access-2", "refresh-2")
@@ -190,7 +188,7 @@ def test_a_conflict_says_to_read_again(client):
 # --- what an instance trusts without asking Sync -----------------------------------------------
 
 def test_an_instance_trusts_only_the_revision_it_read_or_wrote_itself(client):
-    """get 5, 9, put 22, delete 2 (the revision read or written remembered under another name)."""
+    """An instance trusts only the revision it read or wrote itself, under that agent's name."""
     mine, theirs = SyncTokenStore(client, recheck=60), SyncTokenStore(client, recheck=60)
     first = mine.put("gus@example.com", "access-1", "refresh-1")
     assert mine.is_current("gus@example.com", first.revision)
