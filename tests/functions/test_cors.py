@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.crm import FLEX_URL
+from tests.support.crm import FLEX_URL, crm_on_own_standins
 from tests.support.http import call
+
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory):
+    """One server for every origin: each asks only a preflight and a refused lookup."""
+    with crm_on_own_standins(tmp_path_factory.mktemp("cors")) as made:
+        yield made
 
 
 @pytest.mark.parametrize("origin,granted", [

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import pytest
 
-ALICE = "alice@example.com"
+from tests.support.crm import crm_on_own_standins
+
+ALICE, BOB = "alice@example.com", "bob@example.com"
 
 
 @pytest.fixture
 def linked(crm):
     crm.link(ALICE)
-    crm.link("bob@example.com")
+    crm.link(BOB)
     return crm
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    with crm_on_own_standins(tmp_path_factory.mktemp("get-contact")) as made:
+        assert made.link(ALICE).status == 200 and made.link(BOB).status == 200
+        yield made
+
+
+@pytest.fixture
+def reader(shared_server):
+    """Alice and Bob linked on one server shared by the tests that take it, which only look up
+    (no faults injected, no records changed); each starts with nothing cached."""
+    for identity in (ALICE, BOB):
+        shared_server.services.lookup.forget(identity)
+    return shared_server
 
 
 def _contact(crm, phone, who=ALICE, **extra):
@@ -25,8 +43,8 @@ def _hops(answer) -> list[str]:
 
 @pytest.mark.parametrize("phone", ["(415) 555-0101", "+14155550101", "415.555.0101", "1-415-555-0101",
                                    "4155550101", "+1 415 555 0101", "415 555 0101 ext. 12"])
-def test_us_number_in_any_written_form_finds_the_newest_contact(linked, phone):
-    answer = _contact(linked, phone)
+def test_us_number_in_any_written_form_finds_the_newest_contact(reader, phone):
+    answer = _contact(reader, phone)
     assert answer.status == 200, answer.body
     card = answer.json()
     assert card["cust_name"] == "Ada Lovelace"  # newer than Charles Babbage on the same number
@@ -35,27 +53,27 @@ def test_us_number_in_any_written_form_finds_the_newest_contact(linked, phone):
     assert card["cust_acct_name"] == "Analytical Engines"
     assert (card["cust_acct_type"], card["cust_acct_num"]) == ("Customer - Direct", "AE-1001")
     assert (card["cust_acct_sla"], card["cust_acct_priority"]) == ("Gold", "High")
-    assert card["cust_record_url"] == f"{linked.sf.url}/lightning/r/Contact/{card['cust_id']}/view"
+    assert card["cust_record_url"] == f"{reader.sf.url}/lightning/r/Contact/{card['cust_id']}/view"
 
 
 @pytest.mark.parametrize("phone,country", [("+44 20 7946 0958", None), ("020 7946 0958", "GB"),
                                            ("0044 20 7946 0958", None), ("2079460958", "gb")])
-def test_international_numbers(linked, phone, country):
+def test_international_numbers(reader, phone, country):
     extra = {"country": country} if country else {}
-    answer = _contact(linked, phone, **extra)
+    answer = _contact(reader, phone, **extra)
     assert answer.status == 200, answer.body
     assert answer.json()["cust_name"] == "Joseph Jacquard"
 
 
-def test_mobile_phone_only_contact(linked):
-    assert _contact(linked, "212-555-0103").json()["cust_name"] == "Mary Mobile"
+def test_mobile_phone_only_contact(reader):
+    assert _contact(reader, "212-555-0103").json()["cust_name"] == "Mary Mobile"
 
 
-def test_contact_not_yet_in_the_search_index_is_found_by_soql(linked):
-    searches, queries = linked.sf.calls["search"], linked.sf.calls["query"]
-    answer = _contact(linked, "(646) 555-0199")
+def test_contact_not_yet_in_the_search_index_is_found_by_soql(reader):
+    searches, queries = reader.sf.calls["search"], reader.sf.calls["query"]
+    answer = _contact(reader, "(646) 555-0199")
     assert answer.json()["cust_name"] == "Nina New"
-    assert (linked.sf.calls["search"], linked.sf.calls["query"]) == (searches + 1, queries + 1)
+    assert (reader.sf.calls["search"], reader.sf.calls["query"]) == (searches + 1, queries + 1)
     assert "sfdc-query" in answer.headers["Server-Timing"]
 
 
@@ -63,20 +81,20 @@ def test_contact_not_yet_in_the_search_index_is_found_by_soql(linked):
                                   {"phone": None}, {}, {"phone": "415' OR Name != '"},
                                   {"phone": "+1 415 555 0101", "country": "Narnia"},
                                   {"phone": ["4155550101"]}, {"phone": "x" * 10_000}])
-def test_bad_phone_input_is_400_and_reaches_no_query(linked, body):
-    calls = sum(linked.sf.calls.values())
-    answer = linked.post("/get-contact", {"Token": linked.token(ALICE), **body})
+def test_bad_phone_input_is_400_and_reaches_no_query(reader, body):
+    calls = sum(reader.sf.calls.values())
+    answer = reader.post("/get-contact", {"Token": reader.token(ALICE), **body})
     assert answer.status == 400
     assert answer.json()["error"] in ("invalid_phone", "bad_request")
-    assert sum(linked.sf.calls.values()) == calls
+    assert sum(reader.sf.calls.values()) == calls
 
 
-def test_unknown_number_is_404_no_match_and_cached_briefly(linked):
-    first = _contact(linked, "+1 999 555 0100")
+def test_unknown_number_is_404_no_match_and_cached_briefly(reader):
+    first = _contact(reader, "+1 999 555 0100")
     assert first.status == 404 and first.json()["error"] == "no_match"
-    calls = sum(linked.sf.calls.values())
-    again = _contact(linked, "+1 999 555 0100")
-    assert again.status == 404 and sum(linked.sf.calls.values()) == calls
+    calls = sum(reader.sf.calls.values())
+    again = _contact(reader, "+1 999 555 0100")
+    assert again.status == 404 and sum(reader.sf.calls.values()) == calls
     assert 'cache;desc="hit"' in again.headers["Server-Timing"]
 
 
@@ -117,16 +135,16 @@ def test_upstream_calls_per_lookup(crm_factory):
 # --- Server-Timing and the 404's words ---------------------------------------------------------
 
 
-def test_a_lookup_names_its_search_in_server_timing(linked):
+def test_a_lookup_names_its_search_in_server_timing(reader):
     """A lookup names its search hop in Server-Timing."""
-    answer = _contact(linked, "+1 212 555 0103")
+    answer = _contact(reader, "+1 212 555 0103")
     assert answer.status == 200 and answer.json()["cust_name"] == "Mary Mobile"
     assert 'sfdc-search;desc="Salesforce SOSL search"' in _hops(answer)
 
 
-def test_a_lookup_the_search_index_missed_names_its_query_in_server_timing(linked):
+def test_a_lookup_the_search_index_missed_names_its_query_in_server_timing(reader):
     """A lookup the search index missed names its query hop, right after the search."""
-    answer = _contact(linked, "(646) 555-0199")
+    answer = _contact(reader, "(646) 555-0199")
     assert answer.status == 200 and answer.json()["cust_name"] == "Nina New"
     hops = _hops(answer)
     assert hops[hops.index('sfdc-search;desc="Salesforce SOSL search"') + 1] == \
@@ -135,9 +153,9 @@ def test_a_lookup_the_search_index_missed_names_its_query_in_server_timing(linke
 
 @pytest.mark.parametrize("body,looked_for", [({"phone": "(999) 555-0143"}, "phone number +19995550143"),
                                              ({"email": "Nobody@Example.com"}, "email address nobody@example.com")])
-def test_no_match_says_what_was_looked_for(linked, body, looked_for):
+def test_no_match_says_what_was_looked_for(reader, body, looked_for):
     """The 404 says what was looked for."""
-    answer = linked.post("/get-contact", {"Token": linked.token(ALICE), **body})
+    answer = reader.post("/get-contact", {"Token": reader.token(ALICE), **body})
     assert answer.status == 404 and answer.json()["error"] == "no_match"
     assert answer.json()["message"] == f"No contact in Salesforce has the {looked_for}"
 

@@ -145,9 +145,9 @@ def test_forged_malformed_and_foreign_states_are_refused(crm):
 
 
 @pytest.mark.parametrize("state", ["garbage", "a.b.c", "x" * 3000])
-def test_a_malformed_state_is_400_invalid_state_exactly(crm, state):
+def test_a_malformed_state_is_400_invalid_state_exactly(shared_crm, state):
     """A malformed state is a 400 with exactly the invalid_state code."""
-    answer = crm.post("/oauth-callback", {"Token": crm.token("alice@example.com"), "code": "c", "state": state})
+    answer = shared_crm.relay(ALICE, "c", state)
     assert answer.status == 400 and answer.json()["error"] == "invalid_state"
 
 
@@ -172,11 +172,11 @@ def test_a_state_whose_mac_is_empty_or_truncated_is_refused_and_links_nothing(cr
 
 
 @pytest.mark.parametrize("keep", [0, 42, 40, 20], ids=["empty", "short-1", "short-3", "half"])
-def test_a_decodable_but_truncated_or_empty_mac_is_403(crm, keep):
-    code, state = crm.consent(ALICE)
+def test_a_decodable_but_truncated_or_empty_mac_is_403(shared_crm, keep):
+    code, state = shared_crm.consent(ALICE)
     payload, _, mac = state.partition(".")
     assert len(mac) == 43   # 32 bytes of HMAC-SHA256 in unpadded base64url
-    refused = crm.callback(code, f"{payload}.{mac[:keep]}")
+    refused = shared_crm.callback(code, f"{payload}.{mac[:keep]}")
     assert refused.status == 403 and b"not issued by this server" in refused.body
 
 
@@ -185,11 +185,12 @@ def test_a_decodable_but_truncated_or_empty_mac_is_403(crm, keep):
     b'{"i": 5, "n": "x", "e": 9999999999}', b'{"i": "a", "n": 5, "e": 9999999999}',
     b'{"i": "a", "n": "x", "e": 9999999999, "o": 5}',
 ])
-def test_a_signed_state_with_malformed_claims_is_400(crm, payload):
-    code, _ = crm.consent(ALICE)
-    page = crm.callback(code, _signed(payload))
+def test_a_signed_state_with_malformed_claims_is_400(shared_crm, payload):
+    code, _ = shared_crm.consent(ALICE)
+    exchanges = shared_crm.sf.calls["token"]
+    page = shared_crm.callback(code, _signed(payload))
     assert page.status == 400 and b"invalid_state" in page.body
-    assert crm.sf.calls["token"] == 0
+    assert shared_crm.sf.calls["token"] == exchanges
 
 
 def test_a_state_used_once_is_refused_in_these_words(shared_crm, caplog):
