@@ -82,7 +82,8 @@ def _userinfo(keeper: TokenKeeper, sf: FakeSalesforce, timing: ServerTiming | No
 
 
 def test_a_storm_after_expiry_refreshes_once_for_every_waiting_request(keeper, sf, store):
-    """Eight requests meet the expired session together: one refreshes, the others wait and use it."""
+    """Eight requests meet the expired session together: one refreshes, the others wait for it,
+    use its tokens and say in Server-Timing that a concurrent request refreshed them."""
     _userinfo(keeper, sf)
     sf.expire()
     expired_seen, everyone_expired = itertools.count(1), threading.Event()
@@ -158,6 +159,37 @@ def test_a_refresh_by_another_instance_is_used_without_a_second(store, sf):
     assert len(sf.presented) == 1
     assert _userinfo(two, sf)["access_token_used"] == store.get(ALICE).access_token
     assert len(sf.presented) == 1           # two read the store instead of refreshing
+
+
+def test_a_link_deleted_while_its_refresh_is_under_way_ends_not_linked(keeper, sf, store, tmp_path):
+    """The agent unlinks on another instance while this one's refresh is at Salesforce: the
+    refreshed pair is not saved over the deletion, and the request ends not linked."""
+    _userinfo(keeper, sf)
+    sf.expire()
+    sf.before_refresh = lambda: JsonFileTokenStore(tmp_path / "tokens.json").delete(ALICE)
+    with pytest.raises(NotLinked) as raised:
+        _userinfo(keeper, sf)
+    assert raised.value.message == NOT_LINKED
+    assert store.get(ALICE) is None
+
+
+def test_a_dead_chain_never_deletes_a_link_made_meanwhile(sf, tmp_path):
+    """While one instance's refresh is at Salesforce, the agent unlinks (the chain dies) and links
+    again on another: the refused refresh adopts the new link instead of deleting it."""
+    one = TokenKeeper(JsonFileTokenStore(tmp_path / "tokens.json"), sf)
+    two = TokenKeeper(JsonFileTokenStore(tmp_path / "tokens.json"), sf)
+    one.link(ALICE, *sf.grant())
+    _userinfo(one, sf)                        # one holds the first pair
+    sf.expire()
+
+    def unlink_and_link_again_elsewhere() -> None:
+        sf.before_refresh = lambda: None
+        assert two.unlink(ALICE) is True
+        two.link(ALICE, *sf.grant())
+
+    sf.before_refresh = unlink_and_link_again_elsewhere
+    assert _userinfo(one, sf)["access_token_used"] == two.store.get(ALICE).access_token
+    assert one.store.get(ALICE) is not None
 
 
 class RefusingStore(JsonFileTokenStore):
