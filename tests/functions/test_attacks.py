@@ -30,10 +30,6 @@ from sfdcflex.store import JsonFileTokenStore
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
 
 
-def _stored(crm) -> dict:
-    return json.loads(crm.store_path.read_text())["agents"]
-
-
 def _url_only_signature(url: str) -> str:
     # Twilio's documented algorithm, computed here independently of sfdcflex.runtime.signature.
     return base64.b64encode(hmac.new(AUTH_TOKEN.encode(), url.encode(), hashlib.sha1).digest()).decode()
@@ -190,7 +186,7 @@ def test_a_state_naming_a_foreign_panel_origin_is_refused_at_the_callback(crm):
     assert b"origin_not_allowed" in page.body
     assert f'postMessage(message, "{FLEX_URL}")' in page.body.decode()
     assert crm.sf.calls["token"] == 0                # refused before the code was exchanged
-    assert not crm.store_path.exists() or ALICE not in _stored(crm)
+    assert not crm.store_path.exists() or ALICE not in crm.links()
     assert crm.post("/get-user", {"Token": crm.token(ALICE)}).json()["error"] == "not_linked"
 
 
@@ -212,9 +208,9 @@ def test_a_state_is_good_for_one_callback_on_any_instance(crm_factory, store):
 
 def test_linking_again_revokes_the_replaced_grant_at_salesforce(crm):
     assert crm.link(ALICE).status == 200
-    old_refresh = _stored(crm)[ALICE]["refresh_token"]
+    old_refresh = crm.links()[ALICE]["refresh_token"]
     assert crm.link(ALICE).status == 200
-    assert _stored(crm)[ALICE]["refresh_token"] != old_refresh
+    assert crm.links()[ALICE]["refresh_token"] != old_refresh
     with pytest.raises(InvalidGrant):
         crm.services.salesforce.refresh(old_refresh)
     assert crm.post("/get-user", {"Token": crm.token(ALICE)}).status == 200
@@ -228,7 +224,7 @@ def test_a_kelvin_sign_does_not_pass_for_a_k(crm):
     crm.sf.add_user("kate@example.com", "Kate Real")
     refused = crm.link(kate, sfdc_username="kate@example.com")
     assert refused.status == 403 and b"identity_mismatch" in refused.body
-    assert not crm.store_path.exists() or kate not in _stored(crm)
+    assert not crm.store_path.exists() or kate not in crm.links()
     crm.iam.add_agent("KATE@example.com", "Kate")
     assert crm.link("KATE@example.com", sfdc_username="kate@example.com").status == 200
 
@@ -298,7 +294,7 @@ def test_the_flex_token_is_refused_in_the_url_except_in_auths_popup(crm):
         answer = call(crm.url, method, f"{path}?Token={token}&phone=4155550101",
                       body={} if method == "POST" else None)
         assert answer.status == 400 and answer.json()["error"] == "token_in_url", (path, answer.body)
-    assert _stored(crm)[ALICE]   # nothing was unlinked
+    assert crm.links()[ALICE]   # nothing was unlinked
     popup = call(crm.url, "GET", f"/auth?Token={token}", headers={"Accept": "text/html"})
     assert popup.status == 302
     assert crm.post("/get-username", {"Token": token}).status == 200   # the original plugin's way

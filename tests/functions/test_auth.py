@@ -2,7 +2,7 @@
 and their panel), the popup's redirect, and the Flex token it needs."""
 from __future__ import annotations
 
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.crm import crm_on_own_standins
+from tests.support.http import hops
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 
@@ -34,11 +35,6 @@ def reader(shared_server):
 
 def _contact(crm, phone, who=ALICE, **extra):
     return crm.post("/get-contact", {"Token": crm.token(who), "phone": phone, **extra})
-
-
-def _hops(answer) -> list[str]:
-    """Server-Timing entries without their durations: name;desc="..." in order."""
-    return [entry.split(";dur=")[0].strip() for entry in answer.headers["Server-Timing"].split(",")]
 
 
 @pytest.mark.parametrize("phone", ["(415) 555-0101", "+14155550101", "415.555.0101", "1-415-555-0101",
@@ -139,15 +135,15 @@ def test_a_lookup_names_its_search_in_server_timing(reader):
     """A lookup names its search hop in Server-Timing."""
     answer = _contact(reader, "+1 212 555 0103")
     assert answer.status == 200 and answer.json()["cust_name"] == "Mary Mobile"
-    assert 'sfdc-search;desc="Salesforce SOSL search"' in _hops(answer)
+    assert 'sfdc-search;desc="Salesforce SOSL search"' in hops(answer)
 
 
 def test_a_lookup_the_search_index_missed_names_its_query_in_server_timing(reader):
     """A lookup the search index missed names its query hop, right after the search."""
     answer = _contact(reader, "(646) 555-0199")
     assert answer.status == 200 and answer.json()["cust_name"] == "Nina New"
-    hops = _hops(answer)
-    assert hops[hops.index('sfdc-search;desc="Salesforce SOSL search"') + 1] == \
+    seen = hops(answer)
+    assert seen[seen.index('sfdc-search;desc="Salesforce SOSL search"') + 1] == \
         'sfdc-query;desc="Salesforce SOQL query (search index lag)"'
 
 

@@ -3,12 +3,9 @@ from __future__ import annotations
 
 import json
 
+from tests.support.http import hops
+
 ALICE, BOB = "alice@example.com", "bob@example.com"
-
-
-def _hops(answer) -> list[str]:
-    """Server-Timing entries without their durations: name;desc="..." in order."""
-    return [entry.split(";dur=")[0].strip() for entry in answer.headers["Server-Timing"].split(",")]
 
 
 def test_get_user_not_linked_is_404(crm):
@@ -49,5 +46,5 @@ def test_get_user_answers_each_userinfo_field_and_falls_back_to_the_username(crm
     crm.services.lookup.forget(ALICE)
     named = crm.post("/get-user", {"Token": crm.token(ALICE)})
     assert (named.json()["display_name"], named.json()["email"]) == ("Alice Agent", ALICE)
-    assert 'cache;desc="miss"' in _hops(named)
-    assert 'cache;desc="hit"' in _hops(crm.post("/get-user", {"Token": crm.token(ALICE)}))
+    assert 'cache;desc="miss"' in hops(named)
+    assert 'cache;desc="hit"' in hops(crm.post("/get-user", {"Token": crm.token(ALICE)}))

@@ -22,22 +22,18 @@ def shared_crm(tmp_path_factory):
         yield made
 
 
-def _stored(crm) -> dict:
-    return json.loads(crm.store_path.read_text())["agents"]
-
-
 def _refusal(answer) -> tuple[int, str, str]:
     return answer.status, answer.json()["error"], answer.json()["message"]
 
 
 def test_a_different_salesforce_user_is_refused_and_the_earlier_link_survives(crm):
     assert crm.link("alice@example.com").status == 200
-    before = _stored(crm)["alice@example.com"]
+    before = crm.links()["alice@example.com"]
     refused = crm.link("alice@example.com", sfdc_username="mallory.other@example.com")
     assert refused.status == 403
     assert b"identity_mismatch" in refused.body and b"sign in to Salesforce as alice@example.com" in refused.body
     assert b"ask your Salesforce administrator" in refused.body  # the user may not exist yet
-    assert _stored(crm)["alice@example.com"] == before
+    assert crm.links()["alice@example.com"] == before
     assert crm.post("/get-user", {"Token": crm.token("alice@example.com")}).status == 200
 
 
@@ -56,7 +52,7 @@ def test_a_user_of_another_org_is_refused_and_its_tokens_revoked(crm):
     crm.iam.add_agent("eve@example.com", "Eve")
     refused = crm.link("eve@example.com")
     assert refused.status == 403 and b"wrong_org" in refused.body
-    assert not crm.store_path.exists() or "eve@example.com" not in _stored(crm)
+    assert not crm.store_path.exists() or "eve@example.com" not in crm.links()
     assert crm.sf.live_grants("eve@example.com") == 0
 
 

@@ -29,10 +29,6 @@ def shared_crm(tmp_path_factory):
         yield made
 
 
-def _stored(crm) -> dict:
-    return json.loads(crm.store_path.read_text())["agents"]
-
-
 def _refusal(answer) -> tuple[int, str, str]:
     return answer.status, answer.json()["error"], answer.json()["message"]
 
@@ -55,7 +51,7 @@ def test_whole_link_flow_then_get_user(crm):
     assert "Salesforce connected" in html and "Alice Agent" in html
     assert f'postMessage(message, "{crm.url}")' in html and '"*"' not in html
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
-    assert set(_stored(crm)) == {"alice@example.com"}
+    assert set(crm.links()) == {"alice@example.com"}
     user = crm.post("/get-user", {"Token": crm.token("alice@example.com")})
     assert user.status == 200
     assert user.json()["sfdc_username"] == "alice@example.com"
@@ -71,7 +67,7 @@ def test_declining_on_the_login_page_links_nothing(crm):
     # Salesforce's own words are the spec's, not the agent's: they stay out of the page.
     assert b"end-user denied" not in page.body
     assert '"link_failed"' in page.body.decode()
-    assert not crm.store_path.exists() or _stored(crm) == {}
+    assert not crm.store_path.exists() or crm.links() == {}
 
 
 def test_a_declined_popup_reports_to_the_panel_that_started_it(shared_crm):
@@ -116,7 +112,7 @@ def test_no_secret_reaches_a_response_or_a_log_line(crm, caplog):
         bodies.append(answer.body + str(answer.headers).encode())
     crm.sf.expire_access_tokens()
     bodies.append(crm.post("/get-contact", {"Token": token, "phone": "415 555 0101"}).body)
-    stored = _stored(crm)["alice@example.com"]
+    stored = crm.links()["alice@example.com"]
     secrets = [stored["access_token"], stored["refresh_token"], crm.sf.client_secret, crm.iam.auth_token]
     secrets += [t for t in crm.sf.refresh_log]
     everything = b"".join(bodies).decode("utf-8", "replace") + caplog.text
@@ -141,7 +137,7 @@ def test_forged_malformed_and_foreign_states_are_refused(crm):
     state = parse_qs(urlsplit(location).query)["state"][0]
     relayed = crm.post("/oauth-callback", {"Token": crm.token("bob@example.com"), "code": code, "state": state})
     assert relayed.status == 403 and relayed.json()["error"] == "state_mismatch"
-    assert not crm.store_path.exists() or _stored(crm) == {}
+    assert not crm.store_path.exists() or crm.links() == {}
 
 
 @pytest.mark.parametrize("state", ["garbage", "a.b.c", "x" * 3000])

@@ -176,10 +176,6 @@ def test_a_code_relayed_by_another_agent_links_nothing(original_plugin_server):
 # --- the original plugin's relay and login against sfdcflex's own server -------------------------
 
 
-def _stored(crm) -> dict:
-    return json.loads(crm.store_path.read_text())["agents"]
-
-
 def test_original_plugin_relay_path_links_with_the_flex_token(crm):
     crm.sf.require_pkce = False  # the original plugin builds its own authorize URL, without PKCE
     redirect = FLEX_URL + "/salesforce-oauth"
@@ -230,18 +226,18 @@ def test_original_plugin_login_keeps_every_identity_check(crm_factory):
         return crm.post("/get-access-token", {"Token": crm.token(identity), "code": code})
 
     assert relay("alice@example.com", _original_popup_code(crm, "alice@example.com")).status == 200
-    before = _stored(crm)["alice@example.com"]
+    before = crm.links()["alice@example.com"]
     # Another Salesforce user's code relayed by Alice: refused, revoked, her link untouched.
     revokes = crm.sf.calls["revoke"]
     refused = relay("alice@example.com", _original_popup_code(crm, "mallory.other@example.com"))
     assert refused.status == 403 and refused.json()["error"] == "identity_mismatch"
     assert crm.sf.calls["revoke"] == revokes + 1
-    assert _stored(crm)["alice@example.com"] == before
+    assert crm.links()["alice@example.com"] == before
     # A user of another org: refused, nothing stored for Eve.
     crm.iam.add_agent("eve@example.com", "Eve")
     foreign = relay("eve@example.com", _original_popup_code(crm, "eve@example.com"))
     assert foreign.status == 403 and foreign.json()["error"] == "wrong_org"
-    assert "eve@example.com" not in _stored(crm)
+    assert "eve@example.com" not in crm.links()
     # A code is good once: replaying the one Alice used links nothing new.
     code = _original_popup_code(crm, "alice@example.com")
     assert relay("alice@example.com", code).status == 200

@@ -14,18 +14,9 @@ from sfdcflex.clients.sync import SyncClient
 from sfdcflex.keeper import NOT_LINKED
 from sfdcflex.store import JsonFileTokenStore
 from sfdcflex.sync_store import LEASE_MAP, SyncTokenStore
-from tests.support.http import call
+from tests.support.http import call, hops
 
 ALICE = "alice@example.com"
-
-
-def _stored(crm) -> dict:
-    return json.loads(crm.store_path.read_text())["agents"][ALICE]
-
-
-def _hops(answer) -> list[str]:
-    """Server-Timing entries without their durations: name;desc="..." in order."""
-    return [entry.split(";dur=")[0].strip() for entry in answer.headers["Server-Timing"].split(",")]
 
 
 # --- one refresh, its new refresh token saved, never a loop -----------------------------------
@@ -42,7 +33,7 @@ def test_a_storm_after_expiry_causes_exactly_one_refresh(crm):
         answers = list(pool.map(lambda p: crm.post("/get-contact", {"Token": token, "phone": p}), phones))
     assert [a.status for a in answers] == [200, 200, 200, 404] * 2
     assert len(crm.sf.refresh_log) == refreshes + 1
-    stored = _stored(crm)
+    stored = crm.links()[ALICE]
     assert stored["refresh_token"] != crm.sf.refresh_log[-1]  # the rotated one was saved
 
 
@@ -55,14 +46,14 @@ def test_rotated_refresh_token_is_saved_every_time(crm):
         answer = crm.post("/get-contact", {"Token": token, "phone": f"+1415555010{round_ + 1}"})
         assert answer.status in (200, 404)
         assert "sfdc-refresh" in answer.headers["Server-Timing"]
-        seen.add(_stored(crm)["refresh_token"])
+        seen.add(crm.links()[ALICE]["refresh_token"])
     assert len(seen) == 3
     assert len(set(crm.sf.refresh_log)) == len(crm.sf.refresh_log)  # no refresh token used twice
 
 
 def test_invalid_grant_drops_the_link_and_asks_to_connect_again(crm):
     crm.link(ALICE)
-    refresh_token = _stored(crm)["refresh_token"]
+    refresh_token = crm.links()[ALICE]["refresh_token"]
     revoke = call(crm.sf.url, "POST", "/services/oauth2/revoke", body=f"token={refresh_token}".encode(),
                   headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert revoke.status == 200
@@ -107,11 +98,11 @@ def test_a_refresh_shows_each_of_its_hops_in_server_timing(crm):
     crm.services.lookup.forget(ALICE)
     answer = crm.post("/get-user", {"Token": token})
     assert answer.status == 200
-    hops = _hops(answer)
+    seen = hops(answer)
     # The in-memory tokens were looked at for the cache key already: one hop, before the miss.
-    assert hops.count('store;desc="tokens in memory"') == 1
-    assert hops.index('store;desc="tokens in memory"') < hops.index('cache;desc="miss"')
-    assert hops[hops.index('cache;desc="miss"'):] == [
+    assert seen.count('store;desc="tokens in memory"') == 1
+    assert seen.index('store;desc="tokens in memory"') < seen.index('cache;desc="miss"')
+    assert seen[seen.index('cache;desc="miss"'):] == [
         'cache;desc="miss"',
         'sfdc-userinfo;desc="Salesforce userinfo"', 'store;desc="token store re-read"',
         'sfdc-refresh;desc="Salesforce token refresh"', 'store;desc="token store write"',
@@ -153,10 +144,10 @@ def test_a_save_the_disk_refuses_logs_the_os_error(crm, caplog, monkeypatch):
 def test_relinking_when_salesforce_cannot_revoke_the_old_grant_still_links_and_logs_it(crm, caplog):
     caplog.set_level("WARNING", logger="sfdcflex")
     crm.link(ALICE)
-    old = _stored(crm)["refresh_token"]
+    old = crm.links()[ALICE]["refresh_token"]
     crm.sf.fail_next("revoke", status=503)
     assert crm.link(ALICE).status == 200
-    assert _stored(crm)["refresh_token"] != old   # the new link is saved all the same
+    assert crm.links()[ALICE]["refresh_token"] != old   # the new link is saved all the same
     assert crm.post("/get-user", {"Token": crm.token(ALICE)}).status == 200
     warnings = [r.getMessage() for r in caplog.records if "revoking the replaced" in r.getMessage()]
     assert warnings == ["link alice@example.com: revoking the replaced Salesforce grant failed (salesforce_error)"]

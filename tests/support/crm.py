@@ -1,6 +1,7 @@
 """The whole product against the stand-ins: the real functions on a real server, seeded data."""
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -44,6 +45,10 @@ class Crm:
 
     def post(self, path: str, body: dict, **kwargs) -> Answer:
         return call(self.url, "POST", path, body=body, **kwargs)
+
+    def links(self) -> dict:
+        """The JSON token store's links as saved on disk: {identity: {access_token, ...}}."""
+        return json.loads(self.store_path.read_text())["agents"]
 
     def token(self, identity: str) -> str:
         return self.iam.issue_token(identity)
