@@ -6,14 +6,7 @@ import threading
 import pytest
 
 from sfdcflex.cache import MISSING, LRUCache
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clocks import FakeClock
 
 
 @pytest.fixture
@@ -126,3 +119,82 @@ def test_concurrent_use_keeps_the_bounds(clock):
     stats = cache.stats
     assert stats.hits + stats.misses == 8 * 500
     assert stats.evictions == 8 * 500 - len(cache)
+
+
+def test_the_defaults_are_100_per_owner_and_10000_in_all():
+    """Guards against other default sizes."""
+    cache = LRUCache()
+    for n in range(101):
+        cache.put("alice", n, n, 60)
+    assert len(cache) == 100 and cache.get("alice", 0) is MISSING and cache.get("alice", 1) == 1
+    wide = LRUCache(per_owner=20_000)
+    for n in range(10_001):
+        wide.put("alice", n, n, 60)
+    assert len(wide) == 10_000 and wide.get("alice", 0) is MISSING
+
+
+@pytest.mark.parametrize("per_owner,max_entries", [(0, 10), (10, 0), (0, 0), (-1, 10)])
+def test_sizes_below_one_are_refused(per_owner, max_entries):
+    """Either size below one is refused, in these words."""
+    with pytest.raises(ValueError, match="^per_owner and max_entries must be at least 1$"):
+        LRUCache(per_owner=per_owner, max_entries=max_entries)
+
+
+def test_sizes_of_one_are_allowed():
+    cache = LRUCache(per_owner=1, max_entries=1)
+    cache.put("alice", "k", "v", 60)
+    assert cache.get("alice", "k") == "v"
+
+
+def test_every_miss_is_counted_absent_or_expired(clock):
+    """Each miss adds one to the count, whether the key was absent or expired."""
+    cache = LRUCache(clock=clock)
+    assert cache.get("alice", "a") is MISSING and cache.get("alice", "b") is MISSING
+    cache.put("alice", "c", 1, 5)
+    cache.put("alice", "d", 1, 5)
+    clock.now += 5
+    assert cache.get("alice", "c") is MISSING and cache.get("alice", "d") is MISSING
+    assert cache.stats.misses == 4 and cache.stats.hits == 0
+
+
+def test_storing_a_key_again_keeps_the_owners_other_keys_and_the_count():
+    """Replacing a key keeps the owner's other entries (they are looked up, not started afresh)."""
+    cache = LRUCache()
+    cache.put("alice", "k1", 1, 60)
+    cache.put("alice", "k2", 2, 60)
+    cache.put("alice", "k1", 3, 60)
+    assert cache.get("alice", "k1") == 3 and cache.get("alice", "k2") == 2
+    assert len(cache) == 2
+
+
+def test_a_ttl_of_zero_stores_nothing_and_a_short_one_stores(clock):
+    """A ttl of 0 stores nothing; any positive ttl, even under a second, stores."""
+    cache = LRUCache(clock=clock)
+    cache.put("alice", "none", "x", 0)
+    assert len(cache) == 0 and cache.get("alice", "none") is MISSING
+    cache.put("alice", "brief", "y", 0.5)
+    assert len(cache) == 1 and cache.get("alice", "brief") == "y"
+    clock.now += 0.5
+    assert cache.get("alice", "brief") is MISSING
+
+
+def test_an_owner_emptied_by_the_global_bound_gets_its_new_entry():
+    """An owner whose entries the global bound pushed out is registered again with its new entry."""
+    cache = LRUCache(per_owner=10, max_entries=1)
+    cache.put("alice", "k1", 1, 60)
+    cache.put("alice", "k2", 2, 60)   # the global bound pushes out k1 and with it alice's dict
+    assert cache.get("alice", "k2") == 2 and cache.get("alice", "k1") is MISSING
+    assert len(cache) == 1
+    cache.put("bob", "k3", 3, 60)
+    assert cache.get("bob", "k3") == 3 and cache.get("alice", "k2") is MISSING
+
+
+def test_an_expired_entry_leaves_the_owners_other_entries(clock):
+    """Removing an expired entry drops its owner only when the owner has no entries left."""
+    cache = LRUCache(clock=clock)
+    cache.put("alice", "short", 1, 5)
+    cache.put("alice", "long", 2, 60)
+    clock.now += 5
+    assert cache.get("alice", "short") is MISSING
+    assert cache.get("alice", "long") == 2 and len(cache) == 1
+    assert cache.drop_owner("alice") == 1

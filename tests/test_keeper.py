@@ -1,111 +1,235 @@
-"""Refresh under Salesforce's refresh-token rotation: single-flight, saved every time, never looping."""
+"""TokenKeeper in process, on a real JSON token store and a fake Salesforce that rotates refresh
+tokens as Salesforce does: single-flight refresh, the new refresh token saved every time, never a
+loop, dead grants dropped, a store that refuses a save ridden out. (End to end over the stand-ins:
+tests/functions/test_refresh.py.)"""
 from __future__ import annotations
 
-import json
+import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from sfdcflex.clients.salesforce import InvalidGrant, SessionExpired
+from sfdcflex.errors import NotLinked
+from sfdcflex.keeper import NOT_LINKED, TokenKeeper
+from sfdcflex.runtime.errors import BadGateway
+from sfdcflex.runtime.timing import ServerTiming
+from sfdcflex.store import JsonFileTokenStore
 
 ALICE = "alice@example.com"
 
 
-def _stored(crm) -> dict:
-    return json.loads(crm.store_path.read_text())["agents"][ALICE]
+class FakeSalesforce:
+    """Salesforce's token rules: every refresh spends the refresh token it was given and issues a
+    new pair; a spent or revoked refresh token is refused with invalid_grant."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, str] = {}        # refresh token -> its access token
+        self.valid: set[str] = set()          # access tokens Salesforce accepts now
+        self.presented: list[str] = []        # refresh tokens sent to refresh(), in order
+        self.revoked: list[str] = []
+        self.before_refresh = lambda: None    # a test's hook: runs as a refresh arrives
+        self._serial = itertools.count(1)
+
+    def grant(self) -> tuple[str, str]:
+        serial = next(self._serial)
+        access, refresh = f"access-{serial}", f"refresh-{serial}"
+        self.live[refresh] = access
+        self.valid.add(access)
+        return access, refresh
+
+    def expire(self) -> None:
+        self.valid.clear()
+
+    def userinfo(self, access_token: str) -> dict:
+        if access_token not in self.valid:
+            raise SessionExpired("Salesforce session expired")
+        return {"access_token_used": access_token}
+
+    def refresh(self, refresh_token: str) -> dict:
+        self.presented.append(refresh_token)
+        self.before_refresh()
+        if self.live.pop(refresh_token, None) is None:
+            raise InvalidGrant("Salesforce refused the refresh token; connect Salesforce again")
+        access, refresh = self.grant()
+        return {"access_token": access, "refresh_token": refresh}
+
+    def revoke(self, refresh_token: str) -> None:
+        self.revoked.append(refresh_token)
+        self.live.pop(refresh_token, None)
 
 
-def test_a_storm_after_expiry_causes_exactly_one_refresh(crm):
-    crm.link(ALICE)
-    token = crm.token(ALICE)
-    phones = ["+14155550101", "+12125550103", "+442079460958", "+1 999 555 0100"] * 2
-    crm.post("/get-user", {"Token": token})  # tokens now held in memory
-    crm.sf.expire_access_tokens()
-    refreshes = len(crm.sf.refresh_log)
+@pytest.fixture
+def sf() -> FakeSalesforce:
+    return FakeSalesforce()
+
+
+@pytest.fixture
+def store(tmp_path) -> JsonFileTokenStore:
+    return JsonFileTokenStore(tmp_path / "tokens.json")
+
+
+@pytest.fixture
+def keeper(store, sf) -> TokenKeeper:
+    keeper = TokenKeeper(store, sf)
+    keeper.link(ALICE, *sf.grant())
+    return keeper
+
+
+def _userinfo(keeper: TokenKeeper, sf: FakeSalesforce, timing: ServerTiming | None = None) -> dict:
+    return keeper.call(ALICE, sf.userinfo, timing or ServerTiming(), "sfdc-userinfo", "Salesforce userinfo")
+
+
+def test_a_storm_after_expiry_refreshes_once_for_every_waiting_request(keeper, sf, store):
+    """Eight requests meet the expired session together: one refreshes, the others wait for it,
+    use its tokens and say in Server-Timing that a concurrent request refreshed them."""
+    _userinfo(keeper, sf)
+    sf.expire()
+    expired_seen, everyone_expired = itertools.count(1), threading.Event()
+    userinfo = sf.userinfo
+
+    def counting_userinfo(access_token: str) -> dict:
+        try:
+            return userinfo(access_token)
+        except SessionExpired:
+            if next(expired_seen) == 8:
+                everyone_expired.set()
+            raise
+
+    sf.userinfo = counting_userinfo
+    # The refresh waits (boundedly) until all eight have found the session expired.
+    sf.before_refresh = lambda: everyone_expired.wait(5)
+    start = threading.Barrier(8)
+
+    def request(_: int) -> tuple[dict, str]:
+        timing = ServerTiming()
+        start.wait(5)
+        return _userinfo(keeper, sf, timing), timing.header()
+
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda p: crm.post("/get-contact", {"Token": token, "phone": p}), phones))
-    assert [a.status for a in answers] == [200, 200, 200, 404] * 2
-    assert len(crm.sf.refresh_log) == refreshes + 1
-    stored = _stored(crm)
-    assert stored["refresh_token"] != crm.sf.refresh_log[-1]  # the rotated one was saved
+        answers = list(pool.map(request, range(8)))
+    assert everyone_expired.is_set()
+    assert len(sf.presented) == 1
+    assert {answer["access_token_used"] for answer, _ in answers} == {store.get(ALICE).access_token}
+    # The seven that waited say so in Server-Timing, which the browser's data-flow panel shows.
+    waited = [header for _, header in answers if 'desc="refreshed by a concurrent request"' in header]
+    assert len(waited) == 7
 
 
-def test_rotated_refresh_token_is_saved_every_time(crm):
-    crm.link(ALICE)
-    token = crm.token(ALICE)
-    seen = set()
-    for round_ in range(3):
-        crm.sf.expire_access_tokens()
-        answer = crm.post("/get-contact", {"Token": token, "phone": f"+1415555010{round_ + 1}"})
-        assert answer.status in (200, 404)
-        assert "sfdc-refresh" in answer.headers["Server-Timing"]
-        seen.add(_stored(crm)["refresh_token"])
-    assert len(seen) == 3
-    assert len(set(crm.sf.refresh_log)) == len(crm.sf.refresh_log)  # no refresh token used twice
+def test_the_rotated_refresh_token_is_saved_every_time(keeper, sf, store):
+    saved = set()
+    for _ in range(3):
+        sf.expire()
+        timing = ServerTiming()
+        _userinfo(keeper, sf, timing)
+        assert "sfdc-refresh" in timing.header()
+        saved.add(store.get(ALICE).refresh_token)
+    assert len(saved) == 3                                      # a new one saved each time
+    assert store.get(ALICE).refresh_token not in sf.presented   # the newest is unspent
+    assert len(set(sf.presented)) == len(sf.presented) == 3    # no refresh token presented twice
 
 
-def test_invalid_grant_drops_the_link_and_asks_to_connect_again(crm):
-    from tests.support.http import call
-    crm.link(ALICE)
-    refresh_token = _stored(crm)["refresh_token"]
-    revoke = call(crm.sf.url, "POST", "/services/oauth2/revoke", body=f"token={refresh_token}".encode(),
-                  headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert revoke.status == 200
-    answer = crm.post("/get-contact", {"Token": crm.token(ALICE), "phone": "+14155550101"})
-    assert answer.status == 404 and answer.json()["error"] == "not_linked"
-    assert "again" in answer.json()["message"].lower()
-    assert ALICE not in json.loads(crm.store_path.read_text())["agents"]
+def test_a_dead_grant_drops_the_link_and_asks_to_connect_again(keeper, sf, store):
+    sf.revoke(store.get(ALICE).refresh_token)
+    sf.expire()
+    with pytest.raises(NotLinked) as raised:
+        _userinfo(keeper, sf)
+    assert raised.value.code == "not_linked" and "again" in raised.value.message
+    assert store.get(ALICE) is None
+    with pytest.raises(NotLinked) as raised:   # and the next request is not linked either
+        _userinfo(keeper, sf)
+    assert raised.value.message == NOT_LINKED
 
 
-def test_other_401s_never_loop(crm):
-    crm.link(ALICE)
-    token = crm.token(ALICE)
-    crm.post("/get-user", {"Token": token})
-    crm.sf.fail_next("search", status=401, body=b'[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]',
-                     content_type="application/json", count=2)
-    refreshes, searches = len(crm.sf.refresh_log), crm.sf.calls["search"]
-    answer = crm.post("/get-contact", {"Token": token, "phone": "+14155550101"})
-    assert answer.status == 502
-    assert len(crm.sf.refresh_log) == refreshes + 1 and crm.sf.calls["search"] == searches + 2
+def test_a_session_refused_right_after_its_refresh_is_a_502_never_a_loop(keeper, sf):
+    sf.userinfo = lambda access_token: (_ for _ in ()).throw(SessionExpired("expired"))
+    with pytest.raises(BadGateway) as raised:
+        _userinfo(keeper, sf)
+    assert raised.value.code == "salesforce_session_refused"
+    assert len(sf.presented) == 1
 
 
-def test_a_refresh_on_one_instance_is_used_by_another_without_a_second(crm_factory):
-    one, two = crm_factory(), crm_factory()
-    one.link(ALICE)
-    token = one.token(ALICE)
-    assert two.post("/get-user", {"Token": token}).status == 200  # two now holds the old tokens
-    one.sf.expire_access_tokens()
-    refreshes = len(one.sf.refresh_log)
-    assert one.post("/get-contact", {"Token": token, "phone": "+14155550101"}).status == 200
-    assert len(one.sf.refresh_log) == refreshes + 1
-    assert two.post("/get-contact", {"Token": token, "phone": "+12125550103"}).status == 200
-    assert len(one.sf.refresh_log) == refreshes + 1  # two re-read the store instead of refreshing
+def test_a_refresh_by_another_instance_is_used_without_a_second(store, sf):
+    one, two = TokenKeeper(store, sf), TokenKeeper(store, sf)
+    one.link(ALICE, *sf.grant())
+    _userinfo(two, sf)                      # two holds the first pair
+    sf.expire()
+    _userinfo(one, sf)                      # one refreshes and saves
+    assert len(sf.presented) == 1
+    assert _userinfo(two, sf)["access_token_used"] == store.get(ALICE).access_token
+    assert len(sf.presented) == 1           # two read the store instead of refreshing
 
 
-def test_a_dead_chain_never_deletes_a_link_made_meanwhile(crm_factory):
-    from concurrent.futures import ThreadPoolExecutor as Pool
-    from tests.support.processes import wait_until
-    one, two = crm_factory(), crm_factory()
-    one.link(ALICE)
-    token = one.token(ALICE)
-    assert one.post("/get-user", {"Token": token}).status == 200  # one holds the first pair
-    one.sf.expire_access_tokens()
-    tokens_before = one.sf.calls["token"]
-    one.sf.fail_next("token", stall=1.0)  # one's refresh is on the wire while...
-    with Pool(1) as pool:
-        lookup = pool.submit(one.post, "/get-contact", {"Token": token, "phone": "+14155550101"})
-        assert wait_until(lambda: one.sf.calls["token"] > tokens_before, 5)
-        assert two.post("/unlink", {"Token": token}).json() == {"unlinked": True}  # ...the chain dies
-        assert two.link(ALICE).status == 200                                     # and a new link is made
-        answer = lookup.result(10)
-    assert answer.status == 200, answer.body  # one adopted the new link instead of deleting it
-    assert ALICE in json.loads(one.store_path.read_text())["agents"]
+def test_a_link_deleted_while_its_refresh_is_under_way_ends_not_linked(keeper, sf, store, tmp_path):
+    """The agent unlinks on another instance while this one's refresh is at Salesforce: the
+    refreshed pair is not saved over the deletion, and the request ends not linked."""
+    _userinfo(keeper, sf)
+    sf.expire()
+    sf.before_refresh = lambda: JsonFileTokenStore(tmp_path / "tokens.json").delete(ALICE)
+    with pytest.raises(NotLinked) as raised:
+        _userinfo(keeper, sf)
+    assert raised.value.message == NOT_LINKED
+    assert store.get(ALICE) is None
 
 
-def test_relinking_when_salesforce_cannot_revoke_the_old_grant_still_links_and_logs_it(crm, caplog):
-    caplog.set_level("WARNING", logger="sfdcflex")
-    crm.link(ALICE)
-    old = _stored(crm)["refresh_token"]
-    crm.sf.fail_next("revoke", status=503)
-    assert crm.link(ALICE).status == 200
-    assert _stored(crm)["refresh_token"] != old   # the new link is saved all the same
-    assert crm.post("/get-user", {"Token": crm.token(ALICE)}).status == 200
-    warnings = [r.getMessage() for r in caplog.records if "revoking the replaced" in r.getMessage()]
-    assert warnings == ["link alice@example.com: revoking the replaced Salesforce grant failed (salesforce_error)"]
-    assert old not in caplog.text   # the token the log is about never appears in it
+def test_a_dead_chain_never_deletes_a_link_made_meanwhile(sf, tmp_path):
+    """While one instance's refresh is at Salesforce, the agent unlinks (the chain dies) and links
+    again on another: the refused refresh adopts the new link instead of deleting it."""
+    one = TokenKeeper(JsonFileTokenStore(tmp_path / "tokens.json"), sf)
+    two = TokenKeeper(JsonFileTokenStore(tmp_path / "tokens.json"), sf)
+    one.link(ALICE, *sf.grant())
+    _userinfo(one, sf)                        # one holds the first pair
+    sf.expire()
+
+    def unlink_and_link_again_elsewhere() -> None:
+        sf.before_refresh = lambda: None
+        assert two.unlink(ALICE) is True
+        two.link(ALICE, *sf.grant())
+
+    sf.before_refresh = unlink_and_link_again_elsewhere
+    assert _userinfo(one, sf)["access_token_used"] == two.store.get(ALICE).access_token
+    assert one.store.get(ALICE) is not None
+
+
+class RefusingStore(JsonFileTokenStore):
+    """A JSON store whose next `refusals` puts fail as a full disk would."""
+
+    refusals = 0
+
+    def put(self, *args, **kwargs):
+        if self.refusals:
+            self.refusals -= 1
+            raise OSError(28, "No space left on device")
+        return super().put(*args, **kwargs)
+
+
+def test_a_pair_the_store_refuses_is_used_from_memory_and_saved_next_time(tmp_path, sf, caplog):
+    store = RefusingStore(tmp_path / "tokens.json")
+    keeper = TokenKeeper(store, sf)
+    keeper.link(ALICE, *sf.grant())
+    sf.expire()
+    store.refusals = 1
+    with caplog.at_level("WARNING", logger="sfdcflex"):
+        fresh = _userinfo(keeper, sf)["access_token_used"]
+    assert "could not save refreshed Salesforce tokens" in caplog.text
+    assert store.get(ALICE).access_token != fresh           # only in memory for now
+    sf.expire()                                              # a second expiry meanwhile:
+    _userinfo(keeper, sf)                                    # refreshed from the unsaved pair
+    assert len(set(sf.presented)) == len(sf.presented) == 2
+    assert store.get(ALICE).refresh_token not in sf.presented   # and that one is saved now
+
+
+def test_linking_again_replaces_the_pair_and_revokes_the_old_grant(keeper, sf, store):
+    old = store.get(ALICE).refresh_token
+    keeper.link(ALICE, *sf.grant())
+    assert sf.revoked == [old] and store.get(ALICE).refresh_token != old
+
+
+def test_unlink_revokes_the_grant_and_forgets_the_link(keeper, sf, store):
+    held = store.get(ALICE).refresh_token
+    assert keeper.unlink(ALICE) is True
+    assert sf.revoked == [held] and store.get(ALICE) is None
+    assert keeper.unlink(ALICE) is False
+    with pytest.raises(NotLinked):
+        _userinfo(keeper, sf)

@@ -1,132 +1,68 @@
-"""get-contact and get-user: formats, the card, the cache, and how many upstream calls each costs."""
+"""Lookup in process, on a fake Salesforce and keeper: the SOSL and SOQL it sends, which fuzzy hits
+it keeps and in which order, how long answers are cached, and the objects it looks in.
+(get-contact end to end: tests/functions/test_get_contact*.py.)"""
 from __future__ import annotations
 
 import pytest
 
-from sfdcflex.lookup import soql_for, sosl_for
+from sfdcflex.cache import LRUCache
+from sfdcflex.cards import NoMatch
+from sfdcflex.config import load_config
+from sfdcflex.email_address import parse_email
+from sfdcflex.lookup import Lookup, soql_for, sosl_for
 from sfdcflex.phone import parse_phone
+from sfdcflex.runtime.timing import ServerTiming
+from tests.support.clocks import FakeClock
+from tests.support.crm import FLEX_URL
 
 ALICE = "alice@example.com"
+MARY = {"attributes": {"type": "Contact"}, "Id": "003000000000009AAA", "Name": "Mary Mobile",
+        "MobilePhone": "+1 212 555 0103"}
 
 
-@pytest.fixture
-def linked(crm):
-    crm.link(ALICE)
-    crm.link("bob@example.com")
-    return crm
+class FakeSalesforce:
+    """Answers each SOSL search with `searched` (or Mary Mobile for her number) and SOQL with nothing."""
+
+    instance_url = "https://example.my.salesforce.com"
+
+    def __init__(self) -> None:
+        self.searches = 0
+        self.searched: list[dict] | None = None
+
+    def search(self, access_token: str, sosl: str) -> list[dict]:
+        self.searches += 1
+        if self.searched is not None:
+            return self.searched
+        return [MARY] if "2125550103" in sosl else []
+
+    def query(self, access_token: str, soql: str) -> list[dict]:
+        return []
 
 
-def _contact(crm, phone, who=ALICE, **extra):
-    return crm.post("/get-contact", {"Token": crm.token(who), "phone": phone, **extra})
+class FakeKeeper:
+    """One link that never changes, whose access token works."""
+
+    def link_revision(self, identity: str, timing: ServerTiming) -> str:
+        return "revision-1"
+
+    def call(self, identity, use, timing: ServerTiming, hop: str, desc: str):
+        with timing.span(hop, desc):
+            return use("access-token")
 
 
-@pytest.mark.parametrize("phone", ["(415) 555-0101", "+14155550101", "415.555.0101", "1-415-555-0101",
-                                   "4155550101", "+1 415 555 0101", "415 555 0101 ext. 12"])
-def test_us_number_in_any_written_form_finds_the_newest_contact(linked, phone):
-    answer = _contact(linked, phone)
-    assert answer.status == 200, answer.body
-    card = answer.json()
-    assert card["cust_name"] == "Ada Lovelace"  # newer than Charles Babbage on the same number
-    assert card["matches"] == 2
-    assert card["cust_title"] == "Chief Analyst"
-    assert card["cust_acct_name"] == "Analytical Engines"
-    assert (card["cust_acct_type"], card["cust_acct_num"]) == ("Customer - Direct", "AE-1001")
-    assert (card["cust_acct_sla"], card["cust_acct_priority"]) == ("Gold", "High")
-    assert card["cust_record_url"] == f"{linked.sf.url}/lightning/r/Contact/{card['cust_id']}/view"
+def _lookup(ttl: float = 300.0) -> tuple[Lookup, FakeSalesforce, FakeClock]:
+    sf, clock = FakeSalesforce(), FakeClock(1000.0)
+    return Lookup(sf, FakeKeeper(), LRUCache(clock=clock), ttl=ttl), sf, clock
 
 
-@pytest.mark.parametrize("phone,country", [("+44 20 7946 0958", None), ("020 7946 0958", "GB"),
-                                           ("0044 20 7946 0958", None), ("2079460958", "gb")])
-def test_international_numbers(linked, phone, country):
-    extra = {"country": country} if country else {}
-    answer = _contact(linked, phone, **extra)
-    assert answer.status == 200, answer.body
-    assert answer.json()["cust_name"] == "Joseph Jacquard"
-
-
-def test_mobile_phone_only_contact(linked):
-    assert _contact(linked, "212-555-0103").json()["cust_name"] == "Mary Mobile"
-
-
-def test_contact_not_yet_in_the_search_index_is_found_by_soql(linked):
-    searches, queries = linked.sf.calls["search"], linked.sf.calls["query"]
-    answer = _contact(linked, "(646) 555-0199")
-    assert answer.json()["cust_name"] == "Nina New"
-    assert (linked.sf.calls["search"], linked.sf.calls["query"]) == (searches + 1, queries + 1)
-    assert "sfdc-query" in answer.headers["Server-Timing"]
-
-
-@pytest.mark.parametrize("body", [{"phone": "12"}, {"phone": "1234567890123456"}, {"phone": 4155550101},
-                                  {"phone": None}, {}, {"phone": "415' OR Name != '"},
-                                  {"phone": "+1 415 555 0101", "country": "Narnia"},
-                                  {"phone": ["4155550101"]}, {"phone": "x" * 10_000}])
-def test_bad_phone_input_is_400_and_reaches_no_query(linked, body):
-    calls = sum(linked.sf.calls.values())
-    answer = linked.post("/get-contact", {"Token": linked.token(ALICE), **body})
-    assert answer.status == 400
-    assert answer.json()["error"] in ("invalid_phone", "bad_request")
-    assert sum(linked.sf.calls.values()) == calls
-
-
-def test_unknown_number_is_404_no_match_and_cached_briefly(linked):
-    first = _contact(linked, "+1 999 555 0100")
-    assert first.status == 404 and first.json()["error"] == "no_match"
-    calls = sum(linked.sf.calls.values())
-    again = _contact(linked, "+1 999 555 0100")
-    assert again.status == 404 and sum(linked.sf.calls.values()) == calls
-    assert 'cache;desc="hit"' in again.headers["Server-Timing"]
-
-
-def test_cache_hit_costs_no_upstream_call_and_stays_per_agent(linked):
-    token = linked.token(ALICE)
-    miss = linked.post("/get-contact", {"Token": token, "phone": "+14155550101"})
-    assert 'cache;desc="miss"' in miss.headers["Server-Timing"]
-    sf_calls, iam_calls = sum(linked.sf.calls.values()), linked.iam.calls["validate"]
-    for _ in range(5):
-        hit = linked.post("/get-contact", {"Token": token, "phone": "(415) 555-0101"})
-        assert hit.status == 200 and 'cache;desc="hit"' in hit.headers["Server-Timing"]
-    assert sum(linked.sf.calls.values()) == sf_calls
-    assert linked.iam.calls["validate"] == iam_calls
-    # Bob asks for the same number: his own Salesforce call, never Alice's cached record.
-    bob = _contact(linked, "+14155550101", who="bob@example.com")
-    assert 'cache;desc="miss"' in bob.headers["Server-Timing"]
-    assert sum(linked.sf.calls.values()) == sf_calls + 1
-
-
-def test_upstream_calls_per_lookup(crm_factory):
-    crm = crm_factory()
-    crm.link(ALICE)
-    fresh = crm_factory()  # a new instance: nothing in memory yet, the link is in the shared store
-    token = crm.token(ALICE)
-    before = (crm.iam.calls["validate"], sum(crm.sf.calls.values()))
-    first = fresh.post("/get-contact", {"Token": token, "phone": "+14155550101"})
-    assert first.status == 200
-    timing = first.headers["Server-Timing"]
-    assert 'store;desc="token store read"' in timing
-    assert (crm.iam.calls["validate"], sum(crm.sf.calls.values())) == (before[0] + 1, before[1] + 1)
-    second = fresh.post("/get-contact", {"Token": token, "phone": "+12125550103"})
-    # The tokens are looked at twice (the cache key's link revision, then the call), one hop.
-    assert second.headers["Server-Timing"].count('store;desc="tokens in memory"') == 1
-    assert "no IAM call" in second.headers["Server-Timing"]
-    assert (crm.iam.calls["validate"], sum(crm.sf.calls.values())) == (before[0] + 1, before[1] + 2)
-
-
-def test_get_user_not_linked_is_404(crm):
-    answer = crm.post("/get-user", {"Token": crm.token(ALICE)})
-    assert answer.status == 404 and answer.json()["error"] == "not_linked"
-    assert "connect Salesforce" in answer.json()["message"]
-
-
-def test_salesforce_failures_are_502_with_a_clear_message(linked):
-    linked.sf.fail_next("search", status=503, body=b"<html>Service Unavailable</html>",
-                        content_type="text/html")
-    down = _contact(linked, "+14155550101")
-    assert down.status == 502 and "Salesforce" in down.json()["message"]
-    linked.sf.request_limit_exceeded = True
-    limited = _contact(linked, "+12125550103")
-    assert limited.status == 502
-    assert limited.json()["error"] == "salesforce_request_limit"
-    assert "limit" in limited.json()["message"].lower()
+def _searches_for(lookup: Lookup, sf: FakeSalesforce, phone: str) -> int:
+    """How many Salesforce searches one lookup of `phone` costs (0: answered from the cache)."""
+    before = sf.searches
+    try:
+        lookup.contact(ALICE, parse_phone(phone), ServerTiming())
+    except NoMatch:
+        pass
+    return sf.searches - before
 
 
 def test_queries_carry_only_digits_and_quoted_variants():
@@ -135,3 +71,78 @@ def test_queries_carry_only_digits_and_quoted_variants():
     soql = soql_for(number)
     assert "'(415) 555-0101'" in soql and "'+14155550101'" in soql
     assert "ORDER BY LastModifiedDate DESC" in soql
+
+
+def test_sosl_returns_contacts_then_leads_in_one_statement():
+    sosl = sosl_for(parse_phone("+14155550101"))
+    assert sosl.startswith("FIND {4155550101} IN PHONE FIELDS RETURNING Contact(")
+    assert sosl.index("Contact(") < sosl.index("), Lead(Id, Name, Title, Company")
+    assert "Lead(" not in sosl_for(parse_phone("+14155550101"), ("Contact",))
+    assert sosl_for(parse_email("a-b+c@x.example")).startswith(
+        "FIND {a\\-b\\+c@x.example} IN EMAIL FIELDS RETURNING Contact(")
+
+
+# --- which hits are kept, in which order, for how long ----------------------------------------
+
+
+def test_a_fuzzy_email_hit_for_another_address_is_not_the_caller():
+    """A fuzzy search hit for another email address is not the caller."""
+    lookup, sf, _ = _lookup()
+    sf.searched = [{"attributes": {"type": "Contact"}, "Id": "003000000000001AAA",
+                    "Name": "Other Person", "Email": "ada.other@example.com"}]
+    with pytest.raises(NoMatch) as refused:
+        lookup.contact(ALICE, parse_email("ada@example.com"), ServerTiming())
+    assert refused.value.status == 404 and refused.value.code == "no_match"
+
+
+def test_contacts_come_before_leads_and_an_untyped_record_counts_as_a_contact():
+    """Contacts come before Leads, and a record without a type counts as a Contact."""
+    lookup, sf, _ = _lookup()
+    phone = "4155550177"
+    sf.searched = [
+        {"attributes": {"type": "Lead"}, "Id": "00Q000000000001AAA", "Name": "Lena Lead", "Phone": phone},
+        {"Id": "003000000000002AAA", "Name": "Una Untyped", "Phone": phone},
+        {"attributes": {"type": "Contact"}, "Id": "003000000000003AAA", "Name": "Cora Contact", "Phone": phone},
+    ]
+    card = lookup.contact(ALICE, parse_phone(phone), ServerTiming())
+    assert [c["cust_name"] for c in card["candidates"]] == ["Una Untyped", "Cora Contact", "Lena Lead"]
+    assert card["cust_name"] == "Una Untyped" and card["matches"] == 3
+
+
+@pytest.mark.parametrize("ttl,no_match_ttl", [(100.0, 20.0), (400.0, 60.0)])
+def test_a_card_is_cached_for_the_ttl_and_no_match_for_a_fifth_of_it_at_most_a_minute(ttl, no_match_ttl):
+    """A card is cached for the ttl, no match for a fifth of it (at most a minute)."""
+    lookup, sf, clock = _lookup(ttl)
+    start, found, unknown = clock.now, "+1 212 555 0103", "+1 999 555 0142"
+    assert (_searches_for(lookup, sf, found), _searches_for(lookup, sf, unknown)) == (1, 1)
+    clock.now = start + no_match_ttl - 0.5
+    assert (_searches_for(lookup, sf, found), _searches_for(lookup, sf, unknown)) == (0, 0)
+    clock.now = start + no_match_ttl
+    assert (_searches_for(lookup, sf, found), _searches_for(lookup, sf, unknown)) == (0, 1)
+    clock.now = start + ttl - 0.5
+    assert _searches_for(lookup, sf, found) == 0
+    clock.now = start + ttl
+    assert _searches_for(lookup, sf, found) == 1
+
+
+# --- the objects a lookup looks in (SFDC_LOOKUP_OBJECTS) -----------------------------------------
+
+
+@pytest.mark.parametrize("value,objects", [("", ("Contact", "Lead")), ("Contact", ("Contact",)),
+                                           (" lead , CONTACT ", ("Contact", "Lead"))])
+def test_lookup_objects_setting(value, objects):
+    assert _config(value).lookup_objects == objects
+
+
+@pytest.mark.parametrize("value", ["Lead", "Contact,Opportunity", ","])
+def test_lookup_objects_setting_refuses_others(value):
+    from sfdcflex.runtime.errors import ConfigError
+    with pytest.raises(ConfigError, match="SFDC_LOOKUP_OBJECTS"):
+        _config(value)
+
+
+def _config(objects: str):
+    return load_config({"ACCOUNT_SID": "AC" + "0" * 32, "AUTH_TOKEN": "x", "SFDC_CLIENT_ID": "id",
+                        "SFDC_INSTANCE_URL": "https://example.my.salesforce.com",
+                        "SFDC_ORG_ID": "00D5e000000AbCdEAF", "SFDC_CLIENT_SECRET": "s",
+                        "FLEX_INSTANCE_URL": FLEX_URL, "SFDC_LOOKUP_OBJECTS": objects})

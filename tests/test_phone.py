@@ -77,6 +77,52 @@ def test_unknown_or_malformed_country_is_a_400(country):
         parse_phone("415 555 0101", country)
 
 
+def test_an_empty_country_means_us():
+    """An empty country defaults to US, as a missing one does."""
+    assert parse_phone("415 555 0101", "") == PhoneNumber("1", "4155550101")
+    assert parse_phone("415 555 0101", None) == PhoneNumber("1", "4155550101")
+
+
+@pytest.mark.parametrize("value,country,message", [
+    ("415 555 0101", 44, "country must be an ISO 3166 two-letter code such as US or GB"),
+    ("415 555 0101", "ZZ", "country is not a known ISO 3166 two-letter code"),
+    ("+999 1234 5678", "US", "phone number starts with an unknown country calling code"),
+    (4155550101, "US", "phone must be a string"),
+    ("   ", "US", "phone is missing"),
+    ("415-555-O1O1", "US", "phone may contain only digits, spaces, - . ( ) / and one leading +"),
+    ("1" * 65, "US", "phone is longer than 64 characters"),
+    ("+1 23456", "US", "phone has fewer than 7 digits"),
+    ("+1 234567890123456", "US", "phone has more than 15 digits"),
+])
+def test_each_refusal_says_what_is_wrong_in_words(value, country, message):
+    """Each refusal is an invalid_phone 400 whose message names the problem in these words."""
+    with pytest.raises(BadRequest) as refused:
+        parse_phone(value, country)
+    assert refused.value.message == message and refused.value.code == "invalid_phone"
+
+
+def test_the_length_and_digit_bounds_are_inclusive():
+    """64 characters, 7 digits and 15 digits are all still accepted."""
+    sixty_four = "+1" + " " * 52 + "4155550101"
+    assert len(sixty_four) == 64 and parse_phone(sixty_four).national == "4155550101"
+    assert parse_phone("+1 234567") == PhoneNumber("1", "234567")                  # 7 digits
+    assert parse_phone("+1 23456789012345") == PhoneNumber("1", "23456789012345")  # 15 digits
+
+
+def test_only_the_first_bracketed_zero_is_a_trunk_prefix():
+    """Only the first "(0)" is removed as a trunk prefix."""
+    # The second "(0)" is a digit the caller typed: it stays.
+    assert parse_phone("+44 (0)20 (0)7946 0958") == PhoneNumber("44", "20079460958")
+
+
+def test_a_stored_number_of_64_characters_is_still_compared():
+    """A stored number of exactly 64 characters is compared, not treated as too long."""
+    number = parse_phone("415 555 0101")
+    stored = "415.555.0101" + " " * 52
+    assert len(stored) == 64 and phone_matches(stored, number)
+    assert not phone_matches(stored + " ", number)
+
+
 def test_calling_code_table_is_prefix_free_and_covers_every_country():
     for code in CALLING_CODES:
         assert not any(other != code and other.startswith(code) for other in CALLING_CODES), code

@@ -1,47 +1,26 @@
-"""Token stores: the JSON file (locking, atomic replace, damage) and Twilio Sync documents."""
+"""The JSON token store: locking, atomic replace, damage and its words, the start-up check of its
+folder, used OAuth states, group commit, failed writes. (The Sync store: test_sync_store.py.)"""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import signal
 import stat
-import subprocess
-import sys
-import textwrap
+import tempfile
+import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from sfdcflex.demo.standins import SyncStandIn
-from sfdcflex.store import JsonFileTokenStore, RevisionConflict, StoreDamaged, StoredTokens
-from sfdcflex.sync_store import SyncTokenStore
-from sfdcflex.clients.sync import SyncClient
-
-REPO = Path(__file__).resolve().parent.parent
-
-WRITER = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-    from sfdcflex.store import JsonFileTokenStore
-    store = JsonFileTokenStore(Path(sys.argv[1]))
-    prefix, count = sys.argv[2], int(sys.argv[3])
-    for i in range(count):
-        store.put(f"{prefix}-{i}@example.com", f"access-{prefix}-{i}", f"refresh-{prefix}-{i}")
-        print(i, flush=True)
-""")
-
-
-def start_writer(path: Path, prefix: str, count: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), prefix, str(count)],
-                            cwd=REPO, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-
-
-def writing_now(folder: Path, path: Path, seeded_size: int) -> bool:
-    """A write is under way: a temp file exists, or the file shrank (a non-atomic rewrite)."""
-    return any(p.name.endswith(".tmp") for p in folder.iterdir()) or path.stat().st_size < seeded_size
-
+from sfdcflex.runtime.errors import TooManyRequests
+from sfdcflex.store import (MAX_USED_STATES, JsonFileTokenStore, RevisionConflict, StoreDamaged,
+                            StoredTokens, store_file_problems)
+from tests.support.store_writers import start_writer, writing_now
+from tests.support.users import as_nobody
 
 # --- JSON file ---------------------------------------------------------------------------------
 
@@ -156,94 +135,6 @@ def test_writer_killed_mid_writes_leaves_a_file_that_parses(tmp_path):
     assert len(agents) >= 2001
     assert JsonFileTokenStore(path).get("k-0@example.com").access_token == "access-k-0"
 
-
-# --- Twilio Sync -------------------------------------------------------------------------------
-
-ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = "AC" + "4" * 32, "store-test-auth-token", "IS" + "5" * 32
-
-
-@pytest.fixture
-def sync():
-    with SyncStandIn(ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID) as standin:
-        yield standin
-
-
-@pytest.fixture
-def sync_store(sync):
-    client = SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, sleep=lambda seconds: None)
-    return SyncTokenStore(client)
-
-
-def test_sync_documents_keep_the_original_plugins_shape(sync, sync_store):
-    saved = sync_store.put("ada@example.com", "access-1", "refresh-1")
-    document = sync.documents["ada@example.com"]
-    assert document["data"] == {"access_token": "access-1", "refresh_token": "refresh-1"}
-    assert saved.revision == document["revision"]
-    assert sync_store.get("ada@example.com") == saved
-    assert sync_store.delete("ada@example.com") is True
-    assert sync_store.get("ada@example.com") is None
-    assert sync_store.delete("ada@example.com") is False
-
-
-def test_sync_put_over_a_document_the_original_wrote_updates_it(sync, sync_store):
-    client = SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN)
-    client.create_document("ada@example.com", {"access_token": "old-a", "refresh_token": "old-r"})
-    assert sync_store.get("ada@example.com").refresh_token == "old-r"
-    sync_store.put("ada@example.com", "access-2", "refresh-2")
-    assert sync.calls["create"] == 2 and sync.calls["update"] == 1
-    assert sync_store.get("ada@example.com").refresh_token == "refresh-2"
-
-
-def test_sync_put_with_a_stale_revision_conflicts(sync_store):
-    first = sync_store.put("ada@example.com", "access-1", "refresh-1")
-    second = sync_store.put("ada@example.com", "access-2", "refresh-2", if_revision=first.revision)
-    with pytest.raises(RevisionConflict):
-        sync_store.put("ada@example.com", "access-3", "refresh-3", if_revision=first.revision)
-    assert sync_store.get("ada@example.com") == second
-
-
-def test_sync_put_with_a_revision_after_unlink_conflicts(sync_store):
-    first = sync_store.put("ada@example.com", "access-1", "refresh-1")
-    sync_store.delete("ada@example.com")
-    with pytest.raises(RevisionConflict):
-        sync_store.put("ada@example.com", "access-2", "refresh-2", if_revision=first.revision)
-    assert sync_store.get("ada@example.com") is None
-
-
-def test_sync_store_rides_out_429(sync, sync_store):
-    sync_store.put("ada@example.com", "access-1", "refresh-1")
-    sync.fail_next("fetch", status=429, count=2)
-    assert sync_store.get("ada@example.com").access_token == "access-1"
-    assert sync.calls["fetch"] == 3
-
-
-def test_a_sync_document_without_tokens_is_damaged(sync, sync_store):
-    SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN).create_document("ada@example.com", {"x": 1})
-    with pytest.raises(StoreDamaged):
-        sync_store.get("ada@example.com")
-
-
-@pytest.mark.parametrize("identity", ["ann+flex@example.com", "o'brien@example.com", "a b/c@example.com"])
-def test_sync_store_round_trips_identities_with_url_special_characters(sync, sync_store, identity):
-    first = sync_store.put(identity, "access-1", "refresh-1")
-    assert sync_store.get(identity).refresh_token == "refresh-1"
-    sync_store.put(identity, "access-2", "refresh-2", if_revision=first.revision)
-    assert sync_store.get(identity).access_token == "access-2"
-    assert identity in sync.documents
-    assert sync_store.delete(identity) is True and sync_store.get(identity) is None
-
-
-def test_conditional_delete_only_removes_the_pair_it_names(tmp_path, sync_store):
-    for store in (JsonFileTokenStore(tmp_path / "tokens.json"), sync_store):
-        first = store.put("ann@example.com", "access-1", "refresh-1")
-        second = store.put("ann@example.com", "access-2", "refresh-2")
-        with pytest.raises(RevisionConflict):
-            store.delete("ann@example.com", if_revision=first.revision)
-        assert store.get("ann@example.com").refresh_token == "refresh-2"
-        assert store.delete("ann@example.com", if_revision=second.revision) is True
-        assert store.get("ann@example.com") is None
-
-
 def test_is_current_sees_a_write_by_another_process_at_once(tmp_path):
     path = tmp_path / "tokens.json"
     mine, theirs = JsonFileTokenStore(path), JsonFileTokenStore(path)
@@ -256,20 +147,6 @@ def test_is_current_sees_a_write_by_another_process_at_once(tmp_path):
     theirs.delete("ann@example.com")
     assert not mine.is_current("ann@example.com", held.revision) and mine.get("ann@example.com") is None
 
-
-def test_sync_is_current_reads_again_after_the_recheck_period(sync):
-    client = SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, sleep=lambda seconds: None)
-    mine, theirs = SyncTokenStore(client, recheck=0.2), SyncTokenStore(client)
-    held = mine.put("ann@example.com", "access-1", "refresh-1")
-    theirs.delete("ann@example.com")
-    assert mine.is_current("ann@example.com", held.revision)   # no Sync call within the period
-    deadline = time.monotonic() + 5
-    while mine.is_current("ann@example.com", held.revision) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not mine.is_current("ann@example.com", held.revision)
-    assert mine.get("ann@example.com") is None
-
-
 def test_used_states_are_shared_through_the_file_until_they_expire(tmp_path):
     path = tmp_path / "tokens.json"
     mine, theirs = JsonFileTokenStore(path), JsonFileTokenStore(path)
@@ -279,3 +156,262 @@ def test_used_states_are_shared_through_the_file_until_they_expire(tmp_path):
     assert mine.claim_state("spent", time.time() - 1) is True      # its state has expired already
     assert theirs.claim_state("nonce-2", later) is True
     assert set(json.loads(path.read_text())["used_states"]) == {"nonce-1", "nonce-2"}
+
+
+ANN, BOB = "ann@example.com", "bob@example.com"
+CHANGED = "The agent's Salesforce tokens changed meanwhile; read them again"
+DAMAGED = "The token store is damaged; an operator must repair it"
+
+
+# --- store_file_problems: what `run.py --check` and start-up say about TOKEN_STORE_PATH ----------
+
+def test_a_folder_that_can_be_created_is_no_problem_and_is_not_created(tmp_path):
+    """A folder that can be made is not refused, and checking it does not make it."""
+    path = tmp_path / "one" / "two" / "tokens.json"
+    assert store_file_problems(path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_under_a_file_cannot_be_created(tmp_path):
+    """A file where a folder must be is found and named, even when it is executable."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    blocker.chmod(0o755)     # executable, so only "not a folder" can refuse it (root may write anything)
+    folder = blocker / "store"
+    assert store_file_problems(folder / "tokens.json") == [
+        f"config: TOKEN_STORE_PATH: the folder {folder} does not exist and cannot be created "
+        f"({blocker} is not a writable folder)"]
+
+
+def test_an_absent_token_file_is_checked_without_creating_anything(tmp_path):
+    """The check opens no store, so it makes no lock file."""
+    (tmp_path / "store").mkdir()
+    assert store_file_problems(tmp_path / "store" / "tokens.json") == []
+    assert list((tmp_path / "store").iterdir()) == []
+
+
+def test_a_damaged_token_file_is_a_problem_unless_the_file_is_not_used(tmp_path, caplog):
+    """A damaged file is reported (by default the file is checked), not crashed on; the Sync store
+    does not use the file."""
+    path = tmp_path / "tokens.json"
+    path.write_text("{damaged")
+    assert store_file_problems(path) == [f"config: TOKEN_STORE_PATH: {DAMAGED}"]
+    assert f"the token store {path} is not valid JSON" in caplog.text
+    assert store_file_problems(path, with_file=False) == []   # the Sync store keeps only its secret here
+
+
+def _problems_as_another_user(path: Path) -> list[str]:
+    """store_file_problems(path) as a user who may not write the folders root made 0755: as root,
+    a forked child as user id 65534; otherwise the caller, whose folder is made read-only (0555)."""
+    if os.geteuid() != 0:
+        return store_file_problems(path)
+    return as_nobody(lambda: store_file_problems(path))
+
+
+def test_a_folder_the_user_may_not_write_is_a_problem_for_that_user():
+    """The check asks whether this user may write and enter the folder, not only whether it exists."""
+    # Not under pytest's tmp_path: another user must be able to reach it (it is 0700).
+    top = Path(tempfile.mkdtemp(prefix="sfdcflex-store-check-"))
+    try:
+        folder = top / "store"
+        folder.mkdir()
+        for made in (top, folder):
+            made.chmod(0o755 if os.geteuid() == 0 else 0o555)
+        if os.geteuid() == 0:   # root may write anything: fine for root itself
+            assert store_file_problems(folder / "tokens.json") == []
+        assert _problems_as_another_user(folder / "tokens.json") == [
+            f"config: TOKEN_STORE_PATH: the folder {folder} is not writable by this user"]
+        assert _problems_as_another_user(folder / "more" / "tokens.json") == [
+            f"config: TOKEN_STORE_PATH: the folder {folder / 'more'} does not exist and cannot be "
+            f"created ({folder} is not a writable folder)"]
+    finally:
+        for made in (top, top / "store"):
+            if made.exists():
+                made.chmod(0o700)
+        shutil.rmtree(top)
+
+
+# --- the words of refusals, for the client and for the operator --------------------------------
+
+def test_a_conflict_says_to_read_again(tmp_path):
+    """A conflicting put or delete tells the client to read the tokens again, in these words."""
+    store = JsonFileTokenStore(tmp_path / "tokens.json")
+    first = store.put(ANN, "access-1", "refresh-1")
+    store.put(ANN, "access-2", "refresh-2")
+    with pytest.raises(RevisionConflict) as raised:
+        store.put(ANN, "access-3", "refresh-3", if_revision=first.revision)
+    assert raised.value.body() == {"error": "store_conflict", "message": CHANGED}
+    with pytest.raises(RevisionConflict) as raised:
+        store.delete(ANN, if_revision=first.revision)
+    assert raised.value.body() == {"error": "store_conflict", "message": CHANGED}
+
+
+def test_a_damaged_file_tells_the_client_little_and_the_operator_what_to_do(tmp_path, caplog):
+    """The client is told the store is damaged; the operator's log line says what to do."""
+    path = tmp_path / "tokens.json"
+    path.write_text("[]")
+    with caplog.at_level(logging.ERROR, logger="sfdcflex"), pytest.raises(StoreDamaged) as raised:
+        JsonFileTokenStore(path).get(ANN)
+    assert raised.value.body() == {"error": "token_store_damaged", "message": DAMAGED}
+    assert caplog.messages == [
+        f'the token store {path} does not hold {{"version": 1, "agents": {{...}}}}; it was left '
+        "untouched: repair it or move it away (agents must then link again)"]
+
+
+SHAPE = 'does not hold {"version": 1, "agents": {...}}'
+ENTRY = "has an agent entry without access_token, refresh_token and revision"
+USED = "has used_states that are not {nonce: expiry}"
+GOOD_ENTRY = {"access_token": "a", "refresh_token": "r", "revision": "1"}
+
+
+@pytest.mark.parametrize("document, reason", [
+    ('{"version": 1, "agents": {}', "is not valid JSON"),
+    ({"version": 2, "agents": {}}, SHAPE),
+    ({"version": 1, "agents": []}, SHAPE),
+    ({"version": 1, "agents": {ANN: {**GOOD_ENTRY, "revision": 1}}}, ENTRY),
+    ({"version": 1, "agents": {ANN: {**GOOD_ENTRY, "refresh_token": None}}}, ENTRY),
+    ({"version": 1, "agents": {}, "used_states": [600.0]}, USED),
+    ({"version": 1, "agents": {}, "used_states": {"nonce": "600"}}, USED),
+])
+def test_each_kind_of_damage_is_named_in_the_log(tmp_path, caplog, document, reason):
+    """Each kind of damage is refused and named in the operator's log."""
+    path = tmp_path / "tokens.json"
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    with caplog.at_level(logging.ERROR, logger="sfdcflex"), pytest.raises(StoreDamaged):
+        JsonFileTokenStore(path).get(ANN)
+    assert caplog.messages == [f"the token store {path} {reason}; it was left untouched: repair it or "
+                               "move it away (agents must then link again)"]
+
+
+def test_a_refresh_lock_folder_left_open_is_made_private_at_start(tmp_path):
+    """An existing refresh-lock folder is made private when the store opens."""
+    path = tmp_path / "store" / "tokens.json"
+    locks = tmp_path / "store" / ".tokens.json.refresh-locks"
+    locks.mkdir(parents=True)
+    locks.chmod(0o777)
+    JsonFileTokenStore(path)
+    assert stat.S_IMODE(locks.stat().st_mode) == 0o700
+
+
+# --- what the file records ------------------------------------------------------------------
+
+def test_each_entry_records_when_it_was_written_in_utc(tmp_path):
+    """updated_at is written in UTC, with its offset."""
+    path = tmp_path / "tokens.json"
+    JsonFileTokenStore(path).put(ANN, "access-1", "refresh-1")
+    written = datetime.fromisoformat(json.loads(path.read_text())["agents"][ANN]["updated_at"])
+    assert written.utcoffset() == timedelta(0)
+
+
+# --- used OAuth states -----------------------------------------------------------------------
+
+def test_at_most_ten_thousand_sign_ins_are_under_way_at_once(tmp_path):
+    """The 10,000th sign-in is let in, the next is a 429 with its words and Retry-After."""
+    path = tmp_path / "tokens.json"
+    later = time.time() + 600
+    used = {f"nonce-{n}": later for n in range(MAX_USED_STATES - 1)}
+    path.write_text(json.dumps({"version": 1, "agents": {}, "used_states": used}))
+    store = JsonFileTokenStore(path)
+    assert store.claim_state("one-more", later) is True          # the 10,000th
+    with pytest.raises(TooManyRequests) as raised:
+        store.claim_state("too-many", later)
+    # Header names are case-insensitive in HTTP: only the name's letters and the value count.
+    assert raised.value.status == 429
+    assert {name.lower(): value for name, value in raised.value.headers.items()} == {"retry-after": "60"}
+    assert raised.value.body() == {
+        "error": "too_many_requests",
+        "message": "Too many Salesforce sign-ins at once; try again in a few minutes"}
+    assert len(json.loads(path.read_text())["used_states"]) == MAX_USED_STATES
+
+
+# --- group commit ----------------------------------------------------------------------------
+
+def test_a_stale_save_written_together_with_others_does_not_stop_them(tmp_path):
+    """A conflict in a batch of saves written together stops only the stale save."""
+    store = JsonFileTokenStore(tmp_path / "tokens.json")
+    first = store.put(ANN, "access-1", "refresh-1")
+    store.put(ANN, "access-2", "refresh-2")
+    outcomes: dict[str, object] = {}
+
+    def save(name: str, identity: str, **kwargs) -> None:
+        try:
+            outcomes[name] = store.put(identity, f"access-{name}", f"refresh-{name}", **kwargs)
+        except RevisionConflict as error:
+            outcomes[name] = error
+
+    # While a write is under way (its lock held here), two saves arrive and queue up; the
+    # first of them to get the lock writes both at once, the stale one first.
+    threads = []
+    with store._thread_lock:
+        for name, identity, kwargs in (("stale", ANN, {"if_revision": first.revision}), ("bob", BOB, {})):
+            threads.append(threading.Thread(target=save, args=(name, identity), kwargs=kwargs))
+            threads[-1].start()
+            deadline = time.monotonic() + 5
+            while len(store._pending) < len(threads) and time.monotonic() < deadline:
+                time.sleep(0.001)
+        assert len(store._pending) == 2
+    for thread in threads:
+        thread.join(5)
+    assert isinstance(outcomes["stale"], RevisionConflict)
+    assert outcomes["bob"] == store.get(BOB) and store.get(BOB).refresh_token == "refresh-bob"
+    assert store.get(ANN).refresh_token == "refresh-2"
+
+
+def test_each_write_swaps_in_a_hidden_temp_file_from_the_token_files_own_folder(tmp_path, monkeypatch):
+    """The temp file is made beside the token file and named for it: a rename is atomic only
+    within one file system, and a crash's leftover is known by its name."""
+    path = tmp_path / "store" / "tokens.json"
+    store = JsonFileTokenStore(path)
+    swapped, replace = [], os.replace
+
+    def spy(source, target):
+        swapped.append((Path(source), Path(target)))
+        replace(source, target)
+
+    monkeypatch.setattr("sfdcflex.store.os.replace", spy)
+    store.put(ANN, "access-1", "refresh-1")
+    ((temp, target),) = swapped
+    assert target == path and temp.parent == path.parent
+    assert temp.name.startswith(".tokens.json.") and temp.name.endswith(".tmp")
+
+
+# --- a write that fails, and writes at once -----------------------------------------------------
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    """The disk's own error reaches the caller, the temp file is gone, and the lock file keeps its
+    name (processes of two versions sharing the file must lock each other out)."""
+    path = tmp_path / "tokens.json"
+    store = JsonFileTokenStore(path)
+    store.put(ANN, "access-1", "refresh-1")
+    before = path.read_bytes()
+
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sfdcflex.store.os.replace", full_disk)
+    with pytest.raises(OSError) as raised:
+        store.put(ANN, "access-2", "refresh-2")
+    assert raised.value.errno == 28
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json", "tokens.json.lock"]
+    monkeypatch.undo()
+    assert store.get(ANN).refresh_token == "refresh-1"
+
+
+def test_concurrent_saves_are_written_together_and_none_is_lost(tmp_path):
+    store = JsonFileTokenStore(tmp_path / "tokens.json")
+    start = threading.Barrier(12)
+    results: dict[int, object] = {}
+
+    def save(n: int) -> None:
+        start.wait(5)
+        results[n] = store.put(f"agent-{n}@example.com", f"access-{n}", f"refresh-{n}")
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert len(results) == 12
+    for n, saved in results.items():
+        assert store.get(f"agent-{n}@example.com") == saved

@@ -1,9 +1,8 @@
-"""Twilio Sync token store behaviour that mutation testing found unchecked (mutmut 3.8, issue 18),
-over real loopback sockets against the Sync stand-in: which identities it takes, the refresh
-lease and used-state items it makes in Sync, odd documents, the words of its refusals.
+"""The Twilio Sync token store over real loopback sockets against the Sync stand-in: documents in
+the original plugin's shape, which identities it takes, the refresh lease and used-state items it
+makes in Sync, odd documents, what it trusts without asking, the words of its refusals.
 
-Each test names the surviving mutants it kills; the equivalent ones are listed in README's
-reliability report. Tests that need the in-memory recheck pass `recheck` themselves.
+Tests that need the in-memory recheck pass `recheck` themselves.
 """
 from __future__ import annotations
 
@@ -16,10 +15,10 @@ import pytest
 
 from sfdcflex.clients.sync import SyncClient, SyncError
 from sfdcflex.demo.standins import SyncStandIn
-from sfdcflex.store import RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
+from sfdcflex.store import JsonFileTokenStore, RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
 from sfdcflex.sync_store import LEASE_MAP, USED_STATES_MAP, IdentityNotStorable, SyncTokenStore
 
-ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = "AC" + "6" * 32, "sync-mutants-auth-token", "IS" + "7" * 32
+ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = "AC" + "6" * 32, "sync-store-auth-token", "IS" + "7" * 32
 CHANGED = "The agent's Salesforce tokens changed meanwhile; read them again"
 
 
@@ -59,7 +58,7 @@ def _items_made(sync, map_name: str) -> list[dict[str, str]]:
 # --- identities Sync can hold --------------------------------------------------------------
 
 def test_sync_takes_identities_of_1_to_256_characters_not_shaped_like_a_sid(sync, client):
-    """check_identity 3-5, 7-13 (the bounds, the refusal's words)."""
+    """Both length bounds hold, a SID-shaped name is refused, and the refusal says why in these words."""
     store = SyncTokenStore(client)
     taken = ["a", "b" * 256, "ET" + "ab" * 16 + "c", "E" + "ab" * 16, "ET" + "ab" * 15 + "ag"]
     for identity in taken:
@@ -82,8 +81,7 @@ def test_sync_takes_identities_of_1_to_256_characters_not_shaped_like_a_sid(sync
 # --- the refresh lease -----------------------------------------------------------------------
 
 def test_the_refresh_lease_is_a_map_item_keyed_by_a_hash_that_lives_30_seconds(sync, client):
-    """__init__ 1 (another lease lifetime). refresh_guard is decorated, so mutmut leaves it alone;
-    planted by hand: the identity as key, no holder, no lease given back."""
+    """The lease lives 30 s, is keyed by a hash (never the identity), names its holder and is given back."""
     store = SyncTokenStore(client)
     key = hashlib.sha256(b"ann@example.com").hexdigest()
     with store.refresh_guard("ann@example.com"):
@@ -96,8 +94,8 @@ def test_the_refresh_lease_is_a_map_item_keyed_by_a_hash_that_lives_30_seconds(s
 
 
 def test_a_refresh_waits_for_the_lease_then_gives_up_with_retry_after(sync, client):
-    """Not mutated by mutmut (refresh_guard is decorated); planted by hand: no wait, no deadline,
-    no Retry-After, no lease given back."""
+    """A refresh waits a bounded time for another's lease, then gives up with Retry-After; the lease
+    is given back, and a waiting refresh then goes on."""
     holder, impatient = SyncTokenStore(client), SyncTokenStore(client, lease_wait=0.15)
     patient, entered = SyncTokenStore(client, lease_wait=5), threading.Event()
 
@@ -129,7 +127,7 @@ def test_a_refresh_waits_for_the_lease_then_gives_up_with_retry_after(sync, clie
 # --- used OAuth states -----------------------------------------------------------------------
 
 def test_a_used_state_is_kept_in_sync_until_its_state_expires(sync, client):
-    """claim_state 6 (an expired state kept 2 s, not 1)."""
+    """A used state is kept as long as the state lives; an expired one for 1 s."""
     store = SyncTokenStore(client)
     expires = time.time() + 599.5
     assert store.claim_state("nonce-a", expires) is True
@@ -150,7 +148,7 @@ def _answer_next_fetch(sync, document: dict) -> None:
 
 
 def test_odd_documents_are_refused_or_read_as_they_are(sync, client):
-    """_tokens_from 5-8, 23, 26-29, 40 (the refusals' words, half a pair read, no revision as "None")."""
+    """Another agent's document and half a pair are refused in these words; a missing revision is None."""
     store = SyncTokenStore(client)
     good = {"unique_name": "dan@example.com", "data": {"access_token": "a", "refresh_token": "r"}}
     _answer_next_fetch(sync, {**good, "unique_name": "eve@example.com"})
@@ -172,7 +170,7 @@ def test_odd_documents_are_refused_or_read_as_they_are(sync, client):
 
 
 def test_a_conflict_says_to_read_again(client):
-    """put 15-20, delete 9-12 (RevisionConflict without its words)."""
+    """A conflicting put or delete tells the client to read the tokens again, in these words."""
     store = SyncTokenStore(client)
     first = store.put("fay@example.com", "access-1", "refresh-1")
     store.put("fay@example.com", "access-2", "refresh-2")
@@ -190,7 +188,7 @@ def test_a_conflict_says_to_read_again(client):
 # --- what an instance trusts without asking Sync -----------------------------------------------
 
 def test_an_instance_trusts_only_the_revision_it_read_or_wrote_itself(client):
-    """get 5, 9, put 22, delete 2 (the revision read or written remembered under another name)."""
+    """An instance trusts only the revision it read or wrote itself, under that agent's name."""
     mine, theirs = SyncTokenStore(client, recheck=60), SyncTokenStore(client, recheck=60)
     first = mine.put("gus@example.com", "access-1", "refresh-1")
     assert mine.is_current("gus@example.com", first.revision)
@@ -210,3 +208,100 @@ def test_an_instance_trusts_only_the_revision_it_read_or_wrote_itself(client):
     assert not mine.is_current("gus@example.com", third.revision)
     assert not SyncTokenStore(client, recheck=0).is_current("gus@example.com", None)
     assert SyncTokenStore(client, recheck=60).get("ivy@example.com") is None    # never linked
+
+
+@pytest.fixture
+def own_sync():
+    """A Sync stand-in of the test's own, for tests that count its calls from zero."""
+    with SyncStandIn(ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID) as standin:
+        yield standin
+
+
+@pytest.fixture
+def sync_store(own_sync):
+    client = SyncClient(own_sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, sleep=lambda seconds: None)
+    return SyncTokenStore(client)
+
+
+# --- documents in the original plugin's shape ------------------------------------------------
+
+def test_sync_documents_keep_the_original_plugins_shape(own_sync, sync_store):
+    saved = sync_store.put("ada@example.com", "access-1", "refresh-1")
+    document = own_sync.documents["ada@example.com"]
+    assert document["data"] == {"access_token": "access-1", "refresh_token": "refresh-1"}
+    assert saved.revision == document["revision"]
+    assert sync_store.get("ada@example.com") == saved
+    assert sync_store.delete("ada@example.com") is True
+    assert sync_store.get("ada@example.com") is None
+    assert sync_store.delete("ada@example.com") is False
+
+
+def test_sync_put_over_a_document_the_original_wrote_updates_it(own_sync, sync_store):
+    client = SyncClient(own_sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN)
+    client.create_document("ada@example.com", {"access_token": "old-a", "refresh_token": "old-r"})
+    assert sync_store.get("ada@example.com").refresh_token == "old-r"
+    sync_store.put("ada@example.com", "access-2", "refresh-2")
+    assert own_sync.calls["create"] == 2 and own_sync.calls["update"] == 1
+    assert sync_store.get("ada@example.com").refresh_token == "refresh-2"
+
+
+def test_sync_put_with_a_stale_revision_conflicts(sync_store):
+    first = sync_store.put("ada@example.com", "access-1", "refresh-1")
+    second = sync_store.put("ada@example.com", "access-2", "refresh-2", if_revision=first.revision)
+    with pytest.raises(RevisionConflict):
+        sync_store.put("ada@example.com", "access-3", "refresh-3", if_revision=first.revision)
+    assert sync_store.get("ada@example.com") == second
+
+
+def test_sync_put_with_a_revision_after_unlink_conflicts(sync_store):
+    first = sync_store.put("ada@example.com", "access-1", "refresh-1")
+    sync_store.delete("ada@example.com")
+    with pytest.raises(RevisionConflict):
+        sync_store.put("ada@example.com", "access-2", "refresh-2", if_revision=first.revision)
+    assert sync_store.get("ada@example.com") is None
+
+
+def test_sync_store_rides_out_429(own_sync, sync_store):
+    sync_store.put("ada@example.com", "access-1", "refresh-1")
+    own_sync.fail_next("fetch", status=429, count=2)
+    assert sync_store.get("ada@example.com").access_token == "access-1"
+    assert own_sync.calls["fetch"] == 3
+
+
+def test_a_sync_document_without_tokens_is_damaged(own_sync, sync_store):
+    SyncClient(own_sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN).create_document("ada@example.com", {"x": 1})
+    with pytest.raises(StoreDamaged):
+        sync_store.get("ada@example.com")
+
+
+@pytest.mark.parametrize("identity", ["ann+flex@example.com", "o'brien@example.com", "a b/c@example.com"])
+def test_sync_store_round_trips_identities_with_url_special_characters(own_sync, sync_store, identity):
+    first = sync_store.put(identity, "access-1", "refresh-1")
+    assert sync_store.get(identity).refresh_token == "refresh-1"
+    sync_store.put(identity, "access-2", "refresh-2", if_revision=first.revision)
+    assert sync_store.get(identity).access_token == "access-2"
+    assert identity in own_sync.documents
+    assert sync_store.delete(identity) is True and sync_store.get(identity) is None
+
+
+def test_conditional_delete_only_removes_the_pair_it_names(tmp_path, sync_store):
+    for store in (JsonFileTokenStore(tmp_path / "tokens.json"), sync_store):
+        first = store.put("ann@example.com", "access-1", "refresh-1")
+        second = store.put("ann@example.com", "access-2", "refresh-2")
+        with pytest.raises(RevisionConflict):
+            store.delete("ann@example.com", if_revision=first.revision)
+        assert store.get("ann@example.com").refresh_token == "refresh-2"
+        assert store.delete("ann@example.com", if_revision=second.revision) is True
+        assert store.get("ann@example.com") is None
+
+def test_sync_is_current_reads_again_after_the_recheck_period(own_sync):
+    client = SyncClient(own_sync.url, SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, sleep=lambda seconds: None)
+    mine, theirs = SyncTokenStore(client, recheck=0.2), SyncTokenStore(client)
+    held = mine.put("ann@example.com", "access-1", "refresh-1")
+    theirs.delete("ann@example.com")
+    assert mine.is_current("ann@example.com", held.revision)   # no Sync call within the period
+    deadline = time.monotonic() + 5
+    while mine.is_current("ann@example.com", held.revision) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not mine.is_current("ann@example.com", held.revision)
+    assert mine.get("ann@example.com") is None

@@ -1,6 +1,7 @@
 """Flex token validation against the Twilio IAM stand-in, and its positive-answer cache."""
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -211,3 +212,26 @@ def test_iam_calls_in_flight_are_bounded(iam, clock):
         assert first.result(5) == "invalid_token"
     assert iam.calls["validate"] == 1
     assert _outcome(validator, "garbage-2") == "invalid_token"  # not remembered as refused
+
+
+@pytest.mark.parametrize("expiration,cached_for", [
+    (None, 300), (1234, 300), ("soon", 300), ("", 300),   # absent or unreadable: the cache's own limit
+    ("+60", 60),                                         # naive ISO 8601 is UTC: 60 s from now
+])
+def test_the_cache_follows_iams_expiration_or_its_own_limit(iam, expiration, cached_for):
+    clock = FakeClock()
+    if expiration == "+60":
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(clock.now + 60))
+        clock.now = float(int(clock.now))   # the expiration has whole seconds
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock)
+    iam.fail_next("validate", status=200, body=json.dumps(
+        {"valid": True, "realm_user_id": "alice@example.com", "roles": ["agent", 7],
+         "expiration": expiration}).encode())
+    agent = validator.validate("any-token")
+    assert agent.identity == "alice@example.com"
+    assert agent.roles == ("agent",)   # a role that is not a string is dropped
+    clock.now += cached_for - 1
+    assert validator.validate_with_source("any-token") == (agent, True)
+    clock.now += 1
+    with pytest.raises(Forbidden):   # IAM is asked again, and the stand-in never issued this token
+        validator.validate("any-token")

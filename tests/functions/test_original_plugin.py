@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.support.crm import seed
+from tests.support.crm import FLEX_URL, seed
 from tests.support.http import call
+from tests.support.processes import ServerProcess
 from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn
 from sfdcflex.demo.standins.salesforce import submit_consent
-from tests.test_cli import RunningServer
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -103,10 +103,9 @@ def original_plugin_server(tmp_path_factory):
         f"SFDC_CLIENT_SECRET={sf.client_secret}", f"TWILIO_IAM_URL={iam.url}",
         f"TOKEN_STORE_PATH={folder / 'tokens.json'}",
         *(f"{name}={value}" for name, value in SERVER_ENV.items()), ""]))
-    server = RunningServer("--env", str(env), "--port", "0")
+    server = ServerProcess.start(env)
     try:
-        url = server.wait_for(r"listening on (http://127\.0\.0\.1:\d+)").group(1)
-        yield url, sf, iam
+        yield server.url, sf, iam
     finally:
         server.stop()
         for standin in (sf, iam):
@@ -172,3 +171,75 @@ def test_a_code_relayed_by_another_agent_links_nothing(original_plugin_server):
     refused = bob.exchange_auth_code(code)
     assert refused.status == 403 and refused.json()["error"] == "identity_mismatch"
     assert bob.get_crm_user().status == 404
+
+
+# --- the original plugin's relay and login against sfdcflex's own server -------------------------
+
+
+def test_original_plugin_relay_path_links_with_the_flex_token(crm):
+    crm.sf.require_pkce = False  # the original plugin builds its own authorize URL, without PKCE
+    redirect = FLEX_URL + "/salesforce-oauth"
+    authorize = (f"{crm.sf.url}/services/oauth2/authorize?response_type=code&client_id={crm.sf.client_id}"
+                 f"&redirect_uri={redirect}&state=plugin")
+    code = parse_qs(urlsplit(submit_consent(authorize, "bob@example.com")).query)["code"][0]
+    answer = crm.post("/get-access-token", {"Token": crm.token("bob@example.com"), "code": code})
+    assert answer.status == 200, answer.body
+    assert answer.json() == {"linked": True, "sfdc_username": "bob@example.com", "display_name": "Bob Agent"}
+    assert crm.post("/get-username", {"Token": crm.token("bob@example.com")}).json()["sfdc_username"] == "bob@example.com"
+
+
+def _original_popup_code(crm, sfdc_username: str) -> str:
+    """The original plugin's popup: GET /auth with no Token, Salesforce's page, back to Flex."""
+    popup = call(crm.url, "GET", "/auth", headers={"Accept": "text/html,*/*"})
+    assert popup.status == 302, popup.body
+    back = urlsplit(submit_consent(popup.headers["Location"], sfdc_username))
+    assert f"{back.scheme}://{back.netloc}{back.path}" == FLEX_URL + "/salesforce-oauth"
+    return parse_qs(back.query)["code"][0]
+
+
+def test_original_plugin_login_redirects_without_state_or_pkce(crm_factory):
+    crm = crm_factory(ORIGINAL_PLUGIN_LOGIN="true")
+    popup = call(crm.url, "GET", "/auth", headers={"Accept": "text/html,*/*"})
+    assert popup.status == 302 and popup.headers["Cache-Control"] == "no-store"
+    query = {k: v[0] for k, v in parse_qs(urlsplit(popup.headers["Location"]).query).items()}
+    assert query == {"response_type": "code", "client_id": crm.sf.client_id,
+                     "redirect_uri": FLEX_URL + "/salesforce-oauth", "scope": "api refresh_token"}
+    # With a Token, sfdcflex's own flow is unchanged: signed state and PKCE.
+    own = crm.post("/auth", {"Token": crm.token("alice@example.com")}).json()["authorize_url"]
+    assert "code_challenge=" in own and "state=" in own
+
+
+def test_original_plugin_login_fails_where_salesforce_requires_pkce(crm_factory):
+    crm = crm_factory(ORIGINAL_PLUGIN_LOGIN="true")
+    popup = call(crm.url, "GET", "/auth", headers={"Accept": "text/html,*/*"})
+    authorize = urlsplit(popup.headers["Location"])
+    refused = call(f"{authorize.scheme}://{authorize.netloc}", "GET", f"{authorize.path}?{authorize.query}")
+    # Salesforce sends the popup back at once: the connected app requires a code challenge.
+    assert refused.status == 302 and "error=invalid_request" in refused.headers["Location"]
+
+
+def test_original_plugin_login_keeps_every_identity_check(crm_factory):
+    crm = crm_factory(ORIGINAL_PLUGIN_LOGIN="true")
+    crm.sf.require_pkce = False   # the connected app must not require PKCE for this flow
+
+    def relay(identity: str, code: str):
+        return crm.post("/get-access-token", {"Token": crm.token(identity), "code": code})
+
+    assert relay("alice@example.com", _original_popup_code(crm, "alice@example.com")).status == 200
+    before = crm.links()["alice@example.com"]
+    # Another Salesforce user's code relayed by Alice: refused, revoked, her link untouched.
+    revokes = crm.sf.calls["revoke"]
+    refused = relay("alice@example.com", _original_popup_code(crm, "mallory.other@example.com"))
+    assert refused.status == 403 and refused.json()["error"] == "identity_mismatch"
+    assert crm.sf.calls["revoke"] == revokes + 1
+    assert crm.links()["alice@example.com"] == before
+    # A user of another org: refused, nothing stored for Eve.
+    crm.iam.add_agent("eve@example.com", "Eve")
+    foreign = relay("eve@example.com", _original_popup_code(crm, "eve@example.com"))
+    assert foreign.status == 403 and foreign.json()["error"] == "wrong_org"
+    assert "eve@example.com" not in crm.links()
+    # A code is good once: replaying the one Alice used links nothing new.
+    code = _original_popup_code(crm, "alice@example.com")
+    assert relay("alice@example.com", code).status == 200
+    replay = relay("alice@example.com", code)
+    assert replay.status == 400 and replay.json()["error"] == "invalid_code"

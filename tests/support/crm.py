@@ -1,9 +1,11 @@
 """The whole product against the stand-ins: the real functions on a real server, seeded data."""
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import parse_qs, quote, urlsplit
 
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, url_of
@@ -45,6 +47,10 @@ class Crm:
     def post(self, path: str, body: dict, **kwargs) -> Answer:
         return call(self.url, "POST", path, body=body, **kwargs)
 
+    def links(self) -> dict:
+        """The JSON token store's links as saved on disk: {identity: {access_token, ...}}."""
+        return json.loads(self.store_path.read_text())["agents"]
+
     def token(self, identity: str) -> str:
         return self.iam.issue_token(identity)
 
@@ -57,6 +63,23 @@ class Crm:
         location = submit_consent(start.json()["authorize_url"], sfdc_username or identity)
         assert location.startswith(self.url + "/oauth-callback?"), location
         return call(self.url, "GET", location[len(self.url):])
+
+    def consent(self, identity: str, sfdc_username: str | None = None) -> tuple[str, str]:
+        """/auth for `identity` (the panel: this server), then Salesforce's page signed in as
+        `sfdc_username`: the code and state Salesforce redirects back with."""
+        from sfdcflex.demo.standins.salesforce import submit_consent
+        start = self.post("/auth", {"Token": self.token(identity), "origin": self.url})
+        location = submit_consent(start.json()["authorize_url"], sfdc_username or identity)
+        query = parse_qs(urlsplit(location).query)
+        return query["code"][0], query["state"][0]
+
+    def callback(self, code: str, state: str) -> Answer:
+        """The browser's redirect back: GET /oauth-callback?code&state."""
+        return call(self.url, "GET", f"/oauth-callback?code={quote(code)}&state={quote(state)}")
+
+    def relay(self, identity: str, code: str, state: str) -> Answer:
+        """The code and state relayed by the agent's panel: POST /oauth-callback with the Flex token."""
+        return self.post("/oauth-callback", {"Token": self.token(identity), "code": code, "state": state})
 
 
 def seed(sf, iam) -> None:

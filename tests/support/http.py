@@ -31,3 +31,8 @@ def call(url: str, method: str = "GET", path: str = "/", *, body: object = None,
         return Answer(reply.status, reply.headers, reply.read())
     finally:
         conn.close()
+
+
+def hops(answer: Answer) -> list[str]:
+    """Its Server-Timing entries without their durations: name;desc="..." in order."""
+    return [entry.split(";dur=")[0].strip() for entry in answer.headers["Server-Timing"].split(",")]

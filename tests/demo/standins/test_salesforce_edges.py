@@ -17,7 +17,7 @@ import pytest
 
 from sfdcflex.demo.standins import SalesforceStandIn
 
-from tests.demo.standins.test_record_pages import log_in, page
+from tests.support.record_pages import log_in, page
 from tests.demo.standins.test_salesforce import API, REDIRECT, VERIFIER, call, challenge, query_of
 
 OTHER_ORG = "00D5e000000ZzZzEAA"

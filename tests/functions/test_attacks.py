@@ -1,4 +1,4 @@
-"""The security review's attacks (issue 13), each tried over real sockets against the stand-ins.
+"""The security review's attacks, each tried over real sockets against the stand-ins.
 
 Each test is one row of README's reliability report: the attack as an attacker with a Flex
 login of their own (or a captured signed URL) would try it, and the refusal that must follow.
@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import stat
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -27,10 +28,6 @@ from sfdcflex.runtime.wsgi import WSGIApp
 from sfdcflex.store import JsonFileTokenStore
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
-
-
-def _stored(crm) -> dict:
-    return json.loads(crm.store_path.read_text())["agents"]
 
 
 def _url_only_signature(url: str) -> str:
@@ -64,6 +61,15 @@ def test_a_json_body_is_accepted_only_with_its_signed_matching_hash(runtime):
     assert runtime.call("POST", target, body=body + b" ", headers=headers).status == 403
     unsigned_hash = f"/webhook?Digits=1&bodySHA256={hashlib.sha256(b'{}').hexdigest()}"
     assert runtime.call("POST", unsigned_hash, body=b"{}", headers=headers).status == 403
+
+
+def test_a_get_without_a_signature_to_a_protected_function_is_403(runtime):
+    """Guards against checking signatures only on POST (request.method == "POST" and access == PROTECTED)."""
+    refused = runtime.call("GET", "/webhook?Digits=1234")
+    assert refused.status == 403 and refused.json()["error"] == "invalid_signature"
+    assert b"1234" not in refused.body   # the function never ran
+    wrong = runtime.call("GET", "/webhook?Digits=1234", headers={"X-Twilio-Signature": "AAAA"})
+    assert wrong.status == 403
 
 
 # --- 2. Sync store: identities that would name another document ------------------------------
@@ -177,8 +183,11 @@ def test_a_state_naming_a_foreign_panel_origin_is_refused_at_the_callback(crm):
     location = submit_consent(authorize, ALICE)
     page = call(crm.url, "GET", location[len(crm.url):])
     assert page.status == 403 and b"evil.example" not in page.body
+    assert b"origin_not_allowed" in page.body
     assert f'postMessage(message, "{FLEX_URL}")' in page.body.decode()
-    assert not crm.store_path.exists() or ALICE not in _stored(crm)
+    assert crm.sf.calls["token"] == 0                # refused before the code was exchanged
+    assert not crm.store_path.exists() or ALICE not in crm.links()
+    assert crm.post("/get-user", {"Token": crm.token(ALICE)}).json()["error"] == "not_linked"
 
 
 # --- 4. State replay and the grant a new link replaces ---------------------------------------
@@ -199,9 +208,9 @@ def test_a_state_is_good_for_one_callback_on_any_instance(crm_factory, store):
 
 def test_linking_again_revokes_the_replaced_grant_at_salesforce(crm):
     assert crm.link(ALICE).status == 200
-    old_refresh = _stored(crm)[ALICE]["refresh_token"]
+    old_refresh = crm.links()[ALICE]["refresh_token"]
     assert crm.link(ALICE).status == 200
-    assert _stored(crm)[ALICE]["refresh_token"] != old_refresh
+    assert crm.links()[ALICE]["refresh_token"] != old_refresh
     with pytest.raises(InvalidGrant):
         crm.services.salesforce.refresh(old_refresh)
     assert crm.post("/get-user", {"Token": crm.token(ALICE)}).status == 200
@@ -215,7 +224,7 @@ def test_a_kelvin_sign_does_not_pass_for_a_k(crm):
     crm.sf.add_user("kate@example.com", "Kate Real")
     refused = crm.link(kate, sfdc_username="kate@example.com")
     assert refused.status == 403 and b"identity_mismatch" in refused.body
-    assert not crm.store_path.exists() or kate not in _stored(crm)
+    assert not crm.store_path.exists() or kate not in crm.links()
     crm.iam.add_agent("KATE@example.com", "Kate")
     assert crm.link("KATE@example.com", sfdc_username="kate@example.com").status == 200
 
@@ -285,7 +294,7 @@ def test_the_flex_token_is_refused_in_the_url_except_in_auths_popup(crm):
         answer = call(crm.url, method, f"{path}?Token={token}&phone=4155550101",
                       body={} if method == "POST" else None)
         assert answer.status == 400 and answer.json()["error"] == "token_in_url", (path, answer.body)
-    assert _stored(crm)[ALICE]   # nothing was unlinked
+    assert crm.links()[ALICE]   # nothing was unlinked
     popup = call(crm.url, "GET", f"/auth?Token={token}", headers={"Accept": "text/html"})
     assert popup.status == 302
     assert crm.post("/get-username", {"Token": token}).status == 200   # the original plugin's way
@@ -350,3 +359,27 @@ def test_wsgi_encoded_slash_or_question_mark_reach_no_other_function(serve, hand
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- 8. Heads too big -----------------------------------------------------------------------
+
+def _raw_status(url: str, header_lines: int) -> int:
+    """GET /hello with exactly `header_lines` header lines (Host included); the status line's code."""
+    host, port = url.split("//", 1)[1].split(":")
+    lines = [f"Host: {host}:{port}"] + [f"X-Filler-{i}: {i}" for i in range(header_lines - 2)]
+    lines.append("Connection: close")
+    request = ("GET /hello HTTP/1.1\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return int(received.split(b" ", 2)[1])
+
+
+def test_exactly_100_header_lines_are_accepted_and_101_are_not(runtime):
+    """Guards against counting the blank line that ends the headers as a header (100 answered 431)."""
+    assert _raw_status(runtime.url, 99) == 200
+    assert _raw_status(runtime.url, 100) == 200
+    assert _raw_status(runtime.url, 101) == 431
+    assert _raw_status(runtime.url, 150) == 431

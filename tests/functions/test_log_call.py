@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from tests.support.http import call
-from tests.demo.standins.test_record_pages import log_in, page
+from tests.support.record_pages import log_in, page
 
 ALICE = "alice@example.com"
 CALL_SID = "CA" + "0123456789abcdef" * 2
