@@ -34,7 +34,7 @@ FUNCTIONS = {
     "refused-outside.py": (
         "from sfdcflex.runtime.errors import Forbidden\n\n"
         "def handler(context, event, callback):\n"
-        "    with context.outside_the_slot():\n"
+        "    with context.slot_released():\n"
         "        raise Forbidden('the token was refused', code='invalid_token')\n"),
     "hello.py": "def handler(context, event, callback):\n    callback(None, {'ok': True})\n",
     # Calls back with what JSON cannot hold.
