@@ -17,13 +17,14 @@ import pytest
 
 from tests.support.crm import STATE_SECRET
 from tests.support.http import call
+from sfdcflex.clients.errors import TokenRefused
 from sfdcflex.clients.iam import FlexTokenValidator
 from sfdcflex.clients.salesforce import sosl_escape, soql_quote
 from sfdcflex.clients.sync import SyncClient
 from sfdcflex.demo.standins import IamStandIn
 from sfdcflex.keeper import NOT_LINKED
 from sfdcflex.oauth_state import StateSigner, load_or_create_secret
-from sfdcflex.runtime.errors import ConfigError, Forbidden
+from sfdcflex.runtime.errors import ConfigError
 from sfdcflex.store import JsonFileTokenStore
 from sfdcflex.sync_store import SyncTokenStore
 from tests.test_known_gaps import ALICE, _callback, _redirect
@@ -98,7 +99,7 @@ def test_the_cache_follows_iams_expiration_or_its_own_limit(iam, expiration, cac
     clock.now += cached_for - 1
     assert validator.validate_with_source("any-token") == (agent, True)
     clock.now += 1
-    with pytest.raises(Forbidden):   # IAM is asked again, and the stand-in never issued this token
+    with pytest.raises(TokenRefused):   # IAM is asked again, and the stand-in never issued this token
         validator.validate("any-token")
 
 
