@@ -275,6 +275,22 @@ def test_print_env_writes_a_complete_env(tmp_path, monkeypatch, run_main, destin
     assert config.token_store_path == tmp_path / "tokens.json"
 
 
+def test_public_url_wins_over_the_address_served_for_the_oauth_callback(crm, tmp_path, monkeypatch, run_main):
+    """Behind a proxy the callback Salesforce redirects to is PUBLIC_URL's, not this server's own."""
+    import urllib.parse
+    from tests.support.processes import settings_for, write_env_file
+    settings = settings_for(crm.sf, crm.iam, crm.sync, tmp_path / "store" / "tokens.json")
+    env = write_env_file(tmp_path / "proxied.env", {**settings, "PUBLIC_URL": "https://crm.example.com"})
+
+    def exercise(url: str) -> str:
+        start = call(url, "POST", "/auth", body={"Token": crm.token("alice@example.com")}).json()
+        return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(start["authorize_url"]).query))["redirect_uri"]
+
+    code, out, err, redirect_uri = serve_here(monkeypatch, run_main, ["--env", str(env), "--port", "0"], exercise)
+    assert code == 0 and redirect_uri == "https://crm.example.com/oauth-callback"
+    assert "sfdcflex listening on http://127.0.0.1:" in out
+
+
 def test_version(run_main, capsys):
     from sfdcflex import __version__
     with pytest.raises(SystemExit) as exited:

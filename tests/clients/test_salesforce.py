@@ -571,17 +571,42 @@ def test_a_bad_sobject_name_or_record_id_is_refused_before_any_call(sf, client, 
 
 # --- the client's own logic, in process ---------------------------------------------------------
 
-@pytest.mark.parametrize("code", sorted(REST_ERRORS))
-def test_each_rest_error_code_is_its_error_at_its_statuses_only(sender, scripted, code):
-    """REST_ERRORS: an errorCode is its error only with the statuses it comes with; with a 500
-    it is Salesforce failing. The error keeps Salesforce's status and errorCode."""
-    statuses, kind = REST_ERRORS[code]
-    sender.answer(statuses[0], _error(code, "said"))
-    raised = _raised(kind, scripted.query, "token", "SELECT Id FROM Contact")
-    assert type(raised) is kind and (raised.status, raised.error_code) == (statuses[0], code)
-    sender.answer(500, _error(code, "said"))
-    failed = _raised(SalesforceError, scripted.query, "token", "SELECT Id FROM Contact")
-    assert type(failed) is SalesforceError and failed.message == f"Salesforce answered 500 {code}: said"
+# Salesforce's errorCodes and the statuses each comes with (REST API guide, "Status Codes and
+# Error Responses"): with another status the same code is Salesforce failing.
+REFUSED = range(400, 500)
+EXPECTED = {
+    "INVALID_SESSION_ID": ((401,), SessionExpired),
+    "REQUEST_LIMIT_EXCEEDED": ((403,), RequestLimitExceeded),
+    "REQUIRED_FIELD_MISSING": (REFUSED, RecordRejected),
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION": (REFUSED, RecordRejected),
+    "FIELD_INTEGRITY_EXCEPTION": (REFUSED, RecordRejected),
+    "STRING_TOO_LONG": (REFUSED, RecordRejected),
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": (REFUSED, RecordRejected),
+    "INVALID_FIELD_FOR_INSERT_UPDATE": (REFUSED, RecordRejected),
+    "INVALID_CROSS_REFERENCE_KEY": (REFUSED, RecordNotFound),
+    "ENTITY_IS_DELETED": (REFUSED, RecordNotFound),
+    "INSUFFICIENT_ACCESS_OR_READONLY": (REFUSED, InsufficientAccess),
+    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": (REFUSED, InsufficientAccess),
+    "MALFORMED_QUERY": ((), SalesforceError),
+}
+
+
+def test_the_rest_error_table_is_the_documented_one():
+    assert set(REST_ERRORS) | {"MALFORMED_QUERY"} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("code", sorted(EXPECTED))
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
+def test_each_rest_error_code_is_its_error_at_its_statuses_only(sender, scripted, code, status):
+    """An errorCode is its error only with the statuses it comes with; else (a 500 above all) it
+    is Salesforce failing. The error keeps Salesforce's status and errorCode."""
+    statuses, kind = EXPECTED[code]
+    expected = kind if status in statuses else SalesforceError
+    sender.answer(status, _error(code, "said"))
+    raised = _raised(SalesforceError, scripted.query, "token", "SELECT Id FROM Contact")
+    assert type(raised) is expected and (raised.status, raised.error_code) == (status, code)
+    if expected is SalesforceError:
+        assert raised.message == f"Salesforce answered {status} {code}: said"
 
 
 def test_an_expired_session_wins_over_a_refusal_in_the_same_answer(sender, scripted):
