@@ -8,6 +8,9 @@ allowance answers 403 `REQUEST_LIMIT_EXCEEDED`. Writes (REST API guide, "Create 
 "Update a Record", "Status Codes and Error Responses"): POST /sobjects/{type} answers 201
 `{"id", "success", "errors"}`, PATCH /sobjects/{type}/{id} answers 204 with no body, and a refused
 write is a 400 (or 403/404) with the same array, each item naming its `fields`.
+
+Every failure is one of errors.py's Salesforce family, chosen for REST answers from REST_ERRORS;
+what an agent is answered for it is the integration's choice (sfdcflex/errors.py).
 """
 from __future__ import annotations
 
