@@ -31,7 +31,7 @@ ANSWERS: dict[type[UpstreamError], tuple[type[HTTPError], str]] = {
     RecordRejected: (UnprocessableContent, "salesforce_rejected"),  # the org's own rules refuse it
     RecordNotFound: (NotFound, "salesforce_record_not_found"),
     InsufficientAccess: (Forbidden, "salesforce_insufficient_access"),  # not 502: an admin must grant it
-    # Salesforce failing, or a session it refused after the one refresh: 502.
+    # Salesforce failing, or refusing a session the keeper could not refresh: 502.
     SalesforceError: (BadGateway, "salesforce_error"),
     SessionExpired: (BadGateway, "salesforce_session_expired"),
     RequestLimitExceeded: (BadGateway, "salesforce_request_limit"),
@@ -39,8 +39,8 @@ ANSWERS: dict[type[UpstreamError], tuple[type[HTTPError], str]] = {
     TokenMissing: (BadRequest, "missing_token"),
     TokenRefused: (Forbidden, "invalid_token"),
     IamBusy: (ServiceUnavailable, "iam_busy"),
-    IamError: (BadGateway, "iam_unavailable"),
     IamUnavailable: (BadGateway, "iam_unavailable"),
+    IamError: (BadGateway, "iam_unavailable"),        # the family's base, for a kind added later
     IamCredentialsRefused: (BadGateway, "iam_credentials_rejected"),
     # The Sync token store.
     SyncError: (BadGateway, "sync_error"),

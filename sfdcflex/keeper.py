@@ -74,7 +74,7 @@ class TokenKeeper:
         if replaced is not None and replaced.refresh_token != refresh_token:
             try:
                 self.salesforce.revoke(replaced.refresh_token)
-            except SalesforceError as error:
+            except SalesforceError as error:   # logged by the code an agent would be answered with
                 log.warning("link %s: revoking the replaced Salesforce grant failed (%s)",
                             loggable(identity), answer_for(error).code)
 

@@ -14,6 +14,7 @@ from sfdcflex.demo.standins import SalesforceStandIn
 from sfdcflex.clients.pool import Transport, tls_context
 from sfdcflex.clients.transport import call, check_upstream_url, default_transport
 from sfdcflex.demo.standins.tls import make_self_signed, openssl_missing_reason
+from tests.support.senders import ScriptedSender
 
 
 @pytest.fixture
@@ -346,3 +347,32 @@ def test_https_goes_through_the_environments_proxy_and_still_verifies(tls_sf, ce
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+# --- what call sends, in process --------------------------------------------------------------------
+
+@pytest.mark.parametrize("method,idempotent", [("GET", True), ("DELETE", True), ("PUT", True),
+                                               ("POST", False), ("PATCH", False)])
+def test_a_request_may_be_sent_again_by_its_method_unless_told(method, idempotent):
+    """RFC 9110 section 9.2.2; a caller may say a POST is safe to repeat (IAM's token check)."""
+    sender = ScriptedSender()
+    sender.answer(200)
+    sender.answer(200)
+    call(sender, "Salesforce", method, "https://example.com/x")
+    call(sender, "Salesforce", method, "https://example.com/x", idempotent=True)
+    assert [sent.idempotent for sent in sender.sent] == [idempotent, True]
+
+
+def test_a_form_is_url_encoded_and_json_is_json_and_json_is_asked_for():
+    sender = ScriptedSender()
+    sender.answer(200)
+    sender.answer(200)
+    call(sender, "Twilio Sync", "POST", "https://example.com/f", form={"Data": '{"a": 1}', "K": "x y"})
+    call(sender, "Twilio IAM", "POST", "https://example.com/j", json_body={"token": "t"},
+         headers={"Authorization": "Basic x"})
+    form, body = sender.sent
+    assert (form.body, form.headers["Content-Type"]) == (
+        b"Data=%7B%22a%22%3A+1%7D&K=x+y", "application/x-www-form-urlencoded")
+    assert (body.body, body.headers["Content-Type"]) == (b'{"token": "t"}', "application/json")
+    assert form.headers["Accept"] == body.headers["Accept"] == "application/json"
+    assert body.headers["Authorization"] == "Basic x"
