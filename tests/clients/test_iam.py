@@ -190,6 +190,27 @@ def test_iam_s_expiration_is_read_as_utc_or_else_the_cache_period(iam, validator
     assert agent.expires_at == (clock.now + 300 if expires_at is None else expires_at)
 
 
+@pytest.mark.parametrize("expiration,cached_for", [
+    (None, 300), (1234, 300), ("soon", 300), ("", 300),   # absent or unreadable: the cache's own limit
+    ("+60", 60),                                         # naive ISO 8601 is UTC: 60 s from now
+])
+def test_the_cache_follows_iams_expiration_or_its_own_limit(iam, expiration, cached_for):
+    clock = FakeClock()
+    if expiration == "+60":
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(clock.now + 60))
+        clock.now = float(int(clock.now))   # the expiration has whole seconds
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock)
+    _answers_next(iam, {"valid": True, "realm_user_id": "alice@example.com", "roles": ["agent", 7],
+                        "expiration": expiration})
+    agent = validator.validate("any-token")
+    assert agent.identity == "alice@example.com"
+    assert agent.roles == ("agent",)   # a role that is not a string is dropped
+    clock.now += cached_for - 1
+    assert validator.validate_with_source("any-token") == (agent, True)
+    clock.now += 1
+    _refusal(validator, "any-token")   # IAM is asked again, and the stand-in never issued this token
+
+
 # --- refusals ------------------------------------------------------------------------------------
 
 def test_a_made_up_token_is_forbidden(validator):
