@@ -4,7 +4,7 @@ POST {Token[, origin]} → {"authorize_url": ...}; a browser opening /auth?Token
 is redirected (302) to the same Salesforce login page. With ORIGINAL_PLUGIN_LOGIN=true, the
 original plugin's popup (/auth with no Token) is redirected to the login page of its own flow.
 """
-from sfdcflex.application import Services
+from sfdcflex.assembly import Services
 from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.runtime import Response
 from sfdcflex.runtime.timing import ServerTiming

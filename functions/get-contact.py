@@ -6,7 +6,7 @@ cust_type, matches[, candidates]}; a Lead's card has cust_company instead of the
 fields. contact_id picks one of the candidates. Also answers the original plugin's
 /get-contact-account-data.
 """
-from sfdcflex.application import Services
+from sfdcflex.assembly import Services
 from sfdcflex.cards import parse_record_id
 from sfdcflex.email_address import parse_email
 from sfdcflex.errors import ANSWERABLE, answer_for

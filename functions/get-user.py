@@ -3,7 +3,7 @@
 404 not_linked means the agent has not connected Salesforce yet (or the link died).
 Also answers the original plugin's /get-username.
 """
-from sfdcflex.application import Services
+from sfdcflex.assembly import Services
 from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.runtime.timing import ServerTiming
 

@@ -4,7 +4,7 @@ POST {Token, contact_id, call_sid?, task_sid?, direction?, duration?, dispositio
 phone?, subject?} → {task_id, task_url, created}. Logging the same call_sid (or task_sid) again
 updates that Task (created: false) instead of making a second one.
 """
-from sfdcflex.application import Services
+from sfdcflex.assembly import Services
 from sfdcflex.call_log import parse_call_entry
 from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.runtime.timing import ServerTiming

@@ -3,7 +3,7 @@
 GET ?code&state — Salesforce's redirect: answers a small HTML page that tells the popup's opener.
 POST {Token, code[, state]} — a code relayed by the original plugin (/get-access-token): JSON.
 """
-from sfdcflex.application import Services
+from sfdcflex.assembly import Services
 from sfdcflex.callback_page import callback_page
 from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.linking import Declined

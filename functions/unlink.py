@@ -2,7 +2,7 @@
 
 Revokes the tokens at Salesforce, deletes them from the store and drops the agent's cache.
 """
-from sfdcflex.application import Services
+from sfdcflex.assembly import Services
 from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.runtime.timing import ServerTiming
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .application import build_app, default_functions_folder
+from .assembly import build_app, default_functions_folder
 from .config import (DEFAULT_ENV_FILE, LOG_FORMATS, LOG_LEVELS, SETTING_NAMES, check_settings, load_config,
                      unknown_names)
 from .runtime.app import Limits

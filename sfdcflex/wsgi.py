@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .application import build_app
+from .assembly import build_app
 from .config import check_settings
 from .runtime.errors import ConfigError
 from .runtime.logs import configure_logger

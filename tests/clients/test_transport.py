@@ -273,7 +273,7 @@ def _settings(sf, **extra) -> dict[str, str]:
 
 def test_the_upstream_ca_file_setting_reaches_the_clients(tls_sf, certificate, tmp_path):
     from sfdcflex.config import load_config
-    from sfdcflex.application import build_services
+    from sfdcflex.assembly import build_services
     settings = _settings(tls_sf, UPSTREAM_CA_FILE=str(certificate[0]),
                          TOKEN_STORE_PATH=str(tmp_path / "tokens.json"))
     services = build_services(load_config(settings), public_url="http://127.0.0.1:9")

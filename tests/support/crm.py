@@ -17,7 +17,7 @@ class Crm:
     """The real functions on a real server, wired to the Salesforce, IAM and Sync stand-ins."""
 
     def __init__(self, sf, iam, sync, tmp_path: Path, store: str = "json", **settings) -> None:
-        from sfdcflex.application import build_app
+        from sfdcflex.assembly import build_app
         from sfdcflex.config import load_config
         self.sf, self.iam, self.sync = sf, iam, sync
         self.store_path = tmp_path / "store" / "tokens.json"

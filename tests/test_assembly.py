@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from sfdcflex.application import (ORIGINAL_PLUGIN_PATHS, Services, build_app, default_functions_folder,
+from sfdcflex.assembly import (ORIGINAL_PLUGIN_PATHS, Services, build_app, default_functions_folder,
                                   integration_body_limits)
 from sfdcflex.config import load_config
 from sfdcflex.runtime.app import App, Limits, Request
