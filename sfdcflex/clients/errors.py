@@ -2,7 +2,7 @@
 
 An error says what the service did (its HTTP status, its own error code, its words, how long
 it asks us to wait) and nothing of how this server answers its own callers: the integration
-decides that, in one table (sfdcflex/answers.py). Nothing here imports the runtime.
+decides that, in one table (sfdcflex/errors.py). Nothing here imports the runtime.
 """
 from __future__ import annotations
 
