@@ -4,7 +4,8 @@ POST {Token[, origin]} → {"authorize_url": ...}; a browser opening /auth?Token
 is redirected (302) to the same Salesforce login page. With ORIGINAL_PLUGIN_LOGIN=true, the
 original plugin's popup (/auth with no Token) is redirected to the login page of its own flow.
 """
-from sfdcflex.runtime.errors import HTTPError
+from sfdcflex.assembly import Services
+from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.runtime import Response
 from sfdcflex.runtime.timing import ServerTiming
 
@@ -16,16 +17,18 @@ def _redirect(url: str) -> Response:
 
 
 def handler(context, event, callback):
-    services, timing = context.services, ServerTiming()
+    services: Services = context.services
+    timing = ServerTiming()
     if "Token" not in event and services.linker.original_login:  # the original plugin's popup
         return callback(None, _redirect(services.linker.original_authorize_url()))
     popup = "text/html" in str(event["request"]["headers"].get("accept", ""))  # a browser navigating
     try:
-        # A popup has only its URL to carry the Flex token.
-        agent = services.identify(event, timing, context.outside_the_slot, token_in_url=popup)
+        with context.slot_released():  # waiting for IAM is not this function's work
+            # A popup has only its URL to carry the Flex token.
+            agent = services.identify(event, timing, token_in_url=popup)
         url = services.linker.authorize_url(agent.identity, event.get("origin"))
-    except HTTPError as error:
-        return callback(timing.tag(error))
+    except ANSWERABLE as error:
+        return callback(timing.tag(answer_for(error)))
     if popup:
         return callback(None, _redirect(url))
     callback(None, timing.response({"authorize_url": url}))

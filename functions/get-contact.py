@@ -6,10 +6,12 @@ cust_type, matches[, candidates]}; a Lead's card has cust_company instead of the
 fields. contact_id picks one of the candidates. Also answers the original plugin's
 /get-contact-account-data.
 """
+from sfdcflex.assembly import Services
 from sfdcflex.cards import parse_record_id
 from sfdcflex.email_address import parse_email
-from sfdcflex.runtime.errors import BadRequest, HTTPError
+from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.phone import parse_phone
+from sfdcflex.runtime.errors import BadRequest
 from sfdcflex.runtime.timing import ServerTiming
 
 
@@ -23,12 +25,14 @@ def _caller(event):
 
 
 def handler(context, event, callback):
-    services, timing = context.services, ServerTiming()
+    services: Services = context.services
+    timing = ServerTiming()
     try:
-        agent = services.identify(event, timing, context.outside_the_slot)  # 1. who: Flex token → IAM
-        caller = _caller(event)                                              # 2. checked before any query
+        with context.slot_released():                                 # 1. who: Flex token → IAM,
+            agent = services.identify(event, timing)                  #    its slot free meanwhile
+        caller = _caller(event)                                       # 2. checked before any query
         pick = parse_record_id(event["contact_id"]) if event.get("contact_id") else None
         card = services.lookup.contact(agent.identity, caller, timing, pick)  # 3. cache, else Salesforce
-    except HTTPError as error:
-        return callback(timing.tag(error))                           # 400/403/404/502, JSON
+    except ANSWERABLE as error:
+        return callback(timing.tag(answer_for(error)))               # 400/403/404/502, JSON
     callback(None, timing.response(card))                            # 4. the card, + Server-Timing

@@ -3,15 +3,18 @@
 404 not_linked means the agent has not connected Salesforce yet (or the link died).
 Also answers the original plugin's /get-username.
 """
-from sfdcflex.runtime.errors import HTTPError
+from sfdcflex.assembly import Services
+from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.runtime.timing import ServerTiming
 
 
 def handler(context, event, callback):
-    services, timing = context.services, ServerTiming()
+    services: Services = context.services
+    timing = ServerTiming()
     try:
-        agent = services.identify(event, timing, context.outside_the_slot)
+        with context.slot_released():  # waiting for IAM is not this function's work
+            agent = services.identify(event, timing)
         user = services.lookup.user(agent.identity, timing)
-    except HTTPError as error:
-        return callback(timing.tag(error))
+    except ANSWERABLE as error:
+        return callback(timing.tag(answer_for(error)))
     callback(None, timing.response({"flex_identity": agent.identity, **user}))

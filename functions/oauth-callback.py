@@ -3,21 +3,27 @@
 GET ?code&state — Salesforce's redirect: answers a small HTML page that tells the popup's opener.
 POST {Token, code[, state]} — a code relayed by the original plugin (/get-access-token): JSON.
 """
+from sfdcflex.assembly import Services
 from sfdcflex.callback_page import callback_page
-from sfdcflex.runtime.errors import HTTPError
+from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.linking import Declined
 from sfdcflex.runtime.timing import ServerTiming
 
 
 def handler(context, event, callback):
-    services, timing = context.services, ServerTiming()
+    services: Services = context.services
+    timing = ServerTiming()
     relayed = "Token" in event
     try:
         if event.get("error"):  # ?error=access_denied: the agent pressed Deny on Salesforce's page
             raise Declined.from_redirect(str(event["error"]), str(event.get("error_description") or ""))
-        identity = services.identify(event, timing, context.outside_the_slot).identity if relayed else None
+        identity = None
+        if relayed:  # the original plugin relays a code with its Flex token
+            with context.slot_released():
+                identity = services.identify(event, timing).identity
         link = services.linker.complete(event.get("code"), event.get("state"), timing, identity=identity)
-    except HTTPError as error:
+    except ANSWERABLE as failure:
+        error = answer_for(failure)
         if relayed:
             return callback(timing.tag(error))
         return callback(None, callback_page(

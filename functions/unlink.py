@@ -2,17 +2,20 @@
 
 Revokes the tokens at Salesforce, deletes them from the store and drops the agent's cache.
 """
-from sfdcflex.runtime.errors import HTTPError
+from sfdcflex.assembly import Services
+from sfdcflex.errors import ANSWERABLE, answer_for
 from sfdcflex.runtime.timing import ServerTiming
 
 
 def handler(context, event, callback):
-    services, timing = context.services, ServerTiming()
+    services: Services = context.services
+    timing = ServerTiming()
     try:
-        agent = services.identify(event, timing, context.outside_the_slot)
+        with context.slot_released():  # waiting for IAM is not this function's work
+            agent = services.identify(event, timing)
         with timing.span("sfdc-revoke", "Salesforce revoke + token store delete"):
             unlinked = services.keeper.unlink(agent.identity)
         services.lookup.forget(agent.identity)
-    except HTTPError as error:
-        return callback(timing.tag(error))
+    except ANSWERABLE as error:
+        return callback(timing.tag(answer_for(error)))
     callback(None, timing.response({"unlinked": unlinked}))

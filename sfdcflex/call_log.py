@@ -16,10 +16,10 @@ import zlib
 from dataclasses import dataclass
 
 from .cards import parse_record_id, same_record
-from .clients.salesforce import RecordNotFound, SalesforceClient, soql_quote
+from .clients.salesforce import SalesforceClient, soql_quote
 from .keeper import TokenKeeper
 from .phone import parse_phone
-from .runtime.errors import BadRequest
+from .runtime.errors import BadRequest, NotFound
 from .runtime.timing import ServerTiming
 
 LEAD_PREFIX = "00Q"  # the key prefix (first three characters) of a Lead id
@@ -147,7 +147,8 @@ class CallLogger:
         rows = self.keeper.call(identity, lambda token: self.salesforce.query(token, soql),
                                 timing, "sfdc-query", "Salesforce SOQL: the Contact's Account")
         if not rows:
-            raise RecordNotFound(f"No Contact {entry.record_id} that this agent can see in Salesforce")
+            raise NotFound(f"No Contact {entry.record_id} that this agent can see in Salesforce",
+                           code="salesforce_record_not_found")
         return {"WhoId": rows[0].get("Id") or entry.record_id, "WhatId": rows[0].get("AccountId")}
 
 

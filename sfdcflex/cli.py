@@ -11,20 +11,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import LOG_FORMATS, LOG_LEVELS, SETTING_NAMES, Config, load_config, settings_from
-from .runtime.envfile import format_env, read_env_file
+from .assembly import build_app, default_functions_folder
+from .config import (DEFAULT_ENV_FILE, LOG_FORMATS, LOG_LEVELS, SETTING_NAMES, check_settings, load_config,
+                     unknown_names)
+from .runtime.app import Limits
+from .runtime.envfile import format_env
 from .runtime.errors import ConfigError
 from .runtime.logs import configure_logging
-from .runtime.routes import Asset, build_routes, discover_functions
-from .runtime.app import App, Limits
 from .runtime.http.server import FunctionsServer, listen, url_of
+from .runtime.routes import discover_functions
 from .server_options import add_server_limits, server_limits
 
 if TYPE_CHECKING:
     from .demo.main import Demo
 
 log = logging.getLogger("sfdcflex")
-DEFAULT_ENV_FILE = Path(".env")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -76,60 +77,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def read_settings(env_file: Path | str | None = None, overrides: dict[str, str] | None = None) -> Config:
-    """Settings from the .env file, then the process environment for the same names, then overrides.
-
-    With no file named, .env is read when there is one; a file that is named must exist.
-    """
-    if env_file is None:
-        env_file = DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.exists() else None
-    values = settings_from(read_env_file(Path(env_file)) if env_file else {}, os.environ)
-    values.update(overrides or {})
-    return load_config(values)
-
-
-def check_settings(env_file: Path | None) -> Config:
-    """read_settings, then what the token store needs on disk; ConfigError lists every problem."""
-    from .store import store_file_problems
-    config = read_settings(env_file)
-    if config.token_store == "json" or config.state_secret is None:
-        # The generated state secret is kept beside the token store path, for the Sync store too.
-        problems = store_file_problems(config.token_store_path, with_file=config.token_store == "json")
-        if problems:
-            raise ConfigError(*problems)
-    return config
-
-
-def default_functions_folder() -> Path:
-    """The integration's functions: shipped inside the installed package, or the checkout's."""
-    package = Path(__file__).resolve().parent
-    installed = package / "functions"
-    return installed if installed.is_dir() else package.parent / "functions"
-
-
-def build_app(config: Config, *, functions: Path | str | None = None, limits: Limits = Limits(),
-              live: bool = False, assets: dict[str, Asset] | None = None,
-              public_url: str | None = None) -> App:
-    """The configured App: routes from the functions folder, services from the config."""
-    from .health import PATH as HEALTH_PATH, HealthCheck
-    from .services import ORIGINAL_PLUGIN_PATHS, build_services
-    found = discover_functions(Path(functions) if functions else default_functions_folder())
-    public_url = config.public_url or public_url
-    services = build_services(config, public_url=public_url)
-    health = HealthCheck(services.keeper.store, config.token_store)
-    routes = build_routes(found, ORIGINAL_PLUGIN_PATHS)
-    return App(routes, found, env=dict(config.values),
-               services=services, limits=limits, cors_origins=(config.flex_instance_url,),
-               public_url=public_url, assets=assets, live=live, builtins={HEALTH_PATH: health},
-               body_limits=integration_body_limits(routes, config.max_function_body))
-
-
-def integration_body_limits(routes: dict, limit: int) -> dict[str, int]:
-    """MAX_FUNCTION_BODY for the integration's own functions; others keep the runtime's 6 MiB."""
-    own = default_functions_folder()
-    return {path: limit for path, fn in routes.items() if fn.file.resolve().parent == own}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.check:
@@ -148,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(demo.settings) if demo else check_settings(args.env)
             configure_logging(args.log_level or config.log_level, sys.stderr,
                               args.log_format or config.log_format)
-            app = build_app(config, functions=args.functions, live=args.live,
+            # PUBLIC_URL when set (a proxy in front), else the address this server listens on.
+            app = build_app(config, config.public_url or url_of(sock), functions=args.functions,
                             limits=Limits(timeout=args.timeout, max_concurrency=args.max_concurrency),
-                            assets=demo.assets() if demo else None, public_url=url_of(sock))
+                            live=args.live, assets=demo.assets() if demo else None)
             server = FunctionsServer(sock, app, limits)
             _print_banner(server, demo)
             if demo and args.print_env:
@@ -225,7 +173,6 @@ def serve_until_stopped(server: FunctionsServer, drain: float, stop: StopSignals
 
 def _check(args: argparse.Namespace) -> int:
     """--check: every problem with the settings, the token store folder and the functions."""
-    from .config import unknown_names
     problems: list[str] = []
     config = None
     try:

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Iterator, Mapping
 from urllib.parse import urlsplit
 
+from .clients.errors import UrlRefused
 from .clients.transport import is_loopback_host
+from .runtime.envfile import read_env_file
 from .runtime.errors import ConfigError
+from .store import store_file_problems
+
+DEFAULT_ENV_FILE = Path(".env")
 
 # Names read from the process environment as well as the .env file (the environment wins,
 # as with twilio-run and dotenv), so a deployment can inject secrets without writing a file.
@@ -251,6 +258,39 @@ def load_config(values: Mapping[str, str]) -> Config:
     if check.problems:
         raise ConfigError(*check.problems)
     return Config(**config)
+
+
+def read_settings(env_file: Path | str | None = None, overrides: dict[str, str] | None = None) -> Config:
+    """Settings from the .env file, then the process environment for the same names, then overrides.
+
+    With no file named, .env is read when there is one; a file that is named must exist.
+    """
+    if env_file is None:
+        env_file = DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.exists() else None
+    values = settings_from(read_env_file(Path(env_file)) if env_file else {}, os.environ)
+    values.update(overrides or {})
+    return load_config(values)
+
+
+def check_settings(env_file: Path | str | None) -> Config:
+    """read_settings, then what the token store needs on disk; ConfigError lists every problem."""
+    config = read_settings(env_file)
+    if config.token_store == "json" or config.state_secret is None:
+        # The generated state secret is kept beside the token store path, for the Sync store too.
+        problems = store_file_problems(config.token_store_path, with_file=config.token_store == "json")
+        if problems:
+            raise ConfigError(*problems)
+    return config
+
+
+@contextmanager
+def client_refusals_as_config_errors() -> Iterator[None]:
+    """A URL setting a client refuses when it is built (clients.errors.UrlRefused) stops start-up
+    with the client's own line, like any other bad setting."""
+    try:
+        yield
+    except UrlRefused as refused:
+        raise ConfigError(str(refused)) from None
 
 
 def unknown_names(values: Mapping[str, str]) -> list[str]:

@@ -12,10 +12,11 @@ import logging
 import threading
 from typing import Callable, TypeVar
 
-from .errors import NotLinked
+from .clients.errors import InvalidGrant, SalesforceError, SessionExpired, UpstreamError
+from .clients.salesforce import SalesforceClient
+from .errors import NotLinked, answer_for
 from .runtime.app import loggable
 from .runtime.errors import BadGateway, HTTPError
-from .clients.salesforce import InvalidGrant, SalesforceClient, SessionExpired
 from .store import RevisionConflict, StoredTokens, TokenStore
 from .runtime.timing import ServerTiming
 
@@ -73,9 +74,9 @@ class TokenKeeper:
         if replaced is not None and replaced.refresh_token != refresh_token:
             try:
                 self.salesforce.revoke(replaced.refresh_token)
-            except BadGateway as error:
+            except SalesforceError as error:   # logged by the code an agent would be answered with
                 log.warning("link %s: revoking the replaced Salesforce grant failed (%s)",
-                            loggable(identity), error.code)
+                            loggable(identity), answer_for(error).code)
 
     def unlink(self, identity: str) -> bool:
         """Revoke at Salesforce (best effort), then forget the tokens everywhere."""
@@ -86,9 +87,9 @@ class TokenKeeper:
                 return False
             try:
                 self.salesforce.revoke(tokens.refresh_token)
-            except BadGateway as error:
+            except SalesforceError as error:
                 log.warning("unlink %s: Salesforce revoke failed (%s); deleting the link anyway",
-                            loggable(identity), error.code)
+                            loggable(identity), answer_for(error).code)
             self.store.delete(identity)
             return True
 
@@ -172,10 +173,10 @@ class TokenKeeper:
                     self._unsaved.pop(identity)
                     self._held.pop(identity, None)
                     raise NotLinked(NOT_LINKED) from None
-            except (HTTPError, OSError) as error:
+            except (HTTPError, UpstreamError, OSError) as error:
+                reason = error if isinstance(error, OSError) else answer_for(error).code
                 log.warning("could not save refreshed Salesforce tokens for %s (%s); holding them in "
-                            "memory and retrying on the next request", loggable(identity),
-                            getattr(error, "code", error))
+                            "memory and retrying on the next request", loggable(identity), reason)
                 return
             self._unsaved.pop(identity)
             self._held[identity] = saved

@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from .clients.errors import SalesforceError
+from .clients.salesforce import SalesforceClient
 from .config import same_org
-from .runtime.app import loggable
-from .runtime.errors import BadGateway, BadRequest, Forbidden, HTTPError
+from .errors import answer_for
 from .keeper import TokenKeeper
 from .oauth_state import LinkState, StateSigner, code_challenge
-from .clients.salesforce import SalesforceClient
+from .runtime.app import loggable
+from .runtime.errors import BadGateway, BadRequest, Forbidden, HTTPError
 from .runtime.timing import ServerTiming
 
 log = logging.getLogger("sfdcflex")
@@ -168,5 +170,5 @@ class Linker:
     def _revoke_quietly(self, token: str) -> None:
         try:
             self.salesforce.revoke(token)
-        except BadGateway as error:
-            log.warning("could not revoke refused tokens: %s", error.code)
+        except SalesforceError as error:
+            log.warning("could not revoke refused tokens: %s", answer_for(error).code)

@@ -16,9 +16,9 @@ import time
 from contextlib import contextmanager, suppress
 from typing import Iterator
 
-from .clients.sync import (DocumentExists, DocumentNotFound, MapItemExists, RevisionMismatch,
-                           SyncClient, SyncError)
-from .runtime.errors import Forbidden, HTTPError
+from .clients.errors import DocumentExists, DocumentNotFound, MapItemExists, RevisionMismatch, SyncError
+from .clients.sync import SyncClient
+from .runtime.errors import Forbidden
 from .store import RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
 
 # Twilio error 54302: a unique name is 1-256 characters and does not match the SID pattern
@@ -124,7 +124,7 @@ class SyncTokenStore:
         try:
             yield
         finally:
-            with suppress(HTTPError):
+            with suppress(SyncError):   # the lease's ItemTtl ends it anyway
                 self._client.delete_map_item(LEASE_MAP, lease)
 
     def claim_state(self, nonce: str, expires_at: float) -> bool:

@@ -12,7 +12,10 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
+from .assembly import build_app
+from .config import check_settings
 from .runtime.errors import ConfigError
 from .runtime.logs import configure_logger
 from .runtime.wsgi import WSGIApp
@@ -25,7 +28,6 @@ def create_app(env_file: str | None = None, functions: str | None = None,
     Settings come from `env_file` (default .env when there is one) and the environment; the
     log level and format from the arguments, else LOG_LEVEL and LOG_FORMAT.
     """
-    from .cli import build_app, check_settings
     try:
         config = check_settings(env_file)
         if not config.public_url:
@@ -40,7 +42,7 @@ def create_app(env_file: str | None = None, functions: str | None = None,
     if configure_logger("sfdcflex", log_level or config.log_level, sys.stderr,
                         log_format or config.log_format):
         _flush_logs_at_exit()
-    app = build_app(config, functions=functions)
+    app = build_app(config, config.public_url, functions=Path(functions) if functions else None)
     atexit.register(app.close)
     return WSGIApp(app)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.http import call
+from tests.support.processes import settings_for, wait_until, write_env_file
 from sfdcflex import cli
 from sfdcflex.cli import parse_args
 from sfdcflex.runtime.http.server import FunctionsServer
@@ -275,6 +276,21 @@ def test_print_env_writes_a_complete_env(tmp_path, monkeypatch, run_main, destin
     assert config.token_store_path == tmp_path / "tokens.json"
 
 
+def test_public_url_wins_over_the_address_served_for_the_oauth_callback(crm, tmp_path, monkeypatch, run_main):
+    """Behind a proxy the callback Salesforce redirects to is PUBLIC_URL's, not this server's own."""
+    import urllib.parse
+    settings = settings_for(crm.sf, crm.iam, crm.sync, tmp_path / "store" / "tokens.json")
+    env = write_env_file(tmp_path / "proxied.env", {**settings, "PUBLIC_URL": "https://crm.example.com"})
+
+    def exercise(url: str) -> str:
+        start = call(url, "POST", "/auth", body={"Token": crm.token("alice@example.com")}).json()
+        return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(start["authorize_url"]).query))["redirect_uri"]
+
+    code, out, err, redirect_uri = serve_here(monkeypatch, run_main, ["--env", str(env), "--port", "0"], exercise)
+    assert code == 0 and redirect_uri == "https://crm.example.com/oauth-callback"
+    assert "sfdcflex listening on http://127.0.0.1:" in out
+
+
 def test_version(run_main, capsys):
     from sfdcflex import __version__
     with pytest.raises(SystemExit) as exited:
@@ -357,7 +373,6 @@ def test_an_env_file_that_does_not_exist_is_an_error_naming_it(tmp_path, run_mai
 def linked_server(tmp_path):
     """run.py --env FILE against the stand-ins, with alice linked; yields (server, url, sf, token)."""
     from tests.support.crm import seed
-    from tests.support.processes import settings_for, write_env_file
     from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, SyncStandIn
     standins = sf, iam, sync = SalesforceStandIn(), IamStandIn(), SyncStandIn()
     for standin in standins:
@@ -393,15 +408,6 @@ def _lookup_in_thread(url: str, token: str) -> tuple[threading.Thread, list]:
     return thread, answers
 
 
-def _wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 @pytest.mark.slow
 def test_sigterm_during_a_2_second_upstream_call_still_answers_it_and_exits_0(linked_server):
     server, url, sf, token = linked_server
@@ -411,7 +417,7 @@ def test_sigterm_during_a_2_second_upstream_call_still_answers_it_and_exits_0(li
     sf.fail_next("search", stall=2.0)
     searches = sf.calls["search"]
     thread, answers = _lookup_in_thread(url, token)
-    assert _wait_until(lambda: sf.calls["search"] > searches, 5)   # stalled at Salesforce now
+    assert wait_until(lambda: sf.calls["search"] > searches, 5)   # stalled at Salesforce now
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     assert idle.sock.recv(1) == b""   # an idle keep-alive connection is closed at once
@@ -431,7 +437,7 @@ def test_a_second_signal_stops_at_once(linked_server):
     sf.fail_next("search", stall=30)
     searches = sf.calls["search"]
     thread, answers = _lookup_in_thread(url, token)
-    assert _wait_until(lambda: sf.calls["search"] > searches, 5)
+    assert wait_until(lambda: sf.calls["search"] > searches, 5)
     server.process.send_signal(signal.SIGTERM)
     server.wait_for(r"sfdcflex: stopping")
     signalled = time.monotonic()

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from sfdcflex.config import load_config, same_org, settings_from
+from sfdcflex.clients.errors import UrlRefused
+from sfdcflex.clients.salesforce import SalesforceClient
+from sfdcflex.config import (DEFAULT_ENV_FILE, check_settings, client_refusals_as_config_errors, load_config,
+                             read_settings, same_org, settings_from)
 from sfdcflex.runtime.errors import ConfigError
 
 GOOD = {
@@ -228,3 +231,56 @@ def test_a_misspelt_required_setting_is_one_problem_not_two():
         load_config(values)
     assert caught.value.problems == (
         "config: SFDC_CLEINT_ID is not a setting sfdcflex knows; did you mean SFDC_CLIENT_ID?",)
+
+
+# --- reading and checking the settings --------------------------------------------------------------
+
+@pytest.fixture
+def clean_environment(monkeypatch):
+    """No setting of the test runner's own environment leaks into the settings read."""
+    for name in ("ACCOUNT_SID", "AUTH_TOKEN", "TOKEN_STORE", "TOKEN_STORE_PATH", "SFDC_ORG_ID"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def _env_file(path: Path, values: dict[str, str]) -> Path:
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    return path
+
+
+def test_settings_come_from_the_file_then_the_environment_then_overrides(tmp_path, clean_environment):
+    env = _env_file(tmp_path / "my.env", {**GOOD, "AUTH_TOKEN": "from-file", "SFDC_ORG_ID": "00D5g000004AbCd"})
+    clean_environment.setenv("AUTH_TOKEN", "from-environment")
+    config = read_settings(env, {"SFDC_ORG_ID": "00D5g000004XyZw"})
+    assert (config.auth_token, config.sfdc_org_id) == ("from-environment", "00D5g000004XyZw")
+
+
+def test_with_no_file_named_the_env_file_here_is_read_when_there_is_one(tmp_path, clean_environment):
+    clean_environment.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="ACCOUNT_SID is required"):
+        read_settings()                     # no .env here, nothing in the environment
+    _env_file(tmp_path / DEFAULT_ENV_FILE, GOOD)
+    assert read_settings().account_sid == GOOD["ACCOUNT_SID"]
+
+
+def test_a_named_env_file_must_exist(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        read_settings(tmp_path / "typo.env")
+    assert caught.value.problems == (f"config: env file {tmp_path / 'typo.env'} does not exist",)
+
+
+def test_checking_looks_at_the_token_store_folder_too(tmp_path, clean_environment):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = _env_file(tmp_path / "my.env", {**GOOD, "TOKEN_STORE_PATH": str(blocker / "tokens.json")})
+    assert read_settings(env).token_store_path == blocker / "tokens.json"   # reading alone does not look
+    with pytest.raises(ConfigError, match=f"TOKEN_STORE_PATH: {blocker} is not a folder"):
+        check_settings(env)
+
+
+def test_a_url_a_client_refuses_stops_start_up_with_the_client_s_line():
+    with pytest.raises(ConfigError) as caught, client_refusals_as_config_errors():
+        SalesforceClient("http://example.com", "id", "secret")
+    assert caught.value.problems == (
+        "SFDC_INSTANCE_URL must use https:// (http:// is allowed only for localhost / 127.0.0.1 / ::1)",)
+    assert not isinstance(caught.value, UrlRefused)

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from sfdcflex.clients.sync import SyncClient, SyncError
+from sfdcflex.errors import answer_for
 from sfdcflex.demo.standins import SyncStandIn
 from sfdcflex.store import JsonFileTokenStore, RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
 from sfdcflex.sync_store import LEASE_MAP, USED_STATES_MAP, IdentityNotStorable, SyncTokenStore
@@ -154,8 +155,8 @@ def test_odd_documents_are_refused_or_read_as_they_are(sync, client):
     _answer_next_fetch(sync, {**good, "unique_name": "eve@example.com"})
     with pytest.raises(SyncError) as raised:
         store.get("dan@example.com")
-    assert raised.value.body() == {"error": "sync_error",
-                                   "message": "Twilio Sync answered another document than the agent's own"}
+    assert answer_for(raised.value).body() == {"error": "sync_error",
+                                               "message": "Twilio Sync answered another document than the agent's own"}
     _answer_next_fetch(sync, {**good, "revision": 7})
     assert store.get("dan@example.com") == StoredTokens("a", "r", "7")
     _answer_next_fetch(sync, good)

@@ -22,7 +22,7 @@ from ..clients.pool import Transport
 from ..config import load_config
 from ..phone import parse_phone
 from ..runtime.timing import ServerTiming
-from ..services import build_services
+from ..assembly import build_services
 from .proxy import DelayProxy
 from .servers import AGENT, FLEX_URL, STATE_SECRET, contact_phone
 from .urllib_transport import UrllibTransport

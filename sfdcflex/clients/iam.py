@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
-from ..runtime.errors import BadGateway, BadRequest, Forbidden, ServiceUnavailable
+from .errors import (IamBusy, IamCredentialsRefused, IamUnavailable, NotJson, TokenMissing, TokenRefused,
+                     Unreachable)
 from .transport import basic_auth, call, check_upstream_url, default_transport
 
 if TYPE_CHECKING:
@@ -35,6 +36,10 @@ NEGATIVE_TTL = 60.0
 # distinct garbage tokens must not turn into a flood of IAM calls, nor hold every worker.
 MAX_IAM_CALLS = 8
 IAM_QUEUE_SECONDS = 0.5
+# IAM's error statuses -> what they mean: a 400 is a request without a usable token; 401 and 404
+# are this server's own account SID or auth token refused. Any other status but 200 (a 429, a
+# 5xx) is IAM failing: IamUnavailable.
+REFUSALS = {400: TokenRefused, 401: IamCredentialsRefused, 404: IamCredentialsRefused}
 
 
 class _Flight:
@@ -73,21 +78,21 @@ class FlexTokenValidator:
         self._cache_size = cache_size
         self._negative_ttl = negative_ttl
         self._cache: OrderedDict[str, tuple[float, FlexAgent]] = OrderedDict()
-        self._refused: OrderedDict[str, tuple[float, Forbidden]] = OrderedDict()
+        self._refused: OrderedDict[str, tuple[float, TokenRefused]] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
         self._calls = threading.BoundedSemaphore(max_calls)
         self._lock = threading.Lock()
 
     def validate(self, token: object) -> FlexAgent:
-        """Return the agent a Flex token belongs to, or raise BadRequest / Forbidden / BadGateway."""
+        """Return the agent a Flex token belongs to, or raise an IamError (TokenMissing, TokenRefused, ...)."""
         return self.validate_with_source(token)[0]
 
     def validate_with_source(self, token: object) -> tuple[FlexAgent, bool]:
         """The agent, and whether the answer came from the cache (no IAM call was made)."""
         if not isinstance(token, str) or not token.strip():
-            raise BadRequest("The Flex token (body field Token) is missing", code="missing_token")
+            raise TokenMissing("The Flex token (body field Token) is missing")
         if len(token) > MAX_TOKEN_CHARS:
-            raise Forbidden("The Flex token is not valid", code="invalid_token")
+            raise TokenRefused("The Flex token is not valid")
         key = hashlib.sha256(token.encode("utf-8")).hexdigest()
         cached = self._cached(key)
         if cached is not None:
@@ -118,14 +123,13 @@ class FlexTokenValidator:
             return flight.agent, False
         except Exception as error:
             flight.error = error
-            if isinstance(error, Forbidden):
+            if isinstance(error, TokenRefused):
                 self._remember_refusal(key, error)
             raise
 
     def _ask_iam_within_bound(self, token: str) -> FlexAgent:
         if not self._calls.acquire(timeout=IAM_QUEUE_SECONDS):
-            raise ServiceUnavailable("too many Flex token checks at once; retry shortly",
-                                     code="iam_busy", headers={"Retry-After": "1"})
+            raise IamBusy("too many Flex token checks at once; retry shortly", retry_after=1)
         try:
             return self._ask_iam(token)
         finally:
@@ -134,14 +138,14 @@ class FlexTokenValidator:
     def _outcome_of(self, flight: _Flight) -> FlexAgent:
         """What the IAM call another check is making says (without a call of our own)."""
         if not flight.done.wait(self._timeout + 1.0):
-            raise BadGateway("Twilio IAM did not answer in time", code="iam_unavailable")
+            raise IamUnavailable("Twilio IAM did not answer in time")
         if flight.agent is not None:
             return flight.agent
         raise copy.copy(flight.error)  # a copy: one exception object raised in two threads
                                        # would share (and garble) its traceback
 
     def _cached(self, key: str) -> FlexAgent | None:
-        """The agent for a token seen valid lately; raises Forbidden for one seen invalid."""
+        """The agent for a token seen valid lately; raises TokenRefused for one seen invalid."""
         now = self._clock()
         with self._lock:
             refused = self._refused.get(key)
@@ -167,10 +171,10 @@ class FlexTokenValidator:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
-    def _remember_refusal(self, key: str, error: Forbidden) -> None:
+    def _remember_refusal(self, key: str, error: TokenRefused) -> None:
         # A new exception: the raised one holds its traceback, whose frames hold the token and
         # the whole IAM exchange; thousands of those would be megabytes (and secrets) kept.
-        kept = Forbidden(error.message, code=error.code)
+        kept = TokenRefused(error.message, status=error.status)
         with self._lock:
             self._refused[key] = (self._clock() + self._negative_ttl, kept)
             self._refused.move_to_end(key)
@@ -183,25 +187,26 @@ class FlexTokenValidator:
                          headers={"Authorization": self._authorization},
                          json_body={"token": token}, timeout=self._timeout)
             answer = reply.json() if reply.status == 200 else None
-        except BadGateway as error:
-            raise BadGateway(error.message, code="iam_unavailable") from None
-        if reply.status in (401, 404):
+        except (Unreachable, NotJson) as error:
+            raise IamUnavailable(error.message, status=error.status) from None
+        refused = REFUSALS.get(reply.status)
+        if refused is IamCredentialsRefused:
             # The operator's hint goes to the log; a client learns only that the server is at fault.
             log.error("Twilio IAM answered %d to the token check: check ACCOUNT_SID, AUTH_TOKEN and "
                       "TWILIO_IAM_URL", reply.status)
-            raise BadGateway("Twilio IAM refused this server's own credentials, so no Flex token can "
-                             "be checked", code="iam_credentials_rejected")
-        if reply.status == 400:
-            raise Forbidden("The Flex token is not valid", code="invalid_token")
+            raise IamCredentialsRefused("Twilio IAM refused this server's own credentials, so no Flex "
+                                        "token can be checked", status=reply.status)
+        if refused is TokenRefused:
+            raise TokenRefused("The Flex token is not valid", status=reply.status)
         if not isinstance(answer, dict):
-            raise BadGateway(f"Twilio IAM answered {reply.status} without a JSON object",
-                             code="iam_unavailable")
+            raise IamUnavailable(f"Twilio IAM answered {reply.status} without a JSON object",
+                                 status=reply.status)
         return self._agent_from(answer, token)
 
     def _agent_from(self, answer: dict, token: str) -> FlexAgent:
         identity = answer.get("realm_user_id")
         if answer.get("valid") is not True or not isinstance(identity, str) or not identity:
-            raise Forbidden(_rejection_message(answer.get("message"), token), code="invalid_token")
+            raise TokenRefused(_rejection_message(answer.get("message"), token), status=200)
         roles = answer.get("roles")
         role_names = tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else ()
         expires_at = _parse_expiration(answer.get("expiration"))

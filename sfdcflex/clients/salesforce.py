@@ -8,13 +8,17 @@ allowance answers 403 `REQUEST_LIMIT_EXCEEDED`. Writes (REST API guide, "Create 
 "Update a Record", "Status Codes and Error Responses"): POST /sobjects/{type} answers 201
 `{"id", "success", "errors"}`, PATCH /sobjects/{type}/{id} answers 204 with no body, and a refused
 write is a 400 (or 403/404) with the same array, each item naming its `fields`.
+
+Every failure is one of errors.py's Salesforce family, chosen for REST answers from REST_ERRORS;
+what an agent is answered for it is the integration's choice (sfdcflex/errors.py).
 """
 from __future__ import annotations
 
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from ..runtime.errors import BadGateway, BadRequest, Forbidden, HTTPError, NotFound
+from .errors import (CodeRefused, InsufficientAccess, InvalidGrant, NotJson, RecordNotFound,
+                     RecordRejected, RequestLimitExceeded, SalesforceError, SessionExpired, Unreachable)
 from .transport import Reply, call, check_upstream_url, default_transport
 
 if TYPE_CHECKING:
@@ -27,75 +31,27 @@ SOQL_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r",
                 "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 SOSL_RESERVED = set("?&|!{}[]()^~*:\\\"'+-")
 
-
-class SessionExpired(HTTPError):
-    """The access token expired or was revoked (401 INVALID_SESSION_ID): refresh once, then retry."""
-
-    status, code = 502, "salesforce_session_expired"
-
-
-class InvalidGrant(NotFound):
-    """The refresh token was refused (invalid_grant): the grant is dead and the user must consent again.
-
-    Its code is the integration's `not_linked`, so an agent sees the same answer whether the
-    keeper translated it or not.
-    """
-
-    code = "not_linked"
-
-
-class SalesforceError(BadGateway):
-    """Salesforce answered an error; the message carries its errorCode and message."""
-
-    code = "salesforce_error"
-
-
-class RequestLimitExceeded(SalesforceError):
-    """The org used up its daily API request allowance (403 REQUEST_LIMIT_EXCEEDED)."""
-
-    code = "salesforce_request_limit"
-
-
-class RecordRejected(HTTPError):
-    """Salesforce refused the record's data: a validation rule, a required field, a bad value.
-
-    422: the request was well formed, and the org's own rules refuse what it says; the agent
-    can fix it (the message is Salesforce's, e.g. a validation rule's error text).
-    """
-
-    status, code = 422, "salesforce_rejected"
-
-
-class RecordNotFound(NotFound):
-    """The record, or one a write points to, does not exist or was deleted."""
-
-    code = "salesforce_record_not_found"
-
-
-class InsufficientAccess(Forbidden):
-    """The agent's Salesforce user may not do this (object permission, sharing, read-only record).
-
-    403, not 502: Salesforce works; the agent's own permissions forbid it, so an administrator
-    must grant them (README, "Salesforce permissions").
-    """
-
-    code = "salesforce_insufficient_access"
-
-
-# errorCode -> the error the agent can act on (REST API guide, "Status Codes and Error Responses";
-# SOAP API guide, "StatusCode"); any other code is Salesforce failing: a 502.
-REFUSALS: dict[str, type[HTTPError]] = {
-    "REQUIRED_FIELD_MISSING": RecordRejected,
-    "FIELD_CUSTOM_VALIDATION_EXCEPTION": RecordRejected,
-    "FIELD_INTEGRITY_EXCEPTION": RecordRejected,
-    "STRING_TOO_LONG": RecordRejected,
-    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": RecordRejected,
-    "INVALID_FIELD_FOR_INSERT_UPDATE": RecordRejected,
-    "INVALID_CROSS_REFERENCE_KEY": RecordNotFound,
-    "ENTITY_IS_DELETED": RecordNotFound,
-    "INSUFFICIENT_ACCESS_OR_READONLY": InsufficientAccess,
-    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": InsufficientAccess,
+# A REST answer's errorCode -> the statuses it comes with and the error it is (REST API guide,
+# "Status Codes and Error Responses"; SOAP API guide, "StatusCode"). Any other error answer is
+# Salesforce failing: a SalesforceError.
+_CLIENT_ERRORS = range(400, 500)
+REST_ERRORS: dict[str, tuple[range | tuple[int, ...], type[SalesforceError]]] = {
+    "INVALID_SESSION_ID": ((401,), SessionExpired),
+    "REQUEST_LIMIT_EXCEEDED": ((403,), RequestLimitExceeded),
+    "REQUIRED_FIELD_MISSING": (_CLIENT_ERRORS, RecordRejected),
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION": (_CLIENT_ERRORS, RecordRejected),
+    "FIELD_INTEGRITY_EXCEPTION": (_CLIENT_ERRORS, RecordRejected),
+    "STRING_TOO_LONG": (_CLIENT_ERRORS, RecordRejected),
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": (_CLIENT_ERRORS, RecordRejected),
+    "INVALID_FIELD_FOR_INSERT_UPDATE": (_CLIENT_ERRORS, RecordRejected),
+    "INVALID_CROSS_REFERENCE_KEY": (_CLIENT_ERRORS, RecordNotFound),
+    "ENTITY_IS_DELETED": (_CLIENT_ERRORS, RecordNotFound),
+    "INSUFFICIENT_ACCESS_OR_READONLY": (_CLIENT_ERRORS, InsufficientAccess),
+    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": (_CLIENT_ERRORS, InsufficientAccess),
 }
+# These speak of the whole call, not of one record: they win over a refusal in the same answer.
+_WHOLE_CALL = {SessionExpired: "The Salesforce session expired",
+               RequestLimitExceeded: "Salesforce refused the call: the org's daily API request limit is exceeded"}
 
 
 def soql_quote(value: str) -> str:
@@ -120,7 +76,7 @@ def _rest_errors(reply: Reply) -> list[tuple[str, str, tuple[str, ...]]]:
     """(errorCode, message, fields) from a REST error body; empty when it is not Salesforce's array shape."""
     try:
         body = reply.json()
-    except BadGateway:
+    except NotJson:
         return []
     items = body if isinstance(body, list) else [body]
     return [(_short(item.get("errorCode", "")), _short(item.get("message", "")), _fields_of(item))
@@ -132,25 +88,23 @@ def _fields_of(item: dict) -> tuple[str, ...]:
     return tuple(_short(f)[:80] for f in fields[:5]) if isinstance(fields, list) else ()
 
 
-def _raise_for_rest(reply: Reply) -> None:
-    """Map a non-2xx REST answer to SessionExpired, RequestLimitExceeded, a refusal or SalesforceError."""
+def _rest_error(reply: Reply) -> SalesforceError:
+    """The error a non-2xx REST answer is, from REST_ERRORS; SalesforceError for any other."""
     errors = _rest_errors(reply)
-    codes = {code for code, _, _ in errors}
-    if reply.status == 401 and "INVALID_SESSION_ID" in codes:
-        raise SessionExpired("The Salesforce session expired")
-    if reply.status == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
-        raise RequestLimitExceeded("Salesforce refused the call: "
-                                   "the org's daily API request limit is exceeded")
-    refusal = next(((REFUSALS[code], code, message, fields) for code, message, fields in errors
-                    if code in REFUSALS and 400 <= reply.status < 500), None)
-    if refusal is not None:
-        kind, code, message, fields = refusal
+    known = [(REST_ERRORS[code][1], code, message, fields) for code, message, fields in errors
+             if code in REST_ERRORS and reply.status in REST_ERRORS[code][0]]
+    known.sort(key=lambda match: match[0] not in _WHOLE_CALL)   # stable: else the answer's order
+    if known:
+        kind, code, message, fields = known[0]
+        if kind in _WHOLE_CALL:
+            return kind(_WHOLE_CALL[kind], status=reply.status, error_code=code)
         named = f" (fields: {', '.join(fields)})" if fields else ""
-        raise kind(f"Salesforce refused it: {code}: {message}{named}")
+        return kind(f"Salesforce refused it: {code}: {message}{named}", status=reply.status, error_code=code)
     if errors:
         code, message, _ = errors[0]
-        raise SalesforceError(f"Salesforce answered {reply.status} {code or 'error'}: {message}")
-    raise SalesforceError(f"Salesforce answered {reply.status} with an unexpected body")
+        return SalesforceError(f"Salesforce answered {reply.status} {code or 'error'}: {message}",
+                               status=reply.status, error_code=code or None)
+    return SalesforceError(f"Salesforce answered {reply.status} with an unexpected body", status=reply.status)
 
 
 class SalesforceClient:
@@ -170,7 +124,7 @@ class SalesforceClient:
     def _call(self, method: str, url: str, **kwargs) -> Reply:
         try:
             return call(self._transport, SERVICE, method, url, timeout=self._timeout, **kwargs)
-        except BadGateway as error:
+        except Unreachable as error:
             raise SalesforceError(error.message) from None
 
     # --- OAuth -------------------------------------------------------------------------------
@@ -224,7 +178,8 @@ class SalesforceClient:
         reply = self._call("POST", f"{self.login_url}/services/oauth2/revoke", form={"token": token})
         # Salesforce answers 400 invalid_token / unsupported_token_type when the token is already gone.
         if reply.status >= 500 or reply.status not in (200, 400):
-            raise SalesforceError(f"Salesforce could not revoke the token: it answered {reply.status}")
+            raise SalesforceError(f"Salesforce could not revoke the token: it answered {reply.status}",
+                                  status=reply.status)
 
     def userinfo(self, access_token: str) -> dict:
         """The token's user as OpenID Connect userinfo (user_id, organization_id, preferred_username...)."""
@@ -233,9 +188,9 @@ class SalesforceClient:
         # userinfo lives under /services/oauth2, not /services/data: an expired or revoked token
         # gets 403 with the plain-text body "Bad_OAuth_Token" (some orgs answer 401 instead).
         if reply.status == 401 or (reply.status == 403 and b"Bad_OAuth_Token" in reply.body):
-            raise SessionExpired("The Salesforce session expired")
+            raise SessionExpired(_WHOLE_CALL[SessionExpired], status=reply.status)
         if not 200 <= reply.status < 300:
-            _raise_for_rest(reply)
+            raise _rest_error(reply)
         return _json_object(reply)
 
     # --- REST --------------------------------------------------------------------------------
@@ -244,11 +199,11 @@ class SalesforceClient:
         reply = self._call("GET", f"{self.instance_url}{path_and_query}",
                            headers={"Authorization": f"Bearer {access_token}"})
         if not 200 <= reply.status < 300:
-            _raise_for_rest(reply)
+            raise _rest_error(reply)
         try:
             return reply.json()
-        except BadGateway as error:
-            raise SalesforceError(error.message) from None
+        except NotJson as error:
+            raise SalesforceError(error.message, status=reply.status) from None
 
     def query(self, access_token: str, soql: str) -> list[dict]:
         """The records a SOQL query returns, following nextRecordsUrl for at most a few pages."""
@@ -272,7 +227,7 @@ class SalesforceClient:
         reply = self._call("POST", self._sobject_url(sobject), json_body=fields,
                            headers={"Authorization": f"Bearer {access_token}"})
         if not 200 <= reply.status < 300:
-            _raise_for_rest(reply)
+            raise _rest_error(reply)
         answer = _json_object(reply)
         record_id = answer.get("id")
         if answer.get("success") is False or not isinstance(record_id, str) or not record_id:
@@ -284,7 +239,7 @@ class SalesforceClient:
         reply = self._call("PATCH", self._sobject_url(sobject, record_id), json_body=fields,
                            headers={"Authorization": f"Bearer {access_token}"})
         if not 200 <= reply.status < 300:
-            _raise_for_rest(reply)
+            raise _rest_error(reply)
 
     def record_url(self, sobject: str, record_id: str) -> str:
         """The record's page in Lightning Experience, for a link in the agent's panel."""
@@ -310,27 +265,31 @@ class SalesforceClient:
 def _json_object(reply: Reply) -> dict:
     try:
         answer = reply.json()
-    except BadGateway:
-        raise SalesforceError(f"Salesforce answered {reply.status} with a body that is not JSON") from None
+    except NotJson:
+        raise SalesforceError(f"Salesforce answered {reply.status} with a body that is not JSON",
+                              status=reply.status) from None
     if not isinstance(answer, dict):
-        raise SalesforceError(f"Salesforce answered {reply.status} with JSON that is not an object")
+        raise SalesforceError(f"Salesforce answered {reply.status} with JSON that is not an object",
+                              status=reply.status)
     return answer
 
 
-def _token_error(status: int, answer: dict, refreshing: bool) -> HTTPError:
+def _token_error(status: int, answer: dict, refreshing: bool) -> SalesforceError:
     """Map the token endpoint's OAuth error (RFC 6749 section 5.2) to the error the caller can act on."""
     error = _short(answer.get("error", ""))
     description = _short(answer.get("error_description", ""))
+    said = {"status": status, "error_code": error or None}
     if error == "invalid_grant" and refreshing:
         return InvalidGrant("Salesforce no longer accepts this agent's link "
-                            f"({description or 'invalid_grant'}): connect Salesforce again")
+                            f"({description or 'invalid_grant'}): connect Salesforce again", **said)
     if error == "invalid_grant":
-        return BadRequest("Salesforce refused the authorization code (used or expired): "
-                          "connect Salesforce again", code="invalid_code")
+        return CodeRefused("Salesforce refused the authorization code (used or expired): "
+                           "connect Salesforce again", **said)
     if error in ("invalid_client", "invalid_client_id", "invalid_client_credentials"):
         return SalesforceError("Salesforce refused this app's credentials: "
-                               "check SFDC_CLIENT_ID and SFDC_CLIENT_SECRET")
+                               "check SFDC_CLIENT_ID and SFDC_CLIENT_SECRET", **said)
     if error == "redirect_uri_mismatch":
         return SalesforceError("Salesforce refused the redirect URI: the connected app's callback URL "
-                               "must match PUBLIC_URL's oauth-callback")
-    return SalesforceError(f"Salesforce's token endpoint answered {status} {error or 'error'}: {description}")
+                               "must match PUBLIC_URL's oauth-callback", **said)
+    return SalesforceError(f"Salesforce's token endpoint answered {status} {error or 'error'}: {description}",
+                           **said)

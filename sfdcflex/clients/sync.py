@@ -15,7 +15,8 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Callable
 
-from ..runtime.errors import BadGateway
+from .errors import (DocumentExists, DocumentNotFound, MapItemExists, NotJson, RevisionMismatch,
+                     SyncCredentialsRefused, SyncError, SyncUnavailable, Unreachable)
 from .transport import Reply, basic_auth, call, check_upstream_url, default_transport
 
 if TYPE_CHECKING:
@@ -25,28 +26,15 @@ log = logging.getLogger("sfdcflex")
 SERVICE = "Twilio Sync"
 MAX_RETRY_DELAY = 2.0
 MAX_MESSAGE_CHARS = 200
-
-
-class SyncError(BadGateway):
-    """Twilio Sync refused a call; the message carries Twilio's error code and message."""
-
-    code = "sync_error"
-
-
-class DocumentExists(SyncError):
-    """A document with this unique name already exists (409 / 54301)."""
-
-
-class RevisionMismatch(SyncError):
-    """The document changed since the revision given in If-Match (412 / 54103)."""
-
-
-class DocumentNotFound(SyncError):
-    """The document to update does not exist (404 / 20404)."""
-
-
-class MapItemExists(SyncError):
-    """A Map already holds an item with this key (409 / 54208)."""
+# Twilio's error answer -> the error it is: the first row whose status or Twilio error code
+# matches; any other is a plain SyncError. 429 and 5xx never get here: they are retried first.
+ERRORS: tuple[tuple[int | None, int | None, type[SyncError]], ...] = (
+    (None, 54208, MapItemExists),
+    (409, 54301, DocumentExists),
+    (412, 54103, RevisionMismatch),
+    (401, None, SyncCredentialsRefused),
+    (404, None, DocumentNotFound),
+)
 
 
 class SyncClient:
@@ -132,8 +120,8 @@ class SyncClient:
             raise _error_for(reply)
         try:
             resource = reply.json()
-        except BadGateway as error:
-            raise SyncError(error.message) from None
+        except NotJson as error:
+            raise SyncError(error.message, status=reply.status) from None
         if not isinstance(resource, dict) or not isinstance(resource.get("data"), dict):
             raise SyncError("Twilio Sync answered a document without a data object")
         return resource
@@ -147,15 +135,15 @@ class SyncClient:
                 return reply
             if attempt < self._retries:
                 self._sleep(self._delay(attempt, reply))
-        raise BadGateway(f"Twilio Sync kept failing ({reply.status}) after {self._retries + 1} attempts",
-                         code="sync_unavailable")
+        raise SyncUnavailable(f"Twilio Sync kept failing ({reply.status}) after {self._retries + 1} attempts",
+                              status=reply.status)
 
     def _send(self, method: str, url: str, headers: dict[str, str], form: dict[str, str] | None) -> Reply:
         try:
             return call(self._transport, SERVICE, method, url, timeout=self._timeout, form=form,
                         headers={"Authorization": self._authorization, **headers})
-        except BadGateway as error:
-            raise BadGateway(error.message, code="sync_unavailable") from None
+        except Unreachable as error:
+            raise SyncUnavailable(error.message) from None
 
     def _delay(self, attempt: int, reply: Reply) -> float:
         """Exponential backoff, or Twilio's Retry-After seconds when given; never more than the cap."""
@@ -166,25 +154,19 @@ class SyncClient:
 
 
 def _error_for(reply: Reply) -> SyncError:
-    """The SyncError subclass for a Twilio error answer `{"code", "message", ...}`."""
+    """The SyncError for a Twilio error answer `{"code", "message", ...}`, from ERRORS."""
     try:
         body = reply.json()
-    except BadGateway:
+    except NotJson:
         body = {}
     body = body if isinstance(body, dict) else {}
     twilio_code = body.get("code")
     message = str(body.get("message") or "no message")[:MAX_MESSAGE_CHARS]
-    code = f" (error {twilio_code})" if twilio_code is not None else " (not Twilio's JSON error)"
-    text = f"Twilio Sync answered {reply.status}{code}: {message}"
-    if twilio_code == 54208:
-        return MapItemExists(text)
-    if reply.status == 409 or twilio_code == 54301:
-        return DocumentExists(text)
-    if reply.status == 412 or twilio_code == 54103:
-        return RevisionMismatch(text)
-    if reply.status == 401:
+    kind = next((kind for status, code, kind in ERRORS
+                 if reply.status == status or (code is not None and twilio_code == code)), SyncError)
+    said = {"status": reply.status, "error_code": twilio_code}
+    if kind is SyncCredentialsRefused:
         log.error("Twilio Sync answered 401: check ACCOUNT_SID and AUTH_TOKEN")
-        return SyncError("Twilio Sync refused this server's own credentials")
-    if reply.status == 404:
-        return DocumentNotFound(text)
-    return SyncError(text)
+        return kind("Twilio Sync refused this server's own credentials", **said)
+    code = f" (error {twilio_code})" if twilio_code is not None else " (not Twilio's JSON error)"
+    return kind(f"Twilio Sync answered {reply.status}{code}: {message}", **said)

@@ -2,8 +2,8 @@
 
 Every client is given a transport (the `Transport` from pool.py, or a test's own), so tests and
 the demo point the same code at local stand-ins. `call` returns every HTTP answer, whatever its
-status, as a `Reply`; each client maps statuses to its own errors. Network failures become
-`BadGateway` with a message that names the service and never the URL.
+status, as a `Reply`; each client maps statuses to its own errors (errors.py). Network failures become
+`Unreachable` with a message that names the service and never the URL.
 
 `Transport` keeps connections alive in a small pool per origin and shares one TLS context, so a
 call to an org costs one round trip instead of three (TCP, TLS 1.3, then the request) and no
@@ -20,7 +20,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Mapping, Protocol
 
-from ..runtime.errors import BadGateway, ConfigError
+from .errors import NotJson, Unreachable, UrlRefused
 from .pool import MAX_BODY_BYTES, BodyTooLarge, RawReply, Transport
 
 __all__ = ["MAX_BODY_BYTES", "RawReply", "Reply", "Sender", "Transport", "basic_auth", "call",
@@ -48,11 +48,12 @@ class Reply:
     service: str = "upstream"
 
     def json(self) -> object:
-        """The body parsed as JSON; an HTML error page or garbage is a BadGateway."""
+        """The body parsed as JSON; an HTML error page or garbage is NotJson."""
         try:
             return json.loads(self.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            raise BadGateway(f"{self.service} answered {self.status} with a body that is not JSON")
+            raise NotJson(f"{self.service} answered {self.status} with a body that is not JSON",
+                          status=self.status) from None
 
 
 def default_transport(ca_file: str | None = None) -> Transport:
@@ -73,15 +74,15 @@ def is_loopback_host(host: str) -> bool:
 
 
 def check_upstream_url(name: str, url: str) -> str:
-    """Return `url` without a trailing slash, or raise ConfigError unless it is https (http on loopback)."""
+    """Return `url` without a trailing slash, or raise UrlRefused unless it is https (http on loopback)."""
     parts = urllib.parse.urlsplit(url.strip())
     host = parts.hostname or ""
     if not host or parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigError(f"{name} must be a plain URL like https://host[/path], "
+        raise UrlRefused(name, f"{name} must be a plain URL like https://host[/path], "
                           "without user, query or fragment")
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
         return url.strip().rstrip("/")
-    raise ConfigError(f"{name} must use https:// (http:// is allowed only for localhost / 127.0.0.1 / ::1)")
+    raise UrlRefused(name, f"{name} must use https:// (http:// is allowed only for localhost / 127.0.0.1 / ::1)")
 
 
 def _encode_body(headers: dict[str, str], form: Mapping[str, str] | None, json_body: object) -> bytes | None:
@@ -122,7 +123,7 @@ def _failure_reason(error: BaseException) -> str:
 def call(transport: Sender, service: str, method: str, url: str, *,
          headers: Mapping[str, str] | None = None, form: Mapping[str, str] | None = None,
          json_body: object = None, timeout: float = 8.0, idempotent: bool | None = None) -> Reply:
-    """Send one request and return its answer whatever the status; network failures raise BadGateway.
+    """Send one request and return its answer whatever the status; network failures raise Unreachable.
 
     `idempotent` (default: by method) says whether the request may be sent again after a reused
     connection turned out dead; say False for anything whose repetition does harm.
@@ -136,11 +137,11 @@ def call(transport: Sender, service: str, method: str, url: str, *,
     try:
         raw = transport.send(method, url, all_headers, data, timeout=timeout, idempotent=idempotent)
     except BodyTooLarge:
-        raise BadGateway(f"{service} answered with more than {MAX_BODY_BYTES // (1024 * 1024)} MiB") from None
+        raise Unreachable(f"{service} answered with more than {MAX_BODY_BYTES // (1024 * 1024)} MiB") from None
     except (OSError, http.client.HTTPException) as error:
         if isinstance(_cause(error), (TimeoutError, socket.timeout)):
-            raise BadGateway(f"{service} did not answer in {timeout:g} s") from None
-        raise BadGateway(f"{service} connection failed: {_failure_reason(error)}") from None
+            raise Unreachable(f"{service} did not answer in {timeout:g} s") from None
+        raise Unreachable(f"{service} connection failed: {_failure_reason(error)}") from None
     duration_ms = (time.perf_counter() - started) * 1000.0
     return Reply(raw.status, raw.headers, raw.body, duration_ms, service)
 

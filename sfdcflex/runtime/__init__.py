@@ -3,7 +3,8 @@
     from sfdcflex.runtime import Response
 
     def handler(context, event, callback):
-        callback(None, Response(status=201, body={"ok": True}))
+        response = Response({"greeting": f"hello {event.get('name', 'there')}"}, status_code=201)
+        callback(None, response.append_header("Cache-Control", "no-store"))
 
 The rest (the app, the server, routes, limits) is for whoever starts the runtime: see
 `sfdcflex.runtime.app` and `sfdcflex.runtime.http.server`. This package imports nothing from

@@ -46,6 +46,10 @@ class Request:
 # functions, and the runtime knows nothing of what "healthy" means for the integration, so the
 # integration hands it in (see sfdcflex/health.py). It must be quick and never call upstream.
 Builtin = Callable[[Request], Reply]
+# What turns an exception a function failed with into the answer it deserves (an HTTPError), or
+# None to leave it a 500: the runtime knows only HTTPError, the integration knows its clients'
+# errors (sfdcflex/errors.py, answer_for_failure).
+ErrorAnswers = Callable[[BaseException], "HTTPError | None"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ class App:
                  limits: Limits = Limits(), cors_origins: tuple[str, ...] = (),
                  public_url: str | None = None, assets: dict[str, Asset] | None = None,
                  live: bool = False, builtins: dict[str, Builtin] | None = None,
-                 body_limits: dict[str, int] | None = None) -> None:
+                 body_limits: dict[str, int] | None = None, errors: ErrorAnswers | None = None) -> None:
         self.routes = routes
         self.builtins = dict(builtins or {})
         self.functions = functions if functions is not None else {f.name: f for f in routes.values()}
@@ -134,6 +138,7 @@ class App:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.assets = assets or {}
         self.live = live
+        self._error_answers = errors
         self._started_at = time.time()
         self._reloaded: dict[Path, tuple[float, object]] = {}
         self._reload_lock = threading.Lock()
@@ -205,7 +210,7 @@ class App:
                 self._check_signature(request, path)
             event = build_event(request)
             context = self._context(request, path)
-            context.outside_the_slot = partial(_outside_the_slot, invocation)
+            context.slot_released = partial(_slot_released, invocation)
         except BaseException:
             invocation.release_slot()
             raise
@@ -262,6 +267,8 @@ class App:
             invocation.release_slot()
 
     def _failure_reply(self, function: Function, error: object) -> Reply:
+        if isinstance(error, BaseException) and not isinstance(error, HTTPError) and self._error_answers:
+            error = self._error_answers(error) or error
         if isinstance(error, HTTPError):
             return error_reply(error)
         if isinstance(error, BaseException):
@@ -330,8 +337,8 @@ def _declared_form(request: Request) -> bool:
 
 
 @contextmanager
-def _outside_the_slot(invocation: _Invocation) -> Iterator[None]:
-    """`context.outside_the_slot()`: give the running function's concurrency slot back while
+def _slot_released(invocation: _Invocation) -> Iterator[None]:
+    """`with context.slot_released():` give the running function's concurrency slot back while
     it waits for something that is not its own work (a token check with Twilio IAM), and take
     it again afterwards.
 

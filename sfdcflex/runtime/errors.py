@@ -56,6 +56,12 @@ class UnsupportedMediaType(HTTPError):
     status, code = 415, "unsupported_media_type"
 
 
+class UnprocessableContent(HTTPError):
+    """Well formed, but what it says is refused (a record a rule of the other side will not take)."""
+
+    status, code = 422, "unprocessable_content"
+
+
 class TooManyRequests(HTTPError):
     status, code = 429, "too_many_requests"
 

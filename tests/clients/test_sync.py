@@ -1,12 +1,22 @@
-"""The Twilio Sync Documents client against the Sync stand-in: CRUD, revisions, retries."""
+"""The Twilio Sync Documents client: CRUD, revisions, retries, Map items.
+
+Against the Sync stand-in for the wire; its error table and what it sends in process, through a
+scripted Sender. What an agent is answered for each error: tests/test_errors.py.
+"""
 from __future__ import annotations
+
+import json
+import urllib.parse
 
 import pytest
 
-from sfdcflex.runtime.errors import BadGateway
+from sfdcflex.clients.errors import (DocumentExists, RevisionMismatch, SyncCredentialsRefused, SyncError,
+                                     SyncUnavailable)
+from sfdcflex.clients.sync import SyncClient
 from sfdcflex.demo.standins import SyncStandIn
 from sfdcflex.demo.standins.twilio_api import twilio_error
-from sfdcflex.clients.sync import DocumentExists, RevisionMismatch, SyncClient, SyncError
+from sfdcflex.errors import answer_for
+from tests.support.senders import ScriptedSender
 
 ACCOUNT_SID = "AC" + "2" * 32
 AUTH_TOKEN = "sync-test-auth-token"
@@ -84,9 +94,10 @@ def test_retry_after_is_honoured_up_to_a_cap(sleeps):
 
 def test_5xx_that_persists_is_sync_unavailable(client, sync, sleeps):
     sync.fail_next("update", status=503, count=10)
-    with pytest.raises(BadGateway) as raised:
+    with pytest.raises(SyncUnavailable) as raised:
         client.update_document(NAME, {"n": 1})
-    assert raised.value.status == 502 and raised.value.code == "sync_unavailable"
+    answer = answer_for(raised.value)
+    assert answer.status == 502 and answer.code == "sync_unavailable" and raised.value.status == 503
     assert sync.calls["update"] == 4 and len(sleeps) == 3
     assert max(sleeps) <= 2.0
 
@@ -101,17 +112,18 @@ def test_other_4xx_answers_are_never_retried(client, sync, sleeps, status):
 
 def test_wrong_credentials_tell_the_operator(sync, caplog):
     client = SyncClient(sync.url, SERVICE_SID, ACCOUNT_SID, "wrong-sync-token")
-    with pytest.raises(SyncError) as raised:
+    with pytest.raises(SyncCredentialsRefused) as raised:
         client.fetch_document(NAME)
+    assert answer_for(raised.value).code == "sync_error"
     assert "ACCOUNT_SID" in caplog.text and "ACCOUNT_SID" not in raised.value.message
     assert "wrong-sync-token" not in raised.value.message + caplog.text
 
 
 def test_a_reset_is_sync_unavailable(client, sync):
     sync.fail_next("fetch", reset=True)
-    with pytest.raises(BadGateway) as raised:
+    with pytest.raises(SyncUnavailable) as raised:
         client.fetch_document(NAME)
-    assert raised.value.code == "sync_unavailable" and "reset" in raised.value.message
+    assert answer_for(raised.value).code == "sync_unavailable" and "reset" in raised.value.message
 
 
 # --- answers a client must not take at face value ----------------------------------------------
@@ -159,3 +171,35 @@ def test_an_error_page_instead_of_twilios_json_is_still_a_clear_error(client, sy
     with pytest.raises(SyncError) as refused:
         client.create_document(NAME, {"n": 1})
     assert refused.value.message == "Twilio Sync answered 403 (not Twilio's JSON error): no message"
+
+
+# --- the client's own logic, in process ------------------------------------------------------------
+
+@pytest.mark.parametrize("status,twilio_code,kind", [
+    (409, 54208, "MapItemExists"), (400, 54208, "MapItemExists"), (409, 54301, "DocumentExists"),
+    (400, 54301, "DocumentExists"), (409, None, "DocumentExists"), (412, None, "RevisionMismatch"),
+    (400, 54103, "RevisionMismatch"), (409, 54103, "DocumentExists"), (401, None, "SyncCredentialsRefused"),
+    (401, 54301, "DocumentExists"), (404, 20404, "DocumentNotFound"), (403, 20003, "SyncError"),
+    (400, None, "SyncError")])
+def test_sync_s_error_table(status, twilio_code, kind):
+    """sync.ERRORS: the first row whose status or Twilio code matches (a Map item's 54208 before a
+    document's 409); the error keeps the status and Twilio's code."""
+    sender = ScriptedSender()
+    sender.answer(status, {"code": twilio_code, "message": "said"} if twilio_code else {"message": "said"})
+    client = SyncClient("https://sync.example.com", SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, transport=sender)
+    with pytest.raises(SyncError) as raised:
+        client.create_document(NAME, {"n": 1})
+    assert type(raised.value).__name__ == kind
+    assert (raised.value.status, raised.value.error_code) == (status, twilio_code)
+
+
+def test_a_conditional_update_sends_data_as_a_json_form_field_and_if_match():
+    sender = ScriptedSender()
+    sender.answer(200, {"unique_name": NAME, "data": {"n": 2}, "revision": "1"})
+    client = SyncClient("https://sync.example.com", SERVICE_SID, ACCOUNT_SID, AUTH_TOKEN, transport=sender)
+    client.update_document(NAME, {"n": 2}, if_match="0")
+    sent = sender.sent[0]
+    assert (sent.method, sent.url) == (
+        "POST", f"https://sync.example.com/v1/Services/{SERVICE_SID}/Documents/ada.flex@example.com")
+    assert sent.headers["If-Match"] == "0" and sent.headers["Authorization"].startswith("Basic ")
+    assert json.loads(dict(urllib.parse.parse_qsl(sent.body.decode()))["Data"]) == {"n": 2}

@@ -1,4 +1,4 @@
-"""transport.call: every HTTP answer is a Reply; network failures are BadGateway without URLs."""
+"""transport.call: every HTTP answer is a Reply; network failures are Unreachable, without URLs."""
 from __future__ import annotations
 
 import socket
@@ -8,11 +8,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sfdcflex.runtime.errors import BadGateway, ConfigError
+from sfdcflex.clients.errors import NotJson, Unreachable, UrlRefused
+from sfdcflex.runtime.errors import ConfigError
 from sfdcflex.demo.standins import SalesforceStandIn
 from sfdcflex.clients.pool import Transport, tls_context
 from sfdcflex.clients.transport import call, check_upstream_url, default_transport
 from sfdcflex.demo.standins.tls import make_self_signed, openssl_missing_reason
+from tests.support.senders import ScriptedSender
 
 
 @pytest.fixture
@@ -45,34 +47,35 @@ def test_an_error_status_is_returned_not_raised(sf):
     assert reply.json() == {"oops": True}
 
 
-def test_an_html_body_is_a_bad_gateway_naming_the_service(sf):
+def test_an_html_body_is_not_json_naming_the_service(sf):
     sf.fail_next("userinfo", status=500, body=b"<html>Maintenance</html>", content_type="text/html")
     reply = call(default_transport(), "Salesforce", "GET", userinfo_url(sf))
-    with pytest.raises(BadGateway) as raised:
+    with pytest.raises(NotJson) as raised:
         reply.json()
     assert "Salesforce" in raised.value.message and "not JSON" in raised.value.message
+    assert raised.value.status == 500
 
 
-def test_a_reset_connection_is_a_bad_gateway(sf):
+def test_a_reset_connection_is_unreachable(sf):
     sf.fail_next("userinfo", reset=True)
-    with pytest.raises(BadGateway) as raised:
+    with pytest.raises(Unreachable) as raised:
         call(default_transport(), "Salesforce", "GET", userinfo_url(sf))
     assert raised.value.message == "Salesforce connection failed: reset"
 
 
 def test_a_stalled_service_times_out_with_the_time_in_the_message(sf):
     sf.fail_next("userinfo", stall=5)
-    with pytest.raises(BadGateway) as raised:
+    with pytest.raises(Unreachable) as raised:
         call(default_transport(), "Salesforce", "GET", userinfo_url(sf), timeout=0.2)
     assert raised.value.message == "Salesforce did not answer in 0.2 s"
 
 
-def test_a_refused_connection_is_a_bad_gateway_without_the_url():
+def test_a_refused_connection_is_unreachable_without_the_url():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/services/oauth2/token?secretish=1"
-    with pytest.raises(BadGateway) as raised:
+    with pytest.raises(Unreachable) as raised:
         call(default_transport(), "Salesforce", "POST", url, form={"a": "b"})
     assert raised.value.message == "Salesforce connection failed: refused"
     assert str(port) not in raised.value.message
@@ -85,8 +88,8 @@ class _NameNotFound:
         raise socket.gaierror(-2, "Name or service not known")
 
 
-def test_an_unknown_host_is_a_bad_gateway():
-    with pytest.raises(BadGateway) as raised:
+def test_an_unknown_host_is_unreachable():
+    with pytest.raises(Unreachable) as raised:
         call(_NameNotFound(), "Twilio Sync", "GET", "http://127.0.0.1:9/x")
     assert raised.value.message == "Twilio Sync connection failed: host name not found"
 
@@ -99,7 +102,7 @@ def test_redirects_are_returned_not_followed(sf):
 
 def test_an_oversized_body_is_refused(sf):
     sf.fail_next("userinfo", status=200, body=b"x" * (8 * 1024 * 1024 + 10))
-    with pytest.raises(BadGateway) as raised:
+    with pytest.raises(Unreachable) as raised:
         call(default_transport(), "Salesforce", "GET", userinfo_url(sf))
     assert "MiB" in raised.value.message
 
@@ -113,9 +116,9 @@ def test_https_and_loopback_http_urls_are_accepted(url):
 @pytest.mark.parametrize("url", ["http://login.salesforce.com", "ftp://example.com", "example.com",
                                  "https://user:pw@example.com", "https://example.com/?token=1", ""])
 def test_other_urls_stop_start_up_naming_the_setting(url):
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(UrlRefused) as raised:
         check_upstream_url("SFDC_LOGIN_URL", url)
-    assert "SFDC_LOGIN_URL" in str(raised.value)
+    assert raised.value.setting == "SFDC_LOGIN_URL" and "SFDC_LOGIN_URL" in str(raised.value)
     assert "pw" not in str(raised.value)
 
 
@@ -158,7 +161,7 @@ def test_a_post_reset_on_a_reused_connection_is_not_sent_again(sf):
     transport = default_transport()
     assert call(transport, "Salesforce", "GET", userinfo_url(sf)).status == 403
     sf.fail_next("token", reset=True)
-    with pytest.raises(BadGateway, match="reset"):
+    with pytest.raises(Unreachable, match="reset"):
         call(transport, "Salesforce", "POST", f"{sf.url}/services/oauth2/token", form={"a": "b"})
     assert sf.calls["token"] == 1 and transport.retries == 0
 
@@ -245,10 +248,10 @@ def test_https_with_the_test_ca_keeps_one_verified_connection(tls_sf, certificat
 
 
 def test_https_refuses_an_unknown_ca_and_a_wrong_host_name(tls_sf, certificate):
-    with pytest.raises(BadGateway, match="TLS handshake or certificate failed"):
+    with pytest.raises(Unreachable, match="TLS handshake or certificate failed"):
         call(default_transport(), "Salesforce", "GET", userinfo_url(tls_sf))
     by_address = userinfo_url(tls_sf).replace("https://localhost:", "https://127.0.0.1:")
-    with pytest.raises(BadGateway, match="TLS handshake or certificate failed"):
+    with pytest.raises(Unreachable, match="TLS handshake or certificate failed"):
         call(Transport(ca_file=str(certificate[0])), "Salesforce", "GET", by_address)
 
 
@@ -270,7 +273,7 @@ def _settings(sf, **extra) -> dict[str, str]:
 
 def test_the_upstream_ca_file_setting_reaches_the_clients(tls_sf, certificate, tmp_path):
     from sfdcflex.config import load_config
-    from sfdcflex.services import build_services
+    from sfdcflex.assembly import build_services
     settings = _settings(tls_sf, UPSTREAM_CA_FILE=str(certificate[0]),
                          TOKEN_STORE_PATH=str(tmp_path / "tokens.json"))
     services = build_services(load_config(settings), public_url="http://127.0.0.1:9")
@@ -344,3 +347,32 @@ def test_https_goes_through_the_environments_proxy_and_still_verifies(tls_sf, ce
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+# --- what call sends, in process --------------------------------------------------------------------
+
+@pytest.mark.parametrize("method,idempotent", [("GET", True), ("DELETE", True), ("PUT", True),
+                                               ("POST", False), ("PATCH", False)])
+def test_a_request_may_be_sent_again_by_its_method_unless_told(method, idempotent):
+    """RFC 9110 section 9.2.2; a caller may say a POST is safe to repeat (IAM's token check)."""
+    sender = ScriptedSender()
+    sender.answer(200)
+    sender.answer(200)
+    call(sender, "Salesforce", method, "https://example.com/x")
+    call(sender, "Salesforce", method, "https://example.com/x", idempotent=True)
+    assert [sent.idempotent for sent in sender.sent] == [idempotent, True]
+
+
+def test_a_form_is_url_encoded_and_json_is_json_and_json_is_asked_for():
+    sender = ScriptedSender()
+    sender.answer(200)
+    sender.answer(200)
+    call(sender, "Twilio Sync", "POST", "https://example.com/f", form={"Data": '{"a": 1}', "K": "x y"})
+    call(sender, "Twilio IAM", "POST", "https://example.com/j", json_body={"token": "t"},
+         headers={"Authorization": "Basic x"})
+    form, body = sender.sent
+    assert (form.body, form.headers["Content-Type"]) == (
+        b"Data=%7B%22a%22%3A+1%7D&K=x+y", "application/x-www-form-urlencoded")
+    assert (body.body, body.headers["Content-Type"]) == (b'{"token": "t"}', "application/json")
+    assert form.headers["Accept"] == body.headers["Accept"] == "application/json"
+    assert body.headers["Authorization"] == "Basic x"

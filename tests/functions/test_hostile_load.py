@@ -34,9 +34,9 @@ def test_the_body_limit_is_a_setting(crm_factory):
 
 
 def test_a_slow_iam_check_does_not_hold_the_concurrency_slot(crm):
-    from sfdcflex.cli import build_app
+    from sfdcflex.assembly import build_app
     from sfdcflex.runtime.app import Limits
-    app = build_app(crm.config, limits=Limits(timeout=10, max_concurrency=1), public_url=crm.url)
+    app = build_app(crm.config, crm.url, limits=Limits(timeout=10, max_concurrency=1))
     crm.server.app = app  # the same server, now with room for one invocation at a time
     try:
         before = crm.iam.calls["validate"]

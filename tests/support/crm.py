@@ -20,7 +20,7 @@ class Crm:
     """The real functions on a real server, wired to the Salesforce, IAM and Sync stand-ins."""
 
     def __init__(self, sf, iam, sync, tmp_path: Path, store: str = "json", **settings) -> None:
-        from sfdcflex.cli import build_app
+        from sfdcflex.assembly import build_app
         from sfdcflex.config import load_config
         self.sf, self.iam, self.sync = sf, iam, sync
         self.store_path = tmp_path / "store" / "tokens.json"
@@ -34,7 +34,7 @@ class Crm:
         self.config = load_config(values)
         sock = listen(("127.0.0.1", 0))  # first: the app needs its URL for the OAuth callback
         self.url = url_of(sock)
-        self.app = build_app(self.config, public_url=self.url)
+        self.app = build_app(self.config, self.config.public_url or self.url)
         self.server = FunctionsServer(sock, self.app, ServerLimits())
         self.services = self.app.services
         start_in_thread(self.server)

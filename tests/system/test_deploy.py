@@ -252,7 +252,7 @@ def test_install_gives_a_working_sfdcflex_command(opt, standins, tmp_path):
     assert subprocess.run(split_command(version, opt)[1], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=60).stdout.strip() == f"sfdcflex {__version__}"
     where = subprocess.run([str(opt / "venv" / "bin" / "python"), "-c",
-                            "from sfdcflex.cli import default_functions_folder as f; print(f())"],
+                            "from sfdcflex.assembly import default_functions_folder as f; print(f())"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60).stdout.strip()
     assert where.startswith(str(opt)) and (Path(where) / "get-contact.py").is_file()
     settings = write_settings(tmp_path / "sfdcflex.env", standins, tmp_path / "store" / "tokens.json")

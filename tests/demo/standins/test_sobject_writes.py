@@ -7,8 +7,10 @@ import urllib.parse
 
 import pytest
 
-from sfdcflex.clients.salesforce import (InsufficientAccess, RecordNotFound, RecordRejected,
-                                         SalesforceClient, SalesforceError, SessionExpired)
+from sfdcflex.clients.errors import (InsufficientAccess, RecordNotFound, RecordRejected, SalesforceError,
+                                     SessionExpired)
+from sfdcflex.clients.salesforce import SalesforceClient
+from sfdcflex.errors import answer_for
 from sfdcflex.demo.standins import SalesforceStandIn
 
 from tests.support.record_pages import log_in, page
@@ -108,7 +110,8 @@ def test_org_rules_refuse_with_their_codes(org):
     sf.writes.rules.denied.add((sf.alice, "create", "Task"))
     with pytest.raises(InsufficientAccess, match="INSUFFICIENT_ACCESS_OR_READONLY"):
         client.create(token, "Task", {"Subject": "Call"})
-    assert InsufficientAccess.status == 403 and RecordRejected.status == 422 and RecordNotFound.status == 404
+    assert [answer_for(kind('refused')).status for kind in (InsufficientAccess, RecordRejected, RecordNotFound)] \
+        == [403, 422, 404]
 
 
 def test_update_refuses_create_only_fields_and_unknown_records(org):

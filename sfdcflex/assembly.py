@@ -1,0 +1,138 @@
+"""The one place that builds the app from settings: clients, stores, cache, linker, lookups, routes.
+
+`build_app(config, public_url)` is what `python run.py` (cli.py) and a WSGI host (wsgi.py) both
+call; `build_services` is the part the functions reach as `context.services`, typed `Services`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .cache import LRUCache
+from .call_log import CallLogger
+from .clients.iam import FlexAgent, FlexTokenValidator
+from .clients.salesforce import SalesforceClient
+from .clients.sync import SyncClient
+from .clients.transport import default_transport
+from .config import Config, client_refusals_as_config_errors
+from .errors import answer_for_failure
+from .health import PATH as HEALTH_PATH, HealthCheck
+from .keeper import TokenKeeper
+from .linking import Linker
+from .lookup import Lookup
+from .oauth_state import StateSigner, load_or_create_secret
+from .runtime.app import App, Limits
+from .runtime.cors import origin_of
+from .runtime.errors import BadRequest
+from .runtime.routes import Asset, Function, build_routes, discover_functions
+from .runtime.timing import ServerTiming
+from .store import JsonFileTokenStore, TokenStore
+from .sync_store import SyncTokenStore
+
+if TYPE_CHECKING:
+    from .clients.transport import Sender
+
+# The original Flex plugin calls these paths; they answer exactly like the new names.
+ORIGINAL_PLUGIN_PATHS = {
+    "/get-access-token": "/oauth-callback",
+    "/get-username": "/get-user",
+    "/get-contact-account-data": "/get-contact",
+}
+MAX_CACHE_ENTRIES = 50_000
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a handler reaches through `context.services`."""
+
+    flex: FlexTokenValidator
+    salesforce: SalesforceClient
+    keeper: TokenKeeper
+    linker: Linker
+    lookup: Lookup
+    flex_origin: str
+    call_log: CallLogger
+
+    def identify(self, event: dict, timing: ServerTiming, *, token_in_url: bool = False) -> FlexAgent:
+        """The Flex agent behind the request's `Token` (Twilio IAM, cached for up to 5 minutes).
+
+        Waiting for IAM is not the function's own work: a handler calls this inside
+        `with context.slot_released():`, so a flood of bad tokens cannot turn into 429s for
+        real agents. The token is taken from the body only: a URL ends up in proxy logs and
+        browser history. Only `auth`'s popup, a page a browser navigates to, may carry it in the URL.
+        """
+        if not token_in_url and "Token" in event.get("request", {}).get("query", {}):
+            raise BadRequest("Send the Flex token in the request body (field Token), not in the URL",
+                             code="token_in_url")
+        with timing.span("flex", "Flex token check") as label:
+            agent, cached = self.flex.validate_with_source(event.get("Token"))
+            if cached:
+                label[0] = "Flex token check (cached, no IAM call)"
+        return agent
+
+
+def build_store(config: Config, transport: Sender) -> TokenStore:
+    if config.token_store == "sync":
+        return SyncTokenStore(SyncClient(config.twilio_sync_url, config.sync_service_sid,
+                                         config.account_sid, config.auth_token, transport=transport),
+                              recheck=config.sync_link_recheck)
+    return JsonFileTokenStore(config.token_store_path)
+
+
+def build_services(config: Config, public_url: str, transport: Sender | None = None) -> Services:
+    """Everything the functions share; `public_url` is this server's base, for the OAuth callback.
+
+    `transport` is the benchmark's and tests' own; by default a pooled one trusting the system CAs.
+    """
+    transport = transport or default_transport(ca_file=config.upstream_ca_file)
+    public_url = public_url.rstrip("/")
+    with client_refusals_as_config_errors():
+        salesforce = SalesforceClient(config.sfdc_instance_url, config.sfdc_client_id,
+                                      config.sfdc_client_secret, login_url=config.sfdc_login_url,
+                                      api_version=config.sfdc_api_version, transport=transport)
+        flex = FlexTokenValidator(config.twilio_iam_url, config.account_sid, config.auth_token,
+                                  transport=transport)
+        keeper = TokenKeeper(build_store(config, transport), salesforce)
+    secret = config.state_secret or load_or_create_secret(config.token_store_path.parent / "state-secret")
+    flex_origin = origin_of(config.flex_instance_url)
+    linker = Linker(salesforce, keeper, StateSigner(secret), org_id=config.sfdc_org_id,
+                    callback_url=f"{public_url}/oauth-callback",
+                    relay_redirect_uri=f"{config.flex_instance_url}/salesforce-oauth",
+                    allowed_origins=(flex_origin, origin_of(public_url)),
+                    original_login=config.original_plugin_login)
+    cache = LRUCache(per_owner=config.cache_size, max_entries=MAX_CACHE_ENTRIES)
+    return Services(
+        flex=flex, salesforce=salesforce, keeper=keeper, linker=linker,
+        lookup=Lookup(salesforce, keeper, cache, ttl=config.cache_ttl, objects=config.lookup_objects),
+        flex_origin=flex_origin, call_log=CallLogger(salesforce, keeper))
+
+
+def default_functions_folder() -> Path:
+    """The integration's functions: shipped inside the installed package, or the checkout's."""
+    package = Path(__file__).resolve().parent
+    installed = package / "functions"
+    return installed if installed.is_dir() else package.parent / "functions"
+
+
+def build_app(config: Config, public_url: str, *, functions: Path | None = None,
+              limits: Limits = Limits(), live: bool = False,
+              assets: dict[str, Asset] | None = None) -> App:
+    """The configured App: routes from the functions folder (the integration's own by default),
+    services from the config. `public_url` is this server's base as a browser reaches it: the
+    caller's choice of PUBLIC_URL or the address the server listens on."""
+    found = discover_functions(functions or default_functions_folder())
+    services = build_services(config, public_url)
+    routes = build_routes(found, ORIGINAL_PLUGIN_PATHS)
+    health = HealthCheck(services.keeper.store, config.token_store)
+    return App(routes, found, env=dict(config.values),
+               services=services, limits=limits, cors_origins=(config.flex_instance_url,),
+               public_url=public_url, assets=assets, live=live, builtins={HEALTH_PATH: health},
+               body_limits=integration_body_limits(routes, config.max_function_body),
+               errors=answer_for_failure)
+
+
+def integration_body_limits(routes: dict[str, Function], limit: int) -> dict[str, int]:
+    """MAX_FUNCTION_BODY for the integration's own functions; others keep the runtime's 6 MiB."""
+    own = default_functions_folder()
+    return {path: limit for path, fn in routes.items() if fn.file.resolve().parent == own}
