@@ -33,21 +33,16 @@ def test_the_body_limit_is_a_setting(crm_factory):
     assert crm.post("/get-user", {"Token": "t" * 1000}).status == 403
 
 
-def test_a_slow_iam_check_does_not_hold_the_concurrency_slot(crm):
-    from sfdcflex.assembly import build_app
+def test_a_slow_iam_check_does_not_hold_the_concurrency_slot(crm_factory):
     from sfdcflex.runtime.app import Limits
-    app = build_app(crm.config, crm.url, limits=Limits(timeout=10, max_concurrency=1))
-    crm.server.app = app  # the same server, now with room for one invocation at a time
-    try:
-        before = crm.iam.calls["validate"]
-        crm.iam.fail_next("validate", stall=1.0)
-        with ThreadPoolExecutor(1) as pool:
-            waiting = pool.submit(crm.post, "/get-user", {"Token": crm.token("alice@example.com")})
-            deadline = time.monotonic() + 5
-            while crm.iam.calls["validate"] == before and time.monotonic() < deadline:
-                time.sleep(0.01)  # polling the stand-in's counter: the call has no event to wait on
-            other = crm.post("/get-user", {"Token": "garbage"})
-            assert other.status == 403  # not 429: the stalled check gave its slot back
-            assert waiting.result(10).status != 429
-    finally:
-        app.close()
+    crm = crm_factory(limits=Limits(timeout=10, max_concurrency=1))  # one invocation at a time
+    before = crm.iam.calls["validate"]
+    crm.iam.fail_next("validate", stall=1.0)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(crm.post, "/get-user", {"Token": crm.token("alice@example.com")})
+        deadline = time.monotonic() + 5
+        while crm.iam.calls["validate"] == before and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the stand-in's counter: the call has no event to wait on
+        other = crm.post("/get-user", {"Token": "garbage"})
+        assert other.status == 403  # not 429: the stalled check gave its slot back
+        assert waiting.result(10).status != 429

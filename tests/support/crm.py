@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
+from sfdcflex.runtime.app import Limits
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, url_of
 
@@ -19,7 +20,8 @@ STATE_SECRET = "s" * 48
 class Crm:
     """The real functions on a real server, wired to the Salesforce, IAM and Sync stand-ins."""
 
-    def __init__(self, sf, iam, sync, tmp_path: Path, store: str = "json", **settings) -> None:
+    def __init__(self, sf, iam, sync, tmp_path: Path, store: str = "json", *,
+                 limits: Limits = Limits(), **settings) -> None:
         from sfdcflex.assembly import build_app
         from sfdcflex.config import load_config
         self.sf, self.iam, self.sync = sf, iam, sync
@@ -34,7 +36,7 @@ class Crm:
         self.config = load_config(values)
         sock = listen(("127.0.0.1", 0))  # first: the app needs its URL for the OAuth callback
         self.url = url_of(sock)
-        self.app = build_app(self.config, self.config.public_url or self.url)
+        self.app = build_app(self.config, self.config.public_url or self.url, limits=limits)
         self.server = FunctionsServer(sock, self.app, ServerLimits())
         self.services = self.app.services
         start_in_thread(self.server)
