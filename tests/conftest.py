@@ -15,10 +15,6 @@ from sfdcflex.runtime.routes import build_routes, discover_functions
 from tests.support.crm import Crm, seed
 from tests.support.served import AUTH_TOKEN, FIXTURE_FUNCTIONS, Served
 
-# lanes.py: a second pytest process for part of a long run; background.py: installs that some
-# slow tests wait for, begun as soon as they are collected.
-pytest_plugins = ["tests.lanes", "tests.background"]
-
 # A shell starts background jobs (`pytest ... &`) with SIGINT ignored, and children inherit
 # that: run.py would then ignore the Ctrl+C tests send it and each stop would wait out its 10 s.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:

@@ -107,7 +107,6 @@ def steady(server: ServerProcess) -> object:
     return seen[-1]
 
 
-@pytest.mark.slow(seconds=6)
 def test_sixteen_connections_for_four_seconds(server):
     server, crm = server
     idle = server.footprint()   # no request yet: no worker thread yet
