@@ -122,9 +122,10 @@ def test_sixteen_connections_for_four_seconds(server):
     # IAM, as many as the load's peak needed: that many descriptors may stay, no other one.
     kept = 2 * MAX_IDLE_PER_ORIGIN
     others_before = before.fds - pooled_before
-    def back() -> bool:   # the other descriptors are back (one look at /proc per poll)
-        now = server.footprint()
-        return now.fds - upstream_sockets(server.pid, upstream) <= others_before and now.threads <= before.threads
+    # Waits for the other descriptors only: workers stay once started, so when the load grew the
+    # pool past the warm-up's, the thread count never comes back (the bound on it is below).
+    def back() -> bool:   # one look at /proc per poll
+        return server.footprint().fds - upstream_sockets(server.pid, upstream) <= others_before
     wait_until(back, 5.0, 0.1)
     after, pooled = server.footprint(), upstream_sockets(server.pid, upstream)
     print(f"\nload: {CONNECTIONS} connections x {LOAD_SECONDS:g} s: {tally['requests']} requests "
