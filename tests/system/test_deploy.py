@@ -1,9 +1,10 @@
 """README's Deployment section, run as an operator would, so it cannot drift from the code.
 
 The install commands run with /opt/sfdcflex moved into a temporary folder, once per session
-(tests/system/conftest.py: a virtual environment with the built package, gunicorn and waitress); the systemd unit's
-ExecStart, the gunicorn and waitress command lines, the nginx snippet and the secret command
-run as written, with only ports (0), paths and the settings file changed.
+(tests/system/conftest.py: a virtual environment with the built package, gunicorn and
+waitress); the systemd unit's ExecStart, the gunicorn and waitress command lines, the nginx
+snippet and the secret command run as written, with only ports (0), paths and the settings
+file changed.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.crm import FLEX_URL, seed
-from tests.support.deployment import OPT, SETTINGS_FILE, blocks, clean_environment, shell_lines, split_command
+from tests.support.deployment import (OPT, SETTINGS_FILE, blocks, clean_environment, shell_lines,
+                                      split_command)
 from tests.support.http import call
 
 ROOT = Path(__file__).resolve().parents[2]

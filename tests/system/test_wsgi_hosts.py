@@ -1,6 +1,6 @@
-"""The WSGI adapter on real hosts (waitress, gunicorn gthread) installed in a temp folder: functions
-run on the host's worker thread, and the watchdog still answers 504 at the time limit; the
-serving-choices benchmark, which installs its own, runs and reports every host."""
+"""The WSGI adapter on real hosts (waitress, gunicorn gthread) installed in a temp folder by the
+serving-choices benchmark's install (tests/system/conftest.py): functions run on the host's
+worker thread, and the watchdog still answers 504 at the time limit; the benchmark runs."""
 from __future__ import annotations
 
 import os
@@ -30,13 +30,11 @@ application = WSGIApp(App(build_routes(functions, None), functions, env={{"GREET
 
 
 @pytest.fixture(scope="module")
-def site(opt, tmp_path_factory) -> tuple[Path, Path]:
-    """(a folder with the app the hosts serve, the folder waitress and gunicorn are installed in):
-    README's venv, which installs both, so that they are installed once per run."""
-    app_folder = tmp_path_factory.mktemp("wsgi-hosts-app")
-    (app_folder / "wsgi_hosts_app.py").write_text(APP)
-    packages, = (opt / "venv" / "lib").glob("python*/site-packages")
-    return app_folder, packages
+def app_folder(tmp_path_factory) -> Path:
+    """A folder with the app the hosts serve."""
+    folder = tmp_path_factory.mktemp("wsgi-hosts-app")
+    (folder / "wsgi_hosts_app.py").write_text(APP)
+    return folder
 
 
 def _free_port() -> int:
@@ -46,12 +44,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.parametrize("host", ["waitress", "gunicorn"])
-def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(site, host):
+def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(app_folder, hosts_site,
+                                                                               host):
     from sfdcflex.bench.hosts import host_argv
     port = _free_port()
-    app_folder, packages = site
-    # This checkout before the venv's packages, which hold an installed copy of sfdcflex too.
-    env = {"PYTHONPATH": f"{app_folder}:{PROJECT}:{packages}", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": f"{app_folder}:{hosts_site}:{PROJECT}", "PATH": "/usr/bin:/bin"}
     server = subprocess.Popen(host_argv(host, port, "wsgi_hosts_app:application", threads=4), env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -76,13 +73,9 @@ def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(
         server.wait(10)
 
 
-def test_the_serving_choices_benchmark_runs_and_reports_every_host(capsys):
-    """As its users run it: it installs waitress and gunicorn into a temporary folder itself."""
+def test_the_serving_choices_benchmark_runs_and_reports_every_host(hosts_site, capsys):
     from sfdcflex.bench.hosts import main
-    try:
-        assert main(["--rounds", "1", "--duration", "0.1", "--client", "python"]) == 0
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-        pytest.skip(f"waitress/gunicorn could not be installed from the package index: {error}")
+    assert main(["--rounds", "1", "--duration", "0.1", "--client", "python", "--site", str(hosts_site)]) == 0
     table = capsys.readouterr().out
     for host in ("built-in", "waitress", "waitress floor", "gunicorn", "gunicorn floor"):
         assert f"\n{host} " in table
