@@ -90,7 +90,7 @@ def test_the_hostile_scenarios_run_end_to_end_and_stop_their_servers(tmp_path, m
     from sfdcflex.bench import hostile
     for name, value in (("BIG_BODY", 256 * 1024), ("HELD_BODIES", 3), ("IDLE_CONNECTIONS", 40),
                         ("BAD_TOKEN_REQUESTS", 30), ("WAITING_CLIENTS", 80), ("SETTLE_SECONDS", 0.3),
-                        ("CPU_SECONDS", 0.2)):
+                        ("CPU_SECONDS", 0.2), ("MIN_SECONDS", 0.3), ("STREAM_EXTRA_SECONDS", 0.5)):
         monkeypatch.setattr(hostile, name, value)
     before = set(_children_of(os.getpid()))
     out = tmp_path / "hostile.json"
