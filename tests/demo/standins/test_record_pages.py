@@ -10,7 +10,8 @@ from sfdcflex.demo.standins import SalesforceStandIn
 from sfdcflex.demo.standins.base import Request
 from sfdcflex.demo.standins.record_pages import SESSION_COOKIE, BrowserSessions
 
-from tests.demo.standins.test_salesforce import authorize_url, call, query_of
+from tests.support.record_pages import log_in, page
+from tests.support.standins import authorize_url, call, query_of
 
 
 class Buttons(HTMLParser):
@@ -35,20 +36,6 @@ def org():
         sf.add_contact("Marcus Lee", account_id=acme, title="IT Director", phone="415.555.0102")
         sf.add_contact("Lone Wolf", mobile_phone="+44 20 7946 0958")
         yield sf, acme, jane
-
-
-def log_in(sf: SalesforceStandIn, username: str = "alice@sfdcflex.demo",
-           start_url: str = "/") -> tuple[str, str]:
-    """Post the login form; return the session cookie pair and where it redirects."""
-    status, headers, _ = call(sf.url + "/", "POST", form={"username": username, "startURL": start_url})
-    assert status == 303, status
-    assert "HttpOnly" in headers["set-cookie"] and "SameSite=Lax" in headers["set-cookie"]
-    return headers["set-cookie"].split(";")[0], headers["location"]
-
-
-def page(sf: SalesforceStandIn, path: str, cookie: str = "") -> tuple[int, dict, str]:
-    status, headers, body = call(sf.url + path, headers={"Cookie": cookie} if cookie else {})
-    return status, headers, body.decode()
 
 
 def test_a_record_page_without_a_session_sends_the_browser_to_log_in_and_back(org):

@@ -11,7 +11,7 @@ from sfdcflex.clients.salesforce import (InsufficientAccess, RecordNotFound, Rec
                                          SalesforceClient, SalesforceError, SessionExpired)
 from sfdcflex.demo.standins import SalesforceStandIn
 
-from tests.demo.standins.test_record_pages import log_in, page
+from tests.support.record_pages import log_in, page
 
 API = "/services/data/v62.0"
 
