@@ -34,6 +34,9 @@ CACHE_SIZE = 100
 # Twice the per-agent cache size, taken in turn: a number comes round again only after
 # CACHE_SIZE other numbers have pushed it out of the LRU, so every lookup is a miss.
 MISS_CONTACTS = 2 * CACHE_SIZE
+# Each scenario's warm-up before the measured rounds (at most --duration): threads, caches, the
+# first connections.
+WARM_UP_SECONDS = 0.3
 
 
 @dataclass(frozen=True)
@@ -133,9 +136,9 @@ def _one_run(client: str, scenario: Scenario, count: int, duration: float) -> di
 def run_rounds(scenarios: list[Scenario], connections: list[int], rounds: int,
                duration: float, client: str = "python") -> dict[str, dict[str, dict]]:
     """Every scenario at every connection count, `rounds` times over, summarized by medians."""
-    for scenario in scenarios:  # warm-up, discarded: threads, caches, the first connections
+    for scenario in scenarios:  # warm-up, discarded
         drive("python", scenario.url, scenario.requests, connections=max(connections),
-              duration=min(duration, 0.3))
+              duration=min(duration, WARM_UP_SECONDS))
     samples: dict[tuple[str, int], list[dict]] = {}
     for _ in range(rounds):
         for count in connections:

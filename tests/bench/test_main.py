@@ -31,7 +31,10 @@ def _children_of(pid: int) -> list[int]:
 
 
 @pytest.mark.slow  # benchmark child processes
-def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsys, measure_children):
+def test_a_tiny_run_reports_every_scenario_and_stops_its_servers(tmp_path, capsys, monkeypatch,
+                                                                 measure_children):
+    from sfdcflex.bench import main as bench_main
+    monkeypatch.setattr(bench_main, "WARM_UP_SECONDS", 0.05)   # a warm-up is not what this checks
     before = set(_children_of(os.getpid()))
     out = tmp_path / "bench.json"
     assert main(["--duration", "0.2", "--rounds", "1", "--connections", "1,4", "--cold-starts", "1",
