@@ -17,6 +17,7 @@ from sfdcflex.demo.standins.demo_data import seed_demo
 from sfdcflex.demo.standins.sobjects import id18
 from tests.support.standins import API, REDIRECT, VERIFIER, authorize_url, call, challenge, query_of
 
+
 def exchange(sf: SalesforceStandIn, code: str, **overrides: str) -> tuple[int, dict]:
     form = {"grant_type": "authorization_code", "code": code, "client_id": sf.client_id,
             "client_secret": sf.client_secret, "redirect_uri": REDIRECT,
