@@ -1,4 +1,4 @@
-"""Helpers for the Salesforce stand-in's pages for a person: log in, fetch a page with the cookie."""
+"""The Salesforce stand-in's pages for a person: log in, and fetch a page with the session cookie."""
 from __future__ import annotations
 
 from sfdcflex.demo.standins import SalesforceStandIn

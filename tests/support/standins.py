@@ -1,10 +1,12 @@
-"""What the Salesforce stand-in's tests share: one request on a fresh connection, and the OAuth
-authorize URL with a PKCE challenge, as Salesforce's web-server flow builds it."""
+"""What the Salesforce stand-in's tests share: one request on a fresh connection, the OAuth
+authorize URL with a PKCE challenge, as Salesforce's web-server flow builds it, a refresh, and a
+REST query or search."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import http.client
+import json
 import urllib.parse
 
 from sfdcflex.demo.standins import SalesforceStandIn
@@ -47,3 +49,16 @@ def authorize_url(sf: SalesforceStandIn, **overrides: str) -> str:
 
 def query_of(location: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+
+
+def refresh(sf: SalesforceStandIn, refresh_token: str) -> tuple[int, dict]:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token,
+            "client_id": sf.client_id, "client_secret": sf.client_secret}
+    status, _, body = call(sf.url + "/services/oauth2/token", "POST", form=form)
+    return status, json.loads(body)
+
+
+def rest(sf: SalesforceStandIn, kind: str, text: str, token: str) -> tuple[int, object]:
+    url = f"{sf.url}{API}/{kind}?{urllib.parse.urlencode({'q': text})}"
+    status, _, body = call(url, headers={"Authorization": f"Bearer {token}"})
+    return status, json.loads(body)
