@@ -4,10 +4,22 @@ The helpers they use live in tests/support/, imported by name.
 """
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# With PYTHONDONTWRITEBYTECODE set (as in this project's machine image), pytest rewrote the asserts
+# of every test module again on each run, and Python compiled every module again: some 1.5 s of
+# CPU per run. Keep that bytecode in a folder outside the tree instead, as an unset variable
+# would keep it in __pycache__; children started by tests still inherit the variable. Before
+# the imports below, so that they are cached too.
+if sys.dont_write_bytecode and not sys.pycache_prefix:
+    sys.pycache_prefix = os.path.join(tempfile.gettempdir(), f"sfdcflex-pycache-{os.getuid()}")
+    sys.dont_write_bytecode = False
 
 from sfdcflex.runtime.app import App, Limits
 from sfdcflex.runtime.http.limits import ServerLimits
@@ -15,10 +27,6 @@ from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_threa
 from sfdcflex.runtime.routes import build_routes, discover_functions
 from tests.support.crm import Crm, seed
 from tests.support.served import AUTH_TOKEN, FIXTURE_FUNCTIONS, Served
-
-# lanes.py: a second pytest process for part of a long run; background.py: installs that some
-# slow tests wait for, begun as soon as they are collected.
-pytest_plugins = ["tests.lanes", "tests.background"]
 
 # A shell starts background jobs (`pytest ... &`) with SIGINT ignored, and children inherit
 # that: run.py would then ignore the Ctrl+C tests send it and each stop would wait out its 10 s.

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import lanes
-
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 SETUP = configparser.ConfigParser()
@@ -34,22 +32,24 @@ HEAVY = ("tests/system/test_reliability_load.py::test_sixteen_connections_for_fo
 
 
 @pytest.mark.slow  # two more pytest processes
-def test_the_everyday_command_leaves_out_exactly_the_slow_tests():
+def test_the_everyday_command_leaves_out_exactly_the_slow_tests(request):
     """A second pytest, as README's command runs it, on the heavy tests' files and one everyday
-    file (collecting the whole suite again cost this run 7 s); the share of slow tests in the
-    whole suite is read off this run's own selection (both lanes) when it is the whole suite."""
+    file (collecting the whole suite again would cost seconds); the share of slow tests in the
+    whole suite is read off this run's own selection (pytest's session items) when it is the
+    whole suite."""
     command = 'python -m pytest -m "not slow"'
     assert f"\n    {command}\n" in README
     assert "slow:" in SETUP["tool:pytest"]["markers"]
-    files = sorted({test.split("::")[0] for test in HEAVY}) + ["tests/test_known_gaps.py"]
+    files = sorted({test.split("::")[0] for test in HEAVY}) + ["tests/test_readme.py"]
     everyday = _collected("-m", "not slow", *files)
     left_out = _collected("-m", "slow", *files)
     assert set(HEAVY) <= left_out and everyday.isdisjoint(left_out)
-    assert any("test_known_gaps.py" in test for test in everyday)
-    assert not any("test_known_gaps.py" in test for test in left_out)
-    tests, slow = lanes.whole_run()   # this run's selection, across both lanes
-    if tests > 900:   # the whole suite (with the slow tests, as this one is slow)
-        assert slow < 60, (slow, tests)
+    assert any("test_readme.py" in test for test in everyday)
+    assert not any("test_readme.py" in test for test in left_out)
+    selected = request.session.items   # this run's selection
+    slow = sum(1 for item in selected if item.get_closest_marker("slow"))
+    if len(selected) > 900:   # the whole suite (with the slow tests, as this one is slow)
+        assert slow < 60, (slow, len(selected))
 
 
 def test_mutmut_is_set_up_as_readme_says():

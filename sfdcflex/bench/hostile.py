@@ -39,6 +39,8 @@ LOW_NOFILE = 64
 WAITING_CLIENTS = 200
 SETTLE_SECONDS = 1.0      # for the server to read what was sent before RSS is read
 CPU_SECONDS = 3.0         # CPU is averaged over this long
+MIN_SECONDS = 1.0         # the shortest latency measurement: fewer requests make a poor p99
+STREAM_EXTRA_SECONDS = 1.0   # the streams start before the measurement and outlast it
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -93,7 +95,7 @@ def stream_bodies(url: str, seconds: float, size: int) -> dict[str, int]:
 
 def _under_streams(url: str, token: str, seconds: float, pycache: Path) -> dict:
     argv = [sys.executable, "-m", "sfdcflex.bench.hostile", "--stream", url, "--seconds",
-            str(seconds + 1.0), "--size", str(BIG_BODY)]
+            str(seconds + STREAM_EXTRA_SECONDS), "--size", str(BIG_BODY)]
     streamers = [subprocess.Popen(argv, stdout=subprocess.PIPE, env=child_environment(pycache))
                  for _ in range(STREAMERS)]
     try:
@@ -256,7 +258,7 @@ def format_hostile(report: dict) -> str:
 
 def run_hostile_report(args: argparse.Namespace) -> int:
     """The --hostile hook of bench/main.py: --rounds runs (default 3), --duration s per latency."""
-    report = run_hostile(args.rounds, max(args.duration, 1.0))
+    report = run_hostile(args.rounds, max(args.duration, MIN_SECONDS))
     print(format_hostile(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -31,6 +31,10 @@ from .servers import (CACHE_SIZE, MISS_CONTACTS, Child, StandIns, bare_argv, con
                       minimal_server_argv, prepare_runtime_folder, runtime_argv, serve_bare,
                       serve_standins)
 
+# Each scenario's warm-up before the measured rounds (at most --duration): threads, caches, the
+# first connections.
+WARM_UP_SECONDS = 0.3
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -129,9 +133,9 @@ def _one_run(client: str, scenario: Scenario, count: int, duration: float) -> di
 def run_rounds(scenarios: list[Scenario], connections: list[int], rounds: int,
                duration: float, client: str = "python") -> dict[str, dict[str, dict]]:
     """Every scenario at every connection count, `rounds` times over, summarized by medians."""
-    for scenario in scenarios:  # warm-up, discarded: threads, caches, the first connections
+    for scenario in scenarios:  # warm-up, discarded
         drive("python", scenario.url, scenario.requests, connections=max(connections),
-              duration=min(duration, 0.3))
+              duration=min(duration, WARM_UP_SECONDS))
     samples: dict[tuple[str, int], list[dict]] = {}
     for _ in range(rounds):
         for count in connections:

@@ -72,7 +72,7 @@ def test_wrk_drives_a_post_rotation_and_reports_its_cpu(sf):
 @pytest.mark.slow  # a second of sleep beside a second of busy child
 def test_the_load_clients_cpu_is_its_own_not_other_childrens():
     """What the benchmark charges to wrk is wrk's own CPU (wait4), not that of another child this
-    process reaped meanwhile: conftest's background installs did that once (wrk "at 351 %")."""
+    process reaped meanwhile: a package install running beside it once made wrk read "at 351 %")."""
     from sfdcflex.bench.drivers import _run_measured
     burn = "import time\nend = time.process_time() + 0.8\nwhile time.process_time() < end: pass"
     other = threading.Thread(target=subprocess.run, args=([sys.executable, "-c", burn],))

@@ -165,12 +165,6 @@ def site():
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with Chromium.launch() as chromium:
-        yield chromium
-
-
 @needs_chromium
 @pytest.mark.slow  # a real browser
 def test_evaluate_returns_values_awaits_promises_and_raises_page_errors(site, browser):

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.browser.cdp import Chromium, find_chromium, stop_process
+from tests.browser.cdp import find_chromium, stop_process
 from tests.browser.panel import (DISCONNECTED, NOT_LINKED, NOT_LINKED_LOOKUP, SCREENSHOTS, SIGNED_OUT,
                            WAITING, badge, card_fields, card_in_view, connect_with_enter,
                            consent_popup, focused, hops, link_state, live_text, open_panel,
@@ -35,12 +35,6 @@ def demo(tmp_path_factory):
         yield panel_url
     finally:
         stop_process(process)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with Chromium.launch() as chromium:
-        yield chromium
 
 
 def expected_card(caller: str) -> dict:

@@ -171,12 +171,6 @@ def stub():
         functions.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with Chromium.launch() as chromium:
-        yield chromium
-
-
 def open_stub_panel(browser: Chromium, site: StubServer, functions_url: str, width: int = 1280):
     return open_panel(browser, f"{site.url}/?functions={functions_url}", width)
 

@@ -79,7 +79,7 @@ def _verdict(crm, user_ids: dict, identity: str, old: tuple[str, str], now: tupl
     return "mixed or stale pair"
 
 
-@pytest.mark.slow(seconds=10)  # twelve SIGKILLed server processes
+@pytest.mark.slow  # twelve SIGKILLed server processes
 def test_sigkill_mid_burst_twelve_times_leaves_old_or_new_tokens(crm_factory, tmp_path):
     crm = crm_factory()
     user_ids = {}

@@ -1,5 +1,6 @@
-"""The WSGI adapter on real hosts (waitress, gunicorn gthread) installed in a temp folder: functions
-run on the host's worker thread, and the watchdog still answers 504 at the time limit."""
+"""The WSGI adapter on real hosts (waitress, gunicorn gthread) installed in a temp folder by the
+serving-choices benchmark's install (tests/system/conftest.py): functions run on the host's
+worker thread, and the watchdog still answers 504 at the time limit; the benchmark runs."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.background import background
 from tests.support.http import call
 from tests.support.served import FIXTURE_FUNCTIONS
 
@@ -29,21 +29,12 @@ application = WSGIApp(App(build_routes(functions, None), functions, env={{"GREET
 '''
 
 
-def install_wsgi_hosts(folder: Path) -> Path:
-    """waitress and gunicorn into `folder`, beside the app they serve (conftest's background
-    begins this when the tests needing it are collected)."""
-    from sfdcflex.bench.hosts import install_hosts
-    try:
-        installed = install_hosts(folder)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-        pytest.skip(f"waitress/gunicorn could not be installed from the package index: {error}")
-    (folder / "wsgi_hosts_app.py").write_text(APP)
-    return installed
-
-
 @pytest.fixture(scope="module")
-def site(request) -> Path:
-    return background(request, "site")
+def app_folder(tmp_path_factory) -> Path:
+    """A folder with the app the hosts serve."""
+    folder = tmp_path_factory.mktemp("wsgi-hosts-app")
+    (folder / "wsgi_hosts_app.py").write_text(APP)
+    return folder
 
 
 def _free_port() -> int:
@@ -53,10 +44,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.parametrize("host", ["waitress", "gunicorn"])
-def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(site, host):
+def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(app_folder, hosts_site,
+                                                                               host):
     from sfdcflex.bench.hosts import host_argv
     port = _free_port()
-    env = {"PYTHONPATH": f"{site.parent}:{site}:{PROJECT}", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": f"{app_folder}:{hosts_site}:{PROJECT}", "PATH": "/usr/bin:/bin"}
     server = subprocess.Popen(host_argv(host, port, "wsgi_hosts_app:application", threads=4), env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -81,10 +73,9 @@ def test_a_real_host_runs_functions_on_its_threads_and_answers_504_at_the_limit(
         server.wait(10)
 
 
-@pytest.mark.slow(seconds=5)
-def test_the_serving_choices_benchmark_runs_and_reports_every_host(site, capsys):
+def test_the_serving_choices_benchmark_runs_and_reports_every_host(hosts_site, capsys):
     from sfdcflex.bench.hosts import main
-    assert main(["--rounds", "1", "--duration", "0.1", "--client", "python", "--site", str(site)]) == 0
+    assert main(["--rounds", "1", "--duration", "0.1", "--client", "python", "--site", str(hosts_site)]) == 0
     table = capsys.readouterr().out
     for host in ("built-in", "waitress", "waitress floor", "gunicorn", "gunicorn floor"):
         assert f"\n{host} " in table

@@ -10,8 +10,8 @@ from sfdcflex.demo.standins import SalesforceStandIn
 from sfdcflex.demo.standins.base import Request
 from sfdcflex.demo.standins.record_pages import SESSION_COOKIE, BrowserSessions
 
-from tests.demo.standins.test_salesforce import authorize_url, call, query_of
 from tests.support.record_pages import log_in, page
+from tests.support.standins import authorize_url, call, query_of
 
 
 class Buttons(HTMLParser):

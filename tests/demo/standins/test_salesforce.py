@@ -1,9 +1,7 @@
-"""The Salesforce stand-in over real HTTP: OAuth with PKCE and rotation, REST, faults, demo data."""
+"""The Salesforce stand-in's REST API over real HTTP: query, search, errors, faults, keep-alive,
+ids and the demo data (its OAuth: test_salesforce_oauth.py; fixtures in conftest.py)."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import threading
@@ -12,245 +10,16 @@ import urllib.parse
 
 import pytest
 
-from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn, submit_consent
+from sfdcflex.demo.standins import IamStandIn, SalesforceStandIn
 from sfdcflex.demo.standins.demo_data import seed_demo
 from sfdcflex.demo.standins.sobjects import id18
-
-REDIRECT = "http://127.0.0.1:9/salesforce-oauth?from=test"
-VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
-API = "/services/data/v62.0"
-
-
-def call(url: str, method: str = "GET", *, form: dict | None = None,
-         headers: dict | None = None) -> tuple[int, dict, bytes]:
-    """One request on a fresh connection: (status, lower-cased headers, body)."""
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-    body = urllib.parse.urlencode(form) if form is not None else None
-    sent = dict(headers or {})
-    if form is not None:
-        sent["Content-Type"] = "application/x-www-form-urlencoded"
-    try:
-        path = parts.path + ("?" + parts.query if parts.query else "")
-        connection.request(method, path, body, sent)
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
-
-
-def challenge(verifier: str = VERIFIER) -> str:
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def authorize_url(sf: SalesforceStandIn, **overrides: str) -> str:
-    params = {"response_type": "code", "client_id": sf.client_id, "redirect_uri": REDIRECT,
-              "state": "st-123", "scope": "api refresh_token",
-              "code_challenge": challenge(), "code_challenge_method": "S256", **overrides}
-    params = {name: value for name, value in params.items() if value is not None}
-    return f"{sf.url}/services/oauth2/authorize?{urllib.parse.urlencode(params)}"
-
-
-def query_of(location: str) -> dict[str, str]:
-    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
-
-
-def exchange(sf: SalesforceStandIn, code: str, **overrides: str) -> tuple[int, dict]:
-    form = {"grant_type": "authorization_code", "code": code, "client_id": sf.client_id,
-            "client_secret": sf.client_secret, "redirect_uri": REDIRECT,
-            "code_verifier": VERIFIER, **overrides}
-    status, _, body = call(sf.url + "/services/oauth2/token", "POST", form=form)
-    return status, json.loads(body)
-
-
-def refresh(sf: SalesforceStandIn, refresh_token: str) -> tuple[int, dict]:
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token,
-            "client_id": sf.client_id, "client_secret": sf.client_secret}
-    status, _, body = call(sf.url + "/services/oauth2/token", "POST", form=form)
-    return status, json.loads(body)
-
-
-def rest(sf: SalesforceStandIn, kind: str, text: str, token: str) -> tuple[int, object]:
-    url = f"{sf.url}{API}/{kind}?{urllib.parse.urlencode({'q': text})}"
-    status, _, body = call(url, headers={"Authorization": f"Bearer {token}"})
-    return status, json.loads(body)
-
-
-@pytest.fixture()
-def sf():
-    with SalesforceStandIn() as server:
-        server.add_user("alice@sfdcflex.demo", "Alice Johnson")
-        server.add_user("mallory@other.org", "Mallory Other", org_id="00D5e000000ZzZzEAA")
-        yield server
-
-
-@pytest.fixture()
-def crm(sf):
-    """sf with accounts and contacts, plus a live access token."""
-    acme = sf.add_account("Acme", type="Customer - Direct", account_number="CD1", sla="Gold",
-                          priority="High")
-    sf.add_contact("Jane Cooper", account_id=acme, title="VP", phone="(415) 555-0101")
-    sf.add_contact("Sam O'Brien", account_id=acme, phone="415.555.0102")
-    sf.add_contact("Lone Wolf", mobile_phone="+44 20 7946 0958")
-    sf.add_contact("Riley Park", account_id=acme, phone="(415) 555-0109", indexed=False)
-    return sf, sf.issue_tokens("alice@sfdcflex.demo")["access_token"]
-
-
-# -- authorize and the login page ------------------------------------------------------------
-
-def test_login_page_lists_users_and_carries_the_oauth_parameters(sf):
-    status, headers, body = call(authorize_url(sf))
-    page = body.decode()
-    assert status == 200 and headers["content-type"].startswith("text/html")
-    assert "alice@sfdcflex.demo" in page and "Allow" in page and "Deny" in page
-    assert f'name="code_challenge" value="{challenge()}"' in page
-    assert "src=" not in page and "<link" not in page  # self-contained: no external resources
-
-
-def test_authorize_refuses_an_unknown_client_with_an_error_page(sf):
-    status, headers, body = call(authorize_url(sf, client_id="nope"))
-    assert status == 400 and headers["content-type"].startswith("text/html")
-    assert "error=invalid_client_id" in body.decode()
-
-
-def test_authorize_without_code_challenge_redirects_with_invalid_request(sf):
-    status, headers, _ = call(authorize_url(sf, code_challenge=None))
-    assert status == 302
-    assert query_of(headers["location"])["error"] == "invalid_request"
-
-
-def test_allow_then_exchange_with_pkce_returns_a_salesforce_token_response(sf):
-    location = submit_consent(authorize_url(sf), "alice@sfdcflex.demo")
-    assert location.startswith(REDIRECT + "&")
-    answer = query_of(location)
-    assert answer["state"] == "st-123"
-    status, token = exchange(sf, answer["code"])
-    assert status == 200
-    user_id = token["id"].rsplit("/", 1)[1]
-    assert token["id"] == f"{sf.url}/id/{sf.org_id}/{user_id}" and user_id.startswith("005")
-    assert token["instance_url"] == sf.url and token["token_type"] == "Bearer"
-    assert token["scope"] == "api refresh_token" and token["refresh_token"]
-    mac = hmac.new(sf.client_secret.encode(), (token["id"] + token["issued_at"]).encode(),
-                   hashlib.sha256)
-    assert base64.b64decode(token["signature"]) == mac.digest()
-
-
-def test_wrong_verifier_is_refused_and_spends_the_code(sf):
-    code = query_of(submit_consent(authorize_url(sf), "alice@sfdcflex.demo"))["code"]
-    status, body = exchange(sf, code, code_verifier="x" * 43)
-    assert (status, body["error"]) == (400, "invalid_grant")
-    assert exchange(sf, code)[0] == 400
-
-
-def test_a_code_works_once(sf):
-    code = query_of(submit_consent(authorize_url(sf), "alice@sfdcflex.demo"))["code"]
-    assert exchange(sf, code)[0] == 200
-    status, body = exchange(sf, code)
-    assert (status, body["error"]) == (400, "invalid_grant")
-
-
-def test_redirect_uri_must_equal_the_authorized_one(sf):
-    code = query_of(submit_consent(authorize_url(sf), "alice@sfdcflex.demo"))["code"]
-    status, body = exchange(sf, code, redirect_uri="http://127.0.0.1:9/elsewhere")
-    assert (status, body) == (400, {"error": "invalid_grant",
-                                    "error_description": "authentication failure"})
-
-
-def test_an_expired_code_is_refused(sf):
-    sf.grants.code_ttl = -1
-    code = query_of(submit_consent(authorize_url(sf), "alice@sfdcflex.demo"))["code"]
-    assert exchange(sf, code)[1]["error"] == "invalid_grant"
-
-
-def test_client_credentials_are_checked(sf):
-    code = query_of(submit_consent(authorize_url(sf), "alice@sfdcflex.demo"))["code"]
-    assert exchange(sf, code, client_secret="wrong") == (
-        401, {"error": "invalid_client", "error_description": "invalid client credentials"})
-    assert exchange(sf, code, client_id="other")[1]["error"] == "invalid_client_id"
-
-
-def test_deny_redirects_with_access_denied(sf):
-    location = submit_consent(authorize_url(sf), "alice@sfdcflex.demo", allow=False)
-    assert location.endswith("error=access_denied"
-                             "&error_description=end-user+denied+authorization&state=st-123")
-
-
-def test_an_unknown_user_gets_the_page_again_with_a_message(sf):
-    with pytest.raises(RuntimeError, match="200"):
-        submit_consent(authorize_url(sf), "nobody@sfdcflex.demo")
-    form = {**query_of(authorize_url(sf)), "username": "nobody@x", "decision": "allow"}
-    status, _, body = call(sf.url + "/services/oauth2/authorize", "POST", form=form)
-    assert status == 200 and "check your username" in body.decode()
-
-
-# -- refresh rotation, revoke, userinfo ------------------------------------------------------
-
-def test_refresh_rotates_and_reuse_revokes_the_whole_chain(crm):
-    sf, _ = crm
-    first = sf.issue_tokens("alice@sfdcflex.demo")
-    status, second = refresh(sf, first["refresh_token"])
-    assert status == 200
-    assert second["refresh_token"] != first["refresh_token"]
-    assert second["access_token"] != first["access_token"]
-    status, third = refresh(sf, second["refresh_token"])
-    assert status == 200
-    assert rest(sf, "query", "SELECT Id FROM User", third["access_token"])[0] == 200
-
-    status, body = refresh(sf, first["refresh_token"])  # replay of a rotated-out token
-    assert (status, body) == (400, {"error": "invalid_grant",
-                                    "error_description": "expired access/refresh token"})
-    assert refresh(sf, third["refresh_token"])[0] == 400
-    assert rest(sf, "query", "SELECT Id FROM User", third["access_token"])[0] == 401
-    assert sf.refresh_log == [first["refresh_token"], second["refresh_token"],
-                              first["refresh_token"], third["refresh_token"]]
-
-
-def test_revoking_a_refresh_token_kills_its_access_tokens(crm):
-    sf, _ = crm
-    tokens = sf.issue_tokens("alice@sfdcflex.demo")
-    status, _, _ = call(sf.url + "/services/oauth2/revoke", "POST",
-                        form={"token": tokens["refresh_token"]})
-    assert status == 200
-    assert rest(sf, "query", "SELECT Id FROM User", tokens["access_token"])[0] == 401
-    assert refresh(sf, tokens["refresh_token"])[1]["error"] == "invalid_grant"
-
-
-def test_revoking_an_access_token_keeps_the_refresh_token(crm):
-    sf, _ = crm
-    tokens = sf.issue_tokens("alice@sfdcflex.demo")
-    assert call(sf.url + "/services/oauth2/revoke", "POST",
-                form={"token": tokens["access_token"]})[0] == 200
-    assert rest(sf, "query", "SELECT Id FROM User", tokens["access_token"])[0] == 401
-    assert refresh(sf, tokens["refresh_token"])[0] == 200
-
-
-def test_revoking_an_unknown_token_is_a_400(sf):
-    status, _, body = call(sf.url + "/services/oauth2/revoke", "POST", form={"token": "nope"})
-    assert (status, json.loads(body)) == (400, {"error": "unsupported_token_type",
-                                                "error_description": "this token type is not supported"})
-
-
-def test_userinfo_answers_the_user_and_refuses_a_bad_token_like_salesforce(sf):
-    token = sf.issue_tokens("mallory@other.org")["access_token"]
-    status, _, body = call(sf.url + "/services/oauth2/userinfo",
-                           headers={"Authorization": f"Bearer {token}"})
-    info = json.loads(body)
-    assert status == 200
-    assert info["preferred_username"] == "mallory@other.org"
-    assert info["organization_id"] == "00D5e000000ZzZzEAA" and info["user_id"].startswith("005")
-    assert info["name"] == "Mallory Other" and info["email"] == "mallory@other.org"
-    sf.expire_access_tokens()
-    status, headers, body = call(sf.url + "/services/oauth2/userinfo",
-                                 headers={"Authorization": f"Bearer {token}"})
-    assert (status, body) == (403, b"Bad_OAuth_Token")
-    assert headers["content-type"].startswith("text/plain")
+from tests.support.standins import API, call, refresh, rest
 
 
 # -- REST query -----------------------------------------------------------------------------
 
-def test_query_with_in_or_order_by_limit_and_nested_relationships(crm):
-    sf, token = crm
+def test_query_with_in_or_order_by_limit_and_nested_relationships(seeded):
+    sf, token = seeded
     status, body = rest(sf, "query",
                         "select Id, Name, account.name, Account.SLA__c from contact "
                         "where Phone in ('(415) 555-0101', '415.555.0102') "
@@ -265,16 +34,16 @@ def test_query_with_in_or_order_by_limit_and_nested_relationships(crm):
     assert second["Account"] is None
 
 
-def test_query_phone_equality_is_exact_and_finds_unindexed_records(crm):
-    sf, token = crm
+def test_query_phone_equality_is_exact_and_finds_unindexed_records(seeded):
+    sf, token = seeded
     found = rest(sf, "query", "SELECT Name FROM Contact WHERE Phone = '(415) 555-0109'", token)[1]
     assert [r["Name"] for r in found["records"]] == ["Riley Park"]
     other = rest(sf, "query", "SELECT Name FROM Contact WHERE Phone = '4155550109'", token)[1]
     assert other["totalSize"] == 0
 
 
-def test_query_string_escapes_are_decoded(crm):
-    sf, token = crm
+def test_query_string_escapes_are_decoded(seeded):
+    sf, token = seeded
     body = rest(sf, "query", r"SELECT Name FROM Contact WHERE Name = 'Sam O\'Brien'", token)[1]
     assert [r["Name"] for r in body["records"]] == ["Sam O'Brien"]
     backslash = rest(sf, "query", r"SELECT Name FROM Contact WHERE Name = 'a\\b\n'", token)
@@ -290,20 +59,20 @@ def test_query_string_escapes_are_decoded(crm):
     "SELECT FROM Contact",
     "",
 ])
-def test_malformed_queries_get_salesforce_error_bodies(crm, text):
-    sf, token = crm
+def test_malformed_queries_get_salesforce_error_bodies(seeded, text):
+    sf, token = seeded
     status, body = rest(sf, "query", text, token)
     assert status == 400 and body[0]["errorCode"] == "MALFORMED_QUERY" and body[0]["message"]
 
 
-def test_unknown_field_is_invalid_field(crm):
-    sf, token = crm
+def test_unknown_field_is_invalid_field(seeded):
+    sf, token = seeded
     status, body = rest(sf, "query", "SELECT Nickname__c FROM Contact", token)
     assert status == 400 and body[0]["errorCode"] == "INVALID_FIELD"
 
 
-def test_users_can_be_queried(crm):
-    sf, token = crm
+def test_users_can_be_queried(seeded):
+    sf, token = seeded
     body = rest(sf, "query", "SELECT Id, Username FROM User WHERE Username = 'ALICE@sfdcflex.demo'",
                 token)[1]
     assert [r["Username"] for r in body["records"]] == ["alice@sfdcflex.demo"]
@@ -316,8 +85,8 @@ def sosl(term: str) -> str:
             "ORDER BY LastModifiedDate DESC LIMIT 10)")
 
 
-def test_search_matches_phone_digits_across_formats(crm):
-    sf, token = crm
+def test_search_matches_phone_digits_across_formats(seeded):
+    sf, token = seeded
     for term, name in [("4155550101", "Jane Cooper"), ("14155550102", "Sam O'Brien"),
                        ("02079460958", None), ("442079460958", "Lone Wolf")]:
         status, body = rest(sf, "search", sosl(term), token)
@@ -326,18 +95,18 @@ def test_search_matches_phone_digits_across_formats(crm):
         assert names == ([name] if name else []), term
 
 
-def test_search_does_not_find_unindexed_contacts(crm):
-    sf, token = crm
+def test_search_does_not_find_unindexed_contacts(seeded):
+    sf, token = seeded
     assert rest(sf, "search", sosl("4155550109"), token) == (200, {"searchRecords": []})
 
 
-def test_search_needs_seven_common_digits(crm):
-    sf, token = crm
+def test_search_needs_seven_common_digits(seeded):
+    sf, token = seeded
     assert rest(sf, "search", sosl("550101"), token)[1]["searchRecords"] == []
 
 
-def test_search_refuses_unescaped_reserved_characters(crm):
-    sf, token = crm
+def test_search_refuses_unescaped_reserved_characters(seeded):
+    sf, token = seeded
     status, body = rest(sf, "search", sosl("+14155550101"), token)
     assert status == 400 and body[0]["errorCode"] == "MALFORMED_SEARCH"
     status, body = rest(sf, "search", sosl(r"\+14155550101"), token)
@@ -346,23 +115,23 @@ def test_search_refuses_unescaped_reserved_characters(crm):
 
 # -- REST errors ----------------------------------------------------------------------------
 
-def test_expired_access_tokens_get_invalid_session_id(crm):
-    sf, token = crm
+def test_expired_access_tokens_get_invalid_session_id(seeded):
+    sf, token = seeded
     sf.expire_access_tokens()
     assert rest(sf, "query", "SELECT Id FROM Contact", token) == (
         401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
     assert rest(sf, "search", sosl("4155550101"), "garbage")[0] == 401
 
 
-def test_request_limit_switch(crm):
-    sf, token = crm
+def test_request_limit_switch(seeded):
+    sf, token = seeded
     sf.request_limit_exceeded = True
     assert rest(sf, "query", "SELECT Id FROM Contact", token) == (
         403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
 
 
-def test_wrong_api_version_and_unknown_paths_are_not_found(crm):
-    sf, token = crm
+def test_wrong_api_version_and_unknown_paths_are_not_found(seeded):
+    sf, token = seeded
     status, _, body = call(f"{sf.url}/services/data/v41.0/query?q=SELECT+Id+FROM+Contact",
                            headers={"Authorization": f"Bearer {token}"})
     assert (status, json.loads(body)) == (
@@ -373,8 +142,8 @@ def test_wrong_api_version_and_unknown_paths_are_not_found(crm):
 
 # -- faults, keep-alive, lifecycle ------------------------------------------------------------
 
-def test_fail_next_answers_the_given_status_body_and_type_then_recovers(crm):
-    sf, token = crm
+def test_fail_next_answers_the_given_status_body_and_type_then_recovers(seeded):
+    sf, token = seeded
     sf.fail_next("search", status=503, body=b"<html>down</html>", content_type="text/html",
                  count=2)
     for _ in range(2):
@@ -384,15 +153,15 @@ def test_fail_next_answers_the_given_status_body_and_type_then_recovers(crm):
     assert sf.calls["search"] == 3
 
 
-def test_fail_next_without_body_uses_the_salesforce_error_shape(crm):
-    sf, token = crm
+def test_fail_next_without_body_uses_the_salesforce_error_shape(seeded):
+    sf, token = seeded
     sf.fail_next("query", status=500)
     status, body = rest(sf, "query", "SELECT Id FROM Contact", token)
     assert status == 500 and body[0]["errorCode"] == "UNKNOWN_EXCEPTION"
 
 
-def test_reset_closes_the_connection_without_an_answer(crm):
-    sf, token = crm
+def test_reset_closes_the_connection_without_an_answer(seeded):
+    sf, token = seeded
     sf.fail_next("query", reset=True)
     with pytest.raises(ConnectionError):
         rest(sf, "query", "SELECT Id FROM Contact", token)
@@ -429,8 +198,8 @@ def _try(action):
         return error
 
 
-def test_keep_alive_serves_several_requests_on_one_connection(crm):
-    sf, token = crm
+def test_keep_alive_serves_several_requests_on_one_connection(seeded):
+    sf, token = seeded
     parts = urllib.parse.urlsplit(sf.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
     try:
@@ -447,8 +216,8 @@ def test_keep_alive_serves_several_requests_on_one_connection(crm):
     assert sf.calls["query"] == 3
 
 
-def test_ids_are_18_characters_with_a_valid_checksum(crm):
-    sf, _ = crm
+def test_ids_are_18_characters_with_a_valid_checksum(seeded):
+    sf, _ = seeded
     user = sf.add_user("dave@sfdcflex.demo", "Dave")
     account = sf.add_account("Zeta")
     contact = sf.add_contact("Zed", account_id=account)

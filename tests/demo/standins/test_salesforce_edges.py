@@ -18,7 +18,7 @@ import pytest
 from sfdcflex.demo.standins import SalesforceStandIn
 
 from tests.support.record_pages import log_in, page
-from tests.demo.standins.test_salesforce import API, REDIRECT, VERIFIER, call, challenge, query_of
+from tests.support.standins import API, REDIRECT, VERIFIER, call, challenge, query_of
 
 OTHER_ORG = "00D5e000000ZzZzEAA"
 UNKNOWN_CONTACT = "0035e0000000zzzAAA"
