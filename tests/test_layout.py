@@ -5,6 +5,7 @@ The entry points (cli, wsgi, __main__) sit on top: `python run.py --demo` starts
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "sfdcflex"
@@ -20,7 +21,8 @@ def wing_of(module: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1] in WINGS else "integration"
 
 
-def imported_modules(path: Path) -> set[str]:
+@lru_cache(maxsize=None)  # four tests walk the same files: parse each once
+def imported_modules(path: Path) -> frozenset[str]:
     """Every sfdcflex module `path` imports, relative imports resolved, at any depth of the file."""
     package = ["sfdcflex", *path.relative_to(PACKAGE).parent.parts]
     found = set()
@@ -34,7 +36,7 @@ def imported_modules(path: Path) -> set[str]:
                 found.add(module)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-    return {name for name in found if name == "sfdcflex" or name.startswith("sfdcflex.")}
+    return frozenset(name for name in found if name == "sfdcflex" or name.startswith("sfdcflex."))
 
 
 def imports_by_wing() -> dict[str, set[str]]:

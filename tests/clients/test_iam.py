@@ -445,17 +445,22 @@ def test_a_check_waits_for_another_s_iam_call_timeout_plus_one_second(iam):
 
 def test_iam_calls_in_flight_are_bounded(iam, clock):
     validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=5, max_calls=1)
-    iam.fail_next("validate", stall=1.5)  # the first call holds the only place
+    release = threading.Event()
+    iam.fail_next("validate", hold=release)  # the first call holds the only place until released
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(_outcome, validator, "garbage-1")
-        deadline = time.monotonic() + 5
-        while iam.calls["validate"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling the stand-in's counter: the call has no event to wait on
-        started = time.monotonic()
-        with pytest.raises(IamBusy) as busy:
-            validator.validate("garbage-2")
-        assert answered(busy.value)[1] == "iam_busy" and answer_for(busy.value).headers["Retry-After"] == "1"
-        assert 0.4 <= time.monotonic() - started < 1.4
+        try:
+            deadline = time.monotonic() + 5
+            while iam.calls["validate"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.005)  # polling the stand-in's counter: the call has no event to wait on
+            started = time.monotonic()
+            with pytest.raises(IamBusy) as busy:
+                validator.validate("garbage-2")
+            assert answered(busy.value)[1] == "iam_busy"
+            assert answer_for(busy.value).headers["Retry-After"] == "1"
+            assert 0.4 <= time.monotonic() - started < 1.4
+        finally:
+            release.set()
         assert first.result(5) == "invalid_token"
     assert iam.calls["validate"] == 1
     assert _outcome(validator, "garbage-2") == "invalid_token"  # not remembered as refused

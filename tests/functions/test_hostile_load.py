@@ -2,6 +2,7 @@
 one IAM call however often they come."""
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,12 +38,16 @@ def test_a_slow_iam_check_does_not_hold_the_concurrency_slot(crm_factory):
     from sfdcflex.runtime.app import Limits
     crm = crm_factory(limits=Limits(timeout=10, max_concurrency=1))  # one invocation at a time
     before = crm.iam.calls["validate"]
-    crm.iam.fail_next("validate", stall=1.0)
+    release = threading.Event()
+    crm.iam.fail_next("validate", hold=release)  # alice's check waits at IAM until released
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(crm.post, "/get-user", {"Token": crm.token("alice@example.com")})
-        deadline = time.monotonic() + 5
-        while crm.iam.calls["validate"] == before and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling the stand-in's counter: the call has no event to wait on
-        other = crm.post("/get-user", {"Token": "garbage"})
-        assert other.status == 403  # not 429: the stalled check gave its slot back
+        try:
+            deadline = time.monotonic() + 5
+            while crm.iam.calls["validate"] == before and time.monotonic() < deadline:
+                time.sleep(0.005)  # polling the stand-in's counter: the call has no event to wait on
+            other = crm.post("/get-user", {"Token": "garbage"})
+            assert other.status == 403  # not 429: the held check gave its slot back
+        finally:
+            release.set()
         assert waiting.result(10).status != 429

@@ -14,6 +14,7 @@ import email.utils
 import json
 import socket
 import struct
+import time
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class Fault:
     # "after": the handler runs (its effect happens), then the connection is reset unanswered;
     # "truncate": the handler runs and half of its answer is sent before the reset.
     drop: str | None = None
+    hold: threading.Event | None = None  # stall until set (bounded like a stall)
 
 
 Handler = Callable[[Request], Response]
@@ -169,15 +171,17 @@ class StandIn:
     # -- fault injection -------------------------------------------------------------
     def fail_next(self, name: str, *, status: int | None = None, body: bytes | None = None,
                   content_type: str | None = None, count: int = 1, stall: float = 0.0,
-                  reset: bool = False, drop: str | None = None) -> None:
-        """Make the next `count` calls of endpoint `name` stall, fail with `status`, reset, or
-        run and then drop the connection (`drop="after"`) or cut the answer (`drop="truncate"`)."""
-        if status is None and not stall and not reset and drop is None:
-            raise ValueError("fail_next needs status, stall, reset or drop")
+                  reset: bool = False, drop: str | None = None,
+                  hold: threading.Event | None = None) -> None:
+        """Make the next `count` calls of endpoint `name` stall (for `stall` seconds, or until
+        the test sets `hold`), fail with `status`, reset, or run and then drop the connection
+        (`drop="after"`) or cut the answer (`drop="truncate"`)."""
+        if status is None and not stall and not reset and drop is None and hold is None:
+            raise ValueError("fail_next needs status, stall, hold, reset or drop")
         if drop not in (None, "after", "truncate"):
             raise ValueError('drop must be "after" or "truncate"')
         fault = Fault(status, body, content_type, min(float(stall), MAX_STALL_SECONDS),
-                      reset, max(1, int(count)), drop)
+                      reset, max(1, int(count)), drop, hold)
         with self._lock:
             self._faults.setdefault(name, []).append(fault)
 
@@ -222,6 +226,8 @@ class StandIn:
             return _Dropped(handler(request), fault.drop)
         if fault.stall and self._stopping.wait(fault.stall):
             return None
+        if fault.hold is not None and not self._held(fault.hold):
+            return None
         if fault.reset:
             return None
         if fault.status is None:
@@ -229,6 +235,14 @@ class StandIn:
         if fault.body is None:
             return self.fault_response(name, fault.status)
         return Response(fault.status, fault.body, fault.content_type or "application/json")
+
+    def _held(self, hold: threading.Event) -> bool:
+        """Wait until the test sets `hold`; False when the stand-in stops or the bound runs out."""
+        deadline = time.monotonic() + MAX_STALL_SECONDS
+        while not hold.wait(0.01):
+            if self._stopping.is_set() or time.monotonic() >= deadline:
+                return False
+        return True
 
     def _track(self, connection: socket.socket, is_open: bool) -> None:
         with self._lock:

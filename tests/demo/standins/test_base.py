@@ -101,11 +101,25 @@ def test_stop_wakes_the_serving_loop_instead_of_waiting_out_its_poll_interval():
 # -- fault injection ----------------------------------------------------------------------------
 
 def test_fail_next_needs_something_to_do_and_a_known_drop(echo):
-    with pytest.raises(ValueError, match="needs status, stall, reset or drop"):
+    with pytest.raises(ValueError, match="needs status, stall, hold, reset or drop"):
         echo.fail_next("echo")
     with pytest.raises(ValueError, match='drop must be "after" or "truncate"'):
         echo.fail_next("echo", drop="later")
     assert b'"size":2' in exchange(echo, request_bytes(b"{}"))   # nothing was queued
+
+
+def test_a_held_call_is_answered_only_once_the_test_lets_it_go(echo):
+    release = threading.Event()
+    echo.fail_next("echo", hold=release)
+    host, port = echo.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request_bytes(b"{}"))
+        sock.settimeout(0.2)
+        with pytest.raises(socket.timeout):   # held: nothing comes back yet
+            sock.recv(1)
+        release.set()
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
 
 
 def test_an_injected_status_without_body_gets_the_default_error_body(echo):
