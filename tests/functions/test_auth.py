@@ -7,18 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from sfdcflex.oauth_state import StateSigner
-from tests.support.crm import STATE_SECRET, crm_on_own_standins
+from tests.support.crm import STATE_SECRET
 from tests.support.http import call
 
 ALICE = "alice@example.com"
-
-
-@pytest.fixture(scope="module")
-def shared_crm(tmp_path_factory):
-    """One server and set of stand-ins for the tests below that take it: each counts only the
-    calls it causes and reads only its own answers, so what the others leave behind is no matter."""
-    with crm_on_own_standins(tmp_path_factory.mktemp("auth")) as made:
-        yield made
 
 
 def test_authorize_url_uses_pkce_s256_and_a_signed_state(crm):

@@ -6,24 +6,10 @@ from __future__ import annotations
 import json
 import logging
 
-import pytest
-
 from sfdcflex.runtime.timing import ServerTiming
-from tests.support.crm import crm_on_own_standins
+from tests.support.http import refusal
 
 ALICE = "alice@example.com"
-
-
-@pytest.fixture(scope="module")
-def shared_crm(tmp_path_factory):
-    """One server and set of stand-ins for the tests below that take it: each counts only the
-    calls it causes and reads only its own answers, so what the others leave behind is no matter."""
-    with crm_on_own_standins(tmp_path_factory.mktemp("link-identity")) as made:
-        yield made
-
-
-def _refusal(answer) -> tuple[int, str, str]:
-    return answer.status, answer.json()["error"], answer.json()["message"]
 
 
 def test_a_different_salesforce_user_is_refused_and_the_earlier_link_survives(crm):
@@ -93,7 +79,7 @@ def test_a_user_of_another_org_is_refused_in_these_words(shared_crm, caplog):
     code, state = shared_crm.consent("eve@example.com")
     with caplog.at_level(logging.WARNING, logger="sfdcflex"):
         refused = shared_crm.relay("eve@example.com", code, state)
-    assert _refusal(refused) == (403, "wrong_org", "The Salesforce user eve@example.com belongs to another "
+    assert refusal(refused) == (403, "wrong_org", "The Salesforce user eve@example.com belongs to another "
                                                     "Salesforce org; sign in to your company's org")
     assert "link refused for Flex user eve@example.com: wrong_org" in caplog.messages
 
@@ -101,7 +87,7 @@ def test_a_user_of_another_org_is_refused_in_these_words(shared_crm, caplog):
 def test_another_salesforce_user_is_refused_in_these_words(shared_crm):
     """A Salesforce user other than the agent is refused in these words."""
     code, state = shared_crm.consent(ALICE, "mallory.other@example.com")
-    assert _refusal(shared_crm.relay(ALICE, code, state)) == (
+    assert refusal(shared_crm.relay(ALICE, code, state)) == (
         403, "identity_mismatch",
         f"The Salesforce user mallory.other@example.com is not the Flex user {ALICE}; sign in to Salesforce "
         f"as {ALICE} (if there is no such user, ask your Salesforce administrator to create it)")
@@ -112,7 +98,7 @@ def test_userinfo_without_a_username_or_org_is_a_bad_gateway(shared_crm):
     for info in ({"organization_id": shared_crm.sf.org_id}, {"preferred_username": ALICE}):
         code, state = shared_crm.consent(ALICE)
         shared_crm.sf.fail_next("userinfo", status=200, body=json.dumps(info).encode(), content_type="application/json")
-        assert _refusal(shared_crm.relay(ALICE, code, state)) == (
+        assert refusal(shared_crm.relay(ALICE, code, state)) == (
             502, "upstream_error", "Salesforce's userinfo lacks preferred_username or organization_id")
 
 

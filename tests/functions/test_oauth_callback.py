@@ -15,22 +15,10 @@ import pytest
 
 from sfdcflex.demo.standins.salesforce import submit_consent
 from sfdcflex.oauth_state import StateSigner
-from tests.support.crm import STATE_SECRET, crm_on_own_standins
-from tests.support.http import call
+from tests.support.crm import STATE_SECRET
+from tests.support.http import call, refusal
 
 ALICE = "alice@example.com"
-
-
-@pytest.fixture(scope="module")
-def shared_crm(tmp_path_factory):
-    """One server and set of stand-ins for the tests below that take it: each counts only the
-    calls it causes and reads only its own answers, so what the others leave behind is no matter."""
-    with crm_on_own_standins(tmp_path_factory.mktemp("oauth-callback")) as made:
-        yield made
-
-
-def _refusal(answer) -> tuple[int, str, str]:
-    return answer.status, answer.json()["error"], answer.json()["message"]
 
 
 def _signed(payload: bytes) -> str:
@@ -195,21 +183,21 @@ def test_a_state_used_once_is_refused_in_these_words(shared_crm, caplog):
     with caplog.at_level(logging.INFO, logger="sfdcflex"):
         assert shared_crm.relay(ALICE, code, state).status == 200
     assert f"linked Flex user {ALICE} to Salesforce user {ALICE}" in caplog.messages
-    assert _refusal(shared_crm.relay(ALICE, code, state)) == (
+    assert refusal(shared_crm.relay(ALICE, code, state)) == (
         403, "state_used", "This sign-in link was used already; start linking again")
 
 
 def test_another_agent_s_state_is_refused_in_these_words(shared_crm):
     """A state another Flex user started is refused in these words."""
     code, state = shared_crm.consent(ALICE)
-    assert _refusal(shared_crm.relay("bob@example.com", code, state)) == (
+    assert refusal(shared_crm.relay("bob@example.com", code, state)) == (
         403, "state_mismatch", "This link was started by another Flex user")
 
 
 def test_a_state_naming_an_origin_not_allowed_is_refused_in_these_words(shared_crm):
     """A state naming a panel origin that is not allowed is refused in these words."""
     state = StateSigner(STATE_SECRET.encode()).sign(ALICE, "https://elsewhere.example")
-    assert _refusal(shared_crm.relay(ALICE, "some-code", state)) == (
+    assert refusal(shared_crm.relay(ALICE, "some-code", state)) == (
         403, "origin_not_allowed", "This sign-in was started from a page that is not allowed")
 
 

@@ -36,3 +36,8 @@ def call(url: str, method: str = "GET", path: str = "/", *, body: object = None,
 def hops(answer: Answer) -> list[str]:
     """Its Server-Timing entries without their durations: name;desc="..." in order."""
     return [entry.split(";dur=")[0].strip() for entry in answer.headers["Server-Timing"].split(",")]
+
+
+def refusal(answer: Answer) -> tuple[int, str, str]:
+    """An error answer as (status, error code, message)."""
+    return answer.status, answer.json()["error"], answer.json()["message"]
