@@ -40,12 +40,12 @@ def test_the_everyday_command_leaves_out_exactly_the_slow_tests(request):
     command = 'python -m pytest -m "not slow"'
     assert f"\n    {command}\n" in README
     assert "slow:" in SETUP["tool:pytest"]["markers"]
-    files = sorted({test.split("::")[0] for test in HEAVY}) + ["tests/test_readme.py"]
+    files = sorted({test.split("::")[0] for test in HEAVY}) + ["tests/test_cache.py"]
     everyday = _collected("-m", "not slow", *files)
     left_out = _collected("-m", "slow", *files)
     assert set(HEAVY) <= left_out and everyday.isdisjoint(left_out)
-    assert any("test_readme.py" in test for test in everyday)
-    assert not any("test_readme.py" in test for test in left_out)
+    assert any("test_cache.py" in test for test in everyday)
+    assert not any("test_cache.py" in test for test in left_out)
     selected = request.session.items   # this run's selection
     slow = sum(1 for item in selected if item.get_closest_marker("slow"))
     if len(selected) > 900:   # the whole suite (with the slow tests, as this one is slow)
