@@ -59,7 +59,7 @@ class FunctionsServer:
     I/O loop. It implements the connection pool's `Loop`."""
 
     def __init__(self, sock: socket.socket, app: App, limits: ServerLimits) -> None:
-        self.app, self.limits = app, limits
+        self._app, self.limits = app, limits
         self.socket = sock
         self.socket.setblocking(False)
         self.server_address = self.socket.getsockname()
@@ -88,6 +88,12 @@ class FunctionsServer:
                                    take_complete=self.connections.take_complete,
                                    give_back=self.give_back, draining=lambda: self.draining,
                                    backlogged=self.workers.backlogged)
+
+    @property
+    def app(self) -> App:
+        """The app it serves, fixed at construction: its parts hold the app's methods, so a
+        new app needs a new server (a read-only property, so that assigning one fails loudly)."""
+        return self._app
 
     @property
     def draining(self) -> bool:
