@@ -120,6 +120,7 @@ def test_an_empty_line_before_a_first_request_is_ignored(harness):
     h.send(client, connection, b"\r\n" + request("GET", "/hello"))
     assert h.loop.submitted == [connection] and connection.state == BUSY
     assert connection.head.path == "/hello" and id(connection) not in h.loop.watched
+    assert connection.head.method == "GET"  # only the empty line dropped, not the method's "G"
 
 
 def test_a_body_of_exactly_the_limit_is_taken(harness):
