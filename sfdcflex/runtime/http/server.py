@@ -108,11 +108,11 @@ class FunctionsServer:
                 return
             self._stopped.clear()
             self._loop_thread = threading.get_ident()
-        self._selector.register(self._wake_in, selectors.EVENT_READ, None)
-        self._accepting = False
-        self._update_accepting(time.monotonic())
         next_sweep = 0.0
-        try:
+        try:  # from here on, whatever fails still ends in `_stopped`: shutdown() never hangs
+            self._selector.register(self._wake_in, selectors.EVENT_READ, None)
+            self._accepting = False
+            self._update_accepting(time.monotonic())
             while not self._stop.is_set():
                 for key, _ in self._selector.select(min(poll_interval, SWEEP_INTERVAL)):
                     if key.fileobj is self._wake_in:

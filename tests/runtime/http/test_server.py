@@ -276,6 +276,25 @@ def test_a_fault_with_one_connection_does_not_stop_the_server(serve, monkeypatch
 # --- stopping --------------------------------------------------------------------------------
 
 
+def test_a_loop_that_fails_as_it_starts_still_lets_shutdown_return(app, monkeypatch):
+    """Whatever fails in the loop, even before its first select, ends in the stopped state, so
+    that shutdown() (a test's teardown, a signal handler's stop) cannot wait for ever."""
+    server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits())
+
+    def fails(now):
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(server, "_update_accepting", fails)
+    with pytest.raises(RuntimeError, match="planted"):
+        server.serve_forever()
+    stopping = threading.Thread(target=server.shutdown, daemon=True)
+    stopping.start()
+    stopping.join(5)
+    assert not stopping.is_alive()
+    monkeypatch.undo()
+    server.server_close()
+
+
 def slow_calls(served, count: int, seconds: float) -> list[int]:
     statuses: list[int] = []
     threads = [threading.Thread(target=lambda: statuses.append(
