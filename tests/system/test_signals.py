@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import http.client
 import os
-import queue
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -15,59 +13,7 @@ import time
 import pytest
 
 from tests.support.http import call
-from tests.support.processes import PROJECT, settings_for, wait_until, write_env_file
-
-
-class RunningServer:
-    """`python run.py ...` in a subprocess, its output read line by line without blocking."""
-
-    def __init__(self, *args: str, env: dict | None = None) -> None:
-        self.process = subprocess.Popen([sys.executable, "run.py", *args], cwd=PROJECT, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **(env or {})})
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
-        self._pump_thread.start()
-
-    def _pump(self) -> None:
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.process.poll() is not None and self.lines.empty():
-                    break
-                continue
-            self.output.append(line)
-            if match := re.search(pattern, line):
-                return match
-        raise AssertionError(f"no line matching {pattern!r}; output so far:\n{''.join(self.output)}")
-
-    def stop(self) -> int:
-        """Ctrl-C, as a person would; the rest of the output lands in `output`."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self._collect()
-            raise AssertionError("run.py did not stop within 10 s of Ctrl-C; its output:\n"
-                                 + "".join(self.output[-40:])) from None
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-            self._collect()
-
-    def _collect(self) -> None:
-        self._pump_thread.join(5)
-        while not self.lines.empty():
-            self.output.append(self.lines.get())
+from tests.support.processes import PROJECT, Started, settings_for, wait_until, write_env_file
 
 
 @pytest.fixture
@@ -80,7 +26,8 @@ def linked_server(tmp_path):
         standin.start()
     seed(sf, iam)
     env = write_env_file(tmp_path / "test.env", settings_for(sf, iam, sync, tmp_path / "store" / "tokens.json"))
-    server = RunningServer("--env", str(env), "--port", "0", "--timeout", "5")
+    server = Started([sys.executable, "run.py", "--env", str(env), "--port", "0", "--timeout", "5"],
+                     cwd=PROJECT, env=dict(os.environ))
     try:
         url = server.wait_for(r"sfdcflex listening on (\S+)").group(1)
         token = iam.issue_token("alice@example.com")
@@ -90,7 +37,7 @@ def linked_server(tmp_path):
         assert call(url, "GET", location[len(url):]).status == 200
         yield server, url, sf, token
     finally:
-        server.stop()
+        server.stop(signal.SIGINT)
         for standin in standins:
             standin.stop()
 
