@@ -1,9 +1,11 @@
-"""Shared fixtures: a runtime served on a loopback port, the product against the stand-ins.
+"""Shared fixtures: a runtime served on a loopback port, the product against the stand-ins, the
+command line run in this process.
 
 The helpers they use live in tests/support/, imported by name.
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -21,6 +23,7 @@ if sys.dont_write_bytecode and not sys.pycache_prefix:
     sys.pycache_prefix = os.path.join(tempfile.gettempdir(), f"sfdcflex-pycache-{os.getuid()}")
     sys.dont_write_bytecode = False
 
+from sfdcflex import cli
 from sfdcflex.runtime.app import App, Limits
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
@@ -109,3 +112,29 @@ def measure_children(monkeypatch, tmp_path_factory):
                   f"data_file = {os.path.abspath(current.config.data_file)}\n")
     monkeypatch.setenv("COVERAGE_PROCESS_START", str(rc))
 
+
+@pytest.fixture
+def run_main(monkeypatch, capsys):
+    """cli.main(*argv) here: (exit code, stdout, stderr). The logging it sets up is undone after.
+
+    The same code as run.py, without a process start per test (tests/test_cli.py and
+    tests/test_cli_serving.py)."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging._srcfile, logging.logThreads,
+             logging.logProcesses, logging.logMultiprocessing)
+    for name in list(os.environ):
+        if name.startswith(("SFDC_", "TWILIO_", "TOKEN_", "LOG_")) or name in ("ACCOUNT_SID", "AUTH_TOKEN"):
+            monkeypatch.delenv(name)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    yield run
+    for handler in root.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing) = saved[2:]

@@ -6,7 +6,10 @@ IAM and Sync stand-ins keep running in the test process.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
@@ -136,6 +139,55 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.stderr_path.read_text(errors="replace")
+
+
+class Started:
+    """A server process whose merged output is read line by line in a thread."""
+
+    def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(argv, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        self.ended = False
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put("")   # end of output
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match:
+        """The first line matching `pattern`, among those read so far or arriving within `timeout`."""
+        for line in self.output:
+            if match := re.search(pattern, line):
+                return match
+        deadline = time.monotonic() + timeout
+        while not self.ended and time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line == "":
+                self.ended = True
+                break
+            self.output.append(line)
+            if match := re.search(pattern, line):
+                return match
+        raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.output)}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send `sig` unless it has exited, wait for the exit, and read the rest of its output."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(5)
+            with contextlib.suppress(AssertionError):
+                self.wait_for(r"(?!)", timeout=5)   # matches nothing: reads to the end of output
 
 
 def _drain(stream, lines: list[str], ready: threading.Event) -> None:
