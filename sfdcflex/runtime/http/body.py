@@ -11,6 +11,12 @@ import threading
 from typing import BinaryIO
 
 
+# A body this small that came whole with its head is not counted: counting it would cost every
+# request a lock and a notify, and what it holds is bounded anyway, by the connections (each
+# buffer takes at most one read) times this size: 16 MiB at the default 1,000 connections.
+SMALL_BODY = 16 * 1024
+
+
 class BodyBudget:
     """Bytes of request bodies held in memory at once, across connections and workers.
 
@@ -60,10 +66,11 @@ class Body:
     @classmethod
     def whole(cls, budget: BodyBudget, data: bytes) -> Body:
         """A body that arrived with its head. It is in memory already: counted when it fits,
-        and not refused when it does not (refusing would not free what is held)."""
+        and not refused when it does not (refusing would not free what is held); one of at
+        most SMALL_BODY bytes is not counted at all."""
         body = cls(budget, len(data))
         body._memory, body.received = data, len(data)
-        if data and budget.try_reserve(len(data)):
+        if len(data) > SMALL_BODY and budget.try_reserve(len(data)):
             body.reserved = len(data)
         return body
 
