@@ -105,12 +105,13 @@ class Body:
 
     def receive(self, sock: socket.socket, scratch: bytearray) -> int:
         """Read what the socket has of the rest (a file takes it through `scratch`); the count
-        read, 0 when the client closed. Raises what recv_into raises."""
+        read, 0 when the client closed; never waits (the I/O thread calls it). Raises what
+        recv_into raises."""
         remaining = self.length - self.received
         if self._file is None:
-            count = sock.recv_into(memoryview(self._memory)[self.received:], remaining)
+            count = sock.recv_into(memoryview(self._memory)[self.received:], remaining, socket.MSG_DONTWAIT)
         else:
-            count = sock.recv_into(scratch, min(remaining, len(scratch)))
+            count = sock.recv_into(scratch, min(remaining, len(scratch)), socket.MSG_DONTWAIT)
             self._file.write(memoryview(scratch)[:count])
         self.received += count
         return count
