@@ -34,10 +34,14 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 class Connection:
     """One client connection: its socket, what has arrived, and where it is in a request."""
 
-    __slots__ = ("sock", "address", "buffer", "state", "deadline", "head", "body", "linger_left")
+    __slots__ = ("sock", "address", "buffer", "state", "deadline", "head", "body", "linger_left",
+                 "quick")
 
     def __init__(self, sock: socket.socket, address: tuple | str) -> None:
         self.sock, self.address = sock, address
+        # Whether the client sends its next request right after an answer (a worker then waits
+        # KEEP_WAIT for it); False once it did not, until a request comes that quickly again.
+        self.quick = True
         self.buffer = bytearray()
         self.state = WAITING
         self.deadline = 0.0
@@ -133,7 +137,10 @@ class ConnectionPool:
             else:  # into the scratch buffer: recv(65536) would allocate 64 KiB per read
                 received = connection.sock.recv_into(self._scratch, RECV_SIZE, socket.MSG_DONTWAIT)
                 if received and not connection.buffer:
-                    connection.deadline = self.clock() + self.limits.read_timeout
+                    now, limits = self.clock(), self.limits
+                    # An agent's panel asks every few seconds: no worker should wait for it.
+                    connection.quick = now < connection.deadline - limits.keepalive_timeout + KEEP_WAIT
+                    connection.deadline = now + limits.read_timeout
                 connection.buffer += memoryview(self._scratch)[:received]
         except BlockingIOError:
             return

@@ -64,6 +64,8 @@ class Responder:
         waiting costs no system call of its own, and an idle client still costs no thread.
         A small request still arriving is read on until KEEP_WAIT has passed since the reply,
         and only whole, valid ones are served here: anything else goes back to the I/O thread.
+        A client that let a wait pass (an agent's panel asks every few seconds) is not waited
+        for again until it sends a request that quickly (`Connection.quick`).
         """
         if self.backlogged() or self.draining():
             return False  # others wait for a worker: this connection queues up like theirs
@@ -74,14 +76,19 @@ class Responder:
             taken = self.take_complete(connection) if connection.buffer else None
             if taken is not None:
                 return taken
+            if not connection.quick:
+                return False  # it paused after its last answer: an agent's panel, say
             if deadline is None:
                 deadline = time.monotonic() + KEEP_WAIT
             elif time.monotonic() >= deadline:
                 return False
             try:
                 count = connection.sock.recv_into(scratch)
+            except BlockingIOError:  # nothing within KEEP_WAIT: the next time, no wait
+                connection.quick = bool(connection.buffer)
+                return False
             except OSError:
-                return False  # nothing within KEEP_WAIT, or reset: the I/O thread finds out
+                return False  # reset: the I/O thread finds out
             if not count:
                 return False
             connection.buffer += memoryview(scratch)[:count]

@@ -226,6 +226,18 @@ def test_the_io_thread_never_waits_on_a_socket_that_blocks(harness):
     assert seen.waiting_calls == [] and seen_too.waiting_calls == []
 
 
+def test_a_request_that_comes_right_after_the_last_answer_marks_the_client_quick(harness):
+    h = harness()
+    client, connection = h.connect()
+    for pause, quick in ((0.002, True), (3.0, False), (0.0, True)):
+        connection.state = BUSY                      # a worker answered; it gives the connection back
+        h.loop.unwatch(connection)
+        h.pool.resume(connection)
+        h.clock.now += pause
+        h.send(client, connection, request("GET", "/hello"))
+        assert h.loop.submitted[-1] is connection and connection.quick is quick
+
+
 def test_no_descriptor_for_a_spool_file_is_503_and_the_pool_goes_on(harness, monkeypatch):
     h = harness(spool_threshold=1024)
 

@@ -161,3 +161,16 @@ def test_the_keep_alive_wait_is_the_read_itself_no_poll(pair):
     responder.serve(connection)                    # answers both, then waits KEEP_WAIT for a third
     assert [r.target for r in recorded.requests] == ["/a", "/b"] and recorded.given_back == [True]
     assert counting.calls == ["send", "recv_into", "send", "recv_into"]
+
+
+def test_a_client_that_paused_is_not_waited_for_after_its_next_answer(pair):
+    client, connection = pair
+    recorded = Recorded(Reply(200, [], b"ok"))
+    connection.head, connection.body = parse_head(request("GET", "/a")), Body.whole(BodyBudget(100), b"")
+    connection.sock = counting = CountingSocket(connection.sock)
+    responder_for(recorded).serve(connection)      # nothing follows within KEEP_WAIT
+    assert counting.calls == ["send", "recv_into"] and connection.quick is False
+    connection.head, connection.body = parse_head(request("GET", "/b")), Body.whole(BodyBudget(100), b"")
+    counting.calls.clear()
+    responder_for(recorded).serve(connection)      # its next answer: straight back to the loop
+    assert counting.calls == ["send"] and recorded.given_back == [True, True]
