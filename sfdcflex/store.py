@@ -242,8 +242,17 @@ class JsonFileTokenStore:
         return self._stamp_file[0][:STAMP_BYTES]
 
     def _check_stamp_file(self) -> None:
-        # No flock: a writer may hold it for an fsync, and mapping needs no lock.
+        # No flock: a writer may hold it for an fsync, and mapping needs no lock. One lstat tells
+        # the usual case (still the mapped file); anything else is opened as every private file is.
         self._stamp_checked = self._clock()
+        if self._stamp_file is not None:
+            try:
+                info = os.stat(self._lock_path, follow_symlinks=False)
+            except FileNotFoundError:
+                info = None
+            if info is not None and (info.st_dev, info.st_ino) == self._stamp_file[1:] \
+                    and info.st_size >= STAMP_BYTES:
+                return
         descriptor = open_private(self._lock_path, os.O_RDWR | os.O_CREAT)
         try:
             self._map_stamp(descriptor)

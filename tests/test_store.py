@@ -428,15 +428,24 @@ def test_is_current_sees_another_process_write_through_the_mapped_stamp(tmp_path
 
 
 def test_is_current_asks_the_system_nothing(tmp_path, monkeypatch):
-    store = JsonFileTokenStore(tmp_path / "tokens.json")
+    now = [0.0]
+    store = JsonFileTokenStore(tmp_path / "tokens.json", clock=lambda: now[0])
     held = store.put("ann@example.com", "access-1", "refresh-1")
+    calls = []
 
-    def no_system_call(*args, **kwargs):
-        raise AssertionError("a system call on a cache hit")
+    def system_call(name):
+        real = getattr(os, name)
 
-    for name in ("open", "pread", "read", "fstat", "stat"):
-        monkeypatch.setattr(os, name, no_system_call)
-    assert store.is_current("ann@example.com", held.revision)
+        def counted(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+        return counted
+
+    for name in ("open", "pread", "read", "fstat", "stat", "close"):
+        monkeypatch.setattr(os, name, system_call(name))
+    assert store.is_current("ann@example.com", held.revision) and calls == []
+    now[0] += 1.0                                   # once a second: one lstat, the file unchanged
+    assert store.is_current("ann@example.com", held.revision) and calls == ["stat"]
 
 
 def test_a_replaced_lock_file_is_noticed_within_the_check_period(tmp_path):
