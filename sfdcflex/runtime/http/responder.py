@@ -135,14 +135,14 @@ class Responder:
 def send_reply(sock: socket.socket, data: bytes, timeout: float) -> bool:
     """Write a whole reply, starting with one send of all of it; False when the client is gone
     or has not taken it within `timeout` seconds. The socket blocks, each send for at most its
-    SO_SNDTIMEO (the send timeout), so a reply that fits the send buffer costs one system call."""
-    view, sent, deadline = memoryview(data), 0, None
+    SO_SNDTIMEO (the send timeout), so a reply that fits the send buffer costs one system call,
+    and a client that takes a little now and then is cut off before twice the timeout."""
+    view, sent, deadline = memoryview(data), 0, time.monotonic() + timeout
     try:
         while True:
             sent += sock.send(view[sent:])
             if sent >= len(data):
                 return True
-            deadline = deadline or time.monotonic() + timeout
             if time.monotonic() >= deadline:
                 return False
     except OSError:  # BlockingIOError: nothing taken for SO_SNDTIMEO; or the client is gone
