@@ -299,7 +299,7 @@ class FunctionsServer:
     def watch(self, connection: Connection) -> None:
         try:
             self._selector.register(connection.sock, selectors.EVENT_READ, connection)
-        except ValueError:
+        except (ValueError, OSError):
             pass  # a worker's rewatch of a connection the I/O thread closed meanwhile (a drain)
 
     def unwatch(self, connection: Connection) -> None:
