@@ -23,9 +23,8 @@ def handler(context, event, callback):
         return callback(None, _redirect(services.linker.original_authorize_url()))
     popup = "text/html" in str(event["request"]["headers"].get("accept", ""))  # a browser navigating
     try:
-        with context.slot_released():  # waiting for IAM is not this function's work
-            # A popup has only its URL to carry the Flex token.
-            agent = services.identify(event, timing, token_in_url=popup)
+        # IAM waits outside the slot; a popup has only its URL to carry the Flex token.
+        agent = services.identify(event, timing, context.slot_released, token_in_url=popup)
         url = services.linker.authorize_url(agent.identity, event.get("origin"))
     except ANSWERABLE as error:
         return callback(timing.tag(answer_for(error)))

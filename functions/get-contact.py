@@ -28,8 +28,7 @@ def handler(context, event, callback):
     services: Services = context.services
     timing = ServerTiming()
     try:
-        with context.slot_released():                                 # 1. who: Flex token → IAM,
-            agent = services.identify(event, timing)                  #    its slot free meanwhile
+        agent = services.identify(event, timing, context.slot_released)  # 1. who: Flex token → IAM
         caller = _caller(event)                                       # 2. checked before any query
         pick = parse_record_id(event["contact_id"]) if event.get("contact_id") else None
         card = services.lookup.contact(agent.identity, caller, timing, pick)  # 3. cache, else Salesforce

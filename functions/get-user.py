@@ -12,8 +12,7 @@ def handler(context, event, callback):
     services: Services = context.services
     timing = ServerTiming()
     try:
-        with context.slot_released():  # waiting for IAM is not this function's work
-            agent = services.identify(event, timing)
+        agent = services.identify(event, timing, context.slot_released)  # IAM waits outside the slot
         user = services.lookup.user(agent.identity, timing)
     except ANSWERABLE as error:
         return callback(timing.tag(answer_for(error)))

@@ -14,8 +14,7 @@ def handler(context, event, callback):
     services: Services = context.services
     timing = ServerTiming()
     try:
-        with context.slot_released():                                # 1. who asks: Flex token → IAM,
-            agent = services.identify(event, timing)                 #    its slot free meanwhile
+        agent = services.identify(event, timing, context.slot_released)  # 1. who asks: Flex token → IAM
         entry = parse_call_entry(event)                              # 2. 400 before any Salesforce call
         logged = services.call_log.log(agent.identity, entry, timing)  # 3. find by CallObject, then write
     except ANSWERABLE as error:

@@ -19,8 +19,7 @@ def handler(context, event, callback):
             raise Declined.from_redirect(str(event["error"]), str(event.get("error_description") or ""))
         identity = None
         if relayed:  # the original plugin relays a code with its Flex token
-            with context.slot_released():
-                identity = services.identify(event, timing).identity
+            identity = services.identify(event, timing, context.slot_released).identity
         link = services.linker.complete(event.get("code"), event.get("state"), timing, identity=identity)
     except ANSWERABLE as failure:
         error = answer_for(failure)

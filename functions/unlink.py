@@ -11,8 +11,7 @@ def handler(context, event, callback):
     services: Services = context.services
     timing = ServerTiming()
     try:
-        with context.slot_released():  # waiting for IAM is not this function's work
-            agent = services.identify(event, timing)
+        agent = services.identify(event, timing, context.slot_released)  # IAM waits outside the slot
         with timing.span("sfdc-revoke", "Salesforce revoke + token store delete"):
             unlinked = services.keeper.unlink(agent.identity)
         services.lookup.forget(agent.identity)

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import mmap
 import os
 import secrets
 import tempfile
@@ -20,7 +21,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import ContextManager, Iterator, Protocol
+from typing import Callable, ContextManager, Iterator, Protocol
 
 from .private_files import open_private, read_private, secure_file, secure_folder
 from .runtime.errors import HTTPError, InternalError, TooManyRequests
@@ -28,6 +29,9 @@ from .runtime.errors import HTTPError, InternalError, TooManyRequests
 log = logging.getLogger("sfdcflex")
 FILE_VERSION = 1
 STAMP_BYTES = 16
+# How often (seconds) the mapped stamp is checked to still be the lock file at its path: only an
+# operator replacing that file changes it, and until then every write by anyone is seen at once.
+STAMP_FILE_CHECK = 1.0
 # Sign-ins whose state has not expired yet (10 minutes): far above any real contact centre.
 MAX_USED_STATES = 10_000
 
@@ -98,7 +102,7 @@ class _Change:
 class JsonFileTokenStore:
     """Tokens in one JSON file (mode 0600, folder 0700), locked with flock and replaced atomically."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._thread_lock = threading.Lock()
@@ -107,7 +111,10 @@ class JsonFileTokenStore:
         self._confirmed: dict[str, tuple[bytes, str]] = {}   # identity -> (stamp, revision) last seen
         secure_folder(self.path.parent)
         secure_file(self.path)
-        os.close(open_private(self._lock_path, os.O_RDWR | os.O_CREAT))
+        self._clock = clock
+        self._stamp_file: tuple[mmap.mmap, int, int] | None = None   # (map, st_dev, st_ino)
+        self._stamp_checked = clock()
+        self._check_stamp_file()
         if self._refresh_locks.exists():
             secure_folder(self._refresh_locks)
 
@@ -145,6 +152,7 @@ class JsonFileTokenStore:
         """The agent's tokens, or None when they never linked (or unlinked)."""
         with self._locked(fcntl.LOCK_SH) as lock:
             stamp = os.pread(lock, STAMP_BYTES, 0)
+            self._map_stamp(lock)
             entry = self._read()["agents"].get(identity)
         if entry is None:
             self._confirmed.pop(identity, None)
@@ -215,20 +223,55 @@ class JsonFileTokenStore:
         return True
 
     def is_current(self, identity: str, revision: str | None) -> bool:
-        """Whether the agent's link is surely still at `revision`, told by one small read.
+        """Whether the agent's link is surely still at `revision`, told by the lock file's stamp.
 
         Every write stamps the lock file with new random bytes, so a process that last saw
         this agent's revision under the stamp still there knows nobody (no other process, no
         other instance on this file) changed the file since: no need to read it again.
         """
-        return self._confirmed.get(identity) == (self._stamp(), revision)
+        confirmed = self._confirmed.get(identity)
+        return confirmed is not None and confirmed == (self._stamp(), revision)
 
     def _stamp(self) -> bytes:
-        descriptor = open_private(self._lock_path, os.O_RDONLY)
+        """The lock file's stamp, read from a shared read-only mapping: no system call, and a
+        write by any process (pwrite to the same file) is in the mapped page at once. Once a
+        second the path is checked to still be that file (an operator may replace it)."""
+        now = self._clock()
+        if now - self._stamp_checked >= STAMP_FILE_CHECK:
+            self._check_stamp_file()
+        return self._stamp_file[0][:STAMP_BYTES]
+
+    def _check_stamp_file(self) -> None:
+        # No flock: a writer may hold it for an fsync, and mapping needs no lock. One lstat tells
+        # the usual case (still the mapped file); anything else is opened as every private file is.
+        self._stamp_checked = self._clock()
+        if self._stamp_file is not None:
+            try:
+                info = os.stat(self._lock_path, follow_symlinks=False)
+            except FileNotFoundError:
+                info = None
+            if info is not None and (info.st_dev, info.st_ino) == self._stamp_file[1:] \
+                    and info.st_size >= STAMP_BYTES:
+                return
+        descriptor = open_private(self._lock_path, os.O_RDWR | os.O_CREAT)
         try:
-            return os.pread(descriptor, STAMP_BYTES, 0)
+            self._map_stamp(descriptor)
         finally:
             os.close(descriptor)
+
+    def _map_stamp(self, lock: int) -> None:
+        """Map the stamp of the lock file open as `lock`, unless that file is mapped already.
+
+        The file is never truncated by this store (only pwrite at 0), so the mapped bytes stay
+        readable; a file shorter than a stamp (emptied by hand) is stamped again first."""
+        info = os.fstat(lock)
+        if self._stamp_file is not None and self._stamp_file[1:] == (info.st_dev, info.st_ino) \
+                and info.st_size >= STAMP_BYTES:
+            return
+        if info.st_size < STAMP_BYTES:
+            os.pwrite(lock, secrets.token_bytes(STAMP_BYTES), 0)
+        # The old map is not closed: another thread may be reading it; it goes with its last reference.
+        self._stamp_file = (mmap.mmap(lock, STAMP_BYTES, access=mmap.ACCESS_READ), info.st_dev, info.st_ino)
 
     @staticmethod
     def _restamp(lock: int) -> bytes:

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 
 from sfdcflex.assembly import (ORIGINAL_PLUGIN_PATHS, Services, build_app, default_functions_folder,
                                   integration_body_limits)
+from sfdcflex.clients.iam import FlexAgent
 from sfdcflex.config import load_config
 from sfdcflex.runtime.app import App, Limits, Request
+from sfdcflex.runtime.timing import ServerTiming
 
 SETTINGS = {
     "ACCOUNT_SID": "AC" + "0123456789abcdef" * 2, "AUTH_TOKEN": "authtokensecret",
@@ -77,3 +81,41 @@ def test_a_client_error_a_function_lets_escape_is_answered_as_its_functions_woul
     app = built("https://crm.example.com", functions=tmp_path / "fns")
     reply = app.dispatch(Request("POST", "/escapes", [("Host", "crm.example.com")]), lambda early: None)
     assert reply.status == 404 and json.loads(reply.body)["error"] == "not_linked"
+
+
+class _RememberingFlex:
+    """A Flex validator whose memory knows one token; any other would need an IAM call."""
+
+    def __init__(self, agent: FlexAgent) -> None:
+        self.agent, self.asked = agent, []
+
+    def remembered(self, token):
+        return self.agent if token == "known" else None
+
+    def validate_with_source(self, token):
+        self.asked.append(token)
+        return self.agent, False
+
+
+def _slot_watch(entered: list[str]):
+    @contextmanager
+    def outside_slot():
+        entered.append("left the slot")
+        yield
+    return outside_slot
+
+
+def test_a_token_memory_answers_never_leaves_the_concurrency_slot(built):
+    flex = _RememberingFlex(FlexAgent("ann@example.com", ("agent",), float("inf")))
+    services = replace(built("http://127.0.0.1:1").services, flex=flex)
+    entered: list[str] = []
+    agent = services.identify({"Token": "known"}, ServerTiming(), _slot_watch(entered))
+    assert agent.identity == "ann@example.com" and entered == [] and flex.asked == []
+
+
+def test_only_a_real_iam_call_waits_outside_the_concurrency_slot(built):
+    flex = _RememberingFlex(FlexAgent("ann@example.com", ("agent",), float("inf")))
+    services = replace(built("http://127.0.0.1:1").services, flex=flex)
+    entered: list[str] = []
+    services.identify({"Token": "new"}, ServerTiming(), _slot_watch(entered))
+    assert entered == ["left the slot"] and flex.asked == ["new"]

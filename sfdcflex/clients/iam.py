@@ -87,13 +87,23 @@ class FlexTokenValidator:
         """Return the agent a Flex token belongs to, or raise an IamError (TokenMissing, TokenRefused, ...)."""
         return self.validate_with_source(token)[0]
 
-    def validate_with_source(self, token: object) -> tuple[FlexAgent, bool]:
-        """The agent, and whether the answer came from the cache (no IAM call was made)."""
+    def remembered(self, token: object) -> FlexAgent | None:
+        """The agent when memory answers for the token (no IAM call, no wait), else None.
+
+        Raises as `validate` does for a missing or overlong token, or one refused lately."""
+        return self._cached(self._key(token))
+
+    @staticmethod
+    def _key(token: object) -> str:
         if not isinstance(token, str) or not token.strip():
             raise TokenMissing("The Flex token (body field Token) is missing")
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenRefused("The Flex token is not valid")
-        key = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+    def validate_with_source(self, token: object) -> tuple[FlexAgent, bool]:
+        """The agent, and whether the answer came from the cache (no IAM call was made)."""
+        key = self._key(token)
         cached = self._cached(key)
         if cached is not None:
             return cached, True

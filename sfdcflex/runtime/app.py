@@ -173,8 +173,9 @@ class App:
         self._add_cors(request, reply)
         # A supervisor probing /healthz every few seconds would drown the request lines.
         level = logging.DEBUG if request.method == "GET" and path in self.builtins else logging.INFO
-        log.log(level, "%d %s %s %.1fms", reply.status, loggable(request.method), loggable(path),
-                (time.perf_counter() - started) * 1000)
+        if log.isEnabledFor(level):  # the line's parts are made only when it is written
+            log.log(level, "%d %s %s %.1fms", reply.status, loggable(request.method), loggable(path),
+                    (time.perf_counter() - started) * 1000)
         return reply
 
     def _send_early(self, request: Request, answer_early: Callable[[Reply], None], reply: Reply) -> None:

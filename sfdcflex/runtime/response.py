@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http import HTTPStatus
 
 
@@ -46,12 +48,13 @@ class Response:
     def __init__(self, body: object = None, status_code: int = 200,
                  headers: dict[str, object] | None = None) -> None:
         self._status = 200
-        self._body: object = None
+        self._body: object = body
         self._headers: dict[str, list[str]] = {}
         self._cookies: list[str] = []
-        self.set_status_code(status_code)
-        self.set_body(body)
-        self.set_headers(headers or {})
+        if status_code != 200:  # the usual 200 and no headers need no checks: one per request
+            self.set_status_code(status_code)
+        if headers:
+            self.set_headers(headers)
 
     def set_status_code(self, code: int) -> Response:
         if not isinstance(code, int) or not 100 <= code <= 599:
@@ -107,12 +110,17 @@ class Response:
         return Reply(self._status, headers, data)
 
 
+# A CR or LF in a header would let a caller split the response (header injection).
+_SPLITS_A_HEADER = re.compile("[\r\n\0]")
+
+
 def _check_header(name: str, value: object) -> None:
-    # A CR or LF in a header would let a caller split the response (header injection).
-    if any(ch in str(name) + str(value) for ch in "\r\n\0") or not str(name).strip():
+    name, value = str(name), str(value)
+    if _SPLITS_A_HEADER.search(name) or _SPLITS_A_HEADER.search(value) or not name.strip():
         raise ValueError(f"invalid header {name!r}")
 
 
+@lru_cache(maxsize=256)  # a few names come back on every reply; a function's odd ones stay few
 def _title(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
 

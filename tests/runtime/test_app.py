@@ -304,3 +304,20 @@ def test_the_request_line_gives_the_time_taken_in_milliseconds(dispatcher, caplo
         assert local.call("GET", "/later").status == 200  # calls back after 50 ms
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("200 GET /later "))
     assert 45 <= float(line.rsplit(" ", 1)[1][:-2]) < 2000
+
+
+def test_a_request_line_not_written_is_not_made(local, monkeypatch):
+    """At level WARNING the INFO request line is never written, so none of it is made."""
+    import sfdcflex.runtime.app as app_module
+
+    def made(text, limit=200):
+        raise AssertionError("a request line made though it is not written")
+
+    monkeypatch.setattr(app_module, "loggable", made)
+    logger = logging.getLogger("sfdcflex")
+    level = logger.level
+    logger.setLevel(logging.WARNING)   # setLevel, not the attribute: it clears the level caches
+    try:
+        assert local.call("GET", "/hello").status == 200
+    finally:
+        logger.setLevel(level)

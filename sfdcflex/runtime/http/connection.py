@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import time
 from typing import Callable, Protocol
 
@@ -22,6 +23,7 @@ from .limits import ServerLimits
 
 log = logging.getLogger("sfdcflex")
 WAITING, BODY, BUSY, LINGERING = "waiting", "body", "busy", "lingering"
+KEEP_WAIT = 0.01  # seconds a worker's read waits for the next request on its keep-alive connection
 RECV_SIZE = 65536
 # Big bodies (spooled or dropped) are read in big chunks: fewer turns of the I/O loop, so the
 # I/O thread holds the GIL less while a client streams megabytes.
@@ -32,10 +34,14 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 class Connection:
     """One client connection: its socket, what has arrived, and where it is in a request."""
 
-    __slots__ = ("sock", "address", "buffer", "state", "deadline", "head", "body", "linger_left")
+    __slots__ = ("sock", "address", "buffer", "state", "deadline", "head", "body", "linger_left",
+                 "quick")
 
     def __init__(self, sock: socket.socket, address: tuple | str) -> None:
         self.sock, self.address = sock, address
+        # Whether the client sends its next request right after an answer (a worker then waits
+        # KEEP_WAIT for it); False once it did not, until a request comes that quickly again.
+        self.quick = True
         self.buffer = bytearray()
         self.state = WAITING
         self.deadline = 0.0
@@ -58,7 +64,8 @@ class Loop(Protocol):
     """What the connection pool asks of the I/O loop that drives it."""
 
     def watch(self, connection: Connection) -> None:
-        """Call the pool's `readable` when the connection's socket has something to read."""
+        """Call the pool's `readable` when the connection's socket has something to read (from
+        the I/O thread, or from a worker through `rewatch`)."""
 
     def unwatch(self, connection: Connection) -> None:
         """Stop watching it (handed to a worker, or closed); no error when not watched."""
@@ -91,11 +98,7 @@ class ConnectionPool:
 
     def open(self, sock: socket.socket, address: tuple | str) -> Connection:
         """A newly accepted connection; `resume` it to start reading."""
-        sock.setblocking(False)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass  # not TCP: nothing to tune
+        prepare_socket(sock, self.limits)
         connection = Connection(sock, address)
         self.open_connections[id(connection)] = connection
         return connection
@@ -107,6 +110,24 @@ class ConnectionPool:
         if not self._advance(connection) and id(connection) in self.open_connections:
             self.loop.watch(connection)
 
+    def rewatch(self, connection: Connection) -> bool:
+        """A worker's way back for a kept-alive connection: wait for its next request in the
+        loop's selector, registered from the worker's own thread (False, and nothing done, when
+        something is buffered: then the I/O thread must read on from it).
+
+        An agent's panel sends a request every few seconds, each one past the worker's short
+        keep-alive wait: registering here costs one epoll_ctl, where handing the connection to
+        the I/O thread cost a wake-up, a turn of its loop and a thread switch per request. The
+        deadline is set before the state, so the I/O thread's sweep never sees WAITING with an
+        old deadline."""
+        if connection.buffer:
+            return False
+        connection.head = None
+        connection.deadline = self.clock() + self.limits.keepalive_timeout
+        connection.state = WAITING
+        self.loop.watch(connection)
+        return True
+
     def readable(self, connection: Connection) -> None:
         try:
             if connection.state == BODY:
@@ -114,9 +135,12 @@ class ConnectionPool:
             elif connection.state == LINGERING:
                 received = self._discard(connection)
             else:  # into the scratch buffer: recv(65536) would allocate 64 KiB per read
-                received = connection.sock.recv_into(self._scratch, RECV_SIZE)
+                received = connection.sock.recv_into(self._scratch, RECV_SIZE, socket.MSG_DONTWAIT)
                 if received and not connection.buffer:
-                    connection.deadline = self.clock() + self.limits.read_timeout
+                    now, limits = self.clock(), self.limits
+                    # An agent's panel asks every few seconds: no worker should wait for it.
+                    connection.quick = now < connection.deadline - limits.keepalive_timeout + KEEP_WAIT
+                    connection.deadline = now + limits.read_timeout
                 connection.buffer += memoryview(self._scratch)[:received]
         except BlockingIOError:
             return
@@ -239,7 +263,7 @@ class ConnectionPool:
         connection.deadline = self.clock() + limits.linger_seconds
 
     def _discard(self, connection: Connection) -> int:
-        count = connection.sock.recv_into(self._scratch)
+        count = connection.sock.recv_into(self._scratch, 0, socket.MSG_DONTWAIT)
         connection.linger_left -= count
         if count and connection.linger_left <= 0:
             self.close(connection)  # all that was announced has arrived: the client reads now
@@ -291,10 +315,32 @@ class ConnectionPool:
                 self.close(connection)
 
 
+def prepare_socket(sock: socket.socket, limits: ServerLimits) -> None:
+    """Make an accepted socket what the server expects: blocking, with kernel timeouts, no Nagle.
+
+    The worker's reads and writes block, the kernel bounding them (SO_RCVTIMEO: the keep-alive
+    wait; SO_SNDTIMEO: the send timeout), so neither costs a poll() before it: a Python socket
+    with a timeout of its own polls before every call. The I/O thread never blocks on them: it
+    passes MSG_DONTWAIT to each call."""
+    sock.settimeout(None)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(KEEP_WAIT))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(limits.send_timeout))
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass  # not TCP: nothing to tune
+
+
+def _timeval(seconds: float) -> bytes:
+    """A struct timeval (two native longs: Linux; the BSDs read the same bytes on little-endian)."""
+    whole = int(seconds)
+    return struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
+
+
 def _send_quietly(sock: socket.socket, data: bytes) -> bool:
     """One non-blocking send of a short answer on an idle socket; False when the client left."""
     try:
-        return sock.send(data) == len(data)
+        return sock.send(data, socket.MSG_DONTWAIT) == len(data)
     except OSError:
         return False
 

@@ -3,7 +3,6 @@ and the next request on a keep-alive connection read at once when it is already 
 from __future__ import annotations
 
 import logging
-import select
 import socket
 import threading
 import time
@@ -13,12 +12,11 @@ from typing import Callable
 from ..app import Request
 from ..errors import HTTPError, ServiceUnavailable
 from ..response import Reply
-from .connection import Connection, Refusal
+from .connection import KEEP_WAIT, Connection, Refusal
 from .http11 import encode_reply
 from .limits import ServerLimits
 
 log = logging.getLogger("sfdcflex")
-KEEP_WAIT = 0.01  # seconds a free worker waits for the next request on its keep-alive connection
 Dispatch = Callable[[Request, Callable[[Reply], None]], Reply]
 
 
@@ -38,54 +36,59 @@ class Responder:
 
     def serve(self, connection: Connection) -> None:
         """Answer the connection's request, and the next ones while they come at once."""
-        poller = self._own_poller()
         try:
             keep = self.answer(connection)
-            if keep:
-                poller.register(connection.sock, select.POLLIN)
-                try:
-                    while keep and self._next_request_came(connection, poller):
-                        keep = self.answer(connection)
-                finally:
-                    poller.unregister(connection.sock)
+            while keep and self._next_request_came(connection):
+                keep = self.answer(connection)
         except Exception:  # a fault here must cost neither the thread nor the connection's slot
             log.exception("serving a request failed")
             keep = False
         self.give_back(connection, keep)
 
-    def _own_poller(self) -> select.poll:
-        """This thread's poller and read buffer, made once per worker thread: recv(65536) would
-        allocate 64 KiB per request. 16 KiB covers a usual request in one read and keeps
-        38 threads' buffers under 1 MiB."""
-        if not hasattr(self._thread, "poller"):
-            self._thread.poller, self._thread.buffer = select.poll(), bytearray(16 * 1024)
-        return self._thread.poller
+    def _scratch(self) -> bytearray:
+        """This thread's read buffer, made once per worker thread: recv(65536) would allocate
+        64 KiB per request. 16 KiB covers a usual request in one read and keeps 38 threads'
+        buffers under 1 MiB."""
+        try:
+            return self._thread.buffer
+        except AttributeError:
+            self._thread.buffer = bytearray(16 * 1024)
+            return self._thread.buffer
 
-    def _next_request_came(self, connection: Connection, poller: select.poll) -> bool:
+    def _next_request_came(self, connection: Connection) -> bool:
         """Keep a keep-alive connection for a moment, unless requests wait with no worker free.
 
         A client on a keep-alive connection usually sends its next request within a fraction
-        of a millisecond; reading it here saves two thread hand-offs per request. The wait is
-        short and bounded, so an idle client still costs no thread; a small request still
-        arriving is waited for within the same bound, and only whole, valid ones are served
-        here: anything else goes back to the I/O thread.
+        of a millisecond; reading it here saves two thread hand-offs per request. The read
+        itself is the wait: the socket blocks, for at most KEEP_WAIT (its SO_RCVTIMEO), so
+        waiting costs no system call of its own, and an idle client still costs no thread.
+        A small request still arriving is read on until KEEP_WAIT has passed since the reply,
+        and only whole, valid ones are served here: anything else goes back to the I/O thread.
+        A client that let a wait pass (an agent's panel asks every few seconds) is not waited
+        for again until it sends a request that quickly (`Connection.quick`).
         """
         if self.backlogged() or self.draining():
             return False  # others wait for a worker: this connection queues up like theirs
-        deadline = time.monotonic() + KEEP_WAIT
-        scratch = self._thread.buffer
+        deadline = None
+        scratch = self._scratch()
         while True:
             # http.client and others send a POST's head and body in two writes: wait for both.
             taken = self.take_complete(connection) if connection.buffer else None
             if taken is not None:
                 return taken
-            left = deadline - time.monotonic()
+            if not connection.quick:
+                return False  # it paused after its last answer: an agent's panel, say
+            if deadline is None:
+                deadline = time.monotonic() + KEEP_WAIT
+            elif time.monotonic() >= deadline:
+                return False
             try:
-                if left <= 0 or not poller.poll(left * 1000):
-                    return False
                 count = connection.sock.recv_into(scratch)
+            except BlockingIOError:  # nothing within KEEP_WAIT: the next time, no wait
+                connection.quick = bool(connection.buffer)
+                return False
             except OSError:
-                return False  # BlockingIOError, or reset: the I/O thread finds out on its own
+                return False  # reset: the I/O thread finds out
             if not count:
                 return False
             connection.buffer += memoryview(scratch)[:count]
@@ -131,27 +134,16 @@ class Responder:
 
 def send_reply(sock: socket.socket, data: bytes, timeout: float) -> bool:
     """Write a whole reply, starting with one send of all of it; False when the client is gone
-    or has not taken it within `timeout` seconds (the socket is non-blocking)."""
-    view, sent, deadline = memoryview(data), 0, None
+    or has not taken it within `timeout` seconds. The socket blocks, each send for at most its
+    SO_SNDTIMEO (the send timeout), so a reply that fits the send buffer costs one system call,
+    and a client that takes a little now and then is cut off before twice the timeout."""
+    view, sent, deadline = memoryview(data), 0, time.monotonic() + timeout
     try:
         while True:
-            try:
-                sent += sock.send(view[sent:])
-            except BlockingIOError:
-                pass  # the send buffer is full: wait below
+            sent += sock.send(view[sent:])
             if sent >= len(data):
                 return True
-            deadline = deadline or time.monotonic() + timeout
-            if not _writable(sock, deadline - time.monotonic()):
+            if time.monotonic() >= deadline:
                 return False
-    except OSError:
+    except OSError:  # BlockingIOError: nothing taken for SO_SNDTIMEO; or the client is gone
         return False
-
-
-def _writable(sock: socket.socket, timeout: float) -> bool:
-    """poll(), not select(): descriptors past 1024 are normal with many open connections."""
-    if timeout <= 0:
-        return False
-    poller = select.poll()
-    poller.register(sock, select.POLLOUT)
-    return bool(poller.poll(timeout * 1000))

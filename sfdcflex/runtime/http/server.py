@@ -33,6 +33,8 @@ log = logging.getLogger("sfdcflex")
 # accept() fails with these when the process or system is out of descriptors or buffers;
 # retrying at once would fail again in a busy loop, so accepting pauses instead.
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_LIVE_SELECTORS = tuple(getattr(selectors, name) for name in ("EpollSelector", "KqueueSelector")
+                        if hasattr(selectors, name))
 ACCEPT_PAUSE = 0.5
 SWEEP_INTERVAL = 0.1
 # Connections the kernel completes while the server is not accepting (full, or pausing): a
@@ -66,6 +68,9 @@ class FunctionsServer:
         self.url = url_of(sock)
         date = HttpDate().now
         self._selector = selectors.DefaultSelector()
+        # select() and poll() see a descriptor registered by another thread only at their next
+        # call (up to SWEEP_INTERVAL later); epoll and kqueue at once.
+        self._live_registration = isinstance(self._selector, _LIVE_SELECTORS)
         self._wake_in, self._wake_out = socket.socketpair()
         self._wake_in.setblocking(False)
         self._wake_out.setblocking(False)
@@ -169,9 +174,17 @@ class FunctionsServer:
             pass  # BlockingIOError: nothing more to read
 
     def give_back(self, connection: Connection, keep: bool) -> None:
-        """A worker is done with `connection`: the I/O thread reads its next request or closes it."""
+        """A worker is done with `connection`: the I/O thread reads its next request or closes it.
+
+        A kept-alive connection with nothing buffered is put back in the selector by the worker
+        itself where the selector takes a registration while the I/O thread waits in it (epoll,
+        kqueue): no wake-up and no turn of the loop. Under the lock, so that the loop cannot be
+        ending (and unregistering everything) meanwhile."""
         with self._lock:
             if self._loop_thread is not None:
+                if keep and self._live_registration and not self.draining \
+                        and self.connections.rewatch(connection):
+                    return
                 self._returned.append((connection, keep))
                 connection = None
         if connection is None:
@@ -290,7 +303,10 @@ class FunctionsServer:
         self.workers.submit(partial(self.responder.serve, connection))
 
     def watch(self, connection: Connection) -> None:
-        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+        try:
+            self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+        except (ValueError, OSError):
+            pass  # a worker's rewatch of a connection the I/O thread closed meanwhile (a drain)
 
     def unwatch(self, connection: Connection) -> None:
         try:

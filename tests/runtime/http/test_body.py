@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from sfdcflex.runtime.http.body import Body, BodyBudget
+from sfdcflex.runtime.http.body import SMALL_BODY, Body, BodyBudget
 
 
 # --- BodyBudget ---------------------------------------------------------------------------------
@@ -60,15 +60,31 @@ def test_reserve_waits_for_a_release_that_makes_room():
 # --- Body ---------------------------------------------------------------------------------------
 
 def test_a_body_that_came_with_its_head_is_counted_when_it_fits_and_kept_when_not():
-    budget = BodyBudget(10)
-    body = Body.whole(budget, b"12345678")
-    assert (body.complete, body.spooled, body.reserved, budget.held) == (True, False, 8, 8)
-    over = Body.whole(budget, b"abcdef")  # in memory already: kept, just not counted
-    assert over.reserved == 0 and over.read(0.0) == b"abcdef"
-    assert Body.whole(budget, b"").reserved == 0
+    budget = BodyBudget(3 * SMALL_BODY)
+    body = Body.whole(budget, b"1" * 2 * SMALL_BODY)
+    assert (body.complete, body.spooled, body.reserved, budget.held) == (True, False, 2 * SMALL_BODY,
+                                                                         2 * SMALL_BODY)
+    over = Body.whole(budget, b"a" * 2 * SMALL_BODY)  # in memory already: kept, just not counted
+    assert over.reserved == 0 and over.read(0.0) == b"a" * 2 * SMALL_BODY
     body.release()
     over.release()
     assert budget.held == 0
+
+
+def test_a_small_body_that_came_with_its_head_skips_the_budget():
+    class Untouchable(BodyBudget):
+        def try_reserve(self, size: int) -> bool:
+            raise AssertionError("the budget's lock taken for a small body")
+
+        def release(self, size: int) -> None:
+            if size:
+                raise AssertionError("the budget's lock taken for a small body")
+
+    budget = Untouchable(10)
+    for data in (b"", b"x" * SMALL_BODY):
+        body = Body.whole(budget, data)
+        assert body.read(0.0) == data and body.reserved == 0
+        body.release()
 
 
 def test_a_small_arriving_body_is_read_into_memory_within_the_budget():

@@ -186,6 +186,59 @@ def test_a_client_that_waits_for_100_continue_gets_it_and_then_sends(harness):
     assert h.loop.submitted == [connection]
 
 
+class FlagsSeen:
+    """A socket that records whether each read and write was asked not to wait."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.waiting_calls, self.calls = sock, [], 0
+
+    def recv_into(self, buffer, size=0, flags=0):
+        return self._call("recv_into", flags, buffer, size, flags)
+
+    def send(self, data, flags=0):
+        return self._call("send", flags, data, flags)
+
+    def _call(self, name, flags, *args):
+        self.calls += 1
+        if not flags & socket.MSG_DONTWAIT:
+            self.waiting_calls.append(name)
+        return getattr(self.sock, name)(*args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
+def test_the_io_thread_never_waits_on_a_socket_that_blocks(harness):
+    """Accepted sockets block (the workers' reads and writes wait in the kernel, SO_RCVTIMEO and
+    SO_SNDTIMEO), so every read and write of the I/O thread says MSG_DONTWAIT."""
+    h = harness()
+    client, connection = h.connect()
+    assert connection.sock.gettimeout() is None    # blocking: no poll() before each call
+    connection.sock = seen = FlagsSeen(connection.sock)
+    h.pool.readable(connection)                    # a wake-up with nothing to read
+    h.send(client, connection, b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 600\r\n\r\n")
+    h.send(client, connection, b"x" * 600)         # the body, after the 100 Continue
+    assert h.loop.submitted == [connection]
+    other, lingering = h.connect()
+    lingering.sock = seen_too = FlagsSeen(lingering.sock)
+    h.send(other, lingering, request("POST", "/hello", length=MAX_BODY + 1))  # refused: 413, lingers
+    h.send(other, lingering, b"y" * 50)
+    assert seen.calls >= 4 and seen_too.calls >= 2
+    assert seen.waiting_calls == [] and seen_too.waiting_calls == []
+
+
+def test_a_request_that_comes_right_after_the_last_answer_marks_the_client_quick(harness):
+    h = harness()
+    client, connection = h.connect()
+    for pause, quick in ((0.002, True), (3.0, False), (0.0, True)):
+        connection.state = BUSY                      # a worker answered; it gives the connection back
+        h.loop.unwatch(connection)
+        h.pool.resume(connection)
+        h.clock.now += pause
+        h.send(client, connection, request("GET", "/hello"))
+        assert h.loop.submitted[-1] is connection and connection.quick is quick
+
+
 def test_no_descriptor_for_a_spool_file_is_503_and_the_pool_goes_on(harness, monkeypatch):
     h = harness(spool_threshold=1024)
 

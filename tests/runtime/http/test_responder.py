@@ -10,7 +10,7 @@ import pytest
 
 from sfdcflex.runtime.app import error_reply
 from sfdcflex.runtime.http.body import Body, BodyBudget
-from sfdcflex.runtime.http.connection import Connection
+from sfdcflex.runtime.http.connection import Connection, ConnectionPool, prepare_socket
 from sfdcflex.runtime.http.http11 import parse_head
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.responder import Responder
@@ -43,7 +43,7 @@ def responder_for(recorded: Recorded, **limits) -> Responder:
 def pair():
     client, ours = socket.socketpair()
     client.settimeout(2.0)
-    ours.setblocking(False)
+    prepare_socket(ours, ServerLimits())  # as the connection pool makes an accepted one
     yield client, Connection(ours, ("127.0.0.1", 40000))
     client.close()
     ours.close()  # (again, for a test that closed it: no error)
@@ -77,6 +77,7 @@ def test_a_client_that_does_not_read_its_answer_is_dropped_after_the_send_timeou
     connection.head = parse_head(request("GET", "/hello"))
     connection.body = Body.whole(BodyBudget(100), b"")
     recorded = Recorded(Reply(200, [], b"z" * 6_000_000))  # more than the socket buffers hold
+    prepare_socket(connection.sock, ServerLimits(send_timeout=0.1))
     started = time.monotonic()
     assert responder_for(recorded, send_timeout=0.1).answer(connection) is False
     assert 0.1 <= time.monotonic() - started < 0.5  # not reading: the send gives up
@@ -132,3 +133,44 @@ def test_keep_alive_request_split_anywhere_is_served_whole(runtime, pause):
             sock.sendall(whole[split:])
             head, answer = replies.next()
             assert head.startswith(b"HTTP/1.1 200 ") and b'"n":1' in answer
+
+
+class CountingSocket:
+    """A socket whose every method the responder calls is named in `calls`."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.calls = sock, []
+
+    def __getattr__(self, name: str):
+        self.calls.append(name)
+        return getattr(self.sock, name)
+
+
+def test_the_keep_alive_wait_is_the_read_itself_no_poll(pair):
+    client, connection = pair
+    pool = ConnectionPool(None, ServerLimits(), max_body_for=lambda path: 1000,
+                          refusal=lambda exc, headers: error_reply(exc), date=lambda: "DATE")
+    recorded = Recorded(Reply(200, [], b"ok"))
+    responder = Responder(ServerLimits(), dispatch=recorded.dispatch,
+                          refusal=lambda exc, headers: error_reply(exc), date=lambda: "DATE",
+                          take_complete=pool.take_complete, give_back=recorded.give_back,
+                          draining=lambda: False, backlogged=lambda: False)
+    connection.head, connection.body = parse_head(request("GET", "/a")), Body.whole(BodyBudget(100), b"")
+    client.sendall(request("GET", "/b"))           # the next request, already on its way
+    connection.sock = counting = CountingSocket(connection.sock)
+    responder.serve(connection)                    # answers both, then waits KEEP_WAIT for a third
+    assert [r.target for r in recorded.requests] == ["/a", "/b"] and recorded.given_back == [True]
+    assert counting.calls == ["send", "recv_into", "send", "recv_into"]
+
+
+def test_a_client_that_paused_is_not_waited_for_after_its_next_answer(pair):
+    client, connection = pair
+    recorded = Recorded(Reply(200, [], b"ok"))
+    connection.head, connection.body = parse_head(request("GET", "/a")), Body.whole(BodyBudget(100), b"")
+    connection.sock = counting = CountingSocket(connection.sock)
+    responder_for(recorded).serve(connection)      # nothing follows within KEEP_WAIT
+    assert counting.calls == ["send", "recv_into"] and connection.quick is False
+    connection.head, connection.body = parse_head(request("GET", "/b")), Body.whole(BodyBudget(100), b"")
+    counting.calls.clear()
+    responder_for(recorded).serve(connection)      # its next answer: straight back to the loop
+    assert counting.calls == ["send"] and recorded.given_back == [True, True]

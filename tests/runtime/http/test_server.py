@@ -18,9 +18,10 @@ import time
 import pytest
 
 import sfdcflex.runtime.http.server as server_module
+from sfdcflex.runtime.http.connection import WAITING
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
-from tests.support.sockets import connect, exchange, read_all, wait_until
+from tests.support.sockets import Replies, connect, exchange, read_all, request, wait_until
 
 
 class _AcceptFailsFirst:
@@ -256,6 +257,19 @@ def test_idle_connections_cost_no_thread(serve):
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_a_kept_alive_connection_goes_back_to_the_selector_without_waking_the_io_thread(serve):
+    served = serve()
+    wakes = []
+    served.server.wake = lambda: wakes.append(1)   # the I/O thread's wake-up, counted
+    with connect(served.url) as sock:
+        for _ in range(2):   # the second request arrives after the worker gave the connection back
+            sock.sendall(request("GET", "/hello"))
+            assert Replies(sock).next()[0].startswith(b"HTTP/1.1 200 ")
+            assert wait_until(lambda: all(c.state == WAITING for c in
+                                          served.server.connections.open_connections.values()))
+    assert wakes == [] and not served.server._returned
 
 
 def test_a_fault_with_one_connection_does_not_stop_the_server(serve, monkeypatch, caplog):
