@@ -23,8 +23,11 @@ def handler(context, event, callback):
         return callback(None, _redirect(services.linker.original_authorize_url()))
     popup = "text/html" in str(event["request"]["headers"].get("accept", ""))  # a browser navigating
     try:
-        # IAM waits outside the slot; a popup has only its URL to carry the Flex token.
-        agent = services.identify(event, timing, context.slot_released, token_in_url=popup)
+        # A popup has only its URL to carry the Flex token.
+        agent = services.remembered_agent(event, timing, token_in_url=popup)
+        if agent is None:
+            with context.slot_released():  # waiting for IAM is not this function's work
+                agent = services.identify(event, timing, token_in_url=popup)
         url = services.linker.authorize_url(agent.identity, event.get("origin"))
     except ANSWERABLE as error:
         return callback(timing.tag(answer_for(error)))

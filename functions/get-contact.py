@@ -28,7 +28,10 @@ def handler(context, event, callback):
     services: Services = context.services
     timing = ServerTiming()
     try:
-        agent = services.identify(event, timing, context.slot_released)  # 1. who: Flex token → IAM
+        agent = services.remembered_agent(event, timing)              # 1. who: the Flex token,
+        if agent is None:                                             #    remembered, or asked of
+            with context.slot_released():                             #    IAM with the slot free
+                agent = services.identify(event, timing)
         caller = _caller(event)                                       # 2. checked before any query
         pick = parse_record_id(event["contact_id"]) if event.get("contact_id") else None
         card = services.lookup.contact(agent.identity, caller, timing, pick)  # 3. cache, else Salesforce

@@ -12,7 +12,10 @@ def handler(context, event, callback):
     services: Services = context.services
     timing = ServerTiming()
     try:
-        agent = services.identify(event, timing, context.slot_released)  # IAM waits outside the slot
+        agent = services.remembered_agent(event, timing)
+        if agent is None:
+            with context.slot_released():  # waiting for IAM is not this function's work
+                agent = services.identify(event, timing)
         user = services.lookup.user(agent.identity, timing)
     except ANSWERABLE as error:
         return callback(timing.tag(answer_for(error)))

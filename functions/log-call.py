@@ -14,7 +14,10 @@ def handler(context, event, callback):
     services: Services = context.services
     timing = ServerTiming()
     try:
-        agent = services.identify(event, timing, context.slot_released)  # 1. who asks: Flex token → IAM
+        agent = services.remembered_agent(event, timing)             # 1. who asks: the Flex token,
+        if agent is None:                                            #    remembered, or asked of
+            with context.slot_released():                            #    IAM with the slot free
+                agent = services.identify(event, timing)
         entry = parse_call_entry(event)                              # 2. 400 before any Salesforce call
         logged = services.call_log.log(agent.identity, entry, timing)  # 3. find by CallObject, then write
     except ANSWERABLE as error:

@@ -19,7 +19,11 @@ def handler(context, event, callback):
             raise Declined.from_redirect(str(event["error"]), str(event.get("error_description") or ""))
         identity = None
         if relayed:  # the original plugin relays a code with its Flex token
-            identity = services.identify(event, timing, context.slot_released).identity
+            agent = services.remembered_agent(event, timing)
+            if agent is None:
+                with context.slot_released():  # waiting for IAM is not this function's work
+                    agent = services.identify(event, timing)
+            identity = agent.identity
         link = services.linker.complete(event.get("code"), event.get("state"), timing, identity=identity)
     except ANSWERABLE as failure:
         error = answer_for(failure)

@@ -11,7 +11,10 @@ def handler(context, event, callback):
     services: Services = context.services
     timing = ServerTiming()
     try:
-        agent = services.identify(event, timing, context.slot_released)  # IAM waits outside the slot
+        agent = services.remembered_agent(event, timing)
+        if agent is None:
+            with context.slot_released():  # waiting for IAM is not this function's work
+                agent = services.identify(event, timing)
         with timing.span("sfdc-revoke", "Salesforce revoke + token store delete"):
             unlinked = services.keeper.unlink(agent.identity)
         services.lookup.forget(agent.identity)

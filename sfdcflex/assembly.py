@@ -5,10 +5,9 @@ call; `build_services` is the part the functions reach as `context.services`, ty
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ContextManager
+from typing import TYPE_CHECKING
 
 from .cache import LRUCache
 from .call_log import CallLogger
@@ -55,33 +54,41 @@ class Services:
     flex_origin: str
     call_log: CallLogger
 
-    def identify(self, event: dict, timing: ServerTiming,
-                 outside_slot: Callable[[], ContextManager[object]] = nullcontext, *,
-                 token_in_url: bool = False) -> FlexAgent:
-        """The Flex agent behind the request's `Token` (Twilio IAM, cached for up to 5 minutes).
+    def remembered_agent(self, event: dict, timing: ServerTiming, *,
+                         token_in_url: bool = False) -> FlexAgent | None:
+        """The Flex agent behind the request's `Token` when memory answers (nearly every
+        request, within 5 minutes of IAM's answer), else None: then `identify` asks IAM.
 
-        Waiting for IAM is not the function's own work: a handler passes
-        `context.slot_released`, and only a real IAM call runs inside it, with the
-        function's concurrency slot given back meanwhile, so a flood of bad tokens cannot
-        turn into 429s for real agents. A token memory answers (nearly every request) never
-        leaves the slot: giving it back and taking it again would cost every hit for nothing.
-        The token is taken from the body only: a URL ends up in proxy logs and browser
-        history. Only `auth`'s popup, a page a browser navigates to, may carry it in the URL.
+        It never waits, so a handler calls it inside its concurrency slot, and calls
+        `identify` inside `context.slot_released()`: a flood of bad tokens waiting on IAM then
+        cannot turn into 429s for real agents, and a remembered token does not pay for giving
+        the slot back and taking it again.
         """
-        if not token_in_url and "Token" in event.get("request", {}).get("query", {}):
-            raise BadRequest("Send the Flex token in the request body (field Token), not in the URL",
-                             code="token_in_url")
-        token = event.get("Token")
-        with timing.span("flex", "Flex token check") as label:
+        token = _token_of(event, token_in_url)
+        with timing.span("flex", "Flex token check (cached, no IAM call)") as label:
             agent = self.flex.remembered(token)
             if agent is None:
-                with outside_slot():
-                    agent, cached = self.flex.validate_with_source(token)
-            else:
-                cached = True
+                label[0] = None  # not a hop: `identify` times the real check
+        return agent
+
+    def identify(self, event: dict, timing: ServerTiming, *, token_in_url: bool = False) -> FlexAgent:
+        """The Flex agent behind the request's `Token`: Twilio IAM's answer (one call shared by
+        every request with the same token meanwhile), remembered for up to 5 minutes."""
+        token = _token_of(event, token_in_url)
+        with timing.span("flex", "Flex token check") as label:
+            agent, cached = self.flex.validate_with_source(token)
             if cached:
                 label[0] = "Flex token check (cached, no IAM call)"
         return agent
+
+
+def _token_of(event: dict, token_in_url: bool) -> object:
+    """The request's Flex token, from the body only: a URL ends up in proxy logs and browser
+    history. Only `auth`'s popup, a page a browser navigates to, may carry it in the URL."""
+    if not token_in_url and "Token" in event.get("request", {}).get("query", {}):
+        raise BadRequest("Send the Flex token in the request body (field Token), not in the URL",
+                         code="token_in_url")
+    return event.get("Token")
 
 
 def build_store(config: Config, transport: Sender) -> TokenStore:

@@ -97,25 +97,48 @@ class _RememberingFlex:
         return self.agent, False
 
 
-def _slot_watch(entered: list[str]):
+def test_a_remembered_token_is_answered_from_memory_without_asking_iam(built):
+    flex = _RememberingFlex(FlexAgent("ann@example.com", ("agent",), float("inf")))
+    services = replace(built("http://127.0.0.1:1").services, flex=flex)
+    timing = ServerTiming()
+    assert services.remembered_agent({"Token": "known"}, timing).identity == "ann@example.com"
+    assert flex.asked == [] and 'flex;desc="Flex token check (cached, no IAM call)"' in timing.header()
+
+
+def test_a_token_memory_does_not_know_is_left_to_identify_and_is_no_hop(built):
+    flex = _RememberingFlex(FlexAgent("ann@example.com", ("agent",), float("inf")))
+    services = replace(built("http://127.0.0.1:1").services, flex=flex)
+    timing = ServerTiming()
+    assert services.remembered_agent({"Token": "new"}, timing) is None
+    assert flex.asked == [] and "flex" not in timing.header()
+    assert services.identify({"Token": "new"}, timing).identity == "ann@example.com"
+    assert flex.asked == ["new"] and timing.header().count("flex;") == 1
+
+
+class _Context:
+    """What a handler uses of the runtime's context, noting when the slot is given back."""
+
+    def __init__(self, services: Services) -> None:
+        self.services, self.events = services, []
+
     @contextmanager
-    def outside_slot():
-        entered.append("left the slot")
+    def slot_released(self):
+        self.events.append("slot released")
         yield
-    return outside_slot
+        self.events.append("slot taken back")
 
 
-def test_a_token_memory_answers_never_leaves_the_concurrency_slot(built):
+@pytest.mark.parametrize("name", ["auth", "get-contact", "get-user", "log-call", "unlink", "oauth-callback"])
+def test_each_function_leaves_its_slot_only_for_a_real_iam_call(built, name):
+    from sfdcflex.runtime.routes import load_module
+    handler = load_module(default_functions_folder() / f"{name}.py").handler
     flex = _RememberingFlex(FlexAgent("ann@example.com", ("agent",), float("inf")))
     services = replace(built("http://127.0.0.1:1").services, flex=flex)
-    entered: list[str] = []
-    agent = services.identify({"Token": "known"}, ServerTiming(), _slot_watch(entered))
-    assert agent.identity == "ann@example.com" and entered == [] and flex.asked == []
-
-
-def test_only_a_real_iam_call_waits_outside_the_concurrency_slot(built):
-    flex = _RememberingFlex(FlexAgent("ann@example.com", ("agent",), float("inf")))
-    services = replace(built("http://127.0.0.1:1").services, flex=flex)
-    entered: list[str] = []
-    services.identify({"Token": "new"}, ServerTiming(), _slot_watch(entered))
-    assert entered == ["left the slot"] and flex.asked == ["new"]
+    for token, expected in (("known", []), ("new", ["slot released", "new", "slot taken back"])):
+        context = _Context(services)
+        flex.asked = context.events   # the IAM call is noted in the same list, in order
+        event = {"Token": token, "code": "c0de", "phone": "4155550101",
+                 "contact_id": "003000000000001AAA", "call_sid": "CA" + "0" * 32,
+                 "request": {"headers": {}, "query": {}, "cookies": {}}}
+        handler(context, event, lambda *answer: None)
+        assert context.events == expected, (name, token)

@@ -19,7 +19,8 @@ class ServerTiming:
         self._hops: list[tuple[str, str, float | None]] = []
 
     def span(self, name: str, desc: str) -> _Span:
-        """Time the block as one hop; the description may be changed inside it via the yielded list."""
+        """Time the block as one hop; the description may be changed inside it via the yielded
+        list, or set to None there to record no hop."""
         return _Span(self._hops, name, desc)
 
     def mark(self, name: str, desc: str) -> None:
@@ -58,7 +59,8 @@ class _Span:
         return self._label
 
     def __exit__(self, *exc_info: object) -> None:
-        self._hops.append((self._name, self._label[0], (time.perf_counter() - self._started) * 1000))
+        if self._label[0] is not None:
+            self._hops.append((self._name, self._label[0], (time.perf_counter() - self._started) * 1000))
 
 
 def _entry(name: str, desc: str, duration: float | None) -> str:
