@@ -1,14 +1,13 @@
-"""The JSON token store: locking, atomic replace, damage and its words, the start-up check of its
-folder, used OAuth states, group commit, failed writes. (The Sync store: test_sync_store.py.)"""
+"""The JSON token store: locking, atomic replace, damage and its words, used OAuth states, group
+commit, failed writes. (Its link stamp: test_store_stamp.py; the start-up check of its folder:
+test_store_folder_check.py; the Sync store: test_sync_store.py.)"""
 from __future__ import annotations
 
 import json
 import logging
 import os
-import shutil
 import signal
 import stat
-import tempfile
 import threading
 import time
 from datetime import datetime, timedelta
@@ -17,10 +16,8 @@ from pathlib import Path
 import pytest
 
 from sfdcflex.runtime.errors import TooManyRequests
-from sfdcflex.store import (MAX_USED_STATES, JsonFileTokenStore, RevisionConflict, StoreDamaged,
-                            StoredTokens, store_file_problems)
+from sfdcflex.store import MAX_USED_STATES, JsonFileTokenStore, RevisionConflict, StoreDamaged, StoredTokens
 from tests.support.store_writers import start_writer, writing_now
-from tests.support.users import as_nobody
 
 # --- JSON file ---------------------------------------------------------------------------------
 
@@ -135,18 +132,6 @@ def test_writer_killed_mid_writes_leaves_a_file_that_parses(tmp_path):
     assert len(agents) >= 2001
     assert JsonFileTokenStore(path).get("k-0@example.com").access_token == "access-k-0"
 
-def test_is_current_sees_a_write_by_another_process_at_once(tmp_path):
-    path = tmp_path / "tokens.json"
-    mine, theirs = JsonFileTokenStore(path), JsonFileTokenStore(path)
-    held = mine.put("ann@example.com", "access-1", "refresh-1")
-    assert mine.is_current("ann@example.com", held.revision)
-    theirs.put("bob@example.com", "access-b", "refresh-b")     # any write restamps the file
-    assert not mine.is_current("ann@example.com", held.revision)
-    assert mine.get("ann@example.com") == held                 # one read confirms it again
-    assert mine.is_current("ann@example.com", held.revision)
-    theirs.delete("ann@example.com")
-    assert not mine.is_current("ann@example.com", held.revision) and mine.get("ann@example.com") is None
-
 def test_used_states_are_shared_through_the_file_until_they_expire(tmp_path):
     path = tmp_path / "tokens.json"
     mine, theirs = JsonFileTokenStore(path), JsonFileTokenStore(path)
@@ -161,74 +146,6 @@ def test_used_states_are_shared_through_the_file_until_they_expire(tmp_path):
 ANN, BOB = "ann@example.com", "bob@example.com"
 CHANGED = "The agent's Salesforce tokens changed meanwhile; read them again"
 DAMAGED = "The token store is damaged; an operator must repair it"
-
-
-# --- store_file_problems: what `run.py --check` and start-up say about TOKEN_STORE_PATH ----------
-
-def test_a_folder_that_can_be_created_is_no_problem_and_is_not_created(tmp_path):
-    """A folder that can be made is not refused, and checking it does not make it."""
-    path = tmp_path / "one" / "two" / "tokens.json"
-    assert store_file_problems(path) == []
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_folder_under_a_file_cannot_be_created(tmp_path):
-    """A file where a folder must be is found and named, even when it is executable."""
-    blocker = tmp_path / "blocker"
-    blocker.write_text("")
-    blocker.chmod(0o755)     # executable, so only "not a folder" can refuse it (root may write anything)
-    folder = blocker / "store"
-    assert store_file_problems(folder / "tokens.json") == [
-        f"config: TOKEN_STORE_PATH: the folder {folder} does not exist and cannot be created "
-        f"({blocker} is not a writable folder)"]
-
-
-def test_an_absent_token_file_is_checked_without_creating_anything(tmp_path):
-    """The check opens no store, so it makes no lock file."""
-    (tmp_path / "store").mkdir()
-    assert store_file_problems(tmp_path / "store" / "tokens.json") == []
-    assert list((tmp_path / "store").iterdir()) == []
-
-
-def test_a_damaged_token_file_is_a_problem_unless_the_file_is_not_used(tmp_path, caplog):
-    """A damaged file is reported (by default the file is checked), not crashed on; the Sync store
-    does not use the file."""
-    path = tmp_path / "tokens.json"
-    path.write_text("{damaged")
-    assert store_file_problems(path) == [f"config: TOKEN_STORE_PATH: {DAMAGED}"]
-    assert f"the token store {path} is not valid JSON" in caplog.text
-    assert store_file_problems(path, with_file=False) == []   # the Sync store keeps only its secret here
-
-
-def _problems_as_another_user(path: Path) -> list[str]:
-    """store_file_problems(path) as a user who may not write the folders root made 0755: as root,
-    a forked child as user id 65534; otherwise the caller, whose folder is made read-only (0555)."""
-    if os.geteuid() != 0:
-        return store_file_problems(path)
-    return as_nobody(lambda: store_file_problems(path))
-
-
-def test_a_folder_the_user_may_not_write_is_a_problem_for_that_user():
-    """The check asks whether this user may write and enter the folder, not only whether it exists."""
-    # Not under pytest's tmp_path: another user must be able to reach it (it is 0700).
-    top = Path(tempfile.mkdtemp(prefix="sfdcflex-store-check-"))
-    try:
-        folder = top / "store"
-        folder.mkdir()
-        for made in (top, folder):
-            made.chmod(0o755 if os.geteuid() == 0 else 0o555)
-        if os.geteuid() == 0:   # root may write anything: fine for root itself
-            assert store_file_problems(folder / "tokens.json") == []
-        assert _problems_as_another_user(folder / "tokens.json") == [
-            f"config: TOKEN_STORE_PATH: the folder {folder} is not writable by this user"]
-        assert _problems_as_another_user(folder / "more" / "tokens.json") == [
-            f"config: TOKEN_STORE_PATH: the folder {folder / 'more'} does not exist and cannot be "
-            f"created ({folder} is not a writable folder)"]
-    finally:
-        for made in (top, top / "store"):
-            if made.exists():
-                made.chmod(0o700)
-        shutil.rmtree(top)
 
 
 # --- the words of refusals, for the client and for the operator --------------------------------
@@ -415,49 +332,3 @@ def test_concurrent_saves_are_written_together_and_none_is_lost(tmp_path):
     assert len(results) == 12
     for n, saved in results.items():
         assert store.get(f"agent-{n}@example.com") == saved
-
-
-def test_is_current_sees_another_process_write_through_the_mapped_stamp(tmp_path):
-    path = tmp_path / "tokens.json"
-    mine = JsonFileTokenStore(path)
-    held = mine.put("ann@example.com", "access-1", "refresh-1")
-    assert mine.is_current("ann@example.com", held.revision)
-    writer = start_writer(path, "w", 1)               # a real other process, one write
-    assert writer.communicate(timeout=30)[0].strip() == "0"
-    assert not mine.is_current("ann@example.com", held.revision)
-
-
-def test_is_current_asks_the_system_nothing(tmp_path, monkeypatch):
-    now = [0.0]
-    store = JsonFileTokenStore(tmp_path / "tokens.json", clock=lambda: now[0])
-    held = store.put("ann@example.com", "access-1", "refresh-1")
-    calls = []
-
-    def system_call(name):
-        real = getattr(os, name)
-
-        def counted(*args, **kwargs):
-            calls.append(name)
-            return real(*args, **kwargs)
-        return counted
-
-    for name in ("open", "pread", "read", "fstat", "stat", "close"):
-        monkeypatch.setattr(os, name, system_call(name))
-    assert store.is_current("ann@example.com", held.revision) and calls == []
-    now[0] += 1.0                                   # once a second: one lstat, the file unchanged
-    assert store.is_current("ann@example.com", held.revision) and calls == ["stat"]
-
-
-def test_a_replaced_lock_file_is_noticed_within_the_check_period(tmp_path):
-    path, now = tmp_path / "tokens.json", [0.0]
-    mine = JsonFileTokenStore(path, clock=lambda: now[0])
-    held = mine.put("ann@example.com", "access-1", "refresh-1")
-    lock = path.with_name(path.name + ".lock")
-    replacement = tmp_path / "new.lock"               # an operator puts a new lock file in place
-    replacement.write_bytes(os.urandom(16))
-    replacement.chmod(0o600)
-    os.replace(replacement, lock)
-    JsonFileTokenStore(path).delete("ann@example.com")   # another instance, on the new file
-    now[0] += 1.0
-    assert not mine.is_current("ann@example.com", held.revision)
-    assert mine.get("ann@example.com") is None
