@@ -1,0 +1,110 @@
+"""The three ways load arrives, each measured the same way: one timed run, and one window of its
+own for the system calls.
+
+- keep-alive: requests back to back on kept-alive connections (wrk, 1 and 16 connections), the
+  most a server can answer;
+- spaced: many kept-alive connections, each sending a request every `interval` seconds, as
+  agents' panels do (paced.py: the client sets the rate, so the figure that matters is the
+  server's CPU per request, and latency);
+- new connections: a connection per request (wrk with `Connection: close`).
+
+Server CPU and context switches per request come from /proc over the timed window; system calls
+per request from `strace -f -c` over a separate, untimed window of SYSCALL_REQUESTS requests
+(strace slows every call down), when strace is installed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .drivers import drive
+from .load import LoadResult, Request
+from .paced import Pace, run_paced
+from .probes import SyscallCounter, cpu_sample, cpu_spent, strace_available
+
+KEEP_ALIVE, SPACED, NEW_CONNECTIONS = "keep-alive", "spaced", "new connections"
+MODES = (KEEP_ALIVE, SPACED, NEW_CONNECTIONS)
+# Enough requests that the server's own timers (a poll every 0.2 s in the bare server) add
+# little to the count, few enough that a window under strace stays well under a second.
+SYSCALL_REQUESTS = 200
+# The spaced window under strace: connections (each sends one request in it).
+SYSCALL_SPACED_CONNECTIONS = 50
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named load: which server it hits (and its pid), the requests it rotates through, and
+    which scenario its ratio is taken against."""
+
+    name: str
+    url: str
+    requests: list[Request]
+    pid: int
+    baseline: str = "bare"
+
+
+@dataclass(frozen=True)
+class Spacing:
+    """Spaced keep-alive: how many connections, and the seconds between a connection's requests."""
+
+    connections: int = 100
+    interval: float = 1.0
+
+
+def closing(requests: list[Request]) -> list[Request]:
+    """The same requests asking the server to close the connection after answering."""
+    return [(method, path, body, {**headers, "Connection": "close"})
+            for method, path, body, headers in requests]
+
+
+def timed_run(mode: str, scenario: Scenario, count: int, duration: float, client: str,
+              spacing: Spacing) -> dict:
+    """One timed run: the load's result, the client's CPU %, and the server's CPU (µs) and
+    context switches per request over the run."""
+    if mode == SPACED:
+        samples: list = []
+        pace = Pace(count, spacing.interval, max(1, round(duration / spacing.interval)))
+        result = run_paced(scenario.url, scenario.requests[0], pace,
+                           lambda starting: samples.append(cpu_sample(scenario.pid)))
+        client_cpu = 0.0   # a few hundred requests a second from one thread: never the bottleneck
+        before, after = (samples + [None, None])[:2]
+    else:
+        requests = closing(scenario.requests) if mode == NEW_CONNECTIONS else scenario.requests
+        before = cpu_sample(scenario.pid)
+        result, client_cpu = drive(client, scenario.url, requests, connections=count,
+                                   duration=duration)
+        after = cpu_sample(scenario.pid)
+    spent = cpu_spent(before, after)
+    answered = result.ok + result.errors
+    return {"result": result, "client_cpu": client_cpu,
+            "server_us": spent.cpu_ns / 1000 / answered if spent and answered else 0.0,
+            "switches": spent.switches / answered if spent and answered else 0.0}
+
+
+def syscalls_per_request(mode: str, scenario: Scenario, count: int,
+                         spacing: Spacing) -> tuple[float, dict[str, int]] | None:
+    """System calls of the server per request, and the calls by name, from a window under
+    `strace -f -c`; None when strace is not installed or cannot attach."""
+    if not strace_available():
+        return None
+    if mode == SPACED:
+        pace = Pace(min(count, SYSCALL_SPACED_CONNECTIONS), spacing.interval, 1)
+    else:
+        pace = Pace(count, 0.0, max(1, SYSCALL_REQUESTS // count), mode == NEW_CONNECTIONS)
+    counter = SyscallCounter(scenario.pid)
+    calls: dict[str, int] = {}
+
+    def window(starting: bool) -> None:
+        if starting:
+            counter.start()
+        else:
+            calls.update(counter.stop())
+
+    try:
+        result: LoadResult = run_paced(scenario.url, scenario.requests[0], pace, window)
+    except RuntimeError:
+        counter.stop()
+        return None
+    answered = result.ok + result.errors
+    if not answered or "total" not in calls:
+        return None
+    return calls["total"] / answered, calls
