@@ -31,7 +31,7 @@ from .drivers import CLIENT_BOUND_PERCENT, choose_client, drive
 from .load import Request
 from .hostile import run_hostile_report
 from .modes import (KEEP_ALIVE, MODES, NEW_CONNECTIONS, SPACED, Scenario, Spacing,
-                    syscalls_per_request, timed_run)
+                    count_syscalls, timed_run)
 from .report import format_report
 from .servers import (CACHE_SIZE, MISS_CONTACTS, Child, StandIns, bare_argv, contact_phone,
                       minimal_server_argv, prepare_runtime_folder, runtime_argv, serve_bare,
@@ -197,23 +197,22 @@ def run_rounds(scenarios: list[Scenario], connections: list[int], rounds: int,
     return results
 
 
-def count_syscalls(results: dict[str, dict[str, dict[str, dict]]], scenarios: list[Scenario],
-                   connections: list[int], spacing: Spacing) -> None:
+def add_syscalls(results: dict[str, dict[str, dict[str, dict]]], scenarios: list[Scenario],
+                 connections: list[int], spacing: Spacing) -> None:
     """Add each row's system calls per request (None without strace), from untimed windows."""
     for mode, by_name in results.items():
         for scenario in mode_scenarios(mode, scenarios):
             for count in mode_counts(mode, connections, spacing):
                 row = by_name[scenario.name][str(count)]
-                counted = (syscalls_per_request(mode, scenario, count, spacing)
+                counted = (count_syscalls(mode, scenario, count, spacing)
                            if len(scenario.requests) == 1 else None)
-                calls = counted[1] if counted else {}
-                row["syscalls_per_request"] = counted[0] if counted else None
+                answered, calls = counted or (0, {})
+                row["syscalls"] = calls
+                row["syscalls_per_request"] = calls["total"] / answered if counted else None
                 # futex calls are threads waiting on each other (the GIL, a queue): their number
                 # follows how the threads interleave, which strace itself changes.
                 row["syscalls_without_futex_per_request"] = (
-                    counted[0] * (calls["total"] - calls.get("futex", 0)) / calls["total"]
-                    if counted and calls["total"] else None)
-                row["syscalls"] = calls
+                    (calls["total"] - calls.get("futex", 0)) / answered if counted else None)
 
 
 def _start_servers(stack: contextlib.ExitStack, folder: Path, standins: StandIns,
@@ -259,7 +258,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         client = choose_client(args.client)
         results = run_rounds(scenarios, args.connections, args.rounds, args.duration, client,
                              tuple(args.modes), spacing)
-        count_syscalls(results, scenarios, args.connections, spacing)
+        add_syscalls(results, scenarios, args.connections, spacing)
         rss = {name: (child.peak_rss_kib() or 0) / 1024 for name, child in children.items()}
         server_trees = {name: _tree_of(child.pid) for name, child in children.items()}
     report = {
@@ -287,9 +286,12 @@ def run_benchmark(args: argparse.Namespace) -> dict:
 
 
 def _tree_of(pid: int) -> dict[str, str]:
-    """The working directory and command line a server runs with: which tree's code it is."""
+    """The working directory, PYTHONPATH and command line a server runs with, from /proc: which
+    tree's code it runs (`python -m` imports from its working directory first)."""
     try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         return {"cwd": os.readlink(f"/proc/{pid}/cwd"),
+                "pythonpath": next((v[11:].decode() for v in environ if v.startswith(b"PYTHONPATH=")), ""),
                 "cmdline": Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()}
     except OSError:
         return {}

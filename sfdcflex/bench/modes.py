@@ -80,10 +80,10 @@ def timed_run(mode: str, scenario: Scenario, count: int, duration: float, client
             "switches": spent.switches / answered if spent and answered else 0.0}
 
 
-def syscalls_per_request(mode: str, scenario: Scenario, count: int,
-                         spacing: Spacing) -> tuple[float, dict[str, int]] | None:
-    """System calls of the server per request, and the calls by name, from a window under
-    `strace -f -c`; None when strace is not installed or cannot attach."""
+def count_syscalls(mode: str, scenario: Scenario, count: int,
+                   spacing: Spacing) -> tuple[int, dict[str, int]] | None:
+    """The requests answered in a window under `strace -f -c` and the server's system calls by
+    name in it (with their "total"); None when strace is not installed or cannot attach."""
     if not strace_available():
         return None
     if mode == SPACED:
@@ -107,4 +107,4 @@ def syscalls_per_request(mode: str, scenario: Scenario, count: int,
     answered = result.ok + result.errors
     if not answered or "total" not in calls:
         return None
-    return calls["total"] / answered, calls
+    return answered, calls

@@ -5,11 +5,11 @@ from __future__ import annotations
 from .against import regression_lines
 
 MODE_TITLES = (
-    ("scenarios", "keep-alive, back to back: x base = req/s over the bare server's"),
+    ("scenarios", "keep-alive, back to back\n  x base: req/s over the bare server's"),
     ("spaced", "spaced keep-alive, {spaced_connections} connections each sending every "
-               "{spaced_interval_s:g} s: x base = bare's CPU per request over this one's"),
-    ("new_connections", "a new connection per request (Connection: close): "
-                        "x base = req/s over the bare server's"),
+               "{spaced_interval_s:g} s\n  x base: the bare server's CPU per request over this one's"),
+    ("new_connections", "a new connection per request (Connection: close)\n"
+                        "  x base: req/s over the bare server's"),
 )
 
 
@@ -35,7 +35,7 @@ def _calls(value: float | None) -> str:
 
 
 def _mode_table(title: str, rows: dict[str, dict[str, dict]]) -> tuple[list[str], bool]:
-    lines = ["", title,
+    lines = ["", *title.splitlines(),
              f"{'scenario':<21}{'conns':>6}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
              f"{'x base':>7}{'srv us':>7}{'ctx':>6}{'sys':>6}{'-futex':>7}{'client':>7}"]
     bound = False
