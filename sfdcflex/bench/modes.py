@@ -14,6 +14,7 @@ per request from `strace -f -c` over a separate, untimed window of SYSCALL_REQUE
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from .drivers import drive
@@ -21,7 +22,7 @@ from .load import LoadResult, Request
 from .paced import Pace, run_paced
 from .probes import SyscallCounter, cpu_sample, cpu_spent, strace_available
 
-KEEP_ALIVE, SPACED, NEW_CONNECTIONS = "keep-alive", "spaced", "new connections"
+KEEP_ALIVE, SPACED, NEW_CONNECTIONS = "keep-alive", "spaced", "new-connections"
 MODES = (KEEP_ALIVE, SPACED, NEW_CONNECTIONS)
 # Enough requests that the server's own timers (a poll every 0.2 s in the bare server) add
 # little to the count, few enough that a window under strace stays well under a second.
@@ -63,9 +64,11 @@ def timed_run(mode: str, scenario: Scenario, count: int, duration: float, client
     if mode == SPACED:
         samples: list = []
         pace = Pace(count, spacing.interval, max(1, round(duration / spacing.interval)))
+        cpu_before, began = time.process_time(), time.perf_counter()
         result = run_paced(scenario.url, scenario.requests[0], pace,
                            lambda starting: samples.append(cpu_sample(scenario.pid)))
-        client_cpu = 0.0   # a few hundred requests a second from one thread: never the bottleneck
+        wall = time.perf_counter() - began
+        client_cpu = 100.0 * (time.process_time() - cpu_before) / wall if wall > 0 else 0.0
         before, after = (samples + [None, None])[:2]
     else:
         requests = closing(scenario.requests) if mode == NEW_CONNECTIONS else scenario.requests

@@ -6,8 +6,9 @@ The rate of spaced load is low (one request per connection per second), so one t
 hundreds of connections busy and the client's own cost does not shape the server's figures. The
 connections are staggered over the interval, so requests arrive evenly, never in a burst. Pass 0
 (every connection's first request) warms up and is not measured; `on_window(True)` runs when pass
-1 begins and `on_window(False)` once the last response is in, which is where a caller reads the
-server's CPU or attaches strace. Responses are read up to their Content-Length (or to the close,
+1 begins (back to back: once every warm-up is answered, each connection holding its next request
+until then) and `on_window(False)` once the last response is in, which is where a caller reads
+the server's CPU or attaches strace. Responses are read up to their Content-Length (or to the close,
 for a new connection per request).
 """
 from __future__ import annotations

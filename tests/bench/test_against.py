@@ -73,8 +73,10 @@ def test_a_cached_hit_more_than_10_percent_dearer_than_the_reference_fails():
         ("keep-alive", "get-contact hit"), ("keep-alive", "runtime hello"), ("spaced", "get-contact hit")}
     found = regressions(changes)
     assert [(c["mode"], round(c["change"], 2)) for c in found] == [("keep-alive", 0.11)]
-    line, = regression_lines(found, "main~3")
-    assert "get-contact hit, keep-alive, 1 conn" in line and "+11 %" in line and "main~3" in line
+    first, line = regression_lines(found, "main~3")
+    assert "main~3" in first and "+10 %" in first
+    assert "get-contact hit, keep-alive, 1 conn: 111 us/request, 100 at the ref (+11 %)" in line
+    assert regression_lines([], "main~3") == []
 
 
 def test_only_the_cached_hit_is_checked_and_cheaper_is_never_a_regression():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sfdcflex.bench.main import main
+from sfdcflex.bench.main import main, spaced_extra
 from sfdcflex.bench.load import run_load
 from sfdcflex.bench.servers import bare_argv, Child
 
@@ -134,3 +134,15 @@ def test_the_hostile_scenarios_run_end_to_end_and_stop_their_servers(tmp_path, m
     assert report["streams"]["errors"] == 0 and report["calm"]["errors"] == 0
     assert "IAM calls for 32 requests with one bad token: 1" in capsys.readouterr().out
     assert set(_children_of(os.getpid())) <= before
+
+
+def test_the_spaced_goal_counts_only_what_the_runtime_adds_above_the_bare_server():
+    def rows(spaced: float, back_to_back: float, baseline: str) -> tuple[dict, dict]:
+        return ({"100": {"server_us_per_request": spaced, "baseline": baseline}},
+                {"1": {"server_us_per_request": back_to_back}})
+    hit, hit_b2b = rows(300.0, 100.0, "bare POST")
+    bare, bare_b2b = rows(250.0, 60.0, "bare")
+    report = {"spaced": {"get-contact hit": hit, "bare POST": bare},
+              "scenarios": {"get-contact hit": hit_b2b, "bare POST": bare_b2b}}
+    assert spaced_extra(report, "get-contact hit") == (300 - 100) - (250 - 60)
+    assert spaced_extra({"spaced": {}, "scenarios": {}}, "get-contact hit") is None
