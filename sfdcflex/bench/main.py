@@ -31,7 +31,7 @@ from .drivers import CLIENT_BOUND_PERCENT, choose_client, drive
 from .load import Request
 from .hostile import run_hostile_report
 from .modes import (KEEP_ALIVE, MODES, NEW_CONNECTIONS, SPACED, Scenario, Spacing,
-                    count_syscalls, timed_run)
+                    count_syscalls, idle_costs, timed_run)
 from .report import format_report
 from .servers import (CACHE_SIZE, MISS_CONTACTS, Child, StandIns, bare_argv, contact_phone,
                       minimal_server_argv, prepare_runtime_folder, runtime_argv, serve_bare,
@@ -259,6 +259,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         results = run_rounds(scenarios, args.connections, args.rounds, args.duration, client,
                              tuple(args.modes), spacing)
         add_syscalls(results, scenarios, args.connections, spacing)
+        idle = {name: idle_costs(child.pid) for name, child in children.items()}
         rss = {name: (child.peak_rss_kib() or 0) / 1024 for name, child in children.items()}
         server_trees = {name: _tree_of(child.pid) for name, child in children.items()}
     report = {
@@ -272,7 +273,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                         "(CACHE_SIZE): each misses"),
         "scenarios": results.get(KEEP_ALIVE, {}), "spaced": results.get(SPACED, {}),
         "new_connections": results.get(NEW_CONNECTIONS, {}),
-        "cold_start": cold, "peak_rss_mib": rss, "upstream_calls": calls,
+        "idle": idle, "cold_start": cold, "peak_rss_mib": rss, "upstream_calls": calls,
         "server_trees": server_trees}
     if reference is not None:
         changes = against.cpu_changes(results)

@@ -29,6 +29,8 @@ MODES = (KEEP_ALIVE, SPACED, NEW_CONNECTIONS)
 SYSCALL_REQUESTS = 200
 # The spaced window under strace: connections (each sends one request in it).
 SYSCALL_SPACED_CONNECTIONS = 50
+# How long each server is watched doing nothing, for its idle costs.
+IDLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,23 @@ def count_syscalls(mode: str, scenario: Scenario, count: int,
     if not answered or "total" not in calls:
         return None
     return answered, calls
+
+
+def idle_costs(pid: int, seconds: float = IDLE_SECONDS) -> dict[str, float | None]:
+    """What a server spends per second with no request at all (its timers, its loop's wake-ups):
+    part of every spaced row's figures, which come at 100 requests a second."""
+    before = cpu_sample(pid)
+    time.sleep(seconds)
+    spent = cpu_spent(before, cpu_sample(pid))
+    calls: dict[str, int] = {}
+    if strace_available():
+        counter = SyscallCounter(pid)
+        try:
+            counter.start()
+            time.sleep(seconds)
+        except RuntimeError:
+            pass
+        finally:
+            calls = counter.stop()
+    return {"cpu_us_per_s": spent.cpu_ns / 1000 / seconds if spent else None,
+            "syscalls_per_s": calls["total"] / seconds if "total" in calls else None}

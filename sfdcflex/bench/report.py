@@ -30,8 +30,8 @@ def _header(report: dict) -> list[str]:
             "'-futex': the same without futex (threads waiting on each other: strace shifts those)"]
 
 
-def _calls(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _calls(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def _mode_table(title: str, rows: dict[str, dict[str, dict]]) -> tuple[list[str], bool]:
@@ -84,6 +84,13 @@ def format_report(report: dict) -> str:
     lines.append("  (the GET for hello, get-contact's POST for hit and miss)")
     if bound:
         lines.append("! the load client was near 100 % CPU: that row measures the client, not the server")
+    if report.get("idle"):
+        rate = settings["spaced_connections"] / settings["spaced_interval_s"]
+        lines.append(f"idle, per second (part of every row's figures; the spaced rows see {rate:g} "
+                     "requests a second):")
+        lines += [f"  {name}: {_calls(idle['cpu_us_per_s'], '.0f')} us CPU, "
+                  f"{_calls(idle['syscalls_per_s'])} system calls"
+                  for name, idle in report["idle"].items()]
     if "against" in report:
         lines += _against(report)
     cold, rss = report["cold_start"], report["peak_rss_mib"]

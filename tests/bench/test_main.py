@@ -69,6 +69,8 @@ def test_a_tiny_run_reports_every_scenario_and_mode_beside_the_against_commit(
             assert row["syscalls_per_request"] >= 1 and row["syscalls"]["total"] > 0, (mode, name)
             assert row["syscalls_without_futex_per_request"] <= row["syscalls_per_request"]
     assert report["spaced"]["get-contact hit"]["6"]["requests"] == 12   # 6 connections x 2 passes
+    assert set(report["idle"]) == {"bare", "runtime", "reference"}
+    assert all(idle["cpu_us_per_s"] >= 0 for idle in report["idle"].values())
     assert report["scenarios"]["bare"]["4"]["ratio_to_bare"] == 1.0
     assert report["spaced"]["bare"]["6"]["ratio_to_bare"] == 1.0
     assert report["scenarios"]["get-contact hit"]["4"]["baseline"] == "bare POST"

@@ -30,6 +30,8 @@ def _report() -> dict:
         "cold_start": {name: {"median_ms": 100.0, "first_start_ms": 200.0}
                        for name in ("runtime", "bare", "python -c pass")},
         "peak_rss_mib": {"runtime": 29.0, "bare": 29.0, "reference": 29.0},
+        "idle": {"runtime": {"cpu_us_per_s": 2713.2, "syscalls_per_s": 34.5},
+                 "bare": {"cpu_us_per_s": 120.0, "syscalls_per_s": None}},
         "upstream_calls": {"hit": {"iam": 0, "store": 0, "salesforce": 0, "total": 0}},
         "goals": [{"goal": "spaced hit <= 15 us above back to back (net)", "value": 373.0,
                    "target": 15, "unit": "us", "pass": False}]}
@@ -46,3 +48,5 @@ def test_every_mode_and_each_regression_is_printed_under_100_columns():
     assert len(regression_rows) == 3 and all("(+1134 %)" in line for line in regression_rows)
     assert any(line.startswith("get-contact hit @ref") and " - " in line for line in lines)  # no strace
     assert "! the load client was near 100 % CPU" in table
+    assert "the spaced rows see 100 requests a second" in table
+    assert "  runtime: 2713 us CPU, 34.5 system calls" in lines and "  bare: 120 us CPU, - system calls" in lines
