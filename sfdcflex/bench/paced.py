@@ -9,7 +9,7 @@ connections are staggered over the interval, so requests arrive evenly, never in
 1 begins (back to back: once every warm-up is answered, each connection holding its next request
 until then) and `on_window(False)` once the last response is in, which is where a caller reads
 the server's CPU or attaches strace. Responses are read up to their Content-Length (or to the close,
-for a new connection per request).
+for a new connection per request); one unanswered for REQUEST_TIMEOUT counts as an error.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def response_complete(data: bytes, closed: bool) -> int | None:
     return None
 
 
-@dataclass
+@dataclass(eq=False)   # each one is itself: kept in a set while it waits for an answer
 class _Connection:
     due: float
     sock: socket.socket | None = None
@@ -84,7 +84,7 @@ class _PacedRun:
         self.began = time.perf_counter()
         step = pace.interval / pace.connections
         self.waiting = [_Connection(self.began + i * step) for i in range(pace.connections)]
-        self.in_flight = 0
+        self.in_flight: set[_Connection] = set()
         self.warmed = 0
         self.ok = self.errors = 0
         self.latencies: list[float] = []
@@ -102,7 +102,7 @@ class _PacedRun:
                 connection.sent_at = time.perf_counter()
                 # a few hundred bytes on loopback: the socket buffer takes them at once
                 connection.sock.sendall(self.data)
-                self.in_flight += 1
+                self.in_flight.add(connection)
             except OSError:
                 self._finish(connection, None, time.perf_counter())
         return min(0.05, self.waiting[0].due - now) if self.waiting else 0.05
@@ -118,8 +118,14 @@ class _PacedRun:
             status = response_complete(connection.received, not chunk)
             if status is None and chunk:
                 continue
-            self.in_flight -= 1
+            self.in_flight.discard(connection)
             self._finish(connection, status, time.perf_counter(), closed=not chunk)
+
+    def expire(self, now: float) -> None:
+        """A request unanswered for REQUEST_TIMEOUT is an error; its connection is closed."""
+        for connection in [c for c in self.in_flight if now - c.sent_at > REQUEST_TIMEOUT]:
+            self.in_flight.discard(connection)
+            self._finish(connection, None, now)
 
     def _finish(self, connection: _Connection, status: int | None, finished: float,
                 closed: bool = True) -> None:
@@ -171,12 +177,13 @@ def run_paced(url: str, request: Request, pace: Pace,
                     if connection.due == math.inf:
                         connection.due = now
             run.receive(run.send_due(now))
+            run.expire(time.perf_counter())
         ended = time.perf_counter()
     finally:
         if started is not None:
             on_window(False)
         run.close()
-    run.errors += run.in_flight + sum(pace.passes + 1 - c.passes for c in run.waiting)
+    run.errors += len(run.in_flight) + sum(pace.passes + 1 - c.passes for c in run.waiting)
     run.latencies.sort()
     return LoadResult(ok=run.ok, errors=run.errors, seconds=(ended or 0.0) - (started or 0.0),
                       p50_ms=percentile(run.latencies, 0.50), p99_ms=percentile(run.latencies, 0.99))

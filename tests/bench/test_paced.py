@@ -2,11 +2,13 @@
 per request, each measured only once its warm-up pass is in (against an in-process bare server)."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import pytest
 
+from sfdcflex.bench import paced
 from sfdcflex.bench.paced import Pace, response_complete, run_paced
 from sfdcflex.bench.servers import BareHandler, BareServer
 
@@ -74,6 +76,20 @@ def test_a_refused_port_counts_errors_and_ends(bare):
     server.server_close()
     result = run_paced(url, HELLO, Pace(connections=2, interval=0.0, passes=2))
     assert result.ok == 0 and result.errors > 0
+
+
+def test_a_request_left_unanswered_is_an_error_after_the_request_timeout(monkeypatch):
+    monkeypatch.setattr(paced, "REQUEST_TIMEOUT", 0.1)
+    silent = socket.create_server(("127.0.0.1", 0))   # the kernel accepts; nothing ever answers
+    try:
+        began = time.perf_counter()
+        result = run_paced(f"http://127.0.0.1:{silent.getsockname()[1]}", HELLO,
+                           Pace(connections=2, interval=0.0, passes=3))
+        # each of passes 1 to 3 times out on both connections (pass 0 is the warm-up's)
+        assert (result.ok, result.errors) == (0, 6)
+        assert time.perf_counter() - began < 2.0
+    finally:
+        silent.close()
 
 
 def test_a_response_is_complete_at_its_content_length_or_at_the_close():
