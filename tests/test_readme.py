@@ -64,8 +64,8 @@ RUN_BY = {
     # sfdcflex/runtime/README.md
     "from sfdcflex.runtime import Response": "test_the_runtime_readme_example_function_answers",
     # sfdcflex/bench/README.md
-    "python -m sfdcflex.bench [--quick] [--latency] [--client auto|wrk|python] [--out bench.json]":
-        "test_a_tiny_run_reports_every_scenario_and_stops_its_servers",
+    "python -m sfdcflex.bench [--quick] [--latency] [--client auto|wrk|python] [--against REF] [--out bench.json]":
+        "test_a_tiny_run_reports_every_scenario_and_mode_beside_the_against_commit",
     "python -m sfdcflex.bench --hostile [--rounds 3] [--duration 2] [--out hostile.json]":
         "test_the_hostile_scenarios_run_end_to_end_and_stop_their_servers",
     "python -m sfdcflex.bench.hosts [--rounds 3] [--duration 2] [--client auto|wrk|python]":

@@ -33,6 +33,7 @@ HELLO_FUNCTION = '''"""hello: the benchmark's minimal function."""
 def handler(context, event, callback):
     callback(None, {"ok": True})
 '''
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _PROXY_NAMES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
@@ -56,6 +57,10 @@ class BareHandler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(self.body)))
+        if self.close_connection:
+            # The client asked to close: say so (RFC 9112, 9.6), or wrk would send the next
+            # request on a connection this server is closing, and count an error.
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(self.body)
 
@@ -146,15 +151,17 @@ class Child:
     """One child process; `kill()` is safe to call more than once."""
 
     def __init__(self, argv: list[str], pycache: Path, *, stdin: bool = False,
-                 log: Path | None = None, extra_env: dict[str, str] | None = None) -> None:
+                 log: Path | None = None, extra_env: dict[str, str] | None = None,
+                 root: Path = PROJECT_ROOT) -> None:
+        """`root`: the tree whose code the child runs (its working directory and PYTHONPATH)."""
         self.log = log
         log_file = open(log, "ab") if log else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
                 argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=log_file,
-                env={**child_environment(pycache), **(extra_env or {})},
-                cwd=Path(__file__).resolve().parents[2])
+                env={**child_environment(pycache), "PYTHONPATH": str(root), **(extra_env or {})},
+                cwd=root)
         finally:
             if log:
                 log_file.close()
@@ -253,12 +260,14 @@ class StandIns:
         self.child.kill()
 
 
-def prepare_runtime_folder(folder: Path, settings: dict[str, str], cache_size: int) -> tuple[Path, Path]:
-    """Write the runtime's .env and functions folder (hello.py + the project's functions)."""
+def prepare_runtime_folder(folder: Path, settings: dict[str, str], cache_size: int,
+                           root: Path = PROJECT_ROOT) -> tuple[Path, Path]:
+    """Write the runtime's .env and functions folder (hello.py + the functions of the tree at
+    `root`)."""
     functions = folder / "functions"
     functions.mkdir(parents=True)
     (functions / "hello.py").write_text(HELLO_FUNCTION)
-    project_functions = Path(__file__).resolve().parents[2] / "functions"
+    project_functions = root / "functions"
     for source in sorted(project_functions.glob("*.py")):
         (functions / source.name).symlink_to(source)
     # Tokens in the Sync stand-in, as the original keeps them. SYNC_LINK_RECHECK=10 lets a cached
