@@ -27,7 +27,7 @@ def _collected(*args: str) -> set[str]:
 
 HEAVY = ("tests/system/test_reliability_load.py::test_sixteen_connections_for_four_seconds",
          "tests/system/test_reliability_crash.py::test_sigkill_mid_burst_twelve_times_leaves_old_or_new_tokens",
-         "tests/bench/test_main.py::test_a_tiny_run_reports_every_scenario_and_stops_its_servers",
+         "tests/bench/test_main.py::test_a_tiny_run_reports_every_scenario_and_mode_beside_the_against_commit",
          "tests/browser/test_demo_browser.py::test_a_person_links_looks_up_opens_the_record_and_disconnects")
 
 
