@@ -42,7 +42,13 @@ def _worktrees() -> str:
 def test_a_tiny_run_reports_every_scenario_and_mode_beside_the_against_commit(
         tmp_path, capsys, monkeypatch, measure_children):
     from sfdcflex.bench import main as bench_main
-    monkeypatch.setattr(bench_main, "WARM_UP_SECONDS", 0.05)   # a warm-up is not what this checks
+    from functools import partial
+    from sfdcflex.bench import modes
+    # Warm-ups, the strace windows and the idle watch shortened: their lengths are not what this
+    # checks, and at their defaults (0.3 s, 200 requests, 2 s a server) they were 8 of its 20 s.
+    monkeypatch.setattr(bench_main, "WARM_UP_SECONDS", 0.05)
+    monkeypatch.setattr(modes, "SYSCALL_REQUESTS", 40)
+    monkeypatch.setattr(bench_main, "idle_costs", partial(modes.idle_costs, seconds=0.2))
     before = set(_children_of(os.getpid()))
     out = tmp_path / "bench.json"
     status = main(["--duration", "0.2", "--rounds", "1", "--connections", "1,4", "--cold-starts", "1",
