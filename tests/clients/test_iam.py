@@ -533,6 +533,27 @@ def test_iam_s_status_table(status, kind):
     assert type(raised.value) is kind and raised.value.status == status
 
 
+def test_a_token_iam_calls_invalid_keeps_iam_s_200_also_when_its_refusal_is_remembered():
+    """A 200 saying the token is not valid is a refused token carrying IAM's status, and so is the
+    remembered refusal the next check of that token raises without asking IAM."""
+    sender = ScriptedSender()
+    sender.answer(200, {"valid": False})
+    validator = FlexTokenValidator(IAM, ACCOUNT_SID, AUTH_TOKEN, transport=sender)
+    for _ in range(2):
+        with pytest.raises(TokenRefused) as raised:
+            validator.validate("some-token")
+        assert raised.value.status == 200
+    assert len(sender.sent) == 1
+
+
+def test_a_200_whose_body_is_not_json_is_iam_unavailable_keeping_iam_s_status():
+    sender = ScriptedSender()
+    sender.answer(200, b"<html>captive portal</html>")
+    with pytest.raises(IamUnavailable) as raised:
+        FlexTokenValidator(IAM, ACCOUNT_SID, AUTH_TOKEN, transport=sender).validate("some-token")
+    assert raised.value.status == 200
+
+
 def test_a_check_posts_the_token_as_json_with_the_account_s_basic_auth():
     sender = ScriptedSender()
     sender.answer(200, {"valid": True, "realm_user_id": "ada@example.com"})
