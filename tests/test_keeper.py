@@ -113,7 +113,8 @@ def test_a_storm_after_expiry_refreshes_once_for_every_waiting_request(keeper, s
     assert len(sf.presented) == 1
     assert {answer["access_token_used"] for answer, _ in answers} == {store.get(ALICE).access_token}
     # The seven that waited say so in Server-Timing, which the browser's data-flow panel shows.
-    waited = [header for _, header in answers if 'desc="refreshed by a concurrent request"' in header]
+    waited = [header for _, header in answers
+              if 'sfdc-refresh;desc="refreshed by a concurrent request"' in header]
     assert len(waited) == 7
 
 
@@ -218,6 +219,36 @@ def test_a_pair_the_store_refuses_is_used_from_memory_and_saved_next_time(tmp_pa
     _userinfo(keeper, sf)                                    # refreshed from the unsaved pair
     assert len(set(sf.presented)) == len(sf.presented) == 2
     assert store.get(ALICE).refresh_token not in sf.presented   # and that one is saved now
+
+
+def test_a_pair_the_store_refused_yields_to_a_link_made_meanwhile_elsewhere(tmp_path, sf):
+    """A refreshed pair held in memory because the store refused it is not saved over a link the
+    agent made meanwhile on another instance: the next request adopts that newer link."""
+    store = RefusingStore(tmp_path / "tokens.json")
+    keeper = TokenKeeper(store, sf)
+    keeper.link(ALICE, *sf.grant())
+    sf.expire()
+    store.refusals = 1
+    _userinfo(keeper, sf)                                    # refreshed, held in memory only
+    TokenKeeper(JsonFileTokenStore(tmp_path / "tokens.json"), sf).link(ALICE, *sf.grant())
+    newer = store.get(ALICE)
+    assert _userinfo(keeper, sf)["access_token_used"] == newer.access_token
+    assert store.get(ALICE) == newer
+
+
+def test_unlink_revokes_the_refreshed_grant_the_store_could_not_take(tmp_path, sf):
+    """Unlinking while the refreshed pair lives only in memory (the store refused it) revokes that
+    pair's refresh token, the live one, not the spent one still in the store."""
+    store = RefusingStore(tmp_path / "tokens.json")
+    keeper = TokenKeeper(store, sf)
+    keeper.link(ALICE, *sf.grant())
+    sf.expire()
+    store.refusals = 1
+    _userinfo(keeper, sf)                                    # refreshed, held in memory only
+    [live] = sf.live
+    assert keeper.unlink(ALICE) is True
+    assert live in sf.revoked and not sf.live
+    assert store.get(ALICE) is None
 
 
 def test_linking_again_replaces_the_pair_and_revokes_the_old_grant(keeper, sf, store):

@@ -106,3 +106,11 @@ def test_iam_s_status_table(status, kind):
     with pytest.raises(IamError) as raised:
         validator.validate("some-token")
     assert type(raised.value) is kind and raised.value.status == status
+
+
+def test_a_200_whose_body_is_not_json_is_iam_unavailable_keeping_iam_s_status():
+    sender = ScriptedSender()
+    sender.answer(200, b"<html>captive portal</html>")
+    with pytest.raises(IamUnavailable) as raised:
+        FlexTokenValidator(IAM, ACCOUNT_SID, AUTH_TOKEN, transport=sender).validate("some-token")
+    assert raised.value.status == 200

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from sfdcflex.clients.errors import TokenMissing
+from sfdcflex.clients.errors import TokenMissing, TokenRefused
+from sfdcflex.clients.iam import FlexTokenValidator
 from tests.support.errors import answered
-from tests.support.iam import answers_next, refusal
+from tests.support.iam import ACCOUNT_SID, AUTH_TOKEN, IAM, answers_next, refusal
+from tests.support.senders import ScriptedSender
 
 
 def test_a_valid_token_gives_the_realm_user_id_and_roles(iam, validator):
@@ -102,3 +104,16 @@ def test_iam_s_400_is_an_invalid_token(iam, validator):
     iam.fail_next("validate", status=400)
     refused = refusal(validator, "token-iam-answers-400")
     assert (*answered(refused), refused.message) == (403, "invalid_token", "The Flex token is not valid")
+
+
+def test_a_token_iam_calls_invalid_keeps_iam_s_200_also_when_its_refusal_is_remembered():
+    """A 200 saying the token is not valid is a refused token carrying IAM's status, and so is the
+    remembered refusal the next check of that token raises without asking IAM."""
+    sender = ScriptedSender()
+    sender.answer(200, {"valid": False})
+    validator = FlexTokenValidator(IAM, ACCOUNT_SID, AUTH_TOKEN, transport=sender)
+    for _ in range(2):
+        with pytest.raises(TokenRefused) as raised:
+            validator.validate("some-token")
+        assert raised.value.status == 200
+    assert len(sender.sent) == 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from sfdcflex.clients.errors import (InsufficientAccess, RecordNotFound, RecordRejected, RequestLimitExceeded,
-                                     SalesforceError, SessionExpired)
+from sfdcflex.clients.errors import (CodeRefused, InsufficientAccess, InvalidGrant, RecordNotFound,
+                                     RecordRejected, RequestLimitExceeded, SalesforceError, SessionExpired)
 from sfdcflex.clients.salesforce import REST_ERRORS, SalesforceClient
 from tests.support.errors import answered, caught
-from tests.support.salesforce import CLIENT_ID, CLIENT_SECRET, answers_next, rest_error
+from tests.support.salesforce import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, answers_next, rest_error
 
 
 def test_an_expired_session_is_session_expired(client, sf, tokens):
@@ -171,3 +171,25 @@ def test_an_error_body_that_is_not_salesforce_s_is_an_unexpected_body(sender, sc
     sender.answer(404, b"<html>no</html>")
     failed = caught(SalesforceError, scripted.query, "t", "SELECT Id FROM Contact")
     assert (failed.message, failed.status) == ("Salesforce answered 404 with an unexpected body", 404)
+
+
+@pytest.mark.parametrize("call,status,body,kind,error_code", [
+    (lambda c: c.refresh("r"), 400, {"error": "invalid_grant"}, InvalidGrant, "invalid_grant"),
+    (lambda c: c.exchange_code("c", REDIRECT_URI, "v"), 400, {"error": "invalid_grant"}, CodeRefused,
+     "invalid_grant"),
+    (lambda c: c.refresh("r"), 401, {"error": "invalid_client"}, SalesforceError, "invalid_client"),
+    (lambda c: c.refresh("r"), 400, {"error": "redirect_uri_mismatch"}, SalesforceError, "redirect_uri_mismatch"),
+    (lambda c: c.refresh("r"), 400, {"error": "unsupported_grant_type"}, SalesforceError, "unsupported_grant_type"),
+    (lambda c: c.refresh("r"), 400, {}, SalesforceError, None),
+    (lambda c: c.revoke("r"), 401, None, SalesforceError, None),
+    (lambda c: c.userinfo("t"), 401, None, SessionExpired, None),
+    (lambda c: c.userinfo("t"), 200, b"<html>maintenance</html>", SalesforceError, None),
+    (lambda c: c.userinfo("t"), 200, ["not", "an", "object"], SalesforceError, None),
+    (lambda c: c.query("t", "SELECT Id FROM Contact"), 200, b"<html>maintenance</html>", SalesforceError, None)])
+def test_every_error_keeps_salesforce_s_status_and_error_code(sender, scripted, call, status, body, kind,
+                                                              error_code):
+    """The client's errors say what Salesforce did: its status and its OAuth error (None when it
+    named none), on token refusals, failed revokes, expired sessions and answers not JSON objects."""
+    sender.answer(status, body)
+    raised = caught(SalesforceError, call, scripted)
+    assert (type(raised), raised.status, raised.error_code) == (kind, status, error_code)
