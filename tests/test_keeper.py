@@ -221,15 +221,22 @@ def test_a_pair_the_store_refuses_is_used_from_memory_and_saved_next_time(tmp_pa
     assert store.get(ALICE).refresh_token not in sf.presented   # and that one is saved now
 
 
-def test_a_pair_the_store_refused_yields_to_a_link_made_meanwhile_elsewhere(tmp_path, sf):
-    """A refreshed pair held in memory because the store refused it is not saved over a link the
-    agent made meanwhile on another instance: the next request adopts that newer link."""
+def _refreshed_in_memory_only(tmp_path, sf) -> tuple[RefusingStore, TokenKeeper]:
+    """Alice linked, her access token expired, and the refreshed pair held in memory only: the
+    store refused to save it once."""
     store = RefusingStore(tmp_path / "tokens.json")
     keeper = TokenKeeper(store, sf)
     keeper.link(ALICE, *sf.grant())
     sf.expire()
     store.refusals = 1
-    _userinfo(keeper, sf)                                    # refreshed, held in memory only
+    _userinfo(keeper, sf)
+    return store, keeper
+
+
+def test_a_pair_the_store_refused_yields_to_a_link_made_meanwhile_elsewhere(tmp_path, sf):
+    """A refreshed pair held in memory because the store refused it is not saved over a link the
+    agent made meanwhile on another instance: the next request adopts that newer link."""
+    store, keeper = _refreshed_in_memory_only(tmp_path, sf)
     TokenKeeper(JsonFileTokenStore(tmp_path / "tokens.json"), sf).link(ALICE, *sf.grant())
     newer = store.get(ALICE)
     assert _userinfo(keeper, sf)["access_token_used"] == newer.access_token
@@ -239,12 +246,7 @@ def test_a_pair_the_store_refused_yields_to_a_link_made_meanwhile_elsewhere(tmp_
 def test_unlink_revokes_the_refreshed_grant_the_store_could_not_take(tmp_path, sf):
     """Unlinking while the refreshed pair lives only in memory (the store refused it) revokes that
     pair's refresh token, the live one, not the spent one still in the store."""
-    store = RefusingStore(tmp_path / "tokens.json")
-    keeper = TokenKeeper(store, sf)
-    keeper.link(ALICE, *sf.grant())
-    sf.expire()
-    store.refusals = 1
-    _userinfo(keeper, sf)                                    # refreshed, held in memory only
+    store, keeper = _refreshed_in_memory_only(tmp_path, sf)
     [live] = sf.live
     assert keeper.unlink(ALICE) is True
     assert live in sf.revoked and not sf.live
