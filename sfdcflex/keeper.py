@@ -79,17 +79,25 @@ class TokenKeeper:
                             loggable(identity), answer_for(error).code)
 
     def unlink(self, identity: str) -> bool:
-        """Revoke at Salesforce (best effort), then forget the tokens everywhere."""
+        """Revoke at Salesforce (best effort), then forget the tokens everywhere.
+
+        Both the stored grant and the one held here are revoked when they differ: the agent may
+        have linked again on another instance (the store holds that newer grant, which deleting the
+        link must not leave alive at Salesforce), or the store may have refused the refreshed pair
+        held here (then that is the live one)."""
         with self._lock_for(identity):
             self._unsaved.pop(identity, None)
-            tokens = self._held.pop(identity, None) or self.store.get(identity)
-            if tokens is None:
+            held = self._held.pop(identity, None)
+            stored = self.store.get(identity)
+            grants = dict.fromkeys(tokens.refresh_token for tokens in (held, stored) if tokens is not None)
+            if not grants:
                 return False
-            try:
-                self.salesforce.revoke(tokens.refresh_token)
-            except SalesforceError as error:
-                log.warning("unlink %s: Salesforce revoke failed (%s); deleting the link anyway",
-                            loggable(identity), answer_for(error).code)
+            for refresh_token in grants:
+                try:
+                    self.salesforce.revoke(refresh_token)
+                except SalesforceError as error:
+                    log.warning("unlink %s: Salesforce revoke failed (%s); deleting the link anyway",
+                                loggable(identity), answer_for(error).code)
             self.store.delete(identity)
             return True
 

@@ -253,6 +253,20 @@ def test_unlink_revokes_the_refreshed_grant_the_store_could_not_take(tmp_path, s
     assert store.get(ALICE) is None
 
 
+def test_unlink_revokes_a_grant_made_meanwhile_on_another_instance(tmp_path, sf):
+    """The agent linked again on another instance while this one still holds the old pair:
+    unlinking here revokes the newer, stored grant too, so none is left alive at Salesforce."""
+    keeper = TokenKeeper(JsonFileTokenStore(tmp_path / "tokens.json"), sf)
+    keeper.link(ALICE, *sf.grant())
+    _userinfo(keeper, sf)                                    # the pair is held in memory here
+    other = TokenKeeper(JsonFileTokenStore(tmp_path / "tokens.json"), sf)
+    other.link(ALICE, *sf.grant())                           # the other instance revokes the old one
+    newer = other.store.get(ALICE).refresh_token
+    assert keeper.unlink(ALICE) is True
+    assert newer in sf.revoked and not sf.live
+    assert keeper.store.get(ALICE) is None
+
+
 def test_linking_again_replaces_the_pair_and_revokes_the_old_grant(keeper, sf, store):
     old = store.get(ALICE).refresh_token
     keeper.link(ALICE, *sf.grant())
