@@ -7,7 +7,7 @@ status and error code, and `answer_for` is the one place that applies it.
 """
 from __future__ import annotations
 
-from .clients.errors import (CodeRefused, IamBusy, IamCredentialsRefused, IamError, IamUnavailable,
+from .clients.errors import (CodeRefused, IamBusy, IamCredentialsRefused, IamError,
                              InsufficientAccess, InvalidGrant, RecordNotFound, RecordRejected,
                              RequestLimitExceeded, SalesforceError, SessionExpired, SyncError,
                              SyncUnavailable, TokenMissing, TokenRefused, UpstreamError)
@@ -39,8 +39,7 @@ ANSWERS: dict[type[UpstreamError], tuple[type[HTTPError], str]] = {
     TokenMissing: (BadRequest, "missing_token"),
     TokenRefused: (Forbidden, "invalid_token"),
     IamBusy: (ServiceUnavailable, "iam_busy"),
-    IamUnavailable: (BadGateway, "iam_unavailable"),
-    IamError: (BadGateway, "iam_unavailable"),        # the family's base, for a kind added later
+    IamError: (BadGateway, "iam_unavailable"),        # IamUnavailable, and a kind added later
     IamCredentialsRefused: (BadGateway, "iam_credentials_rejected"),
     # The Sync token store.
     SyncError: (BadGateway, "sync_error"),
