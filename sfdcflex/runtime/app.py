@@ -10,24 +10,27 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
+from urllib.parse import urlsplit
 
 from . import signature
+from .assets import PRIVATE, PrivateAsset, private_assets
 from .cors import PREFLIGHT_HEADERS, CorsPolicy
 from .deadlines import Deadlines
-from .errors import (Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
+from .errors import (ConfigError, Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
                      NotFound, PayloadTooLarge, TooManyRequests)
 from .event import build_event, form_params
-from .response import Reply, Response, encode_json, reply_for
+from .response import JSON_TYPE, Reply, Response, encode_json, reply_for
 from .routes import PROTECTED, Asset, Function, load_module
 
 __all__ = ["App", "Context", "Request", "Response", "Limits"]
 
 log = logging.getLogger("sfdcflex")
 ALLOWED_METHODS = ("GET", "POST", "OPTIONS")
+ASSET_METHODS = ("GET", "HEAD", "POST", "OPTIONS")   # twilio-run serves an asset to a POST too
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class App:
                  live: bool = False, builtins: dict[str, Builtin] | None = None,
                  body_limits: dict[str, int] | None = None, errors: ErrorAnswers | None = None) -> None:
         self.routes = routes
-        self.builtins = dict(builtins or {})
+        self.builtins = _builtins_not_taken(builtins or {}, routes)
         self.functions = functions if functions is not None else {f.name: f for f in routes.values()}
         self.env = dict(env or {})
         self.services = services
@@ -136,7 +139,14 @@ class App:
         self.cors = CorsPolicy(cors_origins)
         self.body_limits = dict(body_limits or {})
         self.public_url = public_url.rstrip("/") if public_url else None
+        # Twilio's DOMAIN_NAME is the service's domain, twilio-run's the address it serves on:
+        # never the client's Host header, which anyone may set.
+        self.domain_name = urlsplit(self.public_url).netloc if self.public_url else "localhost"
         self.assets = assets or {}
+        taken = sorted(self.assets.keys() & routes.keys())
+        if taken:   # twilio-run refuses to start too ("Duplicate. Path ... already exists")
+            raise ConfigError(*(f"a function and an asset both answer {path}" for path in taken))
+        self._private_assets = private_assets(self.assets)
         self.live = live
         self._error_answers = errors
         self._started_at = time.time()
@@ -161,6 +171,8 @@ class App:
         `answer_early` while the function goes on, as on Twilio.
         """
         started = time.perf_counter()
+        if "#" in request.target or request.target[:1] != "/":
+            request = replace(request, target=origin_form(request.target))
         path = request.target.split("?", 1)[0]
         early = partial(self._send_early, request, answer_early)
         try:
@@ -183,21 +195,18 @@ class App:
         answer_early(reply)
 
     def _answer(self, request: Request, path: str, early: Callable[[Reply], None]) -> Reply:
-        if request.method not in ALLOWED_METHODS:
-            raise MethodNotAllowed(f"{request.method} is not allowed; use GET, POST or OPTIONS",
-                                   headers={"Allow": ", ".join(ALLOWED_METHODS)})
+        if request.method not in ALLOWED_METHODS and request.method != "HEAD":
+            raise _method_not_allowed(request.method)
         if len(request.body) > self.max_body_for(path):
             raise PayloadTooLarge(f"request bodies are limited to {self.max_body_for(path)} bytes")
         builtin = self.builtins.get(path)
         if builtin is not None and request.method == "GET":
             return builtin(request)
         function = self.routes.get(path)
-        if function is None:
-            asset = self.assets.get(path) if request.method == "GET" else None
-            if asset is not None:
-                return Reply(200, [("Content-Type", asset.content_type),
-                                   ("Cache-Control", "no-cache")], asset.body)
-            raise NotFound(f"no function at {path}", code="not_found")
+        if function is None:   # only now, off the functions' path, are assets looked up
+            return self._asset(request, path)
+        if request.method == "HEAD":
+            raise _method_not_allowed("HEAD")
         if request.method == "OPTIONS":
             return Reply(204, list(PREFLIGHT_HEADERS))
         # The slot is taken before the body is parsed: parsing a big body costs real CPU, and
@@ -295,15 +304,37 @@ class App:
         return module.handler
 
     def _context(self, request: Request, path: str) -> Context:
-        host = next((v for k, v in request.headers if k.lower() == "host"), "")
         values: dict[str, object] = dict(self.env)
-        values.update(PATH=path, DOMAIN_NAME=host, SERVICE_SID=None, ENVIRONMENT_SID=None,
-                      services=self.services, get_functions=self.get_functions)
+        values.update(PATH=path, DOMAIN_NAME=self.domain_name, SERVICE_SID=None, ENVIRONMENT_SID=None,
+                      services=self.services, get_functions=self.get_functions, get_assets=self.get_assets)
         return Context(values)
 
     def get_functions(self) -> dict[str, Function]:
         """Every function, private ones included, by name (Twilio's Runtime.getFunctions())."""
         return dict(self.functions)
+
+    def get_assets(self) -> dict[str, PrivateAsset]:
+        """The private assets by path, each with `path` and `open()` (Twilio's Runtime.getAssets(),
+        which gives private assets only: the others have URLs)."""
+        return dict(self._private_assets)
+
+    def _asset(self, request: Request, path: str) -> Reply:
+        """An asset by its path: public ones to anyone, protected ones to a signed request,
+        private ones never (403, as twilio-run answers); 404 when there is none."""
+        asset = self.assets.get(path)
+        if asset is None:
+            raise NotFound(f"no function or asset at {path}", code="not_found")
+        if request.method not in ASSET_METHODS:
+            raise _method_not_allowed(request.method)
+        if asset.access == PRIVATE:
+            raise Forbidden("this asset is private: functions read it with context.get_assets()",
+                            code="private_asset")
+        if request.method == "OPTIONS":
+            return Reply(204, list(PREFLIGHT_HEADERS))
+        if asset.access == PROTECTED:
+            self._check_signature(request, path)
+        return Reply(200, [("Content-Type", asset.content_type),
+                           ("Cache-Control", "public, max-age=0")], asset.body)
 
     def _check_signature(self, request: Request, path: str) -> None:
         given = next((v for k, v in request.headers if k.lower() == "x-twilio-signature"), None)
@@ -320,6 +351,11 @@ class App:
             raise Forbidden("the X-Twilio-Signature does not match this request", code="invalid_signature")
 
     def _add_cors(self, request: Request, reply: Reply) -> None:
+        """The runtime's CORS headers, unless the function set its own: two
+        Access-Control-Allow-Origin values make a browser refuse the answer."""
+        for name, _ in reply.headers:
+            if len(name) == 27 and name.lower() == "access-control-allow-origin":
+                return
         reply.headers += self.cors.headers(request.headers)
 
     def refusal(self, exc: HTTPError, headers: list[tuple[str, str]] | None = None) -> Reply:
@@ -329,6 +365,30 @@ class App:
         reply = error_reply(exc)
         reply.headers += self.cors.headers(headers)
         return reply
+
+
+def _method_not_allowed(method: str) -> MethodNotAllowed:
+    return MethodNotAllowed(f"{method} is not allowed; use GET, POST or OPTIONS",
+                            headers={"Allow": ", ".join(ALLOWED_METHODS)})
+
+
+def _builtins_not_taken(builtins: dict[str, Builtin], routes: dict[str, Function]) -> dict[str, Builtin]:
+    """The built-in routes whose path no function takes: a function of that name wins."""
+    for path in builtins.keys() & routes.keys():
+        log.warning("the function %s takes the path of the built-in check at %s; "
+                    "that check is not served", routes[path].file, path)
+    return {path: builtin for path, builtin in builtins.items() if path not in routes}
+
+
+def origin_form(target: str) -> str:
+    """The request target as a path and query: an absolute-form target (RFC 9112 §3.2.2, which
+    a server must accept) loses its scheme and authority, and a fragment, which a client
+    should never send, is dropped, as Node's URL parser drops it."""
+    target = target.split("#", 1)[0]
+    if target[:1] == "/":
+        return target
+    parts = urlsplit(target)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _declared_form(request: Request) -> bool:
@@ -372,5 +432,5 @@ def loggable(text: str, limit: int = 200) -> str:
 
 def error_reply(exc: HTTPError) -> Reply:
     """The one place an HTTPError becomes JSON on the wire."""
-    headers = [("Content-Type", "application/json")] + list(exc.headers.items())
+    headers = [("Content-Type", JSON_TYPE)] + list(exc.headers.items())
     return Reply(exc.status, headers, encode_json(exc.body()))

@@ -5,7 +5,7 @@ import json
 import re
 from urllib.parse import parse_qsl, unquote
 
-from .errors import BadRequest, UnsupportedMediaType
+from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from .querystring import parse_query
 
 # The headers Twilio's runtime keeps from a function (@twilio/runtime-handler 2.1.0,
@@ -38,72 +38,72 @@ def _parse_form(raw: bytes) -> dict[str, object]:
     try:
         return _params(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True,
                                  errors="replace", max_num_fields=MAX_FORM_FIELDS))
-    except ValueError:
-        raise BadRequest(f"the form body has more than {MAX_FORM_FIELDS} fields", code="bad_body") from None
+    except ValueError:   # body-parser answers 413 "too many parameters"
+        raise PayloadTooLarge(f"the form body has more than {MAX_FORM_FIELDS} fields",
+                              code="too_many_fields") from None
 
 
-def _content_type(request) -> str:
+def _media_type(request) -> tuple[str, str | None]:
+    """The Content-Type's media type, lower-case, and its charset (None when it names none)."""
     value = next((v for k, v in request.headers if k.lower() == "content-type"), "")
-    return value.split(";", 1)[0].strip().lower()
+    if ";" not in value:
+        return value.strip().lower(), None
+    media, *params = value.split(";")
+    charset = None
+    for param in params:
+        name, _, given = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = given.strip().strip('"').lower()
+    return media.strip().lower(), charset
 
 
-def _parse_json(body: bytes) -> dict[str, object]:
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")   # JSON.parse knows no NaN or Infinity
+
+
+def _parse_json(body: bytes, charset: str | None) -> dict[str, object]:
+    """A JSON body as body-parser's json() reads it: a utf-* charset only (415 otherwise), a
+    byte-order mark skipped, bytes that are not text decoded as U+FFFD, and only an object or
+    an array at the top (strict); an array's items become parameters "0", "1", ..."""
+    codec = charset or "utf-8"
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        if not codec.startswith("utf-"):
+            raise LookupError(codec)
+        text = body.decode(codec, "replace")
+    except LookupError:
+        raise UnsupportedMediaType(f'unsupported charset "{codec.upper()}"', code="bad_charset") from None
+    text = text.removeprefix("\ufeff")
+    if text.lstrip(" \t\n\r")[:1] not in ("{", "["):
+        raise BadRequest("the JSON body must be an object or an array", code="bad_json")
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
         raise BadRequest("the request body is not valid JSON", code="bad_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the JSON body must be an object", code="bad_json")
-    if b"\\u" in body and _holds_a_lone_surrogate(data):
-        # JSON may escape a lone surrogate ("\ud800"), which is no text at all: refuse it here
-        # rather than fail later when a value is encoded.
-        raise BadRequest("the JSON body holds an invalid \\u escape", code="bad_json")
+    if isinstance(data, list):
+        return {str(index): item for index, item in enumerate(data)}
     return data
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _holds_a_lone_surrogate(data: object) -> bool:
-    """Whether any key or string holds a surrogate code point (json.loads joins valid pairs).
-
-    A scan of each string, not a second encode of the whole body; a stack, not recursion,
-    because the nesting is the client's choice.
-    """
-    pending = [data]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
-
-
 def body_params(request) -> dict[str, object]:
-    """The body's parameters: JSON or form, chosen by Content-Type (JSON-looking text too)."""
+    """The body's parameters, as Twilio's runtime parses them: JSON for application/json and a
+    form for application/x-www-form-urlencoded, whatever the letter case; any other body (text,
+    XML, multipart, bytes, none declared) is not read, and the function sees the query alone."""
     body = request.body
-    if not body.strip():
+    if not body:
         return {}
-    kind = _content_type(request)
-    if kind == _FORM:
+    media, charset = _media_type(request)
+    if media == _FORM:
+        if charset not in (None, "utf-8"):
+            raise UnsupportedMediaType(f'unsupported charset "{charset.upper()}"', code="bad_charset")
         return _parse_form(body)
-    if kind == "application/json" or kind.endswith("+json"):
-        return _parse_json(body)
-    if kind in ("", "text/plain") and body.lstrip()[:1] == b"{":
-        return _parse_json(body)  # fetch() with text/plain skips the CORS preflight
-    if kind in ("", "text/plain"):
-        return _parse_form(body)
-    raise UnsupportedMediaType(f"bodies of type {kind} are not accepted; send JSON or a form")
+    if media == "application/json":
+        return _parse_json(body, charset)
+    return {}
 
 
 def form_params(request) -> dict[str, object]:
     """Form parameters only: what Twilio's request signature covers."""
-    return _parse_form(request.body) if _content_type(request) == _FORM and request.body else {}
+    return _parse_form(request.body) if request.body and _media_type(request)[0] == _FORM else {}
 
 
 def _cookie_value(raw: str) -> str:
@@ -136,7 +136,8 @@ def parse_cookies(header: str) -> dict[str, str]:
             index = header.rfind(";", 0, equals) + 1
             continue
         name = header[index:equals].strip(" \t")
-        if name not in cookies:
+        # "__proto__" cannot be a key of the plain object Node's `cookie` fills: it is dropped.
+        if name not in cookies and name != "__proto__":
             value = header[equals + 1:end].strip(" \t")
             if value[:1] == '"' and value[-1:] == '"':
                 value = value[1:-1]

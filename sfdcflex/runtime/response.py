@@ -1,4 +1,6 @@
-"""The Response object a function builds, like Twilio's `Twilio.Response`."""
+"""The Response object a function builds, like Twilio's `Twilio.Response`, and how a function's
+answer becomes bytes on the wire, as @twilio/runtime-handler 2.1.0 sends it (through Express's
+`res.set` and `res.send`): the differential suite (tests/runtime/test_differential.py) keeps it so."""
 from __future__ import annotations
 
 import json
@@ -6,6 +8,9 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from http import HTTPStatus
+
+JSON_TYPE = "application/json; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
 
 
 @dataclass
@@ -24,26 +29,40 @@ class Reply:
         return None
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def encode_json(payload: object) -> bytes:
-    """JSON bytes in UTF-8; compact, as an API answers."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """JSON bytes in UTF-8, compact, as JSON.stringify writes them: a lone surrogate (which a
+    JSON body may carry in, as "\\ud800") goes out escaped, since it is no UTF-8 at all."""
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
 
 
 def reply_for(payload: object) -> Reply:
     """Turn what a function passed to `callback` into a reply, by type, as Twilio does."""
     if isinstance(payload, Response):
         return payload.to_reply()
-    if payload is None:
-        return Reply(200)
     if isinstance(payload, str):
-        return Reply(200, [("Content-Type", "text/plain; charset=utf-8")], payload.encode("utf-8"))
+        return Reply(200, [("Content-Type", TEXT_TYPE)], payload.encode("utf-8"))
     if isinstance(payload, (bytes, bytearray)):
         return Reply(200, [("Content-Type", "application/octet-stream")], bytes(payload))
-    return Reply(200, [("Content-Type", "application/json")], encode_json(payload))
+    if payload is None:   # callback() or callback(None, None): an empty JSON answer, as Twilio's
+        return Reply(200, [("Content-Type", JSON_TYPE)])
+    return Reply(200, [("Content-Type", JSON_TYPE)], encode_json(payload))
 
 
 class Response:
-    """A response a function builds step by step; every setter returns the response."""
+    """A response a function builds step by step; every setter returns the response.
+
+    Headers are kept by the name as given, as Twilio's Response keeps them: `append_header` on
+    the same name adds a value, and of two names that differ only in letter case the one set
+    last is sent (Node's setHeader ignores case). Cookies are joined as Twilio writes them:
+    `name=value;Max-Age=60;HttpOnly`.
+    """
 
     def __init__(self, body: object = None, status_code: int = 200,
                  headers: dict[str, object] | None = None) -> None:
@@ -56,9 +75,12 @@ class Response:
         if headers:
             self.set_headers(headers)
 
-    def set_status_code(self, code: int) -> Response:
-        if not isinstance(code, int) or not 100 <= code <= 599:
-            raise ValueError(f"status code must be an int from 100 to 599, not {code!r}")
+    def set_status_code(self, code: int | str) -> Response:
+        """Any status Node sends, 100 to 999; digits in a string count too ("201"), as in Node."""
+        if isinstance(code, str) and code.isdigit():
+            code = int(code)
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 999:
+            raise ValueError(f"status code must be an int from 100 to 999, not {code!r}")
         self._status = code
         return self
 
@@ -67,46 +89,66 @@ class Response:
         return self
 
     def append_header(self, name: str, value: object) -> Response:
-        """Add a header; a repeated name adds another value rather than replacing it."""
-        _check_header(name, value)
-        self._headers.setdefault(name.lower(), []).append(str(value))
+        """Add a header; a repeated name adds another value, and a list adds each of its items
+        (Twilio's typings: `appendHeader(key, value: string | string[])`)."""
+        values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
+        for item in values:
+            _check_header(name, item)
+        if name.lower() == "set-cookie":
+            self._cookies += values
+        else:
+            self._headers.setdefault(name, []).extend(values)
         return self
 
     def set_headers(self, headers: dict[str, object]) -> Response:
-        """Replace every header with `headers` (a list value gives one header line per item)."""
-        self._headers = {}
+        """Replace every header, cookies set before included, with `headers`."""
+        self._headers, self._cookies = {}, []
         for name, value in headers.items():
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                self.append_header(name, item)
+            self.append_header(name, value)
         return self
 
     def set_cookie(self, name: str, value: str, attrs: tuple[str, ...] | list[str] = ()) -> Response:
         """Set a cookie: `attrs` are raw attributes such as "Max-Age=3600" or "HttpOnly"."""
-        _check_header(name, value)
-        for attr in attrs:
-            _check_header(name, attr)
-        self._cookies.append("; ".join([f"{name}={value}", *attrs]))
+        cookie = ";".join([f"{name}={value}", *attrs])
+        _check_header(name, cookie)
+        self._cookies.append(cookie)
         return self
 
     def remove_cookie(self, name: str) -> Response:
-        return self.set_cookie(name, "", ("Max-Age=0",))
+        """Drop a cookie set earlier under `name` and tell the browser to forget it."""
+        prefix = f"{name}="
+        self._cookies = [cookie for cookie in self._cookies if not cookie.startswith(prefix)]
+        self._cookies.append(f"{name}=;Max-Age=0")
+        return self
 
     def to_reply(self) -> Reply:
-        headers = [(_title(name), value) for name, values in self._headers.items() for value in values]
+        headers: list[tuple[str, str]] = []
+        kind = None
+        if self._headers:
+            last = {name.lower(): name for name in self._headers}   # the later spelling wins
+            for name, values in self._headers.items():
+                lower = name.lower()
+                if last[lower] != name:
+                    continue
+                if lower == "content-type":
+                    kind = values[-1]
+                else:
+                    headers += [(name, value) for value in values]
         headers += [("Set-Cookie", cookie) for cookie in self._cookies]
+        if self._status in (204, 304):   # no body, so no type (Express drops both)
+            return Reply(self._status, headers)
         body = self._body
-        if body is None:
-            data = b""
-        elif isinstance(body, (bytes, bytearray)):
+        if isinstance(body, (bytes, bytearray)):
             data = bytes(body)
-        elif isinstance(body, str):
-            data = body.encode("utf-8")
-            if "content-type" not in self._headers:
-                headers.append(("Content-Type", "text/plain; charset=utf-8"))
+            kind = _with_default_charset(kind) if kind else "application/octet-stream"
+        elif isinstance(body, str) or body is None:
+            data = body.encode("utf-8") if body else b""
+            kind = _with_utf8(kind or "text/html") if body is not None or kind else None
         else:
             data = encode_json(body)
-            if "content-type" not in self._headers:
-                headers.append(("Content-Type", "application/json"))
+            kind = _with_utf8(kind) if kind else JSON_TYPE
+        if kind:
+            headers.append(("Content-Type", kind))
         return Reply(self._status, headers, data)
 
 
@@ -120,9 +162,24 @@ def _check_header(name: str, value: object) -> None:
         raise ValueError(f"invalid header {name!r}")
 
 
-@lru_cache(maxsize=256)  # a few names come back on every reply; a function's odd ones stay few
-def _title(name: str) -> str:
-    return "-".join(part.capitalize() for part in name.split("-"))
+@lru_cache(maxsize=256)   # a function sends few types; each is worked out once
+def _with_utf8(kind: str) -> str:
+    """`kind` with its charset set to utf-8, parameters in name order: what Express sends with
+    text (its setCharset), whatever charset the function named."""
+    media, *params = kind.split(";")
+    kept = sorted(p.strip() for p in params if p.strip() and p.split("=", 1)[0].strip().lower() != "charset")
+    return "; ".join([media.strip().lower(), *sorted(kept + ["charset=utf-8"])])
+
+
+_TEXTUAL = re.compile(r"^(text/|application/(javascript|json))", re.IGNORECASE)
+
+
+@lru_cache(maxsize=256)
+def _with_default_charset(kind: str) -> str:
+    """Express's res.set: a textual type without a charset gets `charset=utf-8`."""
+    if "charset" in kind.lower() or not _TEXTUAL.match(kind):
+        return kind
+    return f"{kind}; charset=utf-8"
 
 
 def reason(status: int) -> str:

@@ -7,12 +7,12 @@ HTTP but other functions can load it (Twilio's `Runtime.getFunctions()`).
 from __future__ import annotations
 
 import importlib.util
-import mimetypes
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from .assets import Asset, load_assets  # noqa: F401  (where the demo and assembly import them)
 from .errors import ConfigError
 
 PUBLIC, PROTECTED, PRIVATE = "public", "protected", "private"
@@ -32,12 +32,6 @@ class Function:
     @property
     def handler(self):
         return getattr(self.module, "handler")
-
-
-@dataclass(frozen=True)
-class Asset:
-    content_type: str
-    body: bytes = field(repr=False)
 
 
 def _split_access(stem: str) -> tuple[str, str]:
@@ -91,20 +85,3 @@ def build_routes(functions: dict[str, Function],
         if target in routes and alias not in routes:
             routes[alias] = routes[target]
     return routes
-
-
-def load_assets(folder: Path | None) -> dict[str, Asset]:
-    """Static files served as they are (Twilio Assets); `/` serves `/index.html`."""
-    if folder is None:
-        return {}
-    assets = {}
-    for file in sorted(Path(folder).rglob("*")):
-        relative = file.relative_to(folder).as_posix()
-        if file.is_file() and ".private." not in file.name and not relative.startswith((".", "_")):
-            kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            if kind.startswith("text/") or kind in ("application/javascript", "application/json"):
-                kind += "; charset=utf-8"
-            assets["/" + relative] = Asset(kind, file.read_bytes())
-    if "/index.html" in assets:
-        assets["/"] = assets["/index.html"]
-    return assets

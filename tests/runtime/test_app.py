@@ -65,11 +65,13 @@ def test_a_payload_that_cannot_be_sent_is_a_500_that_says_so(local, caplog):
 
 # --- context ----------------------------------------------------------------------------------
 
-def test_context_values_and_request_facts(local):
-    context = local.call("GET", "/echo").json()
+def test_context_values_and_request_facts(dispatcher):
+    """DOMAIN_NAME is the server's own (from PUBLIC_URL), never the client's Host header."""
+    local = dispatcher(public_url="https://functions.example.com:8443/")
+    context = local.call("GET", "/echo", headers={"Host": "attacker.example"}).json()
     assert context["greeting"] == "hi"
     assert context["path"] == "/echo"
-    assert context["domain"] == local.url.split("//")[1]
+    assert context["domain"] == "functions.example.com:8443"
     assert context["service"] is None and context["environment"] is None
 
 
@@ -272,19 +274,21 @@ def built_ins(dispatcher):
 
 def test_built_ins_answer_get_only_and_log_quietly(built_ins, caplog):
     """A built-in route answers GET, given the request, and its request line is logged at DEBUG,
-    every other at INFO; assets answer GET only."""
+    every other at INFO; an asset answers GET, HEAD and POST (as twilio-run serves it), not PUT."""
     with caplog.at_level(logging.DEBUG, logger="sfdcflex"):
         probe = built_ins.call("GET", "/probe?x=1")
         posted = built_ins.call("POST", "/probe")
         page, posted_page = built_ins.call("GET", "/page.html"), built_ins.call("POST", "/page.html")
+        put_page = built_ins.call("PUT", "/page.html")
     assert (probe.status, probe.body) == (200, b"/probe?x=1")
-    assert posted.status == 404 and posted_page.status == 404
-    assert (page.status, page.body) == (200, b"<p>page")
-    assert page.headers["Cache-Control"] == "no-cache"
+    assert posted.status == 404 and put_page.status == 405
+    assert (page.status, page.body) == (200, b"<p>page") == (posted_page.status, posted_page.body)
+    assert page.headers["Cache-Control"] == "public, max-age=0"
     levels = {r.getMessage().split(" ms")[0].rsplit(" ", 1)[0]: r.levelno for r in caplog.records
               if r.getMessage().endswith("ms")}
     assert levels == {"200 GET /probe": logging.DEBUG, "404 POST /probe": logging.INFO,
-                      "200 GET /page.html": logging.INFO, "404 POST /page.html": logging.INFO}
+                      "200 GET /page.html": logging.INFO, "200 POST /page.html": logging.INFO,
+                      "405 PUT /page.html": logging.INFO}
 
 
 def test_a_runtime_failure_is_a_500_that_says_so_and_is_logged(built_ins, caplog):

@@ -97,7 +97,10 @@ def _request_line(line: str) -> tuple[str, str, str]:
     if len(line) > MAX_REQUEST_LINE:
         raise URITooLong(f"the request line is longer than {MAX_REQUEST_LINE} bytes")
     parts = line.split(" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1].startswith("/"):
+    # A target is origin-form ("/path?query") or absolute-form ("http://host/path", which a
+    # server must accept, RFC 9112 §3.2.2), in ASCII: raw UTF-8 is not a URI (RFC 3986 §2).
+    if (len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1].isascii()
+            or not parts[1].startswith(("/", "http://", "https://"))):
         raise BadRequest("malformed request line", code="bad_request_line")
     method, target, version = parts
     if version not in ("HTTP/1.1", "HTTP/1.0"):
