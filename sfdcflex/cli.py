@@ -15,6 +15,7 @@ from .assembly import build_app, default_functions_folder
 from .config import (DEFAULT_ENV_FILE, LOG_FORMATS, LOG_LEVELS, SETTING_NAMES, check_settings, load_config,
                      unknown_names)
 from .runtime.app import Limits
+from .runtime.assets import Asset, load_assets
 from .runtime.envfile import format_env
 from .runtime.errors import ConfigError
 from .runtime.logs import configure_logging
@@ -50,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "and exit (0 when all is well, 2 otherwise) without serving")
     parser.add_argument("--functions", type=Path, default=None,
                         help="folder of handler modules (default: the project's functions/)")
+    parser.add_argument("--assets", type=Path, default=None,
+                        help="folder of assets served by path, as Twilio Assets (default: an assets/ "
+                             "folder beside the functions folder, if there is one)")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="execution time limit per invocation in seconds (default 10, as on Twilio)")
     parser.add_argument("--max-concurrency", type=int, default=30,
@@ -72,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--drain-timeout must not be negative")
     if not args.demo and (args.store or args.print_env):
         parser.error("--store and --print-env go with --demo; otherwise set TOKEN_STORE in .env")
+    if args.demo and args.assets:
+        parser.error("--assets serves your functions' assets; the demo serves its own panel")
     if args.demo and args.check:
         parser.error("--check checks a .env (or the environment); the demo needs none")
     return args
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             # PUBLIC_URL when set (a proxy in front), else the address this server listens on.
             app = build_app(config, config.public_url or url_of(sock), functions=args.functions,
                             limits=Limits(timeout=args.timeout, max_concurrency=args.max_concurrency),
-                            live=args.live, assets=demo.assets() if demo else None)
+                            live=args.live, assets=demo.assets() if demo else _assets(args))
             server = FunctionsServer(sock, app, limits)
             _print_banner(server, demo)
             if demo and args.print_env:
@@ -121,6 +127,16 @@ def main(argv: list[str] | None = None) -> int:
                 demo.stop()
             for handler in logging.getLogger().handlers:
                 handler.flush()
+
+
+def _assets(args: argparse.Namespace) -> dict[str, Asset]:
+    """--assets DIR, or the assets/ folder beside the functions folder (as twilio-run finds it)."""
+    if args.assets is not None:
+        if not args.assets.is_dir():
+            raise ConfigError(f"assets: folder {args.assets} does not exist")
+        return load_assets(args.assets)
+    beside = (args.functions or default_functions_folder()).parent / "assets"
+    return load_assets(beside) if beside.is_dir() else {}
 
 
 def _start_demo(args: argparse.Namespace, server_url: str) -> Demo:

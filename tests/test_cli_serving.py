@@ -168,3 +168,27 @@ def test_public_url_wins_over_the_address_served_for_the_oauth_callback(crm, tmp
     code, out, err, redirect_uri = serve_here(monkeypatch, run_main, ["--env", str(env), "--port", "0"], exercise)
     assert code == 0 and redirect_uri == "https://crm.example.com/oauth-callback"
     assert "sfdcflex listening on http://127.0.0.1:" in out
+
+
+def test_run_py_serves_a_functions_folder_and_its_assets_as_twilio_run_does(crm, tmp_path, monkeypatch, run_main):
+    """`python run.py --functions DIR` serves DIR's functions and the assets/ folder beside it, and
+    answers the differential corpus as twilio-run 5 did, but for the table's differences: what
+    `python -m sfdcflex.runtime.differential --against URL` checks (tests/runtime/test_differential.py
+    says why)."""
+    from sfdcflex.runtime.differential.__main__ import SECRET, main as differential
+    from sfdcflex.runtime.differential.differences import FLEX, PROJECT, load_recording
+    settings = settings_for(crm.sf, crm.iam, crm.sync, tmp_path / "store" / "tokens.json")
+    env = write_env_file(tmp_path / "project.env", {**settings, "GREETING": "hi", "AUTH_TOKEN": SECRET,
+                                                    "FLEX_INSTANCE_URL": FLEX})
+    argv = ["--env", str(env), "--port", "0", "--functions", str(PROJECT / "functions")]
+    code, out, err, compared = serve_here(monkeypatch, run_main, argv, lambda url: differential(["--against", url]))
+    assert (code, compared) == (0, 0), out
+    assert f"{len(load_recording())} requests; 0 difference(s) the table does not allow" in out
+    assert "takes the path of the built-in check at /healthz" in err   # the function named healthz wins
+
+
+def test_an_assets_folder_that_is_not_there_stops_start_up(crm, tmp_path, run_main):
+    settings = settings_for(crm.sf, crm.iam, crm.sync, tmp_path / "store" / "tokens.json")
+    env = write_env_file(tmp_path / "sfdcflex.env", settings)
+    code, out, err = run_main("--env", str(env), "--port", "0", "--assets", str(tmp_path / "nope"))
+    assert code == 2 and f"assets: folder {tmp_path / 'nope'} does not exist" in err

@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from .assets import Asset, load_assets  # noqa: F401  (where the demo and assembly import them)
+from .assets import PRIVATE, PROTECTED, PUBLIC, Asset, load_assets
 from .errors import ConfigError
 
-PUBLIC, PROTECTED, PRIVATE = "public", "protected", "private"
+# Visibility, Asset and load_assets live in assets.py (functions and assets share visibility);
+# the demo and the app's assembly import them from here.
+__all__ = ["PUBLIC", "PROTECTED", "PRIVATE", "Function", "Asset", "load_module", "discover_functions",
+           "build_routes", "load_assets"]
+
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]*$")
 
 

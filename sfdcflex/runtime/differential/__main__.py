@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .corpus import corpus
-from .differences import PROJECT, RECORDING, TWILIO_RUN, RUNTIME_HANDLER, check, record_answers
+from .differences import PROJECT, RECORDING, RUNTIME_HANDLER, TWILIO_RUN, load_recording, record_answers, replay
 
 SECRET = "differential-token"   # the fixture project's AUTH_TOKEN; a test value, nothing real
 
@@ -84,11 +84,13 @@ def record(npm_dir: Path | None) -> None:
 
 
 def against(url: str) -> int:
+    """Replay the recording against `url`; 0 when nothing differs but what the table allows."""
     parts = urlsplit(url)
-    problems = check(json.loads(RECORDING.read_text())["cases"], (parts.hostname, parts.port or 80), SECRET)
+    replayed = replay(load_recording(), (parts.hostname, parts.port or 80), SECRET)
+    problems = [line for one in replayed for line in one.differences()]
     for problem in problems:
         print(problem)
-    print(f"{len(problems)} difference(s) the table does not allow")
+    print(f"{len(replayed)} requests; {len(problems)} difference(s) the table does not allow")
     return 1 if problems else 0
 
 

@@ -135,6 +135,14 @@ def _cors(case: Case, theirs: Answer, ours: Answer) -> Answer | None:
     return dict(theirs, headers=headers)
 
 
+def _no_host(case: Case, theirs: Answer, ours: Answer) -> Answer | None:
+    if "no-host" not in case.tags:
+        return None
+    echo = {"event": {"request": {"headers": {}, "cookies": {}}}, "PATH": "/echo", "DOMAIN_NAME": SERVER,
+            "GREETING": "hi"}
+    return {"status": 200, "headers": [["content-type", JSON_TYPE]], "body": json.dumps(echo)}
+
+
 def _strings(value: object, change: Callable[[str], str]) -> object:
     if isinstance(value, str):
         return change(value)
@@ -250,6 +258,9 @@ TABLE: tuple[Difference, ...] = (
                _private_function),
     Difference("`/`", "the public `/index.html` asset (the demo's agent panel)",
                "404 unless an asset's path is `/assets/index.html`", _root),
+    Difference("an HTTP/1.1 request without `Host`",
+               "answered: nothing here reads `Host` (DOMAIN_NAME and signatures come from `PUBLIC_URL`)",
+               "400, as RFC 9112 §3.2 asks", _no_host),
     Difference("`/favicon.ico` when no asset has that path", "404", "a redirect to Twilio's icon", _favicon),
     Difference("an asset asked for with `Range`", "the whole asset, 200, and no `Accept-Ranges`",
                "206 with the range; `Accept-Ranges: bytes` on every asset", _ranges),
@@ -277,6 +288,13 @@ TABLE: tuple[Difference, ...] = (
                "JSON, with the same CORS headers as any answer; before the `Origin` header is read they "
                "name the one Flex origin, so Flex's browser sees the status", "a bare status or an HTML page"),
 )
+
+
+def markdown_table() -> str:
+    """The table as sfdcflex/runtime/README.md shows it, one line per difference."""
+    lines = [f"| what | sfdcflex | twilio-run {TWILIO_RUN} |", "|---|---|---|"]
+    lines += [f"| {row.what} | {row.sfdcflex} | {row.twilio_run} |" for row in TABLE]
+    return "\n".join(lines) + "\n"
 
 
 def record_answers(cases: list[Case], address: tuple[str, int], auth_token: str,
@@ -327,14 +345,34 @@ def expected_answer(case: Case, theirs: Answer, ours: Answer) -> tuple[Answer, l
     return expected, used
 
 
-def check(recorded: list[dict], address: tuple[str, int], auth_token: str) -> list[str]:
-    """Replay each recorded case against `address`: one line per difference no row allows."""
+@dataclass(frozen=True)
+class Replayed:
+    """One case sent again: what sfdcflex must answer (twilio-run's answer with the rows that
+    cover the case patched in), what it answered, and those rows."""
+
+    case: Case
+    expected: Answer
+    answer: Answer
+    rows: tuple[str, ...]
+
+    def differences(self) -> list[str]:
+        return [f"{self.case.name}: {found}" for found in field_differences(self.expected, self.answer)]
+
+
+def replay(recorded: list[dict], address: tuple[str, int], auth_token: str) -> list[Replayed]:
+    """Send each recorded case again, to the server at `address`, and set its answer beside
+    the one expected. The cases are the corpus's (whose tags choose the rows), by name."""
     hostport = f"{address[0]}:{address[1]}"
-    problems = []
-    tagged = {case.name: case for case in corpus()}   # the tags are the corpus's, not recorded
+    tagged = {case.name: case for case in corpus()}
+    replayed = []
     for entry in recorded:
         case = tagged[entry["request"]["name"]]
-        ours = normalise(send(case, address, auth_token), case.method == "HEAD", hostport, IGNORED, {})
-        expected, _ = expected_answer(case, entry["answer"], ours)
-        problems += [f"{case.name}: {difference}" for difference in field_differences(expected, ours)]
-    return problems
+        answer = normalise(send(case, address, auth_token), case.method == "HEAD", hostport, IGNORED, {})
+        expected, rows = expected_answer(case, entry["answer"], answer)
+        replayed.append(Replayed(case, expected, answer, tuple(rows)))
+    return replayed
+
+
+def load_recording() -> list[dict]:
+    """The recorded cases and answers (tests/fixtures/differential/twilio-run.json)."""
+    return json.loads(RECORDING.read_text(encoding="utf-8"))["cases"]
