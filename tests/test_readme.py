@@ -63,6 +63,8 @@ RUN_BY = {
     "nice mutmut run --max-children 2": "test_every_mutant_name_shown_names_existing_code",
     # sfdcflex/runtime/README.md
     "from sfdcflex.runtime import Response": "test_the_runtime_readme_example_function_answers",
+    "python -m sfdcflex.runtime.differential --against http://127.0.0.1:3000":
+        "test_run_py_serves_a_functions_folder_and_its_assets_as_twilio_run_does",
     # sfdcflex/bench/README.md
     "python -m sfdcflex.bench [--quick] [--latency] [--client auto|wrk|python] [--against REF] [--out bench.json]":
         "test_a_tiny_run_reports_every_scenario_and_mode_beside_the_against_commit",
@@ -84,6 +86,8 @@ EXEMPT = {
     "run.py                entry point: python run.py [--demo] (sfdcflex/cli.py); python -m sfdcflex is the same":
         "a map of the folders (tests/test_layout.py checks the imports between them)",
     "hostile load: medians of 3 runs, fresh runtime each run": "what the command above printed on 2 December 2026",
+    "python -m sfdcflex.runtime.differential --record":
+        "needs Node and npm (it installs twilio-run); tests/runtime/test_differential.py replays what it wrote",
     "tests/runtime/          the runtime's modules (app, event, response, routes, cors, signature,":
         "a map of the test folders",
 }
