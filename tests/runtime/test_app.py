@@ -75,6 +75,24 @@ def test_context_values_and_request_facts(dispatcher):
     assert context["service"] is None and context["environment"] is None
 
 
+@pytest.mark.parametrize("target", ["/echo?a=1#frag", "http://functions.example.com/echo?a=1",
+                                    "https://x.example/echo?a=1#f"])
+def test_a_fragment_is_dropped_and_an_absolute_form_target_routes_by_its_path(local, target):
+    """RFC 9112 §3.2.2: a server must accept an absolute-form target; a fragment is no part of
+    what a server routes, as Node's URL parser drops it."""
+    answer = local.dispatch(local.request("GET", target))
+    assert answer.status == 200
+    assert json.loads(answer.body)["event"]["a"] == "1"
+
+
+def test_a_function_named_like_a_built_in_route_takes_its_path(dispatcher, tmp_path, caplog):
+    (tmp_path / "probe.py").write_text("def handler(context, event, callback):\n    callback(None, 'mine')\n")
+    with caplog.at_level(logging.WARNING, logger="sfdcflex"):
+        local = dispatcher(tmp_path, builtins={"/probe": _probe})
+    assert local.call("GET", "/probe").body == b"mine"
+    assert "takes the path of the built-in check at /probe" in caplog.text
+
+
 def test_the_path_ends_at_the_first_question_mark(local):
     """The path is cut at the first "?": a "?" inside the query would change the route."""
     answer = local.call("GET", "/echo?next=/a?b=1&c=2")

@@ -120,6 +120,22 @@ def test_cors_only_for_the_flex_instance(dispatcher):
     assert "Access-Control-Allow-Origin" not in preflight.headers
 
 
+def test_a_function_that_sets_its_own_cors_headers_has_them_sent_alone(dispatcher, tmp_path):
+    """Twilio's documented CORS pattern: the function's Access-Control-Allow-Origin, and no second
+    value from the runtime (a browser refuses an answer with two)."""
+    (tmp_path / "own.py").write_text(
+        "from sfdcflex.runtime import Response\n\n\n"
+        "def handler(context, event, callback):\n"
+        "    callback(None, Response({'cors': 'own'}).append_header('Access-Control-Allow-Origin', '*')\n"
+        "             .append_header('Access-Control-Allow-Headers', 'Content-Type'))\n")
+    local = dispatcher(tmp_path, cors_origins=(FLEX,))
+    for origin in (FLEX, "https://elsewhere.example"):
+        answer = local.call("GET", "/own", headers={"Origin": origin})
+        assert answer.headers.get_all("Access-Control-Allow-Origin") == ["*"]
+        assert answer.headers.get_all("Access-Control-Allow-Headers") == ["Content-Type"]
+        assert "Access-Control-Expose-Headers" not in answer.headers and "Vary" not in answer.headers
+
+
 def test_a_granted_origin_may_read_server_timing(crm):
     """Flex's panel reads Server-Timing: exactly that header is exposed, to the granted origin only."""
     local = Local(crm.app)

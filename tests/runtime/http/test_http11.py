@@ -52,6 +52,9 @@ def test_the_limits_are_the_documented_ones():
     (b"G@T / HTTP/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
     (b"GET a/ HTTP/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
     (b"GET /\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
+    ("GET /echo?name=Jos\u00e9 HTTP/1.1\r\n\r\n".encode(),   # raw UTF-8 is no URI, as Node answers
+     (BadRequest, "bad_request_line", "malformed request line")),
+    (b"GET ftp://host/echo HTTP/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
     (b"GET / HTTP/2.0\r\n\r\n",
      (VersionNotSupported, "http_version_not_supported", "HTTP/2.0 is not supported; use HTTP/1.1")),
     (b"GET / http/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed HTTP version")),
@@ -192,6 +195,8 @@ def test_header_values_names_and_the_request_line_are_read_as_sent():
     assert head.headers == [("Host", "h"), ("X-Pad", "v a"), ("X-Empty", ""),
                             ("X-Latin", "caf\u00e9"), ("x-colon", "a:b")]
     assert read(b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").length == 3  # the first line counts
+    # An absolute-form target is read as sent (RFC 9112 §3.2.2: a server must accept it).
+    assert read(b"GET http://h/a?x=1 HTTP/1.1\r\n\r\n").target == "http://h/a?x=1"
     # Optional whitespace is spaces and tabs (RFC 9110 §5.6.3): not form feeds, vertical tabs or
     # a latin-1 no-break space, and not an X either.
     odd = read(b"GET / HTTP/1.1\r\nX-A: \x0cv\x0b\r\nX-B: \xa0v\xa0\r\nX-C: Xv X\r\n\r\n")
