@@ -24,7 +24,7 @@ from .errors import (ConfigError, Forbidden, GatewayTimeout, HTTPError, MethodNo
                      NotFound, PayloadTooLarge, TooManyRequests)
 from .event import build_event, form_params
 from .response import JSON_TYPE, Reply, Response, encode_json, reply_for
-from .routes import PROTECTED, Asset, Function, load_module
+from .routes import PROTECTED, Asset, Function, builtins_not_taken, load_module, origin_form
 
 __all__ = ["App", "Context", "Request", "Response", "Limits"]
 
@@ -131,7 +131,7 @@ class App:
                  live: bool = False, builtins: dict[str, Builtin] | None = None,
                  body_limits: dict[str, int] | None = None, errors: ErrorAnswers | None = None) -> None:
         self.routes = routes
-        self.builtins = _builtins_not_taken(builtins or {}, routes)
+        self.builtins = builtins_not_taken(builtins or {}, routes)
         self.functions = functions if functions is not None else {f.name: f for f in routes.values()}
         self.env = dict(env or {})
         self.services = services
@@ -370,25 +370,6 @@ class App:
 def _method_not_allowed(method: str) -> MethodNotAllowed:
     return MethodNotAllowed(f"{method} is not allowed; use GET, POST or OPTIONS",
                             headers={"Allow": ", ".join(ALLOWED_METHODS)})
-
-
-def _builtins_not_taken(builtins: dict[str, Builtin], routes: dict[str, Function]) -> dict[str, Builtin]:
-    """The built-in routes whose path no function takes: a function of that name wins."""
-    for path in builtins.keys() & routes.keys():
-        log.warning("the function %s takes the path of the built-in check at %s; "
-                    "that check is not served", routes[path].file, path)
-    return {path: builtin for path, builtin in builtins.items() if path not in routes}
-
-
-def origin_form(target: str) -> str:
-    """The request target as a path and query: an absolute-form target (RFC 9112 §3.2.2, which
-    a server must accept) loses its scheme and authority, and a fragment, which a client
-    should never send, is dropped, as Node's URL parser drops it."""
-    target = target.split("#", 1)[0]
-    if target[:1] == "/":
-        return target
-    parts = urlsplit(target)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _declared_form(request: Request) -> bool:

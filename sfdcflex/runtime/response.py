@@ -69,6 +69,7 @@ class Response:
         self._status = 200
         self._body: object = body
         self._headers: dict[str, list[str]] = {}
+        self._spelling: dict[str, str] = {}   # lower-case name -> the spelling sent
         self._cookies: list[str] = []
         if status_code != 200:  # the usual 200 and no headers need no checks: one per request
             self.set_status_code(status_code)
@@ -94,15 +95,21 @@ class Response:
         values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
         for item in values:
             _check_header(name, item)
-        if name.lower() == "set-cookie":
+        held = self._headers.get(name)
+        if held is not None:
+            held += values
+            return self
+        lower = name.lower()
+        if lower == "set-cookie":
             self._cookies += values
-        else:
-            self._headers.setdefault(name, []).extend(values)
+        else:   # a new spelling of a name is sent instead of any earlier one, as Node's setHeader
+            self._headers[name] = values
+            self._spelling[lower] = name
         return self
 
     def set_headers(self, headers: dict[str, object]) -> Response:
         """Replace every header, cookies set before included, with `headers`."""
-        self._headers, self._cookies = {}, []
+        self._headers, self._spelling, self._cookies = {}, {}, []
         for name, value in headers.items():
             self.append_header(name, value)
         return self
@@ -125,16 +132,17 @@ class Response:
         headers: list[tuple[str, str]] = []
         kind = None
         if self._headers:
-            last = {name.lower(): name for name in self._headers}   # the later spelling wins
+            sent = self._spelling
+            typed = sent.get("content-type")
+            if typed is not None:
+                kind = self._headers[typed][-1]
+            spelt_twice = len(sent) != len(self._headers)
             for name, values in self._headers.items():
-                lower = name.lower()
-                if last[lower] != name:
-                    continue
-                if lower == "content-type":
-                    kind = values[-1]
-                else:
-                    headers += [(name, value) for value in values]
-        headers += [("Set-Cookie", cookie) for cookie in self._cookies]
+                if name is typed or (spelt_twice and sent[name.lower()] is not name):
+                    continue   # the type goes out last; of two spellings, the later one only
+                headers += [(name, value) for value in values]
+        if self._cookies:
+            headers += [("Set-Cookie", cookie) for cookie in self._cookies]
         if self._status in (204, 304):   # no body, so no type (Express drops both)
             return Reply(self._status, headers)
         body = self._body

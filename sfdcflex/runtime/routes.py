@@ -7,10 +7,13 @@ HTTP but other functions can load it (Twilio's `Runtime.getFunctions()`).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 from .assets import PRIVATE, PROTECTED, PUBLIC, Asset, load_assets
 from .errors import ConfigError
@@ -18,8 +21,10 @@ from .errors import ConfigError
 # Visibility, Asset and load_assets live in assets.py (functions and assets share visibility);
 # the demo and the app's assembly import them from here.
 __all__ = ["PUBLIC", "PROTECTED", "PRIVATE", "Function", "Asset", "load_module", "discover_functions",
-           "build_routes", "load_assets"]
+           "build_routes", "load_assets", "builtins_not_taken", "origin_form"]
 
+log = logging.getLogger("sfdcflex")
+B = TypeVar("B")   # a built-in route's handler: routes need not know its type
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]*$")
 
 
@@ -89,3 +94,22 @@ def build_routes(functions: dict[str, Function],
         if target in routes and alias not in routes:
             routes[alias] = routes[target]
     return routes
+
+
+def builtins_not_taken(builtins: dict[str, B], routes: dict[str, Function]) -> dict[str, B]:
+    """The built-in routes whose path no function takes: a function of that name wins."""
+    for path in builtins.keys() & routes.keys():
+        log.warning("the function %s takes the path of the built-in check at %s; "
+                    "that check is not served", routes[path].file, path)
+    return {path: builtin for path, builtin in builtins.items() if path not in routes}
+
+
+def origin_form(target: str) -> str:
+    """The request target as a path and query: an absolute-form target (RFC 9112 §3.2.2, which
+    a server must accept) loses its scheme and authority, and a fragment, which a client
+    should never send, is dropped, as Node's URL parser drops it."""
+    target = target.split("#", 1)[0]
+    if target[:1] == "/":
+        return target
+    parts = urlsplit(target)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
