@@ -143,7 +143,7 @@ class App:
         self._reloaded: dict[Path, tuple[float, object]] = {}
         self._reload_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(limits.max_concurrency)
-        self._watchdog = Deadlines(interval=0.05, name="time-limits")
+        self._watchdog = Deadlines(name="time-limits")
         self._auth_token = str(self.env.get("AUTH_TOKEN", ""))
 
     def close(self) -> None:

@@ -36,7 +36,12 @@ _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _LIVE_SELECTORS = tuple(getattr(selectors, name) for name in ("EpollSelector", "KqueueSelector")
                         if hasattr(selectors, name))
 ACCEPT_PAUSE = 0.5
-SWEEP_INTERVAL = 0.1
+# The loop wakes at least this often to close connections past their deadlines (idle, slow to
+# send, lingering), and more often when a configured timeout is short: a deadline is enforced
+# within a quarter of its timeout. An idle server's loop then wakes once a second, not ten times
+# (each wake-up is CPU an agent's panel pays for, a request every few seconds).
+SWEEP_MAX = 1.0
+SWEEP_MIN = 0.01
 # Connections the kernel completes while the server is not accepting (full, or pausing): a
 # burst beyond Linux's default of 128 would otherwise be refused.
 BACKLOG = 1024
@@ -69,7 +74,7 @@ class FunctionsServer:
         date = HttpDate().now
         self._selector = selectors.DefaultSelector()
         # select() and poll() see a descriptor registered by another thread only at their next
-        # call (up to SWEEP_INTERVAL later); epoll and kqueue at once.
+        # call (up to a sweep interval later); epoll and kqueue at once.
         self._live_registration = isinstance(self._selector, _LIVE_SELECTORS)
         self._wake_in, self._wake_out = socket.socketpair()
         self._wake_in.setblocking(False)
@@ -106,8 +111,15 @@ class FunctionsServer:
 
     # --- the I/O loop --------------------------------------------------------------------
 
-    def serve_forever(self, poll_interval: float = 0.25) -> None:
-        """Run the I/O loop until `shutdown`, `close_gracefully` or `server_close`."""
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        """Run the I/O loop until `shutdown`, `close_gracefully` or `server_close`.
+
+        `poll_interval` caps how long the loop sleeps (as in socketserver); by default it wakes
+        only as often as its deadlines need (`sweep_interval`): a stop or a worker's hand-back
+        wakes it at once anyway."""
+        interval = sweep_interval(self.limits)
+        if poll_interval is not None:
+            interval = max(SWEEP_MIN, min(poll_interval, interval))
         with self._lock:
             if self._closed:
                 return
@@ -119,7 +131,7 @@ class FunctionsServer:
             self._accepting = False
             self._update_accepting(time.monotonic())
             while not self._stop.is_set():
-                for key, _ in self._selector.select(min(poll_interval, SWEEP_INTERVAL)):
+                for key, _ in self._selector.select(self._sleep(interval, next_sweep)):
                     if key.fileobj is self._wake_in:
                         self._drain_wakeups()
                     elif key.fileobj is self.socket:
@@ -129,8 +141,10 @@ class FunctionsServer:
                 self._take_returned()
                 now = time.monotonic()
                 if now >= next_sweep:
-                    next_sweep = now + SWEEP_INTERVAL
+                    next_sweep = now + interval
                     self.connections.sweep(now)
+                    self._update_accepting(now)
+                elif self._accept_paused_until and now >= self._accept_paused_until:
                     self._update_accepting(now)
                 if self._drain_until is not None and self._drain_step(now):
                     break
@@ -143,6 +157,16 @@ class FunctionsServer:
             for key in list(self._selector.get_map().values()):
                 self._selector.unregister(key.fileobj)
             self._stopped.set()
+
+    def _sleep(self, interval: float, next_sweep: float) -> float:
+        """How long the loop may wait for events: until the next sweep, and during a pause in
+        accepting or a drain no longer than the shortest step (those end on the clock)."""
+        wake_at = next_sweep
+        if self._accept_paused_until:
+            wake_at = min(wake_at, self._accept_paused_until)
+        if self._drain_until is not None:
+            interval = SWEEP_MIN * 10
+        return max(0.0, min(interval, wake_at - time.monotonic()))
 
     def _guarded(self, step: Callable[[Connection], None], connection: Connection) -> None:
         """Run one step of a connection; a fault there must not stop the server for all."""
@@ -228,6 +252,8 @@ class FunctionsServer:
         """Listen only while there is room and no pause: when full, the kernel's backlog holds
         the next clients, and a listening socket that is never accepted from would make
         select() return at once, again and again."""
+        if self._accept_paused_until and now >= self._accept_paused_until:
+            self._accept_paused_until = 0.0  # the pause is over
         wanted = (self.connections.has_room() and now >= self._accept_paused_until
                   and not self.draining and not self._closed)
         if wanted != self._accepting:
@@ -315,9 +341,14 @@ class FunctionsServer:
             pass  # not registered (handed to a worker) or already closed
 
 
+def sweep_interval(limits: ServerLimits) -> float:
+    """How often the I/O loop closes connections past their deadlines (see SWEEP_MAX)."""
+    shortest = min(limits.keepalive_timeout, limits.read_timeout, limits.linger_seconds)
+    return max(SWEEP_MIN, min(SWEEP_MAX, shortest / 4))
+
+
 def start_in_thread(server: FunctionsServer) -> threading.Thread:
     """Run `server.serve_forever` in a daemon thread (tests, the demo, the benchmark)."""
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name="sfdcflex-server", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="sfdcflex-server", daemon=True)
     thread.start()
     return thread

@@ -2,9 +2,9 @@
 room, backing off when accept() fails, bounds on connections, idle and slow clients, faults kept
 to one connection, graceful close.
 
-The I/O loop re-checks whether to listen on every sweep (every 0.1 s), which would hide a
+The I/O loop re-checks whether to listen on every sweep (at least once a second), which would hide a
 missed re-check; tests that are about the immediate re-check turn the sweep off
-(SWEEP_INTERVAL of a minute) so that only the code under test can start or stop listening.
+(a sweep a minute) so that only the code under test can start or stop listening.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 import sfdcflex.runtime.http.server as server_module
 from sfdcflex.runtime.http.connection import WAITING
 from sfdcflex.runtime.http.limits import ServerLimits
-from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
+from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, sweep_interval
 from tests.support.sockets import Replies, connect, exchange, read_all, request, wait_until
 
 
@@ -47,7 +47,8 @@ def app(serve):
 
 @pytest.fixture
 def no_sweep(monkeypatch):
-    monkeypatch.setattr(server_module, "SWEEP_INTERVAL", 60.0)
+    monkeypatch.setattr(server_module, "SWEEP_MAX", 60.0)
+    monkeypatch.setattr(server_module, "SWEEP_MIN", 60.0)
 
 
 @pytest.fixture
@@ -257,6 +258,27 @@ def test_idle_connections_cost_no_thread(serve):
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_an_idle_server_loop_sleeps_instead_of_ticking(serve):
+    """With the default timeouts the loop wakes about once a second, not ten times: an agent's
+    panel sends a request every few seconds, and each idle wake-up is CPU charged to those."""
+    served = serve()
+    selector, turns = served.server._selector, []
+    real = selector.select
+
+    def counted(timeout=None):
+        turns.append(timeout)
+        return real(timeout)
+
+    selector.select = counted
+    try:
+        time.sleep(0.5)
+    finally:
+        selector.select = real
+    assert len(turns) <= 2, f"{len(turns)} turns of an idle loop in 0.5 s"
+    assert sweep_interval(ServerLimits()) == 1.0
+    assert sweep_interval(ServerLimits(read_timeout=0.2)) == pytest.approx(0.05)  # a quarter
 
 
 def test_a_kept_alive_connection_goes_back_to_the_selector_without_waking_the_io_thread(serve):
