@@ -26,7 +26,7 @@ from .connection import Connection, ConnectionPool
 from .http11 import HttpDate
 from .limits import ServerLimits
 from .responder import Responder
-from .worker import Workers
+from .worker import make_workers
 
 log = logging.getLogger("sfdcflex")
 
@@ -93,7 +93,7 @@ class FunctionsServer:
         self._closed = False
         self.connections = ConnectionPool(self, limits, max_body_for=app.max_body_for,
                                           refusal=app.refusal, date=date)
-        self.workers = Workers(limits.threads)
+        self.workers = make_workers(limits.threads)
         self.responder = Responder(limits, dispatch=app.dispatch, refusal=app.refusal, date=date,
                                    take_complete=self.connections.take_complete,
                                    give_back=self.give_back, draining=lambda: self.draining,
@@ -198,17 +198,23 @@ class FunctionsServer:
             pass  # BlockingIOError: nothing more to read
 
     def give_back(self, connection: Connection, keep: bool) -> None:
-        """A worker is done with `connection`: the I/O thread reads its next request or closes it.
+        """A worker is done with `connection`: its next request is read by the worker woken for
+        it, or by the I/O thread, or it closes.
 
-        A kept-alive connection with nothing buffered is put back in the selector by the worker
-        itself where the selector takes a registration while the I/O thread waits in it (epoll,
-        kqueue): no wake-up and no turn of the loop. Under the lock, so that the loop cannot be
-        ending (and unregistering everything) meanwhile."""
+        A kept-alive connection with nothing buffered is parked in the workers' epoll where
+        there is one (Linux): the worker the kernel wakes for its next request reads and answers
+        it, and the I/O thread never sees it. Elsewhere the worker puts it back in the I/O
+        thread's selector itself where the selector takes a registration while the I/O thread
+        waits in it (kqueue): no wake-up and no turn of the loop. Under the lock, so that the
+        loop cannot be ending (and closing everything) meanwhile."""
         with self._lock:
             if self._loop_thread is not None:
-                if keep and self._live_registration and not self.draining \
-                        and self.connections.rewatch(connection):
-                    return
+                if keep and not self.draining and not connection.buffer:
+                    if self.workers.can_park:
+                        if self.connections.park(connection):
+                            return
+                    elif self._live_registration and self.connections.rewatch(connection):
+                        return
                 self._returned.append((connection, keep))
                 connection = None
         if connection is None:
@@ -327,6 +333,12 @@ class FunctionsServer:
 
     def submit(self, connection: Connection) -> None:
         self.workers.submit(partial(self.responder.serve, connection))
+
+    def park(self, connection: Connection) -> None:
+        self.workers.park(connection.sock.fileno(), partial(self.responder.resume, connection))
+
+    def unpark(self, connection: Connection) -> bool:
+        return self.workers.unpark(connection.sock.fileno())
 
     def watch(self, connection: Connection) -> None:
         try:

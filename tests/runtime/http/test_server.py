@@ -18,7 +18,8 @@ import time
 import pytest
 
 import sfdcflex.runtime.http.server as server_module
-from sfdcflex.runtime.http.connection import WAITING
+import sfdcflex.runtime.http.worker as worker_module
+from sfdcflex.runtime.http.connection import PARKED, WAITING
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, sweep_interval
 from tests.support.sockets import Replies, connect, exchange, read_all, request, wait_until
@@ -281,8 +282,31 @@ def test_an_idle_server_loop_sleeps_instead_of_ticking(serve):
     assert sweep_interval(ServerLimits(read_timeout=0.2)) == pytest.approx(0.05)  # a quarter
 
 
-def test_a_kept_alive_connection_goes_back_to_the_selector_without_waking_the_io_thread(serve):
+def test_a_kept_alive_connection_is_answered_by_the_worker_woken_for_it(serve):
+    """Its next request, seconds later (an agent's panel), is read and answered by a worker
+    waiting in the workers' epoll: the I/O thread is neither woken nor reads it."""
     served = serve()
+    assert served.server.workers.can_park  # Linux
+    wakes, reads = [], []
+    served.server.wake = lambda: wakes.append(1)   # the I/O thread's wake-up, counted
+    real = served.server.connections.readable
+    served.server.connections.readable = lambda connection: (reads.append(1), real(connection))
+    with connect(served.url) as sock:
+        for _ in range(3):   # each after the worker parked the connection
+            sock.sendall(request("GET", "/hello"))
+            assert Replies(sock).next()[0].startswith(b"HTTP/1.1 200 ")
+            assert wait_until(lambda: all(c.state == PARKED for c in
+                                          served.server.connections.open_connections.values()))
+            assert len(served.server._selector.get_map()) <= 2  # the listener, the wake-up pipe
+    assert len(reads) == 1  # the first request only, on the I/O thread
+    assert wakes == [] and not served.server._returned
+
+
+def test_without_parking_a_kept_alive_connection_goes_back_to_the_selector_without_waking_the_io_thread(
+        serve, monkeypatch):
+    monkeypatch.setattr(worker_module, "PARKING", False)  # as on macOS or the BSDs
+    served = serve()
+    assert not served.server.workers.can_park
     wakes = []
     served.server.wake = lambda: wakes.append(1)   # the I/O thread's wake-up, counted
     with connect(served.url) as sock:
