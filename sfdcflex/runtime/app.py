@@ -21,6 +21,7 @@ from .deadlines import Deadlines
 from .errors import (Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
                      NotFound, PayloadTooLarge, TooManyRequests)
 from .event import build_event, form_params
+from .logs import log_line
 from .response import Reply, Response, encode_json, reply_for
 from .routes import PROTECTED, Asset, Function, load_module
 
@@ -174,8 +175,8 @@ class App:
         # A supervisor probing /healthz every few seconds would drown the request lines.
         level = logging.DEBUG if request.method == "GET" and path in self.builtins else logging.INFO
         if log.isEnabledFor(level):  # the line's parts are made only when it is written
-            log.log(level, "%d %s %s %.1fms", reply.status, loggable(request.method), loggable(path),
-                    (time.perf_counter() - started) * 1000)
+            log_line(log, level, f"{reply.status} {loggable(request.method)} {loggable(path)} "
+                                 f"{(time.perf_counter() - started) * 1000:.1f}ms")
         return reply
 
     def _send_early(self, request: Request, answer_early: Callable[[Reply], None], reply: Reply) -> None:
