@@ -298,8 +298,8 @@ def test_a_kept_alive_connection_is_answered_by_the_worker_woken_for_it(serve):
             assert wait_until(lambda: all(c.state == PARKED for c in
                                           served.server.connections.open_connections.values()))
             assert len(served.server._selector.get_map()) <= 2  # the listener, the wake-up pipe
-    assert len(reads) == 1  # the first request only, on the I/O thread
-    assert wakes == [] and not served.server._returned
+        assert len(reads) == 1  # the first request only, on the I/O thread
+        assert wakes == [] and not served.server._returned  # (closing it will wake it)
 
 
 def test_without_parking_a_kept_alive_connection_goes_back_to_the_selector_without_waking_the_io_thread(
