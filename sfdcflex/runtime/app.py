@@ -146,6 +146,10 @@ class App:
         self._slots = threading.BoundedSemaphore(limits.max_concurrency)
         self._watchdog = Deadlines(name="time-limits")
         self._auth_token = str(self.env.get("AUTH_TOKEN", ""))
+        # What every invocation's context holds before its request's own facts (PATH, ...).
+        self._context_base: dict[str, object] = dict(
+            self.env, SERVICE_SID=None, ENVIRONMENT_SID=None, services=self.services,
+            get_functions=self.get_functions)
 
     def close(self) -> None:
         self._watchdog.stop()
@@ -297,10 +301,10 @@ class App:
 
     def _context(self, request: Request, path: str) -> Context:
         host = next((v for k, v in request.headers if k.lower() == "host"), "")
-        values: dict[str, object] = dict(self.env)
-        values.update(PATH=path, DOMAIN_NAME=host, SERVICE_SID=None, ENVIRONMENT_SID=None,
-                      services=self.services, get_functions=self.get_functions)
-        return Context(values)
+        context = Context.__new__(Context)
+        context.__dict__.update(self._context_base)  # a function may set attributes: its own copy
+        context.PATH, context.DOMAIN_NAME = path, host
+        return context
 
     def get_functions(self) -> dict[str, Function]:
         """Every function, private ones included, by name (Twilio's Runtime.getFunctions())."""
