@@ -105,9 +105,11 @@ class ConnectionPool:
     def has_room(self) -> bool:
         return len(self.open_connections) < self.limits.max_connections
 
-    def open(self, sock: socket.socket, address: tuple | str) -> Connection:
-        """A newly accepted connection; `resume` it to start reading."""
-        prepare_socket(sock, self.limits)
+    def open(self, sock: socket.socket, address: tuple | str, prepared: bool = False) -> Connection:
+        """A newly accepted connection (`prepared`: it has the options `prepare_socket` sets,
+        inherited from the listening socket); `resume` it to start reading."""
+        if not prepared:
+            prepare_socket(sock, self.limits)
         connection = Connection(sock, address)
         self.open_connections[id(connection)] = connection
         return connection
@@ -362,6 +364,16 @@ def prepare_socket(sock: socket.socket, limits: ServerLimits) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
         pass  # not TCP: nothing to tune
+
+
+def socket_options(sock: socket.socket) -> tuple:
+    """The options `prepare_socket` sets, as the kernel reports them (it rounds the timeouts)."""
+    try:
+        nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    except OSError:
+        nodelay = None  # not TCP
+    return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16),
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16), nodelay)
 
 
 def _timeval(seconds: float) -> bytes:

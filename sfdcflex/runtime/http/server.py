@@ -22,7 +22,7 @@ from functools import partial
 from typing import Callable
 
 from ..app import App
-from .connection import Connection, ConnectionPool
+from .connection import Connection, ConnectionPool, prepare_socket, socket_options
 from .http11 import HttpDate
 from .limits import ServerLimits
 from .responder import Responder
@@ -68,7 +68,11 @@ class FunctionsServer:
     def __init__(self, sock: socket.socket, app: App, limits: ServerLimits) -> None:
         self._app, self.limits = app, limits
         self.socket = sock
+        # Set once on the listening socket: Linux and the BSDs copy them to every accepted one,
+        # which then costs no system call of its own (checked on the first one: `_inherits`).
+        prepare_socket(sock, limits)
         self.socket.setblocking(False)
+        self._inherits: bool | None = None
         self.server_address = self.socket.getsockname()
         self.url = url_of(sock)
         date = HttpDate().now
@@ -251,7 +255,10 @@ class FunctionsServer:
                 log.error("accept failed (%s); pausing accepts for %.1f s", exc, ACCEPT_PAUSE)
                 self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
                 break
-            self._guarded(self.connections.resume, self.connections.open(sock, address))
+            if self._inherits is None:
+                self._inherits = socket_options(sock) == socket_options(self.socket)
+            self._guarded(self.connections.resume,
+                          self.connections.open(sock, address, prepared=self._inherits))
         self._update_accepting(time.monotonic())
 
     def _update_accepting(self, now: float) -> None:

@@ -12,14 +12,16 @@ import errno
 import http.client
 import logging
 import socket
+import struct
 import threading
 import time
 
 import pytest
 
+import sfdcflex.runtime.http.connection as connection_module
 import sfdcflex.runtime.http.server as server_module
 import sfdcflex.runtime.http.worker as worker_module
-from sfdcflex.runtime.http.connection import PARKED, WAITING
+from sfdcflex.runtime.http.connection import PARKED, WAITING, socket_options
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, sweep_interval
 from tests.support.sockets import Replies, connect, exchange, read_all, request, wait_until
@@ -83,6 +85,35 @@ def test_one_accept_takes_a_batch_of_64_and_leaves_the_rest_in_the_backlog(idle_
         assert server._accepting  # room left, no pause: listening
         assert {c.address for c in server.connections.open_connections.values()} == \
             {c.getsockname() for c in clients}
+    finally:
+        for sock in clients:
+            sock.close()
+
+
+def test_accepted_connections_inherit_their_socket_options_from_the_listener(idle_server, monkeypatch):
+    """Blocking, no Nagle, the kernel's receive and send timeouts: set once on the listening
+    socket, not with three system calls per connection; set per connection where a kernel
+    does not copy them."""
+    prepared = []
+    real = connection_module.prepare_socket
+    monkeypatch.setattr(connection_module, "prepare_socket",
+                        lambda sock, limits: (prepared.append(sock), real(sock, limits)))
+    server = idle_server()
+    clients = [connect(server.server_address) for _ in range(3)]
+    try:
+        server._accept()
+        accepted = [c.sock for c in server.connections.open_connections.values()]
+        assert len(accepted) == 3 and prepared == [] and server._inherits is True
+        for sock in accepted:
+            assert sock.getblocking() and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            assert socket_options(sock) == socket_options(server.socket)
+            seconds, micros = struct.unpack("@ll", sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16))
+            assert seconds + micros / 1e6 == ServerLimits().send_timeout
+        server._inherits = False  # as where the kernel copies nothing
+        late = connect(server.server_address)
+        clients.append(late)
+        server._accept()
+        assert len(prepared) == 1
     finally:
         for sock in clients:
             sock.close()
