@@ -24,6 +24,7 @@ from .event import build_event, form_params
 from .logs import log_line
 from .response import Reply, Response, encode_json, reply_for
 from .routes import PROTECTED, Asset, Function, load_module
+from .slots import Slots
 
 __all__ = ["App", "Context", "Request", "Response", "Limits"]
 
@@ -79,7 +80,7 @@ class _Invocation:
     Most handlers call back before anyone waits, so the waiting lock is made only when needed.
     """
 
-    def __init__(self, route: str, slots: threading.BoundedSemaphore) -> None:
+    def __init__(self, route: str, slots: Slots) -> None:
         self.route = route
         self.slots, self.holds_slot = slots, True
         self.deadline = time.monotonic()
@@ -103,7 +104,7 @@ class _Invocation:
     def release_slot(self) -> None:
         if self.holds_slot:
             self.holds_slot = False
-            self.slots.release()
+            self.slots.give_back()
 
     def wait(self, timeout: float) -> bool:
         """True once the handler has called back, waiting at most `timeout` seconds for it."""
@@ -143,7 +144,7 @@ class App:
         self._started_at = time.time()
         self._reloaded: dict[Path, tuple[float, object]] = {}
         self._reload_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(limits.max_concurrency)
+        self._slots = Slots(limits.max_concurrency)
         self._watchdog = Deadlines(name="time-limits")
         self._auth_token = str(self.env.get("AUTH_TOKEN", ""))
         # What every invocation's context holds before its request's own facts (PATH, ...).
@@ -207,7 +208,7 @@ class App:
             return Reply(204, list(PREFLIGHT_HEADERS))
         # The slot is taken before the body is parsed: parsing a big body costs real CPU, and
         # a flood of them must meet the concurrency cap (429) instead of slowing everyone.
-        if not self._slots.acquire(blocking=False):
+        if not self._slots.try_take():
             raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
                                   headers={"Retry-After": "1"})
         invocation = _Invocation(function.path, self._slots)
@@ -359,7 +360,7 @@ def _slot_released(invocation: _Invocation) -> Iterator[None]:
         return
     invocation.release_slot()
     yield
-    if not invocation.slots.acquire(timeout=max(0.0, invocation.deadline - time.monotonic())):
+    if not invocation.slots.take(max(0.0, invocation.deadline - time.monotonic())):
         raise TooManyRequests("too many invocations at once; retry shortly", headers={"Retry-After": "1"})
     invocation.holds_slot = True
 
