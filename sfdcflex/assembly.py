@@ -121,10 +121,10 @@ def build_services(config: Config, public_url: str, transport: Sender | None = N
                     allowed_origins=(flex_origin, origin_of(public_url)),
                     original_login=config.original_plugin_login)
     cache = LRUCache(per_owner=config.cache_size, max_entries=MAX_CACHE_ENTRIES)
+    lookup = Lookup(salesforce, keeper, cache, ttl=config.cache_ttl, objects=config.lookup_objects)
     return Services(
-        flex=flex, salesforce=salesforce, keeper=keeper, linker=linker,
-        lookup=Lookup(salesforce, keeper, cache, ttl=config.cache_ttl, objects=config.lookup_objects),
-        flex_origin=flex_origin, call_log=CallLogger(salesforce, keeper))
+        flex=flex, salesforce=salesforce, keeper=keeper, linker=linker, lookup=lookup,
+        flex_origin=flex_origin, call_log=CallLogger(salesforce, keeper, lookup.user))
 
 
 def default_functions_folder() -> Path:
