@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .clients.errors import SalesforceError
 from .clients.salesforce import SalesforceClient
 from .config import same_org
-from .errors import answer_for
+from .errors import ANSWERABLE, answer_for
 from .keeper import TokenKeeper
 from .oauth_state import LinkState, StateSigner, code_challenge
 from .runtime.app import loggable
@@ -119,13 +119,17 @@ class Linker:
             link_state = self._verified(state, identity)
             identity, origin = link_state.identity, link_state.origin
             verifier, redirect_uri = self.signer.code_verifier(link_state), self.callback_url
-        self.keeper.store.check_identity(identity)
-        with timing.span("sfdc-token", "Salesforce code exchange"):
-            answer = self.salesforce.exchange_code(code, redirect_uri, verifier)
-        with timing.span("sfdc-userinfo", "Salesforce userinfo"):
-            user = self.salesforce.userinfo(answer["access_token"])
-        self._check_user(identity, user, answer)
-        self.keeper.link(identity, answer["access_token"], answer["refresh_token"])
+        try:
+            self.keeper.store.check_identity(identity)
+            with timing.span("sfdc-token", "Salesforce code exchange"):
+                answer = self.salesforce.exchange_code(code, redirect_uri, verifier)
+            with timing.span("sfdc-userinfo", "Salesforce userinfo"):
+                user = self.salesforce.userinfo(answer["access_token"])
+            self._check_user(identity, user, answer)
+            self.keeper.link(identity, answer["access_token"], answer["refresh_token"])
+        except ANSWERABLE as failure:
+            _log_refusal(identity, failure)
+            raise
         log.info("linked Flex user %s to Salesforce user %s", loggable(identity),
                  loggable(str(user.get("preferred_username"))))
         return LinkResult(identity, str(user["preferred_username"]),
@@ -138,15 +142,21 @@ class Linker:
         every instance), so a state seen again (a replayed redirect) is refused.
         """
         link_state = self.signer.verify(state)
-        if identity is not None and not same_identity(identity, link_state.identity):
-            raise Forbidden("This link was started by another Flex user", code="state_mismatch")
-        if link_state.origin is not None and self._allowed(link_state.origin) is None:
-            # Signed with our secret but naming an origin we do not allow (the settings changed
-            # since /auth, or another instance's): the popup must not report to it.
-            raise Forbidden("This sign-in was started from a page that is not allowed",
-                            code="origin_not_allowed")
-        if not self.keeper.store.claim_state(link_state.nonce, link_state.expires_at):
-            raise Forbidden("This sign-in link was used already; start linking again", code="state_used")
+        try:
+            if identity is not None and not same_identity(identity, link_state.identity):
+                raise Forbidden("This link was started by another Flex user", code="state_mismatch")
+            if link_state.origin is not None and self._allowed(link_state.origin) is None:
+                # Signed with our secret but naming an origin we do not allow (the settings changed
+                # since /auth, or another instance's): the popup must not report to it.
+                raise Forbidden("This sign-in was started from a page that is not allowed",
+                                code="origin_not_allowed")
+            if not self.keeper.store.claim_state(link_state.identity, link_state.nonce,
+                                                 link_state.expires_at):
+                raise Forbidden("This sign-in link was used already; start linking again",
+                                code="state_used")
+        except HTTPError as refusal:
+            _log_refusal(link_state.identity, refusal)
+            raise
         return link_state
 
     def _check_user(self, identity: str, user: dict, answer: dict) -> None:
@@ -164,7 +174,6 @@ class Linker:
                                 "ask your Salesforce administrator to create it)", code="identity_mismatch")
         if refusal is not None:
             self._revoke_quietly(answer["refresh_token"])
-            log.warning("link refused for Flex user %s: %s", loggable(identity), refusal.code)
             raise refusal
 
     def _revoke_quietly(self, token: str) -> None:
@@ -172,3 +181,9 @@ class Linker:
             self.salesforce.revoke(token)
         except SalesforceError as error:
             log.warning("could not revoke refused tokens: %s", answer_for(error).code)
+
+
+def _log_refusal(identity: str, failure: BaseException) -> None:
+    """Name the agent whose sign-in was refused: the request log line names only the path, so
+    without this a flood of refused callbacks could not be traced to the Flex login sending it."""
+    log.warning("link refused for Flex user %s: %s", loggable(identity), answer_for(failure).code)

@@ -127,9 +127,10 @@ class SyncTokenStore:
             with suppress(SyncError):   # the lease's ItemTtl ends it anyway
                 self._client.delete_map_item(LEASE_MAP, lease)
 
-    def claim_state(self, nonce: str, expires_at: float) -> bool:
+    def claim_state(self, identity: str, nonce: str, expires_at: float) -> bool:
         """True the first time a state's nonce is claimed; remembered in Sync until it expires,
-        so a state used on one instance is refused on every other."""
+        so a state used on one instance is refused on every other. A Map item each, with no
+        shared cap that one agent's claims could fill (the JSON store's, used_states.py)."""
         ttl = max(1, math.ceil(expires_at - time.time()))
         try:
             self._client.create_map_item(USED_STATES_MAP, nonce, {}, ttl)

@@ -131,11 +131,11 @@ def test_a_used_state_is_kept_in_sync_until_its_state_expires(sync, client):
     """A used state is kept as long as the state lives; an expired one for 1 s."""
     store = SyncTokenStore(client)
     expires = time.time() + 599.5
-    assert store.claim_state("nonce-a", expires) is True
-    assert store.claim_state("nonce-a", expires) is False
-    assert SyncTokenStore(client).claim_state("nonce-a", expires) is False   # another instance
-    assert store.claim_state("nonce-b", time.time() - 5) is True              # expired already
-    assert store.claim_state("nonce-c", time.time() + 0.2) is True
+    assert store.claim_state("ann", "nonce-a", expires) is True
+    assert store.claim_state("ann", "nonce-a", expires) is False
+    assert SyncTokenStore(client).claim_state("ann", "nonce-a", expires) is False   # another instance
+    assert store.claim_state("ann", "nonce-b", time.time() - 5) is True              # expired already
+    assert store.claim_state("ann", "nonce-c", time.time() + 0.2) is True
     forms = _items_made(sync, USED_STATES_MAP)
     assert [(form["Key"], json.loads(form["Data"])) for form in forms] == [
         ("nonce-a", {}), ("nonce-a", {}), ("nonce-a", {}), ("nonce-b", {}), ("nonce-c", {})]

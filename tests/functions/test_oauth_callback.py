@@ -201,6 +201,28 @@ def test_a_state_naming_an_origin_not_allowed_is_refused_in_these_words(shared_c
         403, "origin_not_allowed", "This sign-in was started from a page that is not allowed")
 
 
+def test_one_agent_flooding_junk_callbacks_neither_locks_others_out_nor_touches_the_tokens(crm, caplog):
+    """Each POST /auth and junk callback claims a used state before the code is exchanged. One
+    agent doing so over and over holds only their newest few, never rewrites the token file
+    (nor its stamp, so no other request reads it again), is named in the log, and another agent
+    still links."""
+    crm.link("bob@example.com")
+    lock = crm.store_path.with_name("tokens.json.lock")
+    before = (crm.store_path.read_bytes(), crm.store_path.stat().st_mtime_ns, lock.read_bytes())
+    token = crm.token("mallory@example.com")
+    with caplog.at_level(logging.WARNING, logger="sfdcflex"):
+        for _ in range(8):
+            authorize_url = crm.post("/auth", {"Token": token}).json()["authorize_url"]
+            state = parse_qs(urlsplit(authorize_url).query)["state"][0]
+            page = call(crm.url, "GET", f"/oauth-callback?code=junk&state={quote(state)}")
+            assert page.status == 400 and b"invalid_code" in page.body
+    assert (crm.store_path.read_bytes(), crm.store_path.stat().st_mtime_ns, lock.read_bytes()) == before
+    used = json.loads(crm.store_path.with_name("tokens.json.used-states").read_text())["states"]
+    assert len(used["mallory@example.com"]) < 8
+    assert caplog.messages.count("link refused for Flex user mallory@example.com: invalid_code") == 8
+    assert crm.link(ALICE).status == 200
+
+
 # --- the code ----------------------------------------------------------------------------------
 
 
