@@ -124,6 +124,18 @@ def test_a_stalled_salesforce_is_a_502_within_the_client_timeout_and_blocks_no_o
     assert _json_entry(linked) == before
 
 
+def test_a_search_answer_trickling_in_is_a_502_at_the_client_timeout_and_frees_the_slot(linked, monkeypatch):
+    """An upstream sending its answer a byte at a time cannot keep a request (and its
+    concurrency slot) past the client's time limit: the limit bounds the whole call."""
+    monkeypatch.setattr(linked.services.salesforce, "_timeout", 0.3)
+    linked.sf.fail_next("search", trickle=0.05)
+    started = time.monotonic()
+    message = _error(_contact(linked), 502, "salesforce_error")
+    assert "did not answer in 0.3 s" in message
+    assert time.monotonic() - started < 1.5
+    assert _contact(linked).status == 200
+
+
 @pytest.mark.parametrize("fault", [{"status": 503}, {"reset": True},
                                    {"status": 500, "body": HTML_PAGE, "content_type": "text/html"}])
 def test_a_failed_refresh_is_not_retried_and_keeps_the_old_tokens(linked, fault):
