@@ -111,9 +111,10 @@ class Linker:
         """Finish a link from the redirect (state names the agent) or a relayed code (Flex token does)."""
         if not isinstance(code, str) or not code or len(code) > MAX_CODE_CHARS:
             raise BadRequest("The authorization code is missing or malformed", code="invalid_code")
-        if state is None and identity is not None:
+        if state is None and identity is not None and self.original_login:
             # The original plugin relays a code it got on FLEX_INSTANCE_URL/salesforce-oauth,
-            # from an authorize URL it built itself: no state and no PKCE to check.
+            # from an authorize URL it built itself: no state and no PKCE to check. Only with
+            # ORIGINAL_PLUGIN_LOGIN: otherwise a code without a state is refused as one.
             verifier, redirect_uri, origin = None, self.relay_redirect_uri, None
         else:
             link_state = self._verified(state, identity)
