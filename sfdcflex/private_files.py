@@ -42,12 +42,17 @@ def secure_file(path: Path) -> None:
 
 
 def open_private(path: Path, flags: int) -> int:
-    """os.open without following a symbolic link, refusing a file of another user, made 0600."""
+    """os.open without following a symbolic link, refusing a file of another user or anything
+    but a regular file, made 0600."""
     try:
-        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        # O_NONBLOCK: opening a FIFO planted at the path would otherwise wait for a writer for
+        # ever (open(2)); so it opens at once, and fstat below refuses it. Regular files ignore it.
+        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, FILE_MODE)
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise ConfigError(f"config: {path} is a symbolic link; refusing to follow it") from None
+        if error.errno == errno.ENXIO:   # a FIFO opened for writing with no reader
+            raise ConfigError(f"config: {path} is not a regular file") from None
         raise
     try:
         info = os.fstat(descriptor)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, ContextManager, Iterator, Protocol
 
 from .private_files import open_private, read_private, secure_file, secure_folder
-from .runtime.errors import HTTPError, InternalError
+from .runtime.errors import ConfigError, HTTPError, InternalError
 from .used_states import UsedStates
 
 log = logging.getLogger("sfdcflex")
@@ -371,4 +371,6 @@ def store_file_problems(path: Path, *, with_file: bool = True) -> list[str]:
             return [f"config: TOKEN_STORE_PATH: {path} cannot be read ({error.strerror})"]
         except StoreDamaged as error:
             return [f"config: TOKEN_STORE_PATH: {error.message}"]
+        except ConfigError as error:   # not a regular file, a link, another user's
+            return list(error.problems)
     return []
