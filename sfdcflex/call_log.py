@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .cards import parse_record_id, same_record
-from .clients.salesforce import SalesforceClient, soql_quote
+from .clients.salesforce import RECORD_ID, SalesforceClient, soql_quote
 from .keeper import TokenKeeper
 from .phone import parse_phone
 from .runtime.errors import BadGateway, BadRequest, NotFound
@@ -73,7 +73,8 @@ def _text(event: dict, name: str) -> str | None:
 def _duration(value: object) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    # ASCII digits only: "²".isdigit() is true, but int("²") fails.
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DURATION_SECONDS:
         raise BadRequest(f"duration must be whole seconds from 0 to {MAX_DURATION_SECONDS}",
@@ -156,7 +157,12 @@ class CallLogger:
                 f"AND OwnerId = {soql_quote(owner)} ORDER BY CreatedDate ASC LIMIT 1")
         tasks = self.keeper.call(identity, lambda token: self.salesforce.query(token, soql),
                                  timing, "sfdc-query", "Salesforce SOQL: Task already logged?")
-        return tasks[0] if tasks and isinstance(tasks[0].get("Id"), str) else None
+        if not tasks:
+            return None
+        if not isinstance(tasks[0].get("Id"), str) or not RECORD_ID.fullmatch(tasks[0]["Id"]):
+            raise BadGateway("Salesforce answered a Task without a usable record id",
+                             code="salesforce_error")
+        return tasks[0]
 
     def _who(self, identity: str, entry: CallEntry, timing: ServerTiming) -> dict:
         """WhoId, and WhatId = the Contact's Account (a Task on a Lead may relate to nothing else)."""

@@ -14,6 +14,7 @@ what an agent is answered for it is the integration's choice (sfdcflex/errors.py
 """
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from .transport import Sender
 
 SERVICE = "Salesforce"
+# A record id: 15 case-sensitive letters and digits, or 18 with the case checksum.
+RECORD_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 MAX_QUERY_PAGES = 5
 MAX_MESSAGE_CHARS = 300
 SOQL_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r",
@@ -232,6 +235,8 @@ class SalesforceClient:
         record_id = answer.get("id")
         if answer.get("success") is False or not isinstance(record_id, str) or not record_id:
             raise SalesforceError("Salesforce's create answer has no record id")
+        if not RECORD_ID.fullmatch(record_id):   # it goes into URLs: never a "/" or a "?"
+            raise SalesforceError("Salesforce's create answer has a record id that is not one")
         return record_id
 
     def update(self, access_token: str, sobject: str, record_id: str, fields: dict) -> None:

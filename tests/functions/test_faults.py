@@ -72,6 +72,24 @@ def test_salesforce_search_failure_is_one_call_a_502_and_the_tokens_stay(linked,
     assert again.status == 200 and again.json()["cust_name"] == "Ada Lovelace"
 
 
+def _search_answer(**record) -> bytes:
+    return json.dumps({"searchRecords": [{"Id": "003000000000001AAA", "Phone": "(415) 555-0101",
+                                          **record}]}).encode()
+
+
+@pytest.mark.parametrize("body,words", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (_search_answer(attributes="Contact"), "attributes is not an object"),
+    (_search_answer(attributes={"type": ["Contact"]}, Account="Analytical Engines"), "Account is not an object"),
+])
+def test_a_salesforce_answer_this_server_cannot_use_is_a_502_not_a_crash(linked, body, words):
+    """A hostile or broken upstream's answer (absurdly nested, a nested object that is not one)
+    is 502 with a clear message, never a 500 with a traceback."""
+    linked.sf.fail_next("search", status=200, body=body)
+    message = _error(_contact(linked), 502, "salesforce_error")
+    assert words in message, message
+
+
 def test_a_search_reset_on_a_reused_connection_is_sent_once_more_on_a_fresh_one(linked):
     assert _contact(linked, MARY).status == 200  # leaves a kept-alive connection to Salesforce
     searches, opened = linked.sf.calls["search"], linked.sf.connections_accepted

@@ -168,6 +168,7 @@ BAD_INPUT = [  # (body, error code); "ADA" and "LEAD" stand for real record ids
     ({"contact_id": "ADA", "call_sid": CALL_SID, "duration": -1}, "invalid_duration"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "duration": "ninety"}, "invalid_duration"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "duration": True}, "invalid_duration"),
+    ({"contact_id": "ADA", "call_sid": CALL_SID, "duration": "²"}, "invalid_duration"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "notes": "n" * 32_001}, "invalid_notes"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "disposition": "d" * 256}, "invalid_disposition"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "subject": "s" * 256}, "invalid_subject"),
@@ -263,6 +264,16 @@ def test_no_edit_permission_on_the_logged_task_is_403(linked):
     linked.sf.writes.rules.denied.add((alice["Id"], "edit", "Task"))
     again = _log(linked, contact_id=linked.ada, call_sid=CALL_SID, notes="more")
     _refusal(again, 403, "salesforce_insufficient_access", "insufficient access rights")
+
+
+@pytest.mark.parametrize("answer", ['{"id": "00T/../../Account/001", "success": true}',
+                                    '{"records": [{"Id": "00T?q=1", "WhoId": null}], "done": true}'])
+def test_a_task_id_that_is_not_a_record_id_is_502_not_500(linked, answer):
+    """Salesforce's Task id goes into URLs; one with "/" or "?" is an answer this server cannot use."""
+    linked.sf.fail_next("sobject-create" if "success" in answer else "query", status=200,
+                        body=answer.encode())
+    _refusal(_log(linked, contact_id=linked.lead, call_sid=CALL_SID), 502, "salesforce_error", "record id")
+    assert linked.sf.calls["sobject-update"] == 0
 
 
 def test_salesforce_down_on_the_write_is_502(linked):
