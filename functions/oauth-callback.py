@@ -29,10 +29,12 @@ def handler(context, event, callback):
         error = answer_for(failure)
         if relayed:
             return callback(timing.tag(error))
+        # Only a valid state says which panel started this: without one, anyone may have sent
+        # the browser here with words of their choosing, so the page tells no opener anything.
         return callback(None, callback_page(
             error.status, "Salesforce not connected", error.message,
             {"type": "link_failed", "error": error.code, "message": error.message},
-            services.linker.origin_of(event.get("state")) or services.flex_origin))
+            services.linker.origin_of(event.get("state"), services.flex_origin)))
     if relayed:
         return callback(None, timing.response({"linked": True, "sfdc_username": link.sfdc_username,
                                                "display_name": link.display_name}))

@@ -93,12 +93,15 @@ class Linker:
         """
         return self.salesforce.authorize_url(self.relay_redirect_uri)
 
-    def origin_of(self, state: object) -> str | None:
-        """The panel origin a valid state carries, to address the popup's message; None otherwise."""
+    def origin_of(self, state: object, default: str) -> str | None:
+        """Where the popup may report: the allowed panel origin a valid state carries, `default`
+        (FLEX_INSTANCE_URL's) when it carries none. None when the state is not valid or names an
+        origin not allowed: then no panel of ours started this sign-in, and none is told."""
         try:
-            return self._allowed(self.signer.verify(state).origin)
+            origin = self.signer.verify(state).origin
         except HTTPError:
             return None
+        return default if origin is None else self._allowed(origin)
 
     def _allowed(self, origin: object) -> str | None:
         """The origin without a trailing slash when it is an allowed one, else None."""

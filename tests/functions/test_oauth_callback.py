@@ -67,6 +67,23 @@ def test_a_declined_popup_reports_to_the_panel_that_started_it(shared_crm):
     assert f'postMessage(message, "{shared_crm.url}")' in page.body.decode()
 
 
+def test_a_failure_without_a_valid_state_posts_nothing_and_may_not_be_framed(shared_crm):
+    """Anyone can send a browser to the callback with words of their choosing: without a valid
+    state the page shows them but tells no opener (not even FLEX_INSTANCE_URL's) anything, and
+    no page may frame it."""
+    for query in ("error=access_denied&error_description=x",
+                  "error=OAUTH_APP_BLOCKED&error_description=Call+1-800-FAKE+to+reconnect",
+                  "error=OAUTH_APP_BLOCKED&error_description=x&state=forged.state"):
+        page = call(shared_crm.url, "GET", f"/oauth-callback?{query}")
+        assert page.status in (400, 403), (query, page.body)
+        assert b"Salesforce not connected" in page.body and b"postMessage" not in page.body, query
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    start = shared_crm.post("/auth", {"Token": shared_crm.token(ALICE), "origin": shared_crm.url})
+    valid_state = parse_qs(urlsplit(start.json()["authorize_url"]).query)["state"][0]
+    page = call(shared_crm.url, "GET", f"/oauth-callback?error=access_denied&state={quote(valid_state)}")
+    assert f'postMessage(message, "{shared_crm.url}")' in page.body.decode()
+
+
 def test_another_oauth_error_is_named_for_an_administrator(crm):
     page = call(crm.url, "GET", "/oauth-callback?error=OAUTH_APP_BLOCKED&error_description=this+app+is+blocked")
     assert page.status == 403 and b"OAUTH_APP_BLOCKED: this app is blocked" in page.body
