@@ -294,14 +294,17 @@ def test_odd_token_answers_at_the_code_exchange_link_nothing(crm, body, words):
     assert not crm.store_path.exists() or ALICE not in json.loads(crm.store_path.read_text())["agents"]
 
 
-@pytest.mark.parametrize("error,status,words", [
-    ("redirect_uri_mismatch", 502, "redirect URI"),
-    ("invalid_client_id", 502, "SFDC_CLIENT_ID"),
-    ("invalid_grant", 400, "used or expired"),
-    ("unsupported_grant_type", 502, "unsupported_grant_type"),
+@pytest.mark.parametrize("error,status,words,logged", [
+    ("redirect_uri_mismatch", 502, "redirect URI", "PUBLIC_URL"),
+    ("invalid_client_id", 502, "app credentials", "SFDC_CLIENT_ID"),
+    ("invalid_grant", 400, "used or expired", None),
+    ("unsupported_grant_type", 502, "unsupported_grant_type", None),
 ])
-def test_token_endpoint_refusals_name_what_to_fix(crm, error, status, words):
+def test_token_endpoint_refusals_name_what_to_fix_to_whom_it_concerns(crm, error, status, words, logged, caplog):
+    """The agent learns what happened; which settings to check goes to the operator's log only."""
     crm.sf.fail_next("token", status=400, body=json.dumps(
         {"error": error, "error_description": "refused"}).encode())
     page = crm.link(ALICE)
     assert page.status == status and words.encode() in page.body, page.body
+    assert not any(name.encode() in page.body for name in ("PUBLIC_URL", "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET"))
+    assert logged is None or logged in caplog.text
