@@ -119,10 +119,14 @@ def test_sync_refuses_what_it_cannot_hold_as_a_unique_name(crm_factory):
     # The stand-in answers as Twilio does (400 / 54302), so the store's own check is what keeps
     # such an identity from ever reaching Sync.
     crm = crm_factory(TOKEN_STORE="sync")
-    for identity in ("x" * 257, "ET" + "ab" * 16):
+    for identity in ("x" * 257, "ET" + "ab" * 16, ".", ".."):
         crm.iam.add_agent(identity, "Odd")
         answer = crm.post("/auth", {"Token": crm.token(identity)})
-        assert answer.status == 403 and answer.json()["error"] == "identity_not_storable"
+        assert answer.status == 403 and answer.json()["error"] == "identity_not_storable", identity
+        # "." and ".." would be dot-segments of Documents/{name}: naming the list or the Service.
+        syncs = sum(crm.sync.calls.values())
+        assert crm.post("/get-user", {"Token": crm.token(identity)}).json()["error"] == "identity_not_storable"
+        assert sum(crm.sync.calls.values()) == syncs
     assert crm.post("/auth", {"Token": crm.token(ALICE)}).status == 200
 
 
