@@ -22,7 +22,7 @@ def handler(context, event, callback):
             agent = services.remembered_agent(event, timing)
             if agent is None:
                 with context.slot_released():  # waiting for IAM is not this function's work
-                    agent = services.identify(event, timing)
+                    agent = services.identify(event, timing, client=context.client_address)
             identity = agent.identity
         link = services.linker.complete(event.get("code"), event.get("state"), timing, identity=identity)
     except ANSWERABLE as failure:
