@@ -17,7 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
-from tests.support.crm import FLEX_URL, STATE_SECRET
+from tests.support.crm import STATE_SECRET
 from tests.support.http import call
 from tests.support.served import AUTH_TOKEN
 from sfdcflex.clients.salesforce import InvalidGrant
