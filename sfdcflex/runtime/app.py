@@ -23,8 +23,10 @@ from .deadlines import Deadlines
 from .errors import (ConfigError, Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
                      NotFound, PayloadTooLarge, TooManyRequests)
 from .event import build_event, form_params
+from .logs import log_line
 from .response import JSON_TYPE, Reply, Response, encode_json, reply_for
 from .routes import PROTECTED, Asset, Function, builtins_not_taken, load_module, origin_form
+from .slots import Slots
 
 __all__ = ["App", "Context", "Request", "Response", "Limits"]
 
@@ -81,7 +83,7 @@ class _Invocation:
     Most handlers call back before anyone waits, so the waiting lock is made only when needed.
     """
 
-    def __init__(self, route: str, slots: threading.BoundedSemaphore) -> None:
+    def __init__(self, route: str, slots: Slots) -> None:
         self.route = route
         self.slots, self.holds_slot = slots, True
         self.deadline = time.monotonic()
@@ -105,7 +107,7 @@ class _Invocation:
     def release_slot(self) -> None:
         if self.holds_slot:
             self.holds_slot = False
-            self.slots.release()
+            self.slots.give_back()
 
     def wait(self, timeout: float) -> bool:
         """True once the handler has called back, waiting at most `timeout` seconds for it."""
@@ -152,9 +154,13 @@ class App:
         self._started_at = time.time()
         self._reloaded: dict[Path, tuple[float, object]] = {}
         self._reload_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(limits.max_concurrency)
-        self._watchdog = Deadlines(interval=0.05, name="time-limits")
+        self._slots = Slots(limits.max_concurrency)
+        self._watchdog = Deadlines(name="time-limits")
         self._auth_token = str(self.env.get("AUTH_TOKEN", ""))
+        # What every invocation's context holds before its request's own facts (PATH, ...).
+        self._context_base: dict[str, object] = dict(
+            self.env, DOMAIN_NAME=self.domain_name, SERVICE_SID=None, ENVIRONMENT_SID=None,
+            services=self.services, get_functions=self.get_functions, get_assets=self.get_assets)
 
     def close(self) -> None:
         self._watchdog.stop()
@@ -186,8 +192,8 @@ class App:
         # A supervisor probing /healthz every few seconds would drown the request lines.
         level = logging.DEBUG if request.method == "GET" and path in self.builtins else logging.INFO
         if log.isEnabledFor(level):  # the line's parts are made only when it is written
-            log.log(level, "%d %s %s %.1fms", reply.status, loggable(request.method), loggable(path),
-                    (time.perf_counter() - started) * 1000)
+            log_line(log, level, f"{reply.status} {loggable(request.method)} {loggable(path)} "
+                                 f"{(time.perf_counter() - started) * 1000:.1f}ms")
         return reply
 
     def _send_early(self, request: Request, answer_early: Callable[[Reply], None], reply: Reply) -> None:
@@ -211,7 +217,7 @@ class App:
             return Reply(204, list(PREFLIGHT_HEADERS))
         # The slot is taken before the body is parsed: parsing a big body costs real CPU, and
         # a flood of them must meet the concurrency cap (429) instead of slowing everyone.
-        if not self._slots.acquire(blocking=False):
+        if not self._slots.try_take():
             raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
                                   headers={"Retry-After": "1"})
         invocation = _Invocation(function.path, self._slots)
@@ -221,6 +227,9 @@ class App:
             event = build_event(request)
             context = self._context(request, path)
             context.slot_released = partial(_slot_released, invocation)
+            # The peer's address (the proxy's, behind one), for a function that treats clients
+            # it has seen before differently (not in Twilio's context).
+            context.client_address = request.remote_addr
         except BaseException:
             invocation.release_slot()
             raise
@@ -304,10 +313,10 @@ class App:
         return module.handler
 
     def _context(self, request: Request, path: str) -> Context:
-        values: dict[str, object] = dict(self.env)
-        values.update(PATH=path, DOMAIN_NAME=self.domain_name, SERVICE_SID=None, ENVIRONMENT_SID=None,
-                      services=self.services, get_functions=self.get_functions, get_assets=self.get_assets)
-        return Context(values)
+        context = Context.__new__(Context)
+        context.__dict__.update(self._context_base)  # a function may set attributes: its own copy
+        context.PATH = path
+        return context
 
     def get_functions(self) -> dict[str, Function]:
         """Every function, private ones included, by name (Twilio's Runtime.getFunctions())."""
@@ -395,7 +404,7 @@ def _slot_released(invocation: _Invocation) -> Iterator[None]:
         return
     invocation.release_slot()
     yield
-    if not invocation.slots.acquire(timeout=max(0.0, invocation.deadline - time.monotonic())):
+    if not invocation.slots.take(max(0.0, invocation.deadline - time.monotonic())):
         raise TooManyRequests("too many invocations at once; retry shortly", headers={"Retry-After": "1"})
     invocation.holds_slot = True
 

@@ -29,13 +29,15 @@ class Reply:
         return None
 
 
+# Made once: json.dumps with any option builds a new encoder on every call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def encode_json(payload: object) -> bytes:
     """JSON bytes in UTF-8, compact, as JSON.stringify writes them: a lone surrogate (which a
     JSON body may carry in, as "\\ud800") goes out escaped, since it is no UTF-8 at all."""
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    text = _JSON.encode(payload)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
@@ -160,13 +162,11 @@ class Response:
         return Reply(self._status, headers, data)
 
 
-# A CR or LF in a header would let a caller split the response (header injection).
-_SPLITS_A_HEADER = re.compile("[\r\n\0]")
-
-
 def _check_header(name: str, value: object) -> None:
+    """A CR or LF in a header would let a caller split the response (header injection)."""
     name, value = str(name), str(value)
-    if _SPLITS_A_HEADER.search(name) or _SPLITS_A_HEADER.search(value) or not name.strip():
+    both = name + value
+    if "\r" in both or "\n" in both or "\0" in both or not name.strip():
         raise ValueError(f"invalid header {name!r}")
 
 
