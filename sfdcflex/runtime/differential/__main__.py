@@ -54,6 +54,32 @@ def _wait_for(port: int, process: subprocess.Popen, seconds: float = 60.0) -> No
     raise SystemExit(f"twilio-run did not listen on port {port} within {seconds:g} s")
 
 
+class _TwilioRun:
+    """twilio-run serving the project, started again when it falls over: with its default forked
+    function process, a function that calls back twice crashes the whole server
+    (ERR_HTTP_HEADERS_SENT) once its first answer is out, or not, as the fork's messages race."""
+
+    def __init__(self, folder: Path, project: Path) -> None:
+        self.command = [str(folder / "node_modules" / ".bin" / "twilio-run"), "start", "--port", "0",
+                        "--no-live", "--log-level", "error"]
+        self.project = project
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        self.stop()
+        self.port = _free_port()
+        self.command[3] = str(self.port)
+        self.process = subprocess.Popen(self.command, cwd=self.project, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, env={**os.environ, "FORCE_COLOR": "0"})
+        _wait_for(self.port, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
 def record(npm_dir: Path | None) -> None:
     folder = npm_dir or Path(tempfile.mkdtemp(prefix="twilio-run-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,18 +90,23 @@ def record(npm_dir: Path | None) -> None:
     (project / "package.json").write_text(json.dumps({  # twilio-run reads the project's package.json
         "name": "differential", "version": "1.0.0", "private": True,
         "dependencies": {"@twilio/runtime-handler": RUNTIME_HANDLER}}))
-    port = _free_port()
-    command = [str(folder / "node_modules" / ".bin" / "twilio-run"), "start", "--port", str(port),
-               "--no-live", "--log-level", "error"]
-    process = subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "FORCE_COLOR": "0"})
+    server = _TwilioRun(folder, project)
+    answers = []
     try:
-        _wait_for(port, process)
-        answers = record_answers(corpus(), ("127.0.0.1", port), SECRET,
-                                 {str(project): "{project}", str(folder): "{npm}", f"localhost:{port}": "{server}"})
+        for case in corpus():
+            for attempt in (1, 2):
+                if server.process is None or server.process.poll() is not None:
+                    server.start()
+                try:
+                    answers += record_answers([case], ("127.0.0.1", server.port), SECRET, {
+                        str(project): "{project}", str(folder): "{npm}", f"localhost:{server.port}": "{server}"})
+                    break
+                except ConnectionRefusedError:
+                    if attempt == 2:
+                        raise
+                    server.start()
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
     RECORDING.write_text(json.dumps({
         "recorded_with": {"twilio-run": TWILIO_RUN, "@twilio/runtime-handler": RUNTIME_HANDLER,
                           "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()},
