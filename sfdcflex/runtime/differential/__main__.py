@@ -98,13 +98,16 @@ def record(npm_dir: Path | None) -> None:
                 if server.process is None or server.process.poll() is not None:
                     server.start()
                 try:
-                    answers += record_answers([case], ("127.0.0.1", server.port), SECRET, {
+                    answer = record_answers([case], ("127.0.0.1", server.port), SECRET, {
                         str(project): "{project}", str(folder): "{npm}", f"localhost:{server.port}": "{server}"})
-                    break
                 except ConnectionRefusedError:
-                    if attempt == 2:
-                        raise
-                    server.start()
+                    answer = []
+                if answer and answer[0]["answer"]["status"]:
+                    answers += answer
+                    break
+                if attempt == 2:   # refused, or closed unanswered, by a fresh server too
+                    raise SystemExit(f"twilio-run gave no answer to {case.name!r}")
+                server.start()   # it fell over during the request before, or just after
     finally:
         server.stop()
     RECORDING.write_text(json.dumps({
