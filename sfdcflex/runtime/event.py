@@ -83,9 +83,37 @@ def _parse_json(body: bytes, charset: str | None) -> dict[str, object]:
         data = _JSON.decode(text)
     except (ValueError, RecursionError):
         raise BadRequest("the request body is not valid JSON", code="bad_json") from None
+    if _SURROGATE_ESCAPE.search(text):
+        data = _without_lone_surrogates(data)
     if isinstance(data, list):
         return {str(index): item for index, item in enumerate(data)}
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(data: object) -> object:
+    """`data` with each lone surrogate ("\\ud800", which json.loads keeps; valid pairs it joins)
+    replaced by U+FFFD, as a bad percent escape is: Python text holding one fails wherever it is
+    encoded. A stack, not recursion: the nesting is the client's choice."""
+    def clean(value: object) -> object:
+        return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+    root = [clean(data)]
+    pending: list[tuple[object, object]] = [(root, 0)]
+    while pending:
+        holder, key = pending.pop()
+        item = holder[key]
+        if isinstance(item, dict):
+            holder[key] = item = {clean(k): v for k, v in item.items()}
+            pending += [(item, k) for k in item]
+        elif isinstance(item, list):
+            pending += [(item, index) for index in range(len(item))]
+        else:
+            holder[key] = clean(item)
+    return root[0]
 
 
 def body_params(request) -> dict[str, object]:

@@ -99,6 +99,8 @@ def _sent(response: Response) -> tuple[int, list[tuple[str, str]], bytes]:
     (Response({"gone": 1}, 204, {"Content-Type": "text/plain"}), (204, [], b"")),
     (Response(status_code="201"), (201, [], b"")),
     (Response(status_code=600), (600, [], b"")),
+    (Response({"a": "\ud800\u00e9"}),   # a lone surrogate a function made: escaped, as JSON.stringify does
+     (200, [("Content-Type", "application/json; charset=utf-8")], b'{"a":"\\ud800\xc3\xa9"}')),
 ])
 def test_content_types_and_statuses_as_twilio_sends_them(response, expected):
     """Text is UTF-8 whatever charset was named; text without a type is HTML; a 204 has no body

@@ -266,7 +266,7 @@ RAW_REQUESTS = [  # (bytes, status expected or None when the server should just 
     (b"POST /get-user HTTP/1.0\nContent-Length: %d\n\n" % len(GOOD) + GOOD, 400),  # bare LF
     (b"\r\n\r\nGET /get-user HTTP/1.1\r\n\r\n", 400),
     (b"POST /get-contact HTTP/1.1\r\nExpect: 100-continue\r\nConnection: close\r\n"
-     b"Content-Length: %d\r\n\r\n" % len(GOOD) + GOOD, 403),
+     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(GOOD) + GOOD, 403),
     (b"POST /get-user HTTP/1.1\r\nX-Odd: \x80\xff\xfe\x00\x01\r\nConnection: close\r\n"
      b"Content-Length: 2\r\n\r\n{}", 400),
     (b"POST /get-user HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"Token\"", None),

@@ -165,8 +165,11 @@ def _event_patch(theirs: Answer, change: Callable[[dict], None]) -> Answer | Non
 _ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _replaced(text: str) -> str:
-    return _ESCAPES.sub(lambda m: unquote(m.group(), errors="replace"), text)
+    return _LONE_SURROGATE.sub("\ufffd", _ESCAPES.sub(lambda m: unquote(m.group(), errors="replace"), text))
 
 
 def _bad_escapes(case: Case, theirs: Answer, ours: Answer) -> Answer | None:
@@ -271,8 +274,9 @@ TABLE: tuple[Difference, ...] = (
                "serialises the Buffer", _buffers),
     Difference("a str body with a JSON `Content-Type`", "sent as it is",
                "its forked function process encodes it again, as a JSON string", _json_strings),
-    Difference("a percent escape that is not UTF-8 (`?name=Jos%E9`)", "becomes U+FFFD", "qs keeps the raw `%E9`",
-               _bad_escapes),
+    Difference("a percent escape that is not UTF-8 (`?name=Jos%E9`), a lone surrogate escaped in JSON "
+               "(`\\ud800`)", "becomes U+FFFD: Python text holding either fails wherever it is encoded",
+               "kept: qs keeps the raw `%E9`, JSON.parse the lone surrogate", _bad_escapes),
     Difference("cookie values", "always strings",
                "Express turns a value starting `j:` into parsed JSON", _json_cookies),
     Difference("a parameter named `request`", "ignored: a client cannot replace the headers and cookies a function reads in `event.request`",
