@@ -9,11 +9,14 @@ with one line; and every open passes O_NOFOLLOW, so a link planted later is refu
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from pathlib import Path
 
 from .runtime.errors import ConfigError
+
+log = logging.getLogger("sfdcflex")
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
@@ -102,7 +105,10 @@ def secure_settings_file(path: Path, info: os.stat_result, holds_secrets: bool) 
     if not loose:
         return
     if info.st_uid == os.geteuid():
-        os.chmod(path, stat.S_IMODE(info.st_mode) & ~loose)
+        mode = stat.S_IMODE(info.st_mode) & ~loose
+        os.chmod(path, mode)
+        log.warning("env file %s was mode %04o, open to other users; made it %04o",
+                    path, stat.S_IMODE(info.st_mode), mode)
         return
     wrong = "writable by other users" if loose & 0o022 else "readable by every user and holds secrets"
     raise ConfigError(f"config: env file {path} is {wrong} (mode {stat.S_IMODE(info.st_mode):04o}); "

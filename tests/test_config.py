@@ -302,13 +302,15 @@ def _problems(env: Path) -> list[str]:
     return []
 
 
-def test_our_settings_file_is_closed_to_other_users_when_it_holds_a_secret(tmp_path, clean_environment):
+def test_our_settings_file_is_closed_to_other_users_when_it_holds_a_secret(tmp_path, clean_environment,
+                                                                          caplog):
     """Ours: made unwritable by others, and unreadable by others when it holds a secret (the
-    group may still read it); a file without secrets stays readable."""
+    group may still read it), saying so in the log; a file without secrets stays readable."""
     env = _env_file(tmp_path / "my.env", GOOD)
     env.chmod(0o666)
     assert read_settings(env).auth_token == GOOD["AUTH_TOKEN"]
     assert stat.S_IMODE(env.stat().st_mode) == 0o640
+    assert f"env file {env} was mode 0666, open to other users; made it 0640" in caplog.text
     plain = tmp_path / "plain.env"
     plain.write_text("LOG_LEVEL=debug\n")
     plain.chmod(0o666)

@@ -182,3 +182,37 @@ def test_an_idle_writer_sleeps_until_a_line_is_pending():
         assert wait_until(lambda: "INFO now" in stream.getvalue(), 2)
     finally:
         handler.close()
+
+
+def test_run_py_set_up_takes_the_fast_way_and_a_second_handler_on_the_way_does_not(monkeypatch):
+    """`python run.py` logs through the root's one BatchingHandler, "sfdcflex" propagating to
+    it: no LogRecord. A handler of the logger's own that also propagates, or a filter on the
+    root, means others read the line: the record is made."""
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, delay=60.0)
+    handler.setFormatter(LineFormatter())
+    monkeypatch.setattr(logging.root, "handlers", [handler])
+    monkeypatch.setattr(logging.root, "filters", [])
+    logger = logging.getLogger("sfdcflex-test-fast")
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    made = []
+    real = logger.makeRecord
+    monkeypatch.setattr(logger, "makeRecord", lambda *a, **k: (made.append(1), real(*a, **k))[1])
+    log_line(logger, logging.INFO, "200 GET /one 0.1ms")
+    assert made == []
+    own = BatchingHandler(io.StringIO(), delay=60.0)
+    own.setFormatter(LineFormatter())
+    logger.addHandler(own)  # its own handler, and the root's too
+    try:
+        log_line(logger, logging.INFO, "200 GET /two 0.1ms")
+        assert made == [1]
+    finally:
+        logger.removeHandler(own)
+        own.close()
+    logging.root.addFilter(lambda record: True)
+    log_line(logger, logging.INFO, "200 GET /three 0.1ms")
+    assert made == [1, 1]
+    handler.close()
+    assert [line.split(" ", 3)[3] for line in stream.getvalue().splitlines()] == [
+        "200 GET /one 0.1ms", "200 GET /two 0.1ms", "200 GET /three 0.1ms"]
+

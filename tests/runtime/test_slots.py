@@ -7,6 +7,7 @@ import time
 import pytest
 
 from sfdcflex.runtime.slots import Slots
+from tests.support.sockets import wait_until
 
 
 def test_no_more_than_the_limit_are_taken():
@@ -42,3 +43,19 @@ def test_giving_back_more_than_was_taken_is_a_bug_said_at_once():
     slots = Slots(1)
     with pytest.raises(ValueError):
         slots.give_back()
+
+
+def test_two_waiters_each_get_a_slot_given_back():
+    """Each give-back wakes a waiter while any waits, not only the first."""
+    slots = Slots(2)
+    assert slots.try_take() and slots.try_take()
+    got = []
+    waiters = [threading.Thread(target=lambda: got.append(slots.take(5.0))) for _ in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    assert wait_until(lambda: slots._waiting == 2)
+    slots.give_back()
+    assert wait_until(lambda: len(got) == 1, 1)
+    slots.give_back()
+    assert wait_until(lambda: len(got) == 2, 1), "the second waiter was not woken"
+    assert got == [True, True] and slots.taken == 2
