@@ -17,7 +17,7 @@ from .clients.sync import SyncClient
 from .clients.transport import default_transport
 from .config import Config, client_refusals_as_config_errors
 from .errors import answer_for_failure
-from .health import PATH as HEALTH_PATH, HealthCheck
+from .health import HealthCheck
 from .keeper import TokenKeeper
 from .linking import Linker
 from .lookup import Lookup
@@ -149,7 +149,7 @@ def build_app(config: Config, public_url: str, *, functions: Path | None = None,
     health = HealthCheck(services.keeper.store, config.token_store)
     return App(routes, found, env=dict(config.values),
                services=services, limits=limits, cors_origins=(config.flex_instance_url,),
-               public_url=public_url, assets=assets, live=live, builtins={HEALTH_PATH: health},
+               public_url=public_url, assets=assets, live=live, builtins={config.health_path: health},
                body_limits=integration_body_limits(routes, config.max_function_body),
                errors=answer_for_failure)
 

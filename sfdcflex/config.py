@@ -34,7 +34,7 @@ SETTING_NAMES = (
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
     "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "LOG_LEVEL", "LOG_FORMAT",
     "ORIGINAL_PLUGIN_LOGIN", "SFDC_LOOKUP_OBJECTS", "UPSTREAM_CA_FILE", "MAX_FUNCTION_BODY",
-    "SYNC_LINK_RECHECK",
+    "SYNC_LINK_RECHECK", "HEALTH_PATH",
 )
 # The objects get-contact searches, in the order a match wins (a Contact over a Lead).
 LOOKUP_OBJECTS = ("Contact", "Lead")
@@ -49,6 +49,8 @@ _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 _SYNC_SERVICE_SID = re.compile(r"IS[0-9a-fA-F]{32}")
 _ORG_ID = re.compile(r"00D[A-Za-z0-9]{12}(?:[A-Za-z0-5]{3})?")
 _API_VERSION = re.compile(r"[0-9]{2}\.[0-9]")
+# A path of plain segments (RFC 3986 unreserved characters): no query, escape or dot-segment.
+_HEALTH_PATH = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+")
 # An 18-character Salesforce id appends three characters that record which of the first 15
 # are upper case, five per character, as an index into this alphabet.
 _CASE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -86,6 +88,7 @@ class Config:
     lookup_objects: tuple[str, ...] = LOOKUP_OBJECTS
     # Tests and the benchmark only: trust this CA bundle instead of the system's for upstream TLS.
     upstream_ca_file: str | None = None
+    health_path: str = "/healthz"
 
 
 class _Checker:
@@ -255,6 +258,9 @@ def load_config(values: Mapping[str, str]) -> Config:
                                            6 * 1024 * 1024, integer=True)),
         values=MappingProxyType(dict(values)),
         upstream_ca_file=check.ca_file(),
+        health_path=check.matching("HEALTH_PATH", _HEALTH_PATH,
+                                   "a path of plain segments such as /healthz or /sfdcflex/health",
+                                   required=False) or "/healthz",
     )
     if check.problems:
         raise ConfigError(*check.problems)

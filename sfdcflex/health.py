@@ -17,7 +17,6 @@ from .runtime.response import Reply, encode_json
 from .store import JsonFileTokenStore, TokenStore
 
 log = logging.getLogger("sfdcflex")
-PATH = "/healthz"
 
 
 class HealthCheck:

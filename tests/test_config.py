@@ -51,6 +51,7 @@ def test_defaults():
     assert config.state_secret is None
     assert (config.cache_size, config.cache_ttl) == (100, 300.0)
     assert config.sync_link_recheck == 0.0
+    assert config.health_path == "/healthz"
     assert config.values["SFDC_CLIENT_ID"] == "3MVG9client"
 
 
@@ -61,8 +62,9 @@ def test_every_setting_can_be_given():
         "PUBLIC_URL": "https://crm.example.com/flex/", "TOKEN_STORE_PATH": "/var/lib/tokens.json",
         "TWILIO_IAM_URL": "http://127.0.0.1:9001", "TWILIO_SYNC_URL": "http://localhost:9002",
         "STATE_SECRET": "k" * 40, "CACHE_SIZE": "5", "CACHE_TTL": "0", "SYNC_LINK_RECHECK": "2.5",
+        "HEALTH_PATH": "/sfdcflex/health",
     })
-    assert config.sync_link_recheck == 2.5
+    assert config.sync_link_recheck == 2.5 and config.health_path == "/sfdcflex/health"
     assert config.token_store == "sync"
     assert config.sync_service_sid == "IS" + "a" * 32
     assert config.public_url == "https://crm.example.com/flex"
@@ -109,6 +111,11 @@ def test_sync_store_needs_a_sync_service_sid():
     ("SYNC_LINK_RECHECK", "301", "SYNC_LINK_RECHECK must be a number from 0 to 300"),
     ("SYNC_LINK_RECHECK", "-0.5", "SYNC_LINK_RECHECK must be a number from 0 to 300"),
     ("STATE_SECRET", "short", "at least 32 characters"),
+    ("HEALTH_PATH", "healthz", "HEALTH_PATH must be a path of plain segments such as /healthz"),
+    ("HEALTH_PATH", "/health?x=1", "HEALTH_PATH must be a path"),
+    ("HEALTH_PATH", "/a/../healthz", "HEALTH_PATH must be a path"),
+    ("HEALTH_PATH", "/health%7A", "HEALTH_PATH must be a path"),
+    ("HEALTH_PATH", "/", "HEALTH_PATH must be a path"),
 ])
 def test_malformed_values_are_named(name, value, fragment):
     assert fragment in config_error(**{name: value})

@@ -30,6 +30,15 @@ def call_healthz(crm):
     return call(crm.url, "GET", "/healthz")
 
 
+def test_the_health_check_answers_at_the_path_health_path_names(crm_factory):
+    """HEALTH_PATH moves it (a function of the integration, or a proxy's rule, may want
+    /healthz); the old path is then nobody's."""
+    crm = crm_factory(HEALTH_PATH="/sfdcflex/health")
+    answer = call(crm.url, "GET", "/sfdcflex/health")
+    assert answer.status == 200 and answer.json()["status"] == "ok"
+    assert call_healthz(crm).status == 404
+
+
 def test_healthz_is_503_with_a_reason_when_the_token_file_is_damaged(crm):
     crm.link("alice@example.com")
     crm.store_path.write_text("{not json")
