@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .assembly import build_app, default_functions_folder
+from .metrics import Metrics
 from .config import (DEFAULT_ENV_FILE, LOG_FORMATS, LOG_LEVELS, SETTING_NAMES, check_settings, load_config,
                      unknown_names)
 from .runtime.app import Limits
@@ -95,11 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(demo.settings) if demo else check_settings(args.env)
             configure_logging(args.log_level or config.log_level, sys.stderr,
                               args.log_format or config.log_format)
+            metrics = Metrics(tap=demo.trace if demo else None)
             # PUBLIC_URL when set (a proxy in front), else the address this server listens on.
             app = build_app(config, config.public_url or url_of(sock), functions=args.functions,
                             limits=Limits(timeout=args.timeout, max_concurrency=args.max_concurrency),
-                            live=args.live, assets=demo.assets() if demo else None)
+                            live=args.live, assets=demo.assets() if demo else None, metrics=metrics,
+                            builtins=demo.builtins() if demo else None)
             server = FunctionsServer(sock, app, limits)
+            metrics.watch_server(server)
             _print_banner(server, demo)
             if demo and args.print_env:
                 _write_rehearsal_env(demo, args.print_env)

@@ -125,9 +125,8 @@ class Linker:
         with timing.span("sfdc-userinfo", "Salesforce userinfo"):
             user = self.salesforce.userinfo(answer["access_token"])
         self._check_user(identity, user, answer)
-        self.keeper.link(identity, answer["access_token"], answer["refresh_token"])
-        log.info("linked Flex user %s to Salesforce user %s", loggable(identity),
-                 loggable(str(user.get("preferred_username"))))
+        self.keeper.link(identity, answer["access_token"], answer["refresh_token"],
+                         sfdc_user=str(user["preferred_username"]))   # its audit line records the link
         return LinkResult(identity, str(user["preferred_username"]),
                           str(user.get("name") or user["preferred_username"]), origin)
 

@@ -1,0 +1,108 @@
+"""The runtime's counters, histograms and their Prometheus text, read back by a strict parser."""
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+
+from sfdcflex.runtime.response import Reply
+from sfdcflex.runtime.metrics import CONTENT_TYPE, Registry, RequestMeter, process_families
+from tests.support.prometheus import FormatError, parse
+
+
+def test_exposition_parses_strictly_with_escaped_label_values_and_help():
+    """A label value or help text with a backslash, a quote or a newline cannot break the format."""
+    registry = Registry()
+    counter = registry.counter("demo_things_total", 'Things; help with \\ and\na newline.', ("name",))
+    counter.labels('a "quoted"\\back\nslash').inc(3)
+    families = parse(registry.exposition().decode())
+    family = families["demo_things_total"]
+    assert family.kind == "counter" and family.help == 'Things; help with \\ and\na newline.'
+    assert family.value(name='a "quoted"\\back\nslash') == 3
+
+
+def test_histogram_buckets_are_cumulative_and_end_in_inf():
+    """A value equal to a bound counts in that bound's bucket (le); above every bound only in +Inf."""
+    registry = Registry()
+    child = registry.histogram("demo_seconds", "Durations.", ("route",), buckets=(0.1, 1.0)).labels("x")
+    for value in (0.05, 0.1, 0.5, 1.0, 7.0):
+        child.observe(value)
+    family = parse(registry.exposition().decode())["demo_seconds"]
+    assert [family.value("demo_seconds_bucket", route="x", le=le) for le in ("0.1", "1", "+Inf")] == [2, 4, 5]
+    assert family.value("demo_seconds_count", route="x") == 5
+    assert math.isclose(family.value("demo_seconds_sum", route="x"), 8.65)
+
+
+def test_counters_lose_no_increment_between_threads():
+    """Eight threads adding at once: every add is counted (a bare += can lose some)."""
+    registry = Registry()
+    child = registry.counter("demo_adds_total", "Adds.").labels()
+    start = threading.Barrier(8)
+
+    def add() -> None:
+        start.wait()
+        for _ in range(5000):
+            child.inc()
+
+    threads = [threading.Thread(target=add) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert parse(registry.exposition().decode())["demo_adds_total"].value() == 40000
+
+
+def test_request_meter_counts_by_function_and_status_class_and_overload():
+    """Aliases count as their function, unknown paths as `other`, 429/503/504 also as overload."""
+    registry = Registry()
+    meter = RequestMeter(registry, {"/get-contact": "get-contact", "/get-contact-account-data": "get-contact"})
+    for path, status in (("/get-contact", 200), ("/get-contact-account-data", 404), ("/nope", 404),
+                         ("/get-contact", 429), ("/get-contact", 504), ("/x", 503)):
+        meter.observe(None, path, Reply(status), 0.002)
+    families = parse(registry.exposition().decode())
+    requests = families["sfdcflex_requests_total"]
+    assert requests.value(function="get-contact", code="2xx") == 1
+    assert requests.value(function="get-contact", code="4xx") == 2
+    assert requests.value(function="get-contact", code="5xx") == 1
+    assert requests.value(function="other", code="4xx") == 1
+    assert requests.value(function="other", code="5xx") == 1
+    overload = families["sfdcflex_overload_answers_total"]
+    assert [overload.value(code=c) for c in ("429", "503", "504")] == [1, 1, 1]
+    durations = families["sfdcflex_request_duration_seconds"]
+    assert durations.value("sfdcflex_request_duration_seconds_count", function="get-contact") == 4
+
+
+def test_process_families_follow_the_convention():
+    registry = Registry()
+    process_families(registry, "1.2.3", started=1700000000.5)
+    families = parse(registry.exposition().decode())
+    assert families["process_start_time_seconds"].value() == 1700000000.5
+    assert families["sfdcflex_build_info"].value(version="1.2.3") == 1
+    assert "version=0.0.4" in CONTENT_TYPE
+
+
+def test_names_outside_the_grammar_and_duplicate_families_are_refused():
+    registry = Registry()
+    registry.counter("ok_total", "Fine.")
+    with pytest.raises(ValueError):
+        registry.counter("ok_total", "Again.")
+    for name, labels in (("bad-name", ()), ("ok2_total", ("le-x",)), ("ok3_total", ("__reserved",))):
+        with pytest.raises(ValueError):
+            registry.counter(name, "Bad.", labels)
+
+
+@pytest.mark.parametrize("text", [
+    "x 1\n",                                                           # no TYPE before the sample
+    "# TYPE x counter\nx{a=\"1\",a=\"2\"} 1\n",                        # a label twice
+    "# TYPE x counter\nx{a=\"\\q\"} 1\n",                              # an unknown escape
+    "# TYPE x counter\nx 1\n# TYPE x counter\n",                       # TYPE after samples
+    "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",  # not cumulative
+    "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",  # no +Inf bucket
+    "# TYPE x gauge\nx one\n",                                          # not a number
+    "# TYPE x gauge\n# TYPE y gauge\ny 1\nx 1\ny 2\n",                  # samples split
+])
+def test_the_parser_refuses_what_breaks_the_format(text):
+    """The parser the endpoint's test relies on is itself strict."""
+    with pytest.raises(FormatError):
+        parse(text)
