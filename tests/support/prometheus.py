@@ -212,3 +212,24 @@ def _check_histogram(family: Family) -> None:
         count = family.samples.get((family.name + "_count", rest))
         if count != counts[-1] or (family.name + "_sum", rest) not in family.samples:
             raise FormatError(f"{family.name}{rest}: _count is not the +Inf bucket, or _sum is missing")
+
+
+def scrape(url: str, headers: dict[str, str] | None = None) -> dict[str, Family]:
+    """GET /metrics from a server at `url`, checked strictly; fails unless it answered 200 in 0.0.4."""
+    from .http import call
+    answer = call(url, "GET", "/metrics", headers=headers)
+    assert answer.status == 200, answer.body
+    assert answer.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    return parse(answer.body.decode("utf-8"))
+
+
+def samples(families: dict[str, Family], name: str) -> dict[tuple, float]:
+    """One family's samples by their labels, {} when the family is absent."""
+    family = families.get(name)
+    return {labels: value for (_, labels), value in family.samples.items()} if family else {}
+
+
+def moved(before: dict[str, Family], after: dict[str, Family], name: str) -> dict[tuple, float]:
+    """How each sample of a counter family moved between two scrapes; samples that did not move are left out."""
+    old, new = samples(before, name), samples(after, name)
+    return {labels: value - old.get(labels, 0) for labels, value in new.items() if value != old.get(labels, 0)}
