@@ -92,3 +92,19 @@ def test_the_instance_defaults_to_host_and_process():
     import os
     import socket
     assert LinkAudit().instance == f"{socket.gethostname()}/{os.getpid()}"
+
+
+def test_the_readme_shows_the_line_a_link_writes(audited, caplog):
+    """README's example audit line has the shape a real one has (its values aside)."""
+    import re
+    from pathlib import Path
+    from sfdcflex.runtime.logs import LineFormatter
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = re.search(r"^    (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO audit link .*)$", readme, re.M).group(1)
+    keeper, _ = audited
+    caplog.set_level(logging.INFO, logger="sfdcflex")
+    keeper.link(ALICE, "a", "r", sfdc_user=ALICE)
+    record = next(r for r in caplog.records if r.getMessage().startswith("audit "))
+    shape = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO audit link flex_user=\S+ sfdc_user=\S+ "
+                       r"instance=\S+/\d+ at=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+    assert shape.fullmatch(example) and shape.fullmatch(LineFormatter().format(record))

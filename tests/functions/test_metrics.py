@@ -93,3 +93,23 @@ def test_metrics_hold_no_secret_and_cost_no_upstream_call(shared_crm):
     for secret in (crm.iam.auth_token, crm.sf.client_secret, "s" * 48):
         assert secret.encode() not in answer.body
     assert sum(crm.sf.calls.values()) + sum(crm.iam.calls.values()) + sum(crm.sync.calls.values()) == before
+
+
+def test_the_readme_scrape_config_and_alert_rules_name_what_metrics_exposes(shared_crm):
+    """Every metric and label value README's alert rules use is one /metrics exposes, so a
+    rule cannot silently match nothing; the scrape config reads the right path."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    scrape_config, rules = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    assert "metrics_path: /metrics" in scrape_config and "authorization:" in scrape_config
+    families = scrape(shared_crm.url)
+    exposed = {(name, label, value) for family in families.values()
+               for (name, labels) in family.samples for label, value in labels}
+    exprs = re.findall(r"expr: (.+)", rules)
+    assert len(exprs) == 3
+    for expr in exprs:
+        for name, selector in re.findall(r"(sfdcflex_\w+)(\{[^}]*\})?", expr):
+            assert name in families or name.removesuffix("_bucket") in families, name
+            for label, value in re.findall(r'(\w+)="([^"]*)"', selector):
+                assert (name, label, value) in exposed, (name, label, value)

@@ -257,6 +257,9 @@ def test_the_nginx_snippet_passes_what_sfdcflex_relies_on(standins, tmp_path):
             except OSError:
                 time.sleep(0.05)
         assert health.status == 200
+        # /metrics: for Prometheus on the inside, never through the public address.
+        assert call(front, "GET", "/metrics").status == 404
+        assert call(upstream, "GET", "/metrics").status == 200
         token = standins[1].issue_token("alice@example.com")
         answer = call(front, "POST", "/get-user", body={"Token": token},
                       headers={"Origin": FLEX_URL, "Host": "crm.example.com"})
