@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--print-env", metavar="FILE", nargs="?", const="-", default=None,
                         help="with --demo: write a complete .env pointing at the running stand-ins "
                              "to FILE (or print it), to rehearse a real start-up against them")
+    parser.add_argument("--trace", action="store_true",
+                        help="with --demo: print each step of an OAuth link in the terminal as it happens")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks a free one)")
     parser.add_argument("--env", type=Path, default=None,
@@ -71,8 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--timeout and --read-timeout must be positive, --max-concurrency at least 1")
     if args.drain_timeout is not None and args.drain_timeout < 0:
         parser.error("--drain-timeout must not be negative")
-    if not args.demo and (args.store or args.print_env):
-        parser.error("--store and --print-env go with --demo; otherwise set TOKEN_STORE in .env")
+    if not args.demo and (args.store or args.print_env or args.trace):
+        parser.error("--store, --print-env and --trace go with --demo; otherwise set TOKEN_STORE in .env")
     if args.demo and args.check:
         parser.error("--check checks a .env (or the environment); the demo needs none")
     return args
@@ -129,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_demo(args: argparse.Namespace, server_url: str) -> Demo:
     from .demo.main import Demo
-    return Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server_url)
+    return Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server_url,
+                      trace=_print_now if args.trace else None)
+
+
+def _print_now(text: str) -> None:
+    print(text, flush=True)   # --trace: each step of a link as it happens, from the worker threads
 
 
 class _StopNow(Exception):
