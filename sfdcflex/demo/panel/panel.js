@@ -293,7 +293,8 @@ class Panel {
       this.showError(`Salesforce was not connected: ${this.refusalText(message)}`, message.error || "link_failed");
       await this.linkTrace.load();
       await this.refreshUser();
-      announce(this.linkTrace.announcement());
+      const where = this.linkTrace.announcement();   // "" when the trace could not be read
+      if (where) announce(where);
     }
   }
 
