@@ -168,3 +168,28 @@ def test_public_url_wins_over_the_address_served_for_the_oauth_callback(crm, tmp
     code, out, err, redirect_uri = serve_here(monkeypatch, run_main, ["--env", str(env), "--port", "0"], exercise)
     assert code == 0 and redirect_uri == "https://crm.example.com/oauth-callback"
     assert "sfdcflex listening on http://127.0.0.1:" in out
+
+
+def test_demo_trace_prints_each_step_of_a_link_as_it_happens(tmp_path, monkeypatch, run_main):
+    """`run.py --demo --trace`: the link's exchanges in the terminal, its values cut to prefixes."""
+    from sfdcflex.demo.standins.salesforce import submit_consent
+
+    def exercise(url: str) -> str:
+        token = demo_token(url, "bob@sfdcflex.demo")
+        start = call(url, "POST", "/auth", body={"Token": token}).json()
+        location = submit_consent(start["authorize_url"], "bob@sfdcflex.demo")
+        assert call(url, "GET", location[len(url):]).status == 200
+        return (tmp_path / "tokens.json").read_text()
+
+    code, out, err, tokens = serve_here(monkeypatch, run_main, ["--demo", "--trace", "--port", "0",
+                                                                "--demo-dir", str(tmp_path)], exercise)
+    assert code == 0
+    steps = [line for line in out.splitlines() if line.startswith("[link] ") and "→" in line]
+    assert [re.search(r"\] \S+  (.+?)  ", line).group(1) for line in steps] == [
+        "panel → sfdcflex", "popup → Salesforce authorize", "popup → Salesforce consent",
+        "sfdcflex → Salesforce token endpoint", "sfdcflex → Salesforce userinfo",
+        "sfdcflex → token store (JSON file)", "popup → sfdcflex"]   # as each completed
+    assert "[link] finished: bob@sfdcflex.demo is linked" in out
+    stored = __import__("json").loads(tokens)["agents"]["bob@sfdcflex.demo"]
+    assert stored["access_token"] not in out and stored["refresh_token"] not in out
+    assert "client_secret=(not shown)" in out

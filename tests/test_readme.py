@@ -27,6 +27,7 @@ README = (ROOT / "README.md").read_text()
 RUN_BY = {
     # README.md
     "python run.py --demo": "test_demo_starts_prints_routes_serves_and_stops_on_ctrl_c",
+    "python run.py --demo --trace": "test_demo_trace_prints_each_step_of_a_link_as_it_happens",
     'python -m pip install -q "pytest>=8" "pytest-cov>=5" && python -m pytest':
         "test_ci_runs_exactly_the_readme_test_command",   # CI runs it, .ci/run's last line
     "Agent panel: http://127.0.0.1:3000/": "test_demo_starts_prints_routes_serves_and_stops_on_ctrl_c",
