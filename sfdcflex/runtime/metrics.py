@@ -67,7 +67,9 @@ class _Family:
 
 
 class CounterValue:
-    """One labelled counter: `inc` adds under a lock (`+=` alone can lose counts between threads)."""
+    """One labelled counter: `inc` adds under a lock. CPython 3.11's interpreter happens not to
+    switch threads inside `+=` on an attribute, but nothing promises it (a free-threaded build,
+    another interpreter), and an uncontended lock costs about 0.1 µs."""
 
     __slots__ = ("value", "_lock")
 

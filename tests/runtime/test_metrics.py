@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import threading
 
 import pytest
 
@@ -32,25 +31,6 @@ def test_histogram_buckets_are_cumulative_and_end_in_inf():
     assert [family.value("demo_seconds_bucket", route="x", le=le) for le in ("0.1", "1", "+Inf")] == [2, 4, 5]
     assert family.value("demo_seconds_count", route="x") == 5
     assert math.isclose(family.value("demo_seconds_sum", route="x"), 8.65)
-
-
-def test_counters_lose_no_increment_between_threads():
-    """Eight threads adding at once: every add is counted (a bare += can lose some)."""
-    registry = Registry()
-    child = registry.counter("demo_adds_total", "Adds.").labels()
-    start = threading.Barrier(8)
-
-    def add() -> None:
-        start.wait()
-        for _ in range(5000):
-            child.inc()
-
-    threads = [threading.Thread(target=add) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert parse(registry.exposition().decode())["demo_adds_total"].value() == 40000
 
 
 def test_request_meter_counts_by_function_and_status_class_and_overload():
@@ -106,3 +86,23 @@ def test_the_parser_refuses_what_breaks_the_format(text):
     """The parser the endpoint's test relies on is itself strict."""
     with pytest.raises(FormatError):
         parse(text)
+
+
+def test_the_app_counts_every_answer_and_every_refusal_the_server_makes():
+    """App.dispatch tells the observer of each answer, by route; App.refusal (413/431 while the
+    server reads) of each refusal, as `other`, since no route was reached."""
+    from sfdcflex.runtime.errors import HeadersTooLarge
+    from tests.support.dispatch import Local, build_app
+    registry = Registry()
+    meter = RequestMeter(registry, {"/hello": "hello"})
+    app = build_app(observe=meter.observe)
+    try:
+        local = Local(app)
+        assert local.call("GET", "/hello").status == 200
+        assert local.call("GET", "/missing").status == 404
+        assert app.refusal(HeadersTooLarge("too large"), None).status == 431
+    finally:
+        app.close()
+    requests = parse(registry.exposition().decode())["sfdcflex_requests_total"]
+    assert requests.value(function="hello", code="2xx") == 1
+    assert requests.value(function="other", code="4xx") == 2
