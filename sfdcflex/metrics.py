@@ -177,11 +177,15 @@ class CountedFlexChecks:
     def __init__(self, validator: FlexTokenValidator, metrics: Metrics) -> None:
         self.validator = validator
         self._memory, self._asked = metrics.flex_from_memory, metrics.flex_asked
+        self._remembered = validator.remembered
 
     def remembered(self, token: object) -> FlexAgent | None:
-        agent = self.validator.remembered(token)
+        """On every request's path: the count is added inline, under the counter's own lock."""
+        agent = self._remembered(token)
         if agent is not None:
-            self._memory.inc()
+            memory = self._memory
+            with memory.lock:
+                memory.value += 1
         return agent
 
     def validate_with_source(self, token: object) -> tuple[FlexAgent, bool]:

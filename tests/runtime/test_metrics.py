@@ -51,6 +51,11 @@ def test_request_meter_counts_by_function_and_status_class_and_overload():
     assert [overload.value(code=c) for c in ("429", "503", "504")] == [1, 1, 1]
     durations = families["sfdcflex_request_duration_seconds"]
     assert durations.value("sfdcflex_request_duration_seconds_count", function="get-contact") == 4
+    assert durations.value("sfdcflex_request_duration_seconds_bucket", function="get-contact", le="0.005") == 4
+    meter.observe(None, "/get-contact", Reply(200), 0.01)   # on a bound: counted in its bucket (le)
+    durations = parse(registry.exposition().decode())["sfdcflex_request_duration_seconds"]
+    assert [durations.value("sfdcflex_request_duration_seconds_bucket", function="get-contact", le=le)
+            for le in ("0.005", "0.01", "+Inf")] == [4, 5, 5]
 
 
 def test_process_families_follow_the_convention():
