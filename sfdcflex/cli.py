@@ -172,8 +172,7 @@ def serve_until_stopped(server: FunctionsServer, drain: float, stop: StopSignals
 
     True when no request was cut. A stop asked for during start-up ends it before serving.
     """
-    accepting = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                 name="sfdcflex-accept", daemon=True)
+    accepting = threading.Thread(target=server.serve_forever, name="sfdcflex-accept", daemon=True)
     accepting.start()
     stop.requested.wait()   # signal handlers run on this, the main, thread
     print(f"\nsfdcflex: stopping; requests in flight have up to {drain:g} s to finish", flush=True)

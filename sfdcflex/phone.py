@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 
 from .runtime.errors import BadRequest
@@ -146,6 +147,20 @@ def parse_phone(value: object, country: object = "US") -> PhoneNumber:
     """Parse a typed phone number; without a leading + or 00 it is national to `country`."""
     if not isinstance(value, str):
         raise _invalid("phone must be a string")
+    if isinstance(country, str) and len(value) <= _MAX_INPUT:
+        return _parsed(value, country)
+    return _parse(value, country)
+
+
+# An agent's panel asks about the same caller again and again during a call: the parse of a
+# number seen lately is remembered (a PhoneNumber is immutable). A refused one is not: its
+# error is raised afresh, and the entries stay few and small.
+@lru_cache(maxsize=4096)
+def _parsed(value: str, country: str) -> PhoneNumber:
+    return _parse(value, country)
+
+
+def _parse(value: str, country: object) -> PhoneNumber:
     home = _country(country)  # checked even for +numbers: a bad country is a caller's mistake
     text = value.strip()
     if not text:

@@ -21,8 +21,10 @@ from .deadlines import Deadlines
 from .errors import (Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
                      NotFound, PayloadTooLarge, TooManyRequests)
 from .event import build_event, form_params
+from .logs import log_line
 from .response import Reply, Response, encode_json, reply_for
 from .routes import PROTECTED, Asset, Function, load_module
+from .slots import Slots
 
 __all__ = ["App", "Context", "Request", "Response", "Limits"]
 
@@ -82,7 +84,7 @@ class _Invocation:
     Most handlers call back before anyone waits, so the waiting lock is made only when needed.
     """
 
-    def __init__(self, route: str, slots: threading.BoundedSemaphore) -> None:
+    def __init__(self, route: str, slots: Slots) -> None:
         self.route = route
         self.slots, self.holds_slot = slots, True
         self.deadline = time.monotonic()
@@ -106,7 +108,7 @@ class _Invocation:
     def release_slot(self) -> None:
         if self.holds_slot:
             self.holds_slot = False
-            self.slots.release()
+            self.slots.give_back()
 
     def wait(self, timeout: float) -> bool:
         """True once the handler has called back, waiting at most `timeout` seconds for it."""
@@ -148,9 +150,13 @@ class App:
         self._started_at = time.time()
         self._reloaded: dict[Path, tuple[float, object]] = {}
         self._reload_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(limits.max_concurrency)
-        self._watchdog = Deadlines(interval=0.05, name="time-limits")
+        self._slots = Slots(limits.max_concurrency)
+        self._watchdog = Deadlines(name="time-limits")
         self._auth_token = str(self.env.get("AUTH_TOKEN", ""))
+        # What every invocation's context holds before its request's own facts (PATH, ...).
+        self._context_base: dict[str, object] = dict(
+            self.env, SERVICE_SID=None, ENVIRONMENT_SID=None, services=self.services,
+            get_functions=self.get_functions)
 
     def close(self) -> None:
         self._watchdog.stop()
@@ -183,8 +189,8 @@ class App:
         if self._observe is not None:
             self._observe(request, path, reply, elapsed)
         if log.isEnabledFor(level):  # the line's parts are made only when it is written
-            log.log(level, "%d %s %s %.1fms", reply.status, loggable(request.method), loggable(path),
-                    elapsed * 1000)
+            log_line(log, level, f"{reply.status} {loggable(request.method)} {loggable(path)} "
+                                 f"{elapsed * 1000:.1f}ms")
         return reply
 
     def _send_early(self, request: Request, answer_early: Callable[[Reply], None], reply: Reply) -> None:
@@ -211,7 +217,7 @@ class App:
             return Reply(204, list(PREFLIGHT_HEADERS))
         # The slot is taken before the body is parsed: parsing a big body costs real CPU, and
         # a flood of them must meet the concurrency cap (429) instead of slowing everyone.
-        if not self._slots.acquire(blocking=False):
+        if not self._slots.try_take():
             raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
                                   headers={"Retry-After": "1"})
         invocation = _Invocation(function.path, self._slots)
@@ -305,10 +311,10 @@ class App:
 
     def _context(self, request: Request, path: str) -> Context:
         host = next((v for k, v in request.headers if k.lower() == "host"), "")
-        values: dict[str, object] = dict(self.env)
-        values.update(PATH=path, DOMAIN_NAME=host, SERVICE_SID=None, ENVIRONMENT_SID=None,
-                      services=self.services, get_functions=self.get_functions)
-        return Context(values)
+        context = Context.__new__(Context)
+        context.__dict__.update(self._context_base)  # a function may set attributes: its own copy
+        context.PATH, context.DOMAIN_NAME = path, host
+        return context
 
     def get_functions(self) -> dict[str, Function]:
         """Every function, private ones included, by name (Twilio's Runtime.getFunctions())."""
@@ -342,9 +348,8 @@ class App:
         return reply
 
     def invocations_in_flight(self) -> int:
-        """Invocations holding a concurrency slot now (a gauge's reading; BoundedSemaphore keeps
-        its free count in `_value`, CPython's threading.py, read here without its lock)."""
-        return self.limits.max_concurrency - self._slots._value
+        """Invocations holding a concurrency slot now (a gauge's reading)."""
+        return self._slots.taken
 
 
 def _declared_form(request: Request) -> bool:
@@ -370,7 +375,7 @@ def _slot_released(invocation: _Invocation) -> Iterator[None]:
         return
     invocation.release_slot()
     yield
-    if not invocation.slots.acquire(timeout=max(0.0, invocation.deadline - time.monotonic())):
+    if not invocation.slots.take(max(0.0, invocation.deadline - time.monotonic())):
         raise TooManyRequests("too many invocations at once; retry shortly", headers={"Retry-After": "1"})
     invocation.holds_slot = True
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import time
 
-from sfdcflex.runtime.logs import BatchingHandler, LineFormatter
+from sfdcflex.runtime.logs import BatchingHandler, JsonFormatter, LineFormatter, log_line
+from tests.support.sockets import wait_until
 
 
 def _logger(stream: io.StringIO, delay: float = 60.0) -> tuple[logging.Logger, BatchingHandler]:
@@ -110,3 +112,73 @@ def test_json_lines_carry_the_same_fields_one_object_a_line():
     assert first["message"] == "200 POST /get-contact 4.2ms"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", first["time"])
     assert second["level"] == "ERROR" and "ValueError: boom" in second["traceback"]
+
+
+# --- request lines without a LogRecord --------------------------------------------------------
+
+def test_a_request_line_reaches_the_batch_as_the_record_would_have(monkeypatch):
+    stream = io.StringIO()
+    logger, handler = _logger(stream)
+    logger.propagate = False  # its handler is the line's only way out, as configure_logger makes it
+    logger.setLevel(logging.INFO)
+    made = []
+    monkeypatch.setattr(logger, "makeRecord", lambda *a, **k: made.append(a))
+    log_line(logger, logging.INFO, "200 POST /get-contact 0.2ms")
+    log_line(logger, logging.DEBUG, "200 GET /healthz 0.1ms")  # below the handler's level
+    handler.setLevel(logging.WARNING)
+    log_line(logger, logging.INFO, "not written")
+    handler.close()
+    assert made == []  # no LogRecord was built
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO 200 POST /get-contact 0.2ms", lines[0])
+
+
+def test_json_request_lines_are_the_records_json():
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, delay=60.0)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.Logger("test-json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    log_line(logger, logging.INFO, "200 GET /hello 0.1ms")
+    logger.info("%s", "200 GET /hello 0.1ms")
+    handler.close()
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first == second and first["message"] == "200 GET /hello 0.1ms"
+
+
+def test_a_filter_or_another_handler_gets_the_request_line_as_a_record():
+    """A host's own handlers, a filter, or a test's capture must see the line as before."""
+    seen = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    stream = io.StringIO()
+    logger, handler = _logger(stream)
+    logger.propagate = False
+    logger.addHandler(Capture())
+    log_line(logger, logging.INFO, "200 GET /a 0.1ms")
+    logger.removeHandler(logger.handlers[1])
+    handler.addFilter(lambda record: "secret" not in record.getMessage())
+    log_line(logger, logging.INFO, "200 GET /secret 0.1ms")
+    handler.close()
+    assert seen == ["200 GET /a 0.1ms"]
+    assert "/a" in stream.getvalue() and "/secret" not in stream.getvalue()
+
+
+def test_an_idle_writer_sleeps_until_a_line_is_pending():
+    stream = io.StringIO()
+    logger, handler = _logger(stream, delay=0.01)
+    flushes = []
+    real = handler.flush
+    handler.flush = lambda: (flushes.append(1), real())
+    try:
+        time.sleep(0.2)
+        assert flushes == []  # twenty wake-ups at its delay, before
+        logger.info("now")
+        assert wait_until(lambda: "INFO now" in stream.getvalue(), 2)
+    finally:
+        handler.close()

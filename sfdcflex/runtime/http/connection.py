@@ -1,8 +1,11 @@
 """The I/O thread's side of a connection: read a request into a buffer, or linger after an error.
 
-A connection moves through these states, all on the I/O thread except BUSY:
+A connection moves through these states, all on the I/O thread except BUSY and PARKED:
 WAITING (idle, or part of a head read) -> BODY (reading the body) -> BUSY (a worker has it)
--> WAITING again on keep-alive; or LINGERING after an error answer, until it closes.
+-> PARKED on keep-alive (waiting for its next request in the workers' epoll, where the worker
+woken for it reads it) or WAITING again (where workers cannot park it); or LINGERING after an
+error answer, until it closes. A PARKED connection belongs to whoever takes it out of the
+workers' epoll first: a worker for its next request, or the I/O thread to close it.
 
 The pool is handed its settings and the app's two answers it needs (a route's body limit, the
 refusal of a bad request), and asks the I/O loop for the rest through `Loop`.
@@ -22,7 +25,7 @@ from .http11 import Head, encode_reply, find_head, parse_head
 from .limits import ServerLimits
 
 log = logging.getLogger("sfdcflex")
-WAITING, BODY, BUSY, LINGERING = "waiting", "body", "busy", "lingering"
+WAITING, BODY, BUSY, PARKED, LINGERING = "waiting", "body", "busy", "parked", "lingering"
 KEEP_WAIT = 0.01  # seconds a worker's read waits for the next request on its keep-alive connection
 RECV_SIZE = 65536
 # Big bodies (spooled or dropped) are read in big chunks: fewer turns of the I/O loop, so the
@@ -76,6 +79,12 @@ class Loop(Protocol):
     def submit(self, connection: Connection) -> None:
         """A complete request: have a worker answer it and give the connection back."""
 
+    def park(self, connection: Connection) -> None:
+        """Have a worker read the connection's next request when it comes (OSError: cannot)."""
+
+    def unpark(self, connection: Connection) -> bool:
+        """Take a parked connection back: False when a worker has taken it meanwhile."""
+
 
 # The app's answer to a request refused while it was read, given the head's headers if read.
 Refusal = Callable[[HTTPError, list[tuple[str, str]] | None], Reply]
@@ -96,17 +105,22 @@ class ConnectionPool:
     def has_room(self) -> bool:
         return len(self.open_connections) < self.limits.max_connections
 
-    def open(self, sock: socket.socket, address: tuple | str) -> Connection:
-        """A newly accepted connection; `resume` it to start reading."""
-        prepare_socket(sock, self.limits)
+    def open(self, sock: socket.socket, address: tuple | str, prepared: bool = False) -> Connection:
+        """A newly accepted connection (`prepared`: it has the options `prepare_socket` sets,
+        inherited from the listening socket); `resume` it to start reading."""
+        if not prepared:
+            prepare_socket(sock, self.limits)
         connection = Connection(sock, address)
         self.open_connections[id(connection)] = connection
         return connection
 
     def resume(self, connection: Connection) -> None:
-        """Wait for the next request on `connection` (new, or given back after a reply)."""
+        """Wait for the next request on `connection` (new, or given back after a reply, maybe
+        with part of the next request read)."""
         connection.state, connection.head = WAITING, None
-        connection.deadline = self.clock() + self.limits.keepalive_timeout
+        limits = self.limits
+        connection.deadline = self.clock() + (limits.read_timeout if connection.buffer
+                                              else limits.keepalive_timeout)
         if not self._advance(connection) and id(connection) in self.open_connections:
             self.loop.watch(connection)
 
@@ -127,6 +141,26 @@ class ConnectionPool:
         connection.state = WAITING
         self.loop.watch(connection)
         return True
+
+    def park(self, connection: Connection) -> bool:
+        """A worker's way back for a kept-alive connection where workers wait in an epoll:
+        park it there, so that the worker woken for its next request reads and answers it
+        (False, and nothing done, when something is buffered or it cannot be parked)."""
+        if connection.buffer:
+            return False
+        connection.head = None
+        connection.deadline = self.clock() + self.limits.keepalive_timeout
+        connection.state = PARKED
+        try:
+            self.loop.park(connection)
+        except (OSError, ValueError):  # the pool has stopped
+            connection.state = BUSY
+            return False
+        return True
+
+    def _take_back(self, connection: Connection) -> bool:
+        """Whether the I/O thread may close `connection` now: not while a worker has it."""
+        return connection.state != BUSY and (connection.state != PARKED or self.loop.unpark(connection))
 
     def readable(self, connection: Connection) -> None:
         try:
@@ -274,7 +308,7 @@ class ConnectionPool:
     def sweep(self, now: float) -> None:
         """Close connections past their deadline: idle too long, too slow to send, or lingering."""
         for connection in list(self.open_connections.values()):
-            if connection.state != BUSY and connection.deadline <= now:
+            if connection.deadline <= now and self._take_back(connection):
                 self.close(connection)
 
     def close(self, connection: Connection) -> None:
@@ -296,7 +330,8 @@ class ConnectionPool:
 
     def close_idle(self) -> None:
         for connection in list(self.open_connections.values()):
-            if connection.state == WAITING and not connection.buffer:
+            if connection.state in (WAITING, PARKED) and not connection.buffer \
+                    and self._take_back(connection):
                 self.close(connection)
 
     def in_flight(self) -> int:
@@ -306,7 +341,7 @@ class ConnectionPool:
 
     def close_all(self) -> None:
         for connection in list(self.open_connections.values()):
-            if connection.state == BUSY:
+            if not self._take_back(connection):
                 # A worker still writes to it: stop the socket, and let the worker close it,
                 # so the descriptor number cannot be reused under the worker's feet.
                 _shut(connection.sock)
@@ -329,6 +364,16 @@ def prepare_socket(sock: socket.socket, limits: ServerLimits) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
         pass  # not TCP: nothing to tune
+
+
+def socket_options(sock: socket.socket) -> tuple:
+    """The options `prepare_socket` sets, as the kernel reports them (it rounds the timeouts)."""
+    try:
+        nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    except OSError:
+        nodelay = None  # not TCP
+    return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16),
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16), nodelay)
 
 
 def _timeval(seconds: float) -> bytes:

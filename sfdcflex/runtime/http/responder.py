@@ -12,7 +12,7 @@ from typing import Callable
 from ..app import Request
 from ..errors import HTTPError, ServiceUnavailable
 from ..response import Reply
-from .connection import KEEP_WAIT, Connection, Refusal
+from .connection import BUSY, KEEP_WAIT, Connection, Refusal
 from .http11 import encode_reply
 from .limits import ServerLimits
 
@@ -44,6 +44,32 @@ class Responder:
             log.exception("serving a request failed")
             keep = False
         self.give_back(connection, keep)
+
+    def resume(self, connection: Connection) -> None:
+        """A parked connection's next request is arriving: read and answer it on this worker
+        (the one the kernel woke for it), or hand what is not a whole small request to the
+        I/O thread."""
+        connection.state = BUSY
+        scratch = self._scratch()
+        try:
+            count = connection.sock.recv_into(scratch, len(scratch), socket.MSG_DONTWAIT)
+        except BlockingIOError:  # nothing after all (a wake-up meant for a closed descriptor)
+            self.give_back(connection, True)
+            return
+        except OSError:
+            count = 0  # reset by the client
+        if not count:
+            self.give_back(connection, False)
+            return
+        connection.buffer += memoryview(scratch)[:count]
+        now, limits = time.monotonic(), self.limits
+        # Whether it came right after the last answer, as in the I/O thread's `readable`.
+        connection.quick = now < connection.deadline - limits.keepalive_timeout + KEEP_WAIT
+        connection.deadline = now + limits.read_timeout
+        if self.take_complete(connection):
+            self.serve(connection)
+        else:
+            self.give_back(connection, True)  # part of a request, a big or a bad one
 
     def _scratch(self) -> bytearray:
         """This thread's read buffer, made once per worker thread: recv(65536) would allocate

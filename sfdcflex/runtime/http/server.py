@@ -22,11 +22,11 @@ from functools import partial
 from typing import Callable
 
 from ..app import App
-from .connection import Connection, ConnectionPool
+from .connection import Connection, ConnectionPool, prepare_socket, socket_options
 from .http11 import HttpDate
 from .limits import ServerLimits
 from .responder import Responder
-from .worker import Workers
+from .worker import make_workers
 
 log = logging.getLogger("sfdcflex")
 
@@ -36,7 +36,12 @@ _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _LIVE_SELECTORS = tuple(getattr(selectors, name) for name in ("EpollSelector", "KqueueSelector")
                         if hasattr(selectors, name))
 ACCEPT_PAUSE = 0.5
-SWEEP_INTERVAL = 0.1
+# The loop wakes at least this often to close connections past their deadlines (idle, slow to
+# send, lingering), and more often when a configured timeout is short: a deadline is enforced
+# within a quarter of its timeout. An idle server's loop then wakes once a second, not ten times
+# (each wake-up is CPU an agent's panel pays for, a request every few seconds).
+SWEEP_MAX = 1.0
+SWEEP_MIN = 0.01
 # Connections the kernel completes while the server is not accepting (full, or pausing): a
 # burst beyond Linux's default of 128 would otherwise be refused.
 BACKLOG = 1024
@@ -63,13 +68,17 @@ class FunctionsServer:
     def __init__(self, sock: socket.socket, app: App, limits: ServerLimits) -> None:
         self._app, self.limits = app, limits
         self.socket = sock
+        # Set once on the listening socket: Linux and the BSDs copy them to every accepted one,
+        # which then costs no system call of its own (checked on the first one: `_inherits`).
+        prepare_socket(sock, limits)
         self.socket.setblocking(False)
+        self._inherits: bool | None = None
         self.server_address = self.socket.getsockname()
         self.url = url_of(sock)
         date = HttpDate().now
         self._selector = selectors.DefaultSelector()
         # select() and poll() see a descriptor registered by another thread only at their next
-        # call (up to SWEEP_INTERVAL later); epoll and kqueue at once.
+        # call (up to a sweep interval later); epoll and kqueue at once.
         self._live_registration = isinstance(self._selector, _LIVE_SELECTORS)
         self._wake_in, self._wake_out = socket.socketpair()
         self._wake_in.setblocking(False)
@@ -88,7 +97,7 @@ class FunctionsServer:
         self._closed = False
         self.connections = ConnectionPool(self, limits, max_body_for=app.max_body_for,
                                           refusal=app.refusal, date=date)
-        self.workers = Workers(limits.threads)
+        self.workers = make_workers(limits.threads)
         self.responder = Responder(limits, dispatch=app.dispatch, refusal=app.refusal, date=date,
                                    take_complete=self.connections.take_complete,
                                    give_back=self.give_back, draining=lambda: self.draining,
@@ -106,8 +115,15 @@ class FunctionsServer:
 
     # --- the I/O loop --------------------------------------------------------------------
 
-    def serve_forever(self, poll_interval: float = 0.25) -> None:
-        """Run the I/O loop until `shutdown`, `close_gracefully` or `server_close`."""
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        """Run the I/O loop until `shutdown`, `close_gracefully` or `server_close`.
+
+        `poll_interval` caps how long the loop sleeps (as in socketserver); by default it wakes
+        only as often as its deadlines need (`sweep_interval`): a stop or a worker's hand-back
+        wakes it at once anyway."""
+        interval = sweep_interval(self.limits)
+        if poll_interval is not None:
+            interval = max(SWEEP_MIN, min(poll_interval, interval))
         with self._lock:
             if self._closed:
                 return
@@ -119,7 +135,7 @@ class FunctionsServer:
             self._accepting = False
             self._update_accepting(time.monotonic())
             while not self._stop.is_set():
-                for key, _ in self._selector.select(min(poll_interval, SWEEP_INTERVAL)):
+                for key, _ in self._selector.select(self._sleep(interval, next_sweep)):
                     if key.fileobj is self._wake_in:
                         self._drain_wakeups()
                     elif key.fileobj is self.socket:
@@ -129,8 +145,10 @@ class FunctionsServer:
                 self._take_returned()
                 now = time.monotonic()
                 if now >= next_sweep:
-                    next_sweep = now + SWEEP_INTERVAL
+                    next_sweep = now + interval
                     self.connections.sweep(now)
+                    self._update_accepting(now)
+                elif self._accept_paused_until and now >= self._accept_paused_until:
                     self._update_accepting(now)
                 if self._drain_until is not None and self._drain_step(now):
                     break
@@ -143,6 +161,16 @@ class FunctionsServer:
             for key in list(self._selector.get_map().values()):
                 self._selector.unregister(key.fileobj)
             self._stopped.set()
+
+    def _sleep(self, interval: float, next_sweep: float) -> float:
+        """How long the loop may wait for events: until the next sweep, and during a pause in
+        accepting or a drain no longer than the shortest step (those end on the clock)."""
+        wake_at = next_sweep
+        if self._accept_paused_until:
+            wake_at = min(wake_at, self._accept_paused_until)
+        if self._drain_until is not None:
+            interval = SWEEP_MIN * 10
+        return max(0.0, min(interval, wake_at - time.monotonic()))
 
     def _guarded(self, step: Callable[[Connection], None], connection: Connection) -> None:
         """Run one step of a connection; a fault there must not stop the server for all."""
@@ -174,17 +202,23 @@ class FunctionsServer:
             pass  # BlockingIOError: nothing more to read
 
     def give_back(self, connection: Connection, keep: bool) -> None:
-        """A worker is done with `connection`: the I/O thread reads its next request or closes it.
+        """A worker is done with `connection`: its next request is read by the worker woken for
+        it, or by the I/O thread, or it closes.
 
-        A kept-alive connection with nothing buffered is put back in the selector by the worker
-        itself where the selector takes a registration while the I/O thread waits in it (epoll,
-        kqueue): no wake-up and no turn of the loop. Under the lock, so that the loop cannot be
-        ending (and unregistering everything) meanwhile."""
+        A kept-alive connection with nothing buffered is parked in the workers' epoll where
+        there is one (Linux): the worker the kernel wakes for its next request reads and answers
+        it, and the I/O thread never sees it. Elsewhere the worker puts it back in the I/O
+        thread's selector itself where the selector takes a registration while the I/O thread
+        waits in it (kqueue): no wake-up and no turn of the loop. Under the lock, so that the
+        loop cannot be ending (and closing everything) meanwhile."""
         with self._lock:
             if self._loop_thread is not None:
-                if keep and self._live_registration and not self.draining \
-                        and self.connections.rewatch(connection):
-                    return
+                if keep and not self.draining and not connection.buffer:
+                    if self.workers.can_park:
+                        if self.connections.park(connection):
+                            return
+                    elif self._live_registration and self.connections.rewatch(connection):
+                        return
                 self._returned.append((connection, keep))
                 connection = None
         if connection is None:
@@ -221,13 +255,18 @@ class FunctionsServer:
                 log.error("accept failed (%s); pausing accepts for %.1f s", exc, ACCEPT_PAUSE)
                 self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
                 break
-            self._guarded(self.connections.resume, self.connections.open(sock, address))
+            if self._inherits is None:
+                self._inherits = socket_options(sock) == socket_options(self.socket)
+            self._guarded(self.connections.resume,
+                          self.connections.open(sock, address, prepared=self._inherits))
         self._update_accepting(time.monotonic())
 
     def _update_accepting(self, now: float) -> None:
         """Listen only while there is room and no pause: when full, the kernel's backlog holds
         the next clients, and a listening socket that is never accepted from would make
         select() return at once, again and again."""
+        if self._accept_paused_until and now >= self._accept_paused_until:
+            self._accept_paused_until = 0.0  # the pause is over
         wanted = (self.connections.has_room() and now >= self._accept_paused_until
                   and not self.draining and not self._closed)
         if wanted != self._accepting:
@@ -302,6 +341,12 @@ class FunctionsServer:
     def submit(self, connection: Connection) -> None:
         self.workers.submit(partial(self.responder.serve, connection))
 
+    def park(self, connection: Connection) -> None:
+        self.workers.park(connection.sock.fileno(), partial(self.responder.resume, connection))
+
+    def unpark(self, connection: Connection) -> bool:
+        return self.workers.unpark(connection.sock.fileno())
+
     def watch(self, connection: Connection) -> None:
         try:
             self._selector.register(connection.sock, selectors.EVENT_READ, connection)
@@ -315,9 +360,14 @@ class FunctionsServer:
             pass  # not registered (handed to a worker) or already closed
 
 
+def sweep_interval(limits: ServerLimits) -> float:
+    """How often the I/O loop closes connections past their deadlines (see SWEEP_MAX)."""
+    shortest = min(limits.keepalive_timeout, limits.read_timeout, limits.linger_seconds)
+    return max(SWEEP_MIN, min(SWEEP_MAX, shortest / 4))
+
+
 def start_in_thread(server: FunctionsServer) -> threading.Thread:
     """Run `server.serve_forever` in a daemon thread (tests, the demo, the benchmark)."""
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name="sfdcflex-server", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="sfdcflex-server", daemon=True)
     thread.start()
     return thread

@@ -174,3 +174,63 @@ def test_a_client_that_paused_is_not_waited_for_after_its_next_answer(pair):
     counting.calls.clear()
     responder_for(recorded).serve(connection)      # its next answer: straight back to the loop
     assert counting.calls == ["send"] and recorded.given_back == [True, True]
+
+
+# --- a parked connection's next request, on the worker woken for it ---------------------------
+
+def parked_responder(recorded: Recorded) -> tuple[Responder, ConnectionPool]:
+    pool = ConnectionPool(None, ServerLimits(), max_body_for=lambda path: 1000,
+                          refusal=lambda exc, headers: error_reply(exc), date=lambda: "DATE")
+    responder = Responder(ServerLimits(), dispatch=recorded.dispatch,
+                          refusal=lambda exc, headers: error_reply(exc), date=lambda: "DATE",
+                          take_complete=pool.take_complete, give_back=recorded.give_back,
+                          draining=lambda: False, backlogged=lambda: False)
+    return responder, pool
+
+
+def test_a_woken_worker_answers_the_parked_connection_request_itself(pair):
+    client, connection = pair
+    recorded = Recorded(Reply(200, [], b"ok"))
+    responder, _ = parked_responder(recorded)
+    connection.deadline = time.monotonic() - 1.0 + ServerLimits().keepalive_timeout  # parked 1 s ago
+    client.sendall(request("GET", "/next"))
+    connection.sock = counting = CountingSocket(connection.sock)
+    responder.resume(connection)
+    assert [r.target for r in recorded.requests] == ["/next"] and recorded.given_back == [True]
+    assert client.recv(1000).startswith(b"HTTP/1.1 200 ")
+    # It came a second after the last answer: an agent's panel, not waited for after this one.
+    assert counting.calls == ["recv_into", "send"] and connection.quick is False
+
+
+def test_a_wake_up_with_nothing_to_read_parks_the_connection_again_at_once(pair):
+    """A stale event (meant for a closed descriptor whose number was reused) must neither wait
+    on the socket nor close a connection that did nothing wrong."""
+    client, connection = pair
+    recorded = Recorded(Reply(200, [], b"ok"))
+    responder, _ = parked_responder(recorded)
+    started = time.monotonic()
+    responder.resume(connection)
+    assert time.monotonic() - started < 0.005  # no KEEP_WAIT: MSG_DONTWAIT
+    assert recorded.requests == [] and recorded.given_back == [True]
+
+
+def test_a_parked_connection_the_client_closed_is_given_back_to_close(pair):
+    client, connection = pair
+    recorded = Recorded(Reply(200, [], b"ok"))
+    responder, _ = parked_responder(recorded)
+    client.close()
+    responder.resume(connection)
+    assert recorded.requests == [] and recorded.given_back == [False]
+
+
+def test_part_of_a_request_goes_to_the_io_thread_with_the_read_deadline(pair):
+    client, connection = pair
+    recorded = Recorded(Reply(200, [], b"ok"))
+    responder, _ = parked_responder(recorded)
+    whole = request("GET", "/next")
+    client.sendall(whole[:10])
+    before = time.monotonic()
+    responder.resume(connection)
+    assert recorded.requests == [] and recorded.given_back == [True]
+    assert bytes(connection.buffer) == whole[:10]  # kept for the I/O thread to read on from
+    assert connection.deadline >= before + ServerLimits().read_timeout

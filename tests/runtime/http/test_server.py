@@ -2,9 +2,9 @@
 room, backing off when accept() fails, bounds on connections, idle and slow clients, faults kept
 to one connection, graceful close.
 
-The I/O loop re-checks whether to listen on every sweep (every 0.1 s), which would hide a
+The I/O loop re-checks whether to listen on every sweep (at least once a second), which would hide a
 missed re-check; tests that are about the immediate re-check turn the sweep off
-(SWEEP_INTERVAL of a minute) so that only the code under test can start or stop listening.
+(a sweep a minute) so that only the code under test can start or stop listening.
 """
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ import errno
 import http.client
 import logging
 import socket
+import struct
 import threading
 import time
 
 import pytest
 
+import sfdcflex.runtime.http.connection as connection_module
 import sfdcflex.runtime.http.server as server_module
-from sfdcflex.runtime.http.connection import WAITING
+import sfdcflex.runtime.http.worker as worker_module
+from sfdcflex.runtime.http.connection import PARKED, WAITING, socket_options
 from sfdcflex.runtime.http.limits import ServerLimits
-from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
+from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, sweep_interval
 from tests.support.sockets import Replies, connect, exchange, read_all, request, wait_until
 
 
@@ -47,7 +50,8 @@ def app(serve):
 
 @pytest.fixture
 def no_sweep(monkeypatch):
-    monkeypatch.setattr(server_module, "SWEEP_INTERVAL", 60.0)
+    monkeypatch.setattr(server_module, "SWEEP_MAX", 60.0)
+    monkeypatch.setattr(server_module, "SWEEP_MIN", 60.0)
 
 
 @pytest.fixture
@@ -81,6 +85,35 @@ def test_one_accept_takes_a_batch_of_64_and_leaves_the_rest_in_the_backlog(idle_
         assert server._accepting  # room left, no pause: listening
         assert {c.address for c in server.connections.open_connections.values()} == \
             {c.getsockname() for c in clients}
+    finally:
+        for sock in clients:
+            sock.close()
+
+
+def test_accepted_connections_inherit_their_socket_options_from_the_listener(idle_server, monkeypatch):
+    """Blocking, no Nagle, the kernel's receive and send timeouts: set once on the listening
+    socket, not with three system calls per connection; set per connection where a kernel
+    does not copy them."""
+    prepared = []
+    real = connection_module.prepare_socket
+    monkeypatch.setattr(connection_module, "prepare_socket",
+                        lambda sock, limits: (prepared.append(sock), real(sock, limits)))
+    server = idle_server()
+    clients = [connect(server.server_address) for _ in range(3)]
+    try:
+        server._accept()
+        accepted = [c.sock for c in server.connections.open_connections.values()]
+        assert len(accepted) == 3 and prepared == [] and server._inherits is True
+        for sock in accepted:
+            assert sock.getblocking() and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            assert socket_options(sock) == socket_options(server.socket)
+            seconds, micros = struct.unpack("@ll", sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16))
+            assert seconds + micros / 1e6 == ServerLimits().send_timeout
+        server._inherits = False  # as where the kernel copies nothing
+        late = connect(server.server_address)
+        clients.append(late)
+        server._accept()
+        assert len(prepared) == 1
     finally:
         for sock in clients:
             sock.close()
@@ -259,8 +292,52 @@ def test_idle_connections_cost_no_thread(serve):
             sock.close()
 
 
-def test_a_kept_alive_connection_goes_back_to_the_selector_without_waking_the_io_thread(serve):
+def test_an_idle_server_loop_sleeps_instead_of_ticking(serve):
+    """With the default timeouts the loop wakes about once a second, not ten times: an agent's
+    panel sends a request every few seconds, and each idle wake-up is CPU charged to those."""
     served = serve()
+    selector, turns = served.server._selector, []
+    real = selector.select
+
+    def counted(timeout=None):
+        turns.append(timeout)
+        return real(timeout)
+
+    selector.select = counted
+    try:
+        time.sleep(0.5)
+    finally:
+        selector.select = real
+    assert len(turns) <= 2, f"{len(turns)} turns of an idle loop in 0.5 s"
+    assert sweep_interval(ServerLimits()) == 1.0
+    assert sweep_interval(ServerLimits(read_timeout=0.2)) == pytest.approx(0.05)  # a quarter
+
+
+def test_a_kept_alive_connection_is_answered_by_the_worker_woken_for_it(serve):
+    """Its next request, seconds later (an agent's panel), is read and answered by a worker
+    waiting in the workers' epoll: the I/O thread is neither woken nor reads it."""
+    served = serve()
+    assert served.server.workers.can_park  # Linux
+    wakes, reads = [], []
+    served.server.wake = lambda: wakes.append(1)   # the I/O thread's wake-up, counted
+    real = served.server.connections.readable
+    served.server.connections.readable = lambda connection: (reads.append(1), real(connection))
+    with connect(served.url) as sock:
+        for _ in range(3):   # each after the worker parked the connection
+            sock.sendall(request("GET", "/hello"))
+            assert Replies(sock).next()[0].startswith(b"HTTP/1.1 200 ")
+            assert wait_until(lambda: all(c.state == PARKED for c in
+                                          served.server.connections.open_connections.values()))
+            assert len(served.server._selector.get_map()) <= 2  # the listener, the wake-up pipe
+        assert len(reads) == 1  # the first request only, on the I/O thread
+        assert wakes == [] and not served.server._returned  # (closing it will wake it)
+
+
+def test_without_parking_a_kept_alive_connection_goes_back_to_the_selector_without_waking_the_io_thread(
+        serve, monkeypatch):
+    monkeypatch.setattr(worker_module, "PARKING", False)  # as on macOS or the BSDs
+    served = serve()
+    assert not served.server.workers.can_park
     wakes = []
     served.server.wake = lambda: wakes.append(1)   # the I/O thread's wake-up, counted
     with connect(served.url) as sock:

@@ -1,13 +1,21 @@
-"""The worker pool, on plain jobs: it grows with the load (no thread before the first job, one more
-only when a job finds none free, never more than `count`), and every thread ends with it."""
+"""The worker pools, on plain jobs: each grows with the load (no thread before the first job, one
+more only when a job finds none free, never more than `count`), and every thread ends with it;
+the parking pool also runs a parked job when its descriptor turns readable, once, on one thread."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
+
+import pytest
 
 from sfdcflex.runtime.http.limits import ServerLimits
-from sfdcflex.runtime.http.worker import Workers
+from sfdcflex.runtime.http.worker import ParkingWorkers, Workers
 from tests.support.sockets import wait_until
+
+both_pools = pytest.mark.parametrize("Workers", [Workers, ParkingWorkers])
 
 
 def blocking_jobs(count: int) -> tuple[list, threading.Event, list[threading.Event]]:
@@ -22,7 +30,8 @@ def blocking_jobs(count: int) -> tuple[list, threading.Event, list[threading.Eve
     return [lambda i=i: job(i) for i in range(count)], release, running
 
 
-def test_an_idle_pool_starts_no_thread_and_jobs_one_at_a_time_reuse_them():
+@both_pools
+def test_an_idle_pool_starts_no_thread_and_jobs_one_at_a_time_reuse_them(Workers):
     workers = Workers(ServerLimits().threads)
     assert workers.started == 0 and workers.count == 38
     try:
@@ -38,7 +47,8 @@ def test_an_idle_pool_starts_no_thread_and_jobs_one_at_a_time_reuse_them():
         workers.stop()
 
 
-def test_jobs_at_once_each_get_a_thread_of_their_own_below_the_cap():
+@both_pools
+def test_jobs_at_once_each_get_a_thread_of_their_own_below_the_cap(Workers):
     workers = Workers(8)
     jobs, release, running = blocking_jobs(6)
     try:
@@ -51,7 +61,8 @@ def test_jobs_at_once_each_get_a_thread_of_their_own_below_the_cap():
         workers.stop()
 
 
-def test_past_the_cap_jobs_wait_for_a_thread_and_no_more_start():
+@both_pools
+def test_past_the_cap_jobs_wait_for_a_thread_and_no_more_start(Workers):
     workers = Workers(3)
     jobs, release, running = blocking_jobs(5)
     try:
@@ -71,7 +82,8 @@ def test_past_the_cap_jobs_wait_for_a_thread_and_no_more_start():
         workers.stop()
 
 
-def test_every_worker_ends_with_the_pool():
+@both_pools
+def test_every_worker_ends_with_the_pool(Workers):
     workers = Workers(4)
     jobs, release, running = blocking_jobs(4)
     for job in jobs:
@@ -86,7 +98,8 @@ def test_every_worker_ends_with_the_pool():
     assert workers.started == 4
 
 
-def test_a_failing_job_is_logged_and_costs_no_thread(caplog):
+@both_pools
+def test_a_failing_job_is_logged_and_costs_no_thread(Workers, caplog):
     workers = Workers(1)
     done = threading.Event()
     try:
@@ -97,3 +110,120 @@ def test_a_failing_job_is_logged_and_costs_no_thread(caplog):
         workers.stop()
     assert "a job on a worker thread failed" in caplog.text and "ZeroDivisionError" in caplog.text
     assert [r.levelno for r in caplog.records if r.name == "sfdcflex"] == [logging.ERROR]
+
+
+# --- parking (Linux) --------------------------------------------------------------------------
+
+@pytest.fixture
+def parking():
+    """A pool with one thread waiting: the server parks from a worker, which then waits."""
+    workers = ParkingWorkers(4)
+    started = threading.Event()
+    workers.submit(started.set)
+    assert started.wait(5) and wait_until(lambda: workers.idle == 1)
+    yield workers
+    workers.stop()
+
+
+@pytest.fixture
+def sockets():
+    pair = socket.socketpair()
+    yield pair
+    for sock in pair:
+        sock.close()
+
+
+def test_a_parked_job_runs_once_when_its_descriptor_turns_readable(parking, sockets):
+    client, ours = sockets
+    ran = []
+    parking.park(ours.fileno(), lambda: ran.append(threading.current_thread().name))
+    time.sleep(0.05)
+    assert ran == []  # nothing to read yet
+    client.sendall(b"x")
+    assert wait_until(lambda: ran)
+    client.sendall(b"y")  # readable again, but not parked again: no second run
+    time.sleep(0.05)
+    assert len(ran) == 1 and parking.started == 1
+
+
+def test_parked_again_it_runs_again(parking, sockets):
+    client, ours = sockets
+    ran = threading.Semaphore(0)
+    for _ in range(3):
+        parking.park(ours.fileno(), ran.release)
+        client.sendall(b"x")
+        assert ran.acquire(timeout=5)
+        ours.recv(10)
+
+
+def test_unparked_before_it_is_readable_it_never_runs_and_the_caller_owns_it(parking, sockets):
+    client, ours = sockets
+    ran = []
+    parking.park(ours.fileno(), lambda: ran.append(1))
+    assert parking.unpark(ours.fileno()) is True
+    client.sendall(b"x")
+    time.sleep(0.05)
+    assert ran == [] and parking.unpark(ours.fileno()) is False
+
+
+def test_once_a_worker_took_it_unpark_says_so(parking, sockets):
+    """Whoever takes a parked descriptor first owns it: the I/O thread's sweep must not close a
+    connection whose request a worker is reading."""
+    client, ours = sockets
+    taken, release = threading.Event(), threading.Event()
+    parking.park(ours.fileno(), lambda: (taken.set(), release.wait(5)))
+    client.sendall(b"x")
+    assert taken.wait(5)
+    assert parking.unpark(ours.fileno()) is False
+    release.set()
+
+
+def test_jobs_still_run_while_every_waiting_thread_serves_parked_ones(sockets):
+    """A queued job counted on a waiting thread that the kernel woke for a parked descriptor
+    instead: another thread must start for it, not wait for that one."""
+    workers = ParkingWorkers(3)
+    client, ours = sockets
+    release = threading.Event()
+    try:
+        first = threading.Event()
+        workers.submit(first.set)
+        assert first.wait(5) and wait_until(lambda: workers.idle == 1)
+        workers.park(ours.fileno(), lambda: release.wait(5))
+        client.sendall(b"x")  # the one waiting thread takes the parked job, and holds it
+        assert wait_until(lambda: workers.idle == 0)
+        done = threading.Event()
+        workers.submit(done.set)
+        assert done.wait(2) and workers.started == 2
+    finally:
+        release.set()
+        workers.stop()
+
+
+def test_a_stopped_pool_closes_its_epoll_and_eventfd():
+    before = len(os.listdir("/proc/self/fd"))
+    workers = ParkingWorkers(2)
+    done = threading.Event()
+    workers.submit(done.set)
+    assert done.wait(5)
+    workers.stop()
+    assert wait_until(lambda: len(os.listdir("/proc/self/fd")) <= before)
+
+
+def test_a_job_that_counted_on_a_thread_woken_for_a_parked_descriptor_gets_another(sockets):
+    """The race the last test cannot time: a job is queued while the one waiting thread (so no
+    thread starts for it) is woken by the kernel for a parked descriptor instead. Played here
+    on the test's thread, in that order: that thread must start another for the job."""
+    workers = ParkingWorkers(3)
+    client, ours = sockets
+    try:
+        workers.park(ours.fileno(), lambda: None)
+        client.sendall(b"x")  # ready first: first in the epoll's ready list
+        done = threading.Event()
+        workers.idle = 1  # one thread waits, as far as submit can tell
+        workers.submit(done.set)
+        assert workers.started == 0
+        workers.idle = 0
+        assert workers._next() is not None  # this "thread" takes the parked job...
+        assert done.wait(2) and workers.started == 1  # ...and another takes the queued one
+    finally:
+        workers.stop()
