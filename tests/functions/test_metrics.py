@@ -113,3 +113,9 @@ def test_the_readme_scrape_config_and_alert_rules_name_what_metrics_exposes(shar
             assert name in families or name.removesuffix("_bucket") in families, name
             for label, value in re.findall(r'(\w+)="([^"]*)"', selector):
                 assert (name, label, value) in exposed, (name, label, value)
+
+
+def test_the_link_trace_is_the_demo_s_only(shared_crm):
+    """Outside the demo there is no trace to read and no tap told of anything."""
+    assert call(shared_crm.url, "GET", "/demo/link-trace").status == 404
+    assert shared_crm.metrics.tap is None
