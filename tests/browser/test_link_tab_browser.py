@@ -46,7 +46,9 @@ def test_a_link_is_read_out_and_its_steps_are_reached_by_keyboard_at_400_px(demo
     state = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(popup.evaluate("location.href")).query))["state"]
     choose_user_and_press_enter(popup, ALICE)
     page.wait_for("document.querySelector('#sfdc-status').dataset.state === 'linked'", timeout=15)
-    assert live_text(page).endswith("The Link tab shows the 7 steps of this link.")
+    page.wait_for("document.querySelector('#live').textContent.includes('Link tab')")
+    assert live_text(page) == "Logged into Salesforce as Alice Johnson (alice@sfdcflex.demo). " \
+                              "The Link tab shows the 7 steps of this link."
 
     page.evaluate("document.querySelector('#tab-request').focus()")
     page.press("ArrowRight")
@@ -79,8 +81,9 @@ def test_carol_s_refused_link_shows_where_it_stopped(demo, browser):
     page.click("#connect")
     choose_user_and_press_enter(consent_popup(browser), "carol.ops@sfdcflex.demo")
     page.wait_for("!document.querySelector('#error').hidden", timeout=15)
-    page.wait_for("document.querySelector('#link-trace').dataset.state === 'refused'")
+    page.wait_for("document.querySelector('#live').textContent.startsWith('The Link tab')")   # said last
     assert live_text(page) == "The Link tab shows where it stopped: sfdcflex, identity_mismatch."
+    assert page.evaluate("document.querySelector('#link-trace').dataset.state") == "refused"
     page.click("#tab-link")
     stopped = page.evaluate("[...document.querySelectorAll('#link-steps .step.stopped')]"
                             ".map(li => [li.dataset.target, li.dataset.status, li.querySelector('.step-stopped').textContent])")
