@@ -27,7 +27,8 @@ def handler(context, event, callback):
         agent = services.remembered_agent(event, timing, token_in_url=popup)
         if agent is None:
             with context.slot_released():  # waiting for IAM is not this function's work
-                agent = services.identify(event, timing, token_in_url=popup)
+                agent = services.identify(event, timing, token_in_url=popup,
+                                           client=context.client_address)
         url = services.linker.authorize_url(agent.identity, event.get("origin"))
     except ANSWERABLE as error:
         return callback(timing.tag(answer_for(error)))

@@ -31,7 +31,7 @@ def handler(context, event, callback):
         agent = services.remembered_agent(event, timing)              # 1. who: the Flex token,
         if agent is None:                                             #    remembered, or asked of
             with context.slot_released():                             #    IAM with the slot free
-                agent = services.identify(event, timing)
+                agent = services.identify(event, timing, client=context.client_address)
         caller = _caller(event)                                       # 2. checked before any query
         pick = parse_record_id(event["contact_id"]) if event.get("contact_id") else None
         card = services.lookup.contact(agent.identity, caller, timing, pick)  # 3. cache, else Salesforce

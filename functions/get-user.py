@@ -15,7 +15,7 @@ def handler(context, event, callback):
         agent = services.remembered_agent(event, timing)
         if agent is None:
             with context.slot_released():  # waiting for IAM is not this function's work
-                agent = services.identify(event, timing)
+                agent = services.identify(event, timing, client=context.client_address)
         user = services.lookup.user(agent.identity, timing)
     except ANSWERABLE as error:
         return callback(timing.tag(answer_for(error)))

@@ -17,7 +17,7 @@ def handler(context, event, callback):
         agent = services.remembered_agent(event, timing)             # 1. who asks: the Flex token,
         if agent is None:                                            #    remembered, or asked of
             with context.slot_released():                            #    IAM with the slot free
-                agent = services.identify(event, timing)
+                agent = services.identify(event, timing, client=context.client_address)
         entry = parse_call_entry(event)                              # 2. 400 before any Salesforce call
         logged = services.call_log.log(agent.identity, entry, timing)  # 3. find by CallObject, then write
     except ANSWERABLE as error:

@@ -22,17 +22,19 @@ def handler(context, event, callback):
             agent = services.remembered_agent(event, timing)
             if agent is None:
                 with context.slot_released():  # waiting for IAM is not this function's work
-                    agent = services.identify(event, timing)
+                    agent = services.identify(event, timing, client=context.client_address)
             identity = agent.identity
         link = services.linker.complete(event.get("code"), event.get("state"), timing, identity=identity)
     except ANSWERABLE as failure:
         error = answer_for(failure)
         if relayed:
             return callback(timing.tag(error))
+        # Only a valid state says which panel started this: without one, anyone may have sent
+        # the browser here with words of their choosing, so the page tells no opener anything.
         return callback(None, callback_page(
             error.status, "Salesforce not connected", error.message,
             {"type": "link_failed", "error": error.code, "message": error.message},
-            services.linker.origin_of(event.get("state")) or services.flex_origin))
+            services.linker.origin_of(event.get("state"), services.flex_origin)))
     if relayed:
         return callback(None, timing.response({"linked": True, "sfdc_username": link.sfdc_username,
                                                "display_name": link.display_name}))

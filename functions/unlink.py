@@ -14,7 +14,7 @@ def handler(context, event, callback):
         agent = services.remembered_agent(event, timing)
         if agent is None:
             with context.slot_released():  # waiting for IAM is not this function's work
-                agent = services.identify(event, timing)
+                agent = services.identify(event, timing, client=context.client_address)
         with timing.span("sfdc-revoke", "Salesforce revoke + token store delete"):
             unlinked = services.keeper.unlink(agent.identity)
         services.lookup.forget(agent.identity)

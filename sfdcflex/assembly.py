@@ -73,12 +73,15 @@ class Services:
                 label[0] = None  # not a hop: `identify` times the real check
         return agent
 
-    def identify(self, event: dict, timing: ServerTiming, *, token_in_url: bool = False) -> FlexAgent:
+    def identify(self, event: dict, timing: ServerTiming, *, token_in_url: bool = False,
+                 client: str = "") -> FlexAgent:
         """The Flex agent behind the request's `Token`: Twilio IAM's answer (one call shared by
-        every request with the same token meanwhile), remembered for up to 5 minutes."""
+        every request with the same token meanwhile), remembered for up to 5 minutes. `client`
+        is the caller's address (context.client_address): one whose token passed lately may use
+        the IAM calls kept for known clients."""
         token = _token_of(event, token_in_url)
         with timing.span("flex", "Flex token check") as label:
-            agent, cached = self.flex.validate_with_source(token)
+            agent, cached = self.flex.validate_with_source(token, client)
             if cached:
                 label[0] = "Flex token check (cached, no IAM call)"
         return agent
@@ -129,10 +132,10 @@ def build_services(config: Config, public_url: str, transport: Sender | None = N
                     original_login=config.original_plugin_login)
     cache = LRUCache(per_owner=config.cache_size, max_entries=MAX_CACHE_ENTRIES)
     metrics.watch_cache(cache)
+    lookup = Lookup(salesforce, keeper, cache, ttl=config.cache_ttl, objects=config.lookup_objects)
     return Services(
-        flex=flex, salesforce=salesforce, keeper=keeper, linker=linker,
-        lookup=Lookup(salesforce, keeper, cache, ttl=config.cache_ttl, objects=config.lookup_objects),
-        flex_origin=flex_origin, call_log=CallLogger(salesforce, keeper))
+        flex=flex, salesforce=salesforce, keeper=keeper, linker=linker, lookup=lookup,
+        flex_origin=flex_origin, call_log=CallLogger(salesforce, keeper, lookup.user))
 
 
 def default_functions_folder() -> Path:

@@ -4,8 +4,10 @@ The Task is created with the agent's own token, so the agent owns it and Salesfo
 their permissions. It is the shape Salesforce's own telephony integrations write (Task object
 reference): TaskSubtype and Type `Call`, Status `Completed`, CallType, CallDurationInSeconds,
 CallDisposition and CallObject (the telephony system's call id: here the Twilio call SID).
-Logging the same call again finds that Task by a SOQL query on CallObject and updates it, so
-a retry or a second Save never makes a second Task; no state of our own is kept.
+Logging the same call again finds that Task by a SOQL query on CallObject and the agent's own
+Salesforce user (OwnerId) and updates it, so a retry or a second Save never makes a second Task;
+no state of our own is kept. A transferred call keeps its call SID, so each agent who takes it
+logs a Task of their own: one agent's Save never touches another's notes.
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ import threading
 import zlib
 from dataclasses import dataclass
 
+from typing import Callable
+
 from .cards import parse_record_id, same_record
-from .clients.salesforce import SalesforceClient, soql_quote
+from .clients.salesforce import RECORD_ID, SalesforceClient, soql_quote
 from .keeper import TokenKeeper
 from .phone import parse_phone
-from .runtime.errors import BadRequest, NotFound
+from .runtime.errors import BadGateway, BadRequest, NotFound
 from .runtime.timing import ServerTiming
 
 LEAD_PREFIX = "00Q"  # the key prefix (first three characters) of a Lead id
@@ -32,6 +36,8 @@ MAX_DURATION_SECONDS = 7 * 24 * 3600
 DIRECTIONS = {"inbound": "Inbound", "outbound": "Outbound", "outbound-api": "Outbound",
               "outbound-dial": "Outbound"}  # the last two are Twilio's Call.direction values
 LOCK_STRIPES = 64
+# A Salesforce User id: key prefix 005, 15 or 18 characters.
+_USER_ID = re.compile(r"005[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,8 @@ def _text(event: dict, name: str) -> str | None:
 def _duration(value: object) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    # ASCII digits only: "²".isdigit() is true, but int("²") fails.
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DURATION_SECONDS:
         raise BadRequest(f"duration must be whole seconds from 0 to {MAX_DURATION_SECONDS}",
@@ -105,17 +112,21 @@ def parse_call_entry(event: dict) -> CallEntry:
 class CallLogger:
     """Writes call logs as Tasks with the agent's token, through the keeper (refresh once, relink)."""
 
-    def __init__(self, salesforce: SalesforceClient, keeper: TokenKeeper) -> None:
+    def __init__(self, salesforce: SalesforceClient, keeper: TokenKeeper,
+                 user_of: Callable[[str, ServerTiming], dict]) -> None:
         self.salesforce = salesforce
         self.keeper = keeper
-        # Two Saves of one call at once must not both miss the query and both create: a lock
-        # per call, from a fixed set so the number of locks stays bounded.
+        self.user_of = user_of  # the agent's Salesforce user (userinfo, cached): Lookup.user
+        # Two Saves of one agent's call at once must not both miss the query and both create: a
+        # lock per agent and call, from a fixed set so the number of locks stays bounded.
         self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     def log(self, identity: str, entry: CallEntry, timing: ServerTiming) -> dict:
-        """Create the call's Task, or update the one already logged for it; {task_id, task_url, created}."""
-        with self._stripes[zlib.crc32(entry.call_object.encode()) % LOCK_STRIPES]:
-            existing = self._logged_task(identity, entry, timing)
+        """Create the agent's Task for the call, or update the one they logged for it before;
+        {task_id, task_url, created}."""
+        owner = self._owner(identity, timing)
+        with self._stripes[zlib.crc32(f"{owner} {entry.call_object}".encode()) % LOCK_STRIPES]:
+            existing = self._logged_task(identity, owner, entry, timing)
             if existing is None:
                 fields = {**self._who(identity, entry, timing), **_new_task_fields(entry)}
                 task_id = self.keeper.call(
@@ -132,12 +143,26 @@ class CallLogger:
         return {"task_id": task_id, "task_url": self.salesforce.record_url("Task", task_id),
                 "created": existing is None}
 
-    def _logged_task(self, identity: str, entry: CallEntry, timing: ServerTiming) -> dict | None:
+    def _owner(self, identity: str, timing: ServerTiming) -> str:
+        """The agent's Salesforce user id, which owns the Tasks they create (userinfo's user_id)."""
+        user_id = self.user_of(identity, timing).get("sfdc_user_id")
+        if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
+            raise BadGateway("Salesforce's userinfo named no user id", code="salesforce_error")
+        return user_id
+
+    def _logged_task(self, identity: str, owner: str, entry: CallEntry,
+                     timing: ServerTiming) -> dict | None:
+        # Only the agent's own Task: a transferred call has the same CallObject on a colleague's.
         soql = (f"SELECT Id, WhoId FROM Task WHERE CallObject = {soql_quote(entry.call_object)} "
-                "ORDER BY CreatedDate ASC LIMIT 1")
+                f"AND OwnerId = {soql_quote(owner)} ORDER BY CreatedDate ASC LIMIT 1")
         tasks = self.keeper.call(identity, lambda token: self.salesforce.query(token, soql),
                                  timing, "sfdc-query", "Salesforce SOQL: Task already logged?")
-        return tasks[0] if tasks and isinstance(tasks[0].get("Id"), str) else None
+        if not tasks:
+            return None
+        if not isinstance(tasks[0].get("Id"), str) or not RECORD_ID.fullmatch(tasks[0]["Id"]):
+            raise BadGateway("Salesforce answered a Task without a usable record id",
+                             code="salesforce_error")
+        return tasks[0]
 
     def _who(self, identity: str, entry: CallEntry, timing: ServerTiming) -> dict:
         """WhoId, and WhatId = the Contact's Account (a Task on a Lead may relate to nothing else)."""

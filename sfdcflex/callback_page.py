@@ -21,16 +21,18 @@ main {{ background: #fff; padding: 2rem 2.5rem; border-radius: 12px; max-width: 
        box-shadow: 0 2px 12px rgba(0,0,0,.08); border-top: 4px solid {colour}; }}
 h1 {{ font-size: 1.25rem; margin: 0 0 .5rem; }}
 </style></head>
-<body><main><h1>{title}</h1><p>{text}</p><p><small>You can close this window.</small></p></main>
-<script nonce="{nonce}">
+<body><main><h1>{title}</h1><p>{text}</p>{code}<p><small>You can close this window.</small></p></main>
+{script}</body></html>
+"""
+_SCRIPT = """<script nonce="{nonce}">
 (function () {{
   var message = {message};
-  if (window.opener && {target}) {{
+  if (window.opener) {{
     window.opener.postMessage(message, {target});
     setTimeout(function () {{ window.close(); }}, 1500);
   }}
 }})();
-</script></body></html>
+</script>
 """
 
 
@@ -44,15 +46,21 @@ def _script_json(value: object) -> str:
 
 
 def callback_page(status: int, title: str, text: str, message: dict, target_origin: str | None) -> Response:
-    """An HTML answer for the popup, with a strict Content-Security-Policy."""
+    """An HTML answer for the popup, with a strict Content-Security-Policy; it posts `message`
+    to its opener only at `target_origin`, and to nobody when that is None."""
     nonce = secrets.token_urlsafe(16)
+    script = "" if target_origin is None else _SCRIPT.format(
+        nonce=nonce, message=_script_json({"source": "sfdcflex", **message}),
+        target=_script_json(target_origin))
     body = _PAGE.format(title=title.translate(_HTML_ESCAPES), text=text.translate(_HTML_ESCAPES), nonce=nonce,
-                        colour="#2e844a" if status < 400 else "#ba0517",
-                        message=_script_json({"source": "sfdcflex", **message}),
-                        target=_script_json(target_origin))
+                        colour="#2e844a" if status < 400 else "#ba0517", script=script,
+                        code=f"<p><small>Error: {str(message['error']).translate(_HTML_ESCAPES)}</small></p>"
+                        if message.get("error") else "")
     return (Response(body, status)
             .append_header("Content-Type", "text/html; charset=utf-8")
             .append_header("Content-Security-Policy",
-                           f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'")
+                           f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+                           # No page may frame it: a framed page could be made to look like ours.
+                           "frame-ancestors 'none'")
             .append_header("Cache-Control", "no-store")
             .append_header("Referrer-Policy", "no-referrer"))

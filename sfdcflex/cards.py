@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .runtime.errors import BadRequest, NotFound
+from .runtime.errors import BadGateway, BadRequest, NotFound
 
 MAX_CANDIDATES = 10
 # A Contact (key prefix 003) or Lead (00Q) id: 15 case-sensitive characters, or 18 with the
@@ -33,15 +33,33 @@ def same_record(a: object, b: str) -> bool:
     return isinstance(a, str) and len(a) >= 15 and a[:15] == b[:15]
 
 
+def related(record: dict, name: str) -> dict:
+    """A record's nested object (`attributes`, a relationship like `Account`): {} when null;
+    anything else is an answer this server cannot use, 502 rather than a crash."""
+    value = record.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadGateway(f"Salesforce answered a record whose {name} is not an object",
+                         code="salesforce_error")
+    return value
+
+
+def record_type(record: dict) -> str | None:
+    """The record's sObject name (attributes.type), when Salesforce gave one."""
+    kind = related(record, "attributes").get("type")
+    return kind if isinstance(kind, str) else None
+
+
 def record_card(record: dict, instance_url: str) -> dict:
     """The card for a Contact or Lead as the REST API returned it (by its attributes.type)."""
-    kind = (record.get("attributes") or {}).get("type") or "Contact"
+    kind = record_type(record) or "Contact"
     url = f"{instance_url}/lightning/r/{kind}/{record.get('Id')}/view"
     if kind == "Lead":
         return {"cust_id": record.get("Id"), "cust_type": "Lead", "cust_name": record.get("Name"),
                 "cust_record_url": url, "cust_title": record.get("Title"),
                 "cust_company": record.get("Company")}
-    account = record.get("Account") or {}
+    account = related(record, "Account")
     return {
         "cust_id": record.get("Id"),
         "cust_type": "Contact",

@@ -22,6 +22,7 @@ from .clients.errors import UrlRefused
 from .clients.transport import is_loopback_host
 from .runtime.envfile import read_env_file
 from .runtime.errors import ConfigError
+from .private_files import check_settings_file, secure_settings_file
 from .store import store_file_problems
 
 DEFAULT_ENV_FILE = Path(".env")
@@ -293,9 +294,19 @@ def read_settings(env_file: Path | str | None = None, overrides: dict[str, str] 
     """
     if env_file is None:
         env_file = DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.exists() else None
-    values = settings_from(read_env_file(Path(env_file)) if env_file else {}, os.environ)
+    values = settings_from(_read_settings_file(Path(env_file)) if env_file else {}, os.environ)
     values.update(overrides or {})
     return load_config(values)
+
+
+def _read_settings_file(path: Path) -> dict[str, str]:
+    """The .env file's values, read only if it is a regular file no other user may change, and
+    made (or found) closed to other users when it holds a secret (private_files.py)."""
+    info = check_settings_file(path)
+    values = read_env_file(path)
+    if info is not None:
+        secure_settings_file(path, info, any(values.get(name) for name in SECRET_NAMES))
+    return values
 
 
 def check_settings(env_file: Path | str | None) -> Config:

@@ -7,6 +7,8 @@ whose every slot is busy still answers its supervisor (see runtime/app.py, Built
 from __future__ import annotations
 
 import logging
+import os
+import threading
 
 from . import __version__
 from .runtime.app import Request
@@ -24,6 +26,10 @@ class HealthCheck:
     def __init__(self, store: TokenStore, store_kind: str) -> None:
         self.store = store
         self.store_kind = store_kind
+        # The token file as last read (device, inode, size, mtime, ctime) and what reading it
+        # said: a probe costs one stat while the file stays the same, whatever its size.
+        self._last: tuple[tuple | None, str | None] = (None, None)
+        self._lock = threading.Lock()
 
     def __call__(self, request: Request) -> Reply:
         body = {"status": "ok", "version": __version__, "store": self.store_kind}
@@ -43,10 +49,31 @@ class HealthCheck:
         if not isinstance(self.store, JsonFileTokenStore):
             return None
         try:
+            info = os.stat(self.store.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return None   # no agent has linked yet
+        except OSError as error:
+            return self._unreadable(error)
+        seen = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        with self._lock:
+            if self._last[0] == seen:
+                return self._last[1]
+        reason = self._read_problem()
+        with self._lock:
+            self._last = (seen, reason)
+        return reason
+
+    @staticmethod
+    def _unreadable(error: OSError) -> str:
+        log.warning("healthz: the token store cannot be read: %s", error.strerror)
+        return f"the token store file cannot be read ({error.strerror})"
+
+    def _read_problem(self) -> str | None:
+        """Parse the whole token file, as a request would read it: why it cannot serve, or None."""
+        try:
             self.store.check_readable()
         except OSError as error:
-            log.warning("healthz: the token store cannot be read: %s", error.strerror)
-            return f"the token store file cannot be read ({error.strerror})"
+            return self._unreadable(error)
         except ConfigError as error:
             # A folder, a link or another user's file where the token file should be: the
             # path goes to the log only, as for every answer a client can see.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .clients.errors import SalesforceError
 from .clients.salesforce import SalesforceClient
 from .config import same_org
-from .errors import answer_for
+from .errors import ANSWERABLE, answer_for
 from .keeper import TokenKeeper
 from .oauth_state import LinkState, StateSigner, code_challenge
 from .runtime.app import loggable
@@ -93,12 +93,15 @@ class Linker:
         """
         return self.salesforce.authorize_url(self.relay_redirect_uri)
 
-    def origin_of(self, state: object) -> str | None:
-        """The panel origin a valid state carries, to address the popup's message; None otherwise."""
+    def origin_of(self, state: object, default: str) -> str | None:
+        """Where the popup may report: the allowed panel origin a valid state carries, `default`
+        (FLEX_INSTANCE_URL's) when it carries none. None when the state is not valid or names an
+        origin not allowed: then no panel of ours started this sign-in, and none is told."""
         try:
-            return self._allowed(self.signer.verify(state).origin)
+            origin = self.signer.verify(state).origin
         except HTTPError:
             return None
+        return default if origin is None else self._allowed(origin)
 
     def _allowed(self, origin: object) -> str | None:
         """The origin without a trailing slash when it is an allowed one, else None."""
@@ -111,22 +114,27 @@ class Linker:
         """Finish a link from the redirect (state names the agent) or a relayed code (Flex token does)."""
         if not isinstance(code, str) or not code or len(code) > MAX_CODE_CHARS:
             raise BadRequest("The authorization code is missing or malformed", code="invalid_code")
-        if state is None and identity is not None:
+        if state is None and identity is not None and self.original_login:
             # The original plugin relays a code it got on FLEX_INSTANCE_URL/salesforce-oauth,
-            # from an authorize URL it built itself: no state and no PKCE to check.
+            # from an authorize URL it built itself: no state and no PKCE to check. Only with
+            # ORIGINAL_PLUGIN_LOGIN: otherwise a code without a state is refused as one.
             verifier, redirect_uri, origin = None, self.relay_redirect_uri, None
         else:
             link_state = self._verified(state, identity)
             identity, origin = link_state.identity, link_state.origin
             verifier, redirect_uri = self.signer.code_verifier(link_state), self.callback_url
-        self.keeper.store.check_identity(identity)
-        with timing.span("sfdc-token", "Salesforce code exchange"):
-            answer = self.salesforce.exchange_code(code, redirect_uri, verifier)
-        with timing.span("sfdc-userinfo", "Salesforce userinfo"):
-            user = self.salesforce.userinfo(answer["access_token"])
-        self._check_user(identity, user, answer)
-        self.keeper.link(identity, answer["access_token"], answer["refresh_token"],
-                         sfdc_user=str(user["preferred_username"]))   # its audit line records the link
+        try:
+            self.keeper.store.check_identity(identity)
+            with timing.span("sfdc-token", "Salesforce code exchange"):
+                answer = self.salesforce.exchange_code(code, redirect_uri, verifier)
+            with timing.span("sfdc-userinfo", "Salesforce userinfo"):
+                user = self.salesforce.userinfo(answer["access_token"])
+            self._check_user(identity, user, answer)
+            self.keeper.link(identity, answer["access_token"], answer["refresh_token"],
+                             sfdc_user=str(user["preferred_username"]))   # its audit line records the link
+        except ANSWERABLE as failure:
+            _log_refusal(identity, failure)
+            raise
         return LinkResult(identity, str(user["preferred_username"]),
                           str(user.get("name") or user["preferred_username"]), origin)
 
@@ -137,15 +145,21 @@ class Linker:
         every instance), so a state seen again (a replayed redirect) is refused.
         """
         link_state = self.signer.verify(state)
-        if identity is not None and not same_identity(identity, link_state.identity):
-            raise Forbidden("This link was started by another Flex user", code="state_mismatch")
-        if link_state.origin is not None and self._allowed(link_state.origin) is None:
-            # Signed with our secret but naming an origin we do not allow (the settings changed
-            # since /auth, or another instance's): the popup must not report to it.
-            raise Forbidden("This sign-in was started from a page that is not allowed",
-                            code="origin_not_allowed")
-        if not self.keeper.store.claim_state(link_state.nonce, link_state.expires_at):
-            raise Forbidden("This sign-in link was used already; start linking again", code="state_used")
+        try:
+            if identity is not None and not same_identity(identity, link_state.identity):
+                raise Forbidden("This link was started by another Flex user", code="state_mismatch")
+            if link_state.origin is not None and self._allowed(link_state.origin) is None:
+                # Signed with our secret but naming an origin we do not allow (the settings changed
+                # since /auth, or another instance's): the popup must not report to it.
+                raise Forbidden("This sign-in was started from a page that is not allowed",
+                                code="origin_not_allowed")
+            if not self.keeper.store.claim_state(link_state.identity, link_state.nonce,
+                                                 link_state.expires_at):
+                raise Forbidden("This sign-in link was used already; start linking again",
+                                code="state_used")
+        except HTTPError as refusal:
+            _log_refusal(link_state.identity, refusal)
+            raise
         return link_state
 
     def _check_user(self, identity: str, user: dict, answer: dict) -> None:
@@ -163,7 +177,6 @@ class Linker:
                                 "ask your Salesforce administrator to create it)", code="identity_mismatch")
         if refusal is not None:
             self._revoke_quietly(answer["refresh_token"])
-            log.warning("link refused for Flex user %s: %s", loggable(identity), refusal.code)
             raise refusal
 
     def _revoke_quietly(self, token: str) -> None:
@@ -171,3 +184,9 @@ class Linker:
             self.salesforce.revoke(token)
         except SalesforceError as error:
             log.warning("could not revoke refused tokens: %s", answer_for(error).code)
+
+
+def _log_refusal(identity: str, failure: BaseException) -> None:
+    """Name the agent whose sign-in was refused: the request log line names only the path, so
+    without this a flood of refused callbacks could not be traced to the Flex login sending it."""
+    log.warning("link refused for Flex user %s: %s", loggable(identity), answer_for(failure).code)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Union
 
 from .cache import MISSING, LRUCache
-from .cards import MAX_CANDIDATES, NoMatch, choose, record_card
+from .cards import MAX_CANDIDATES, NoMatch, choose, record_card, record_type
 from .config import LOOKUP_OBJECTS
 from .email_address import EmailAddress
 from .keeper import TokenKeeper
@@ -101,7 +101,7 @@ class Lookup:
             found = [r for r in records if _confirmed(r, caller)]
         # SOSL answers each RETURNING object in turn, newest first: Contacts before Leads.
         rank = {name: index for index, name in enumerate(self.objects)}
-        found.sort(key=lambda r: rank.get((r.get("attributes") or {}).get("type"), 0))
+        found.sort(key=lambda r: rank.get(record_type(r), 0))
         return [record_card(r, self.salesforce.instance_url) for r in found[:MAX_CANDIDATES]], len(found)
 
     def user(self, identity: str, timing: ServerTiming) -> dict:

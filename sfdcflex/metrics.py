@@ -188,10 +188,10 @@ class CountedFlexChecks:
                 memory.value += 1
         return agent
 
-    def validate_with_source(self, token: object) -> tuple[FlexAgent, bool]:
-        agent, cached = self.validator.validate_with_source(token)
+    def validate_with_source(self, token: object, client: str = "") -> tuple[FlexAgent, bool]:
+        agent, cached = self.validator.validate_with_source(token, client)
         (self._memory if cached else self._asked).inc()
         return agent, cached
 
-    def validate(self, token: object) -> FlexAgent:
-        return self.validate_with_source(token)[0]
+    def validate(self, token: object, client: str = "") -> FlexAgent:
+        return self.validate_with_source(token, client)[0]

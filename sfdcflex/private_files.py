@@ -9,11 +9,14 @@ with one line; and every open passes O_NOFOLLOW, so a link planted later is refu
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from pathlib import Path
 
 from .runtime.errors import ConfigError
+
+log = logging.getLogger("sfdcflex")
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
@@ -42,12 +45,17 @@ def secure_file(path: Path) -> None:
 
 
 def open_private(path: Path, flags: int) -> int:
-    """os.open without following a symbolic link, refusing a file of another user, made 0600."""
+    """os.open without following a symbolic link, refusing a file of another user or anything
+    but a regular file, made 0600."""
     try:
-        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        # O_NONBLOCK: opening a FIFO planted at the path would otherwise wait for a writer for
+        # ever (open(2)); so it opens at once, and fstat below refuses it. Regular files ignore it.
+        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, FILE_MODE)
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise ConfigError(f"config: {path} is a symbolic link; refusing to follow it") from None
+        if error.errno == errno.ENXIO:   # a FIFO opened for writing with no reader
+            raise ConfigError(f"config: {path} is not a regular file") from None
         raise
     try:
         info = os.fstat(descriptor)
@@ -72,3 +80,36 @@ def _check_owner(path: Path, info: os.stat_result) -> None:
     if info.st_uid != os.geteuid():
         raise ConfigError(f"config: {path} belongs to user id {info.st_uid}, not to this process's "
                           f"user ({os.geteuid()}); give it to this user (chown) or move it away")
+
+
+def check_settings_file(path: Path) -> os.stat_result | None:
+    """Before the settings file is read: a regular file (a FIFO would hang the read), owned by
+    this user or root; None when it is absent (the reader says so). ConfigError in one line."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"config: env file {path} is not a regular file")
+    if info.st_uid not in (os.geteuid(), 0):
+        raise ConfigError(f"config: env file {path} belongs to user id {info.st_uid}, neither this "
+                          f"process's user ({os.geteuid()}) nor root; give it to one of them (chown)")
+    return info
+
+
+def secure_settings_file(path: Path, info: os.stat_result, holds_secrets: bool) -> None:
+    """The settings name the upstream URLs and hold the auth token and client secret: no other
+    user may write them, and, when they hold a secret, read them (group read stays, as for a
+    root-owned file of the service's group, mode 0640). Ours is made so; root's is refused."""
+    loose = stat.S_IMODE(info.st_mode) & (0o022 | (0o007 if holds_secrets else 0))
+    if not loose:
+        return
+    if info.st_uid == os.geteuid():
+        mode = stat.S_IMODE(info.st_mode) & ~loose
+        os.chmod(path, mode)
+        log.warning("env file %s was mode %04o, open to other users; made it %04o",
+                    path, stat.S_IMODE(info.st_mode), mode)
+        return
+    wrong = "writable by other users" if loose & 0o022 else "readable by every user and holds secrets"
+    raise ConfigError(f"config: env file {path} is {wrong} (mode {stat.S_IMODE(info.st_mode):04o}); "
+                      f"chmod {'go-w' if loose & 0o022 else 'o-rwx'} it")

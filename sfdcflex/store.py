@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Callable, ContextManager, Iterator, Protocol
 
 from .private_files import open_private, read_private, secure_file, secure_folder
-from .runtime.errors import HTTPError, InternalError, TooManyRequests
+from .runtime.errors import ConfigError, HTTPError, InternalError
+from .used_states import UsedStates
 
 log = logging.getLogger("sfdcflex")
 FILE_VERSION = 1
@@ -32,8 +33,6 @@ STAMP_BYTES = 16
 # How often (seconds) the mapped stamp is checked to still be the lock file at its path: only an
 # operator replacing that file changes it, and until then every write by anyone is seen at once.
 STAMP_FILE_CHECK = 1.0
-# Sign-ins whose state has not expired yet (10 minutes): far above any real contact centre.
-MAX_USED_STATES = 10_000
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,8 @@ class TokenStore(Protocol):
     def check_identity(self, identity: str) -> None:
         """Raise IdentityNotStorable (403) when the store cannot hold this identity's link."""
 
-    def claim_state(self, nonce: str, expires_at: float) -> bool:
-        """True the first time an OAuth state's nonce is claimed, False on every later try."""
+    def claim_state(self, identity: str, nonce: str, expires_at: float) -> bool:
+        """True the first time the agent's OAuth state nonce is claimed, False on every later try."""
 
     def is_current(self, identity: str, revision: str | None) -> bool:
         """True when the store can tell cheaply that the agent's link is still at `revision`;
@@ -115,6 +114,7 @@ class JsonFileTokenStore:
         self._stamp_file: tuple[mmap.mmap, int, int] | None = None   # (map, st_dev, st_ino)
         self._stamp_checked = clock()
         self._check_stamp_file()
+        self._used_states = UsedStates(self.path.with_name(self.path.name + ".used-states"))
         if self._refresh_locks.exists():
             secure_folder(self._refresh_locks)
 
@@ -126,27 +126,13 @@ class JsonFileTokenStore:
     def check_identity(identity: str) -> None:
         """Every identity can be a key of the JSON file."""
 
-    def claim_state(self, nonce: str, expires_at: float) -> bool:
-        """True the first time a state's nonce is claimed; False once it was.
+    def claim_state(self, identity: str, nonce: str, expires_at: float) -> bool:
+        """True the first time this agent's state nonce is claimed; False once it was.
 
-        Used nonces are kept in the file until their state expires anyway, so every process
-        sharing the file (gunicorn workers, say) refuses a second use, restarts too; expired
-        ones are dropped at each claim, which bounds them by the sign-ins of one state lifetime.
+        Kept beside the token file, not in it (used_states.py says why), until the state
+        expires, so every process sharing the store refuses a second use, restarts too.
         """
-        with self._thread_lock, self._locked(fcntl.LOCK_EX) as lock:
-            document = self._read()
-            now = time.time()
-            used = {n: until for n, until in document.get("used_states", {}).items() if until > now}
-            if nonce in used:
-                return False
-            if len(used) >= MAX_USED_STATES:
-                raise TooManyRequests("Too many Salesforce sign-ins at once; try again in a few minutes",
-                                      headers={"Retry-After": "60"})
-            used[nonce] = expires_at
-            document["used_states"] = used
-            self._write(document)
-            self._restamp(lock)
-        return True
+        return self._used_states.claim(identity, nonce, expires_at)
 
     def get(self, identity: str) -> StoredTokens | None:
         """The agent's tokens, or None when they never linked (or unlinked)."""
@@ -321,9 +307,8 @@ class JsonFileTokenStore:
             if not isinstance(entry, dict) or not all(
                     isinstance(entry.get(key), str) for key in ("access_token", "refresh_token", "revision")):
                 raise self._damaged("has an agent entry without access_token, refresh_token and revision")
-        used = document.get("used_states", {})
-        if not isinstance(used, dict) or not all(isinstance(t, (int, float)) for t in used.values()):
-            raise self._damaged("has used_states that are not {nonce: expiry}")
+        # Used states lived here before they got a file of their own: dropped at the next write.
+        document.pop("used_states", None)
         return document
 
     def check_readable(self) -> None:
@@ -386,4 +371,6 @@ def store_file_problems(path: Path, *, with_file: bool = True) -> list[str]:
             return [f"config: TOKEN_STORE_PATH: {path} cannot be read ({error.strerror})"]
         except StoreDamaged as error:
             return [f"config: TOKEN_STORE_PATH: {error.message}"]
+        except ConfigError as error:   # not a regular file, a link, another user's
+            return list(error.problems)
     return []

@@ -26,6 +26,9 @@ from .store import RefreshBusy, RevisionConflict, StoreDamaged, StoredTokens
 # shaped like a SID would name someone else's document. Refused in either letter case.
 MAX_UNIQUE_NAME = 256
 _SID_SHAPED = re.compile(r"[A-Za-z]{2}[0-9A-Fa-f]{32}")
+# "." and ".." in the path Documents/{name} are dot-segments (RFC 3986 section 5.2.4): a server or
+# proxy removes them, so the request would name the Documents list or the Service itself.
+_DOT_SEGMENTS = (".", "..")
 # Leases and used states live in Maps, never in documents: no identity can name them.
 LEASE_MAP = "sfdcflex-refresh-leases"
 USED_STATES_MAP = "sfdcflex-used-states"
@@ -61,10 +64,11 @@ class SyncTokenStore:
     @staticmethod
     def check_identity(identity: str) -> None:
         """Refuse (403) an identity Sync cannot hold as a unique name, before any Sync call."""
-        if not 1 <= len(identity) <= MAX_UNIQUE_NAME or _SID_SHAPED.fullmatch(identity):
+        if not 1 <= len(identity) <= MAX_UNIQUE_NAME or _SID_SHAPED.fullmatch(identity) \
+                or identity in _DOT_SEGMENTS:
             raise IdentityNotStorable(
                 "This Flex identity cannot name a Twilio Sync document (1-256 characters, not "
-                "shaped like a Sync SID), so Salesforce cannot be linked to it")
+                "shaped like a Sync SID, not . or ..), so Salesforce cannot be linked to it")
 
     def get(self, identity: str) -> StoredTokens | None:
         """The agent's tokens from their document, or None when there is none."""
@@ -127,9 +131,10 @@ class SyncTokenStore:
             with suppress(SyncError):   # the lease's ItemTtl ends it anyway
                 self._client.delete_map_item(LEASE_MAP, lease)
 
-    def claim_state(self, nonce: str, expires_at: float) -> bool:
+    def claim_state(self, identity: str, nonce: str, expires_at: float) -> bool:
         """True the first time a state's nonce is claimed; remembered in Sync until it expires,
-        so a state used on one instance is refused on every other."""
+        so a state used on one instance is refused on every other. A Map item each, with no
+        shared cap that one agent's claims could fill (the JSON store's, used_states.py)."""
         ttl = max(1, math.ceil(expires_at - time.time()))
         try:
             self._client.create_map_item(USED_STATES_MAP, nonce, {}, ttl)

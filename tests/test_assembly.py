@@ -87,13 +87,14 @@ class _RememberingFlex:
     """A Flex validator whose memory knows one token; any other would need an IAM call."""
 
     def __init__(self, agent: FlexAgent) -> None:
-        self.agent, self.asked = agent, []
+        self.agent, self.asked, self.clients = agent, [], []
 
     def remembered(self, token):
         return self.agent if token == "known" else None
 
-    def validate_with_source(self, token):
+    def validate_with_source(self, token, client=""):
         self.asked.append(token)
+        self.clients.append(client)
         return self.agent, False
 
 
@@ -117,6 +118,8 @@ def test_a_token_memory_does_not_know_is_left_to_identify_and_is_no_hop(built):
 
 class _Context:
     """What a handler uses of the runtime's context, noting when the slot is given back."""
+
+    client_address = "192.0.2.7"
 
     def __init__(self, services: Services) -> None:
         self.services, self.events = services, []
@@ -142,3 +145,4 @@ def test_each_function_leaves_its_slot_only_for_a_real_iam_call(built, name):
                  "request": {"headers": {}, "query": {}, "cookies": {}}}
         handler(context, event, lambda *answer: None)
         assert context.events == expected, (name, token)
+    assert flex.clients == [_Context.client_address], name   # the IAM check knows who asks

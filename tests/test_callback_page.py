@@ -16,10 +16,15 @@ def test_text_is_escaped_and_the_message_cannot_close_its_script():
     assert reply.status == 403
 
 
-def test_the_page_only_runs_its_own_nonced_script():
-    reply = callback_page(200, "ok", "ok", {"type": "linked"}, None).to_reply()
+def test_the_page_only_runs_its_own_nonced_script_and_may_not_be_framed():
+    reply = callback_page(200, "ok", "ok", {"type": "linked"}, "https://flex.example.com").to_reply()
     policy = reply.header("Content-Security-Policy")
     nonce = policy.split("'nonce-", 1)[1].split("'", 1)[0]
     assert f'<script nonce="{nonce}">' in reply.body.decode()
-    assert "default-src 'none'" in policy
-    assert "if (window.opener && null)" in reply.body.decode()  # no origin: no message is posted
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+
+
+def test_with_no_origin_to_tell_the_page_has_no_script_and_shows_the_error_code():
+    reply = callback_page(403, "no", "<words>", {"type": "link_failed", "error": "invalid_state"}, None).to_reply()
+    assert "<script" not in reply.body.decode()
+    assert "<p><small>Error: invalid_state</small></p>" in reply.body.decode()

@@ -1,6 +1,10 @@
 """Configuration: required names, defaults, URL rules, org ids, and errors that never leak secrets."""
 from __future__ import annotations
 
+import os
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,8 @@ from sfdcflex.clients.salesforce import SalesforceClient
 from sfdcflex.config import (DEFAULT_ENV_FILE, check_settings, client_refusals_as_config_errors, load_config,
                              read_settings, same_org, settings_from)
 from sfdcflex.runtime.errors import ConfigError
+from tests.support.bounded import returns_within
+from tests.support.users import NOBODY, as_nobody
 
 GOOD = {
     "ACCOUNT_SID": "AC" + "0123456789abcdef" * 2,
@@ -284,6 +290,66 @@ def test_a_url_a_client_refuses_stops_start_up_with_the_client_s_line():
     assert caught.value.problems == (
         "SFDC_INSTANCE_URL must use https:// (http:// is allowed only for localhost / 127.0.0.1 / ::1)",)
     assert not isinstance(caught.value, UrlRefused)
+
+
+# --- the settings file on disk: it names the upstreams and holds the secrets ------------------
+
+def _problems(env: Path) -> list[str]:
+    try:
+        read_settings(env)
+    except ConfigError as error:
+        return list(error.problems)
+    return []
+
+
+def test_our_settings_file_is_closed_to_other_users_when_it_holds_a_secret(tmp_path, clean_environment,
+                                                                          caplog):
+    """Ours: made unwritable by others, and unreadable by others when it holds a secret (the
+    group may still read it), saying so in the log; a file without secrets stays readable."""
+    env = _env_file(tmp_path / "my.env", GOOD)
+    env.chmod(0o666)
+    assert read_settings(env).auth_token == GOOD["AUTH_TOKEN"]
+    assert stat.S_IMODE(env.stat().st_mode) == 0o640
+    assert f"env file {env} was mode 0666, open to other users; made it 0640" in caplog.text
+    plain = tmp_path / "plain.env"
+    plain.write_text("LOG_LEVEL=debug\n")
+    plain.chmod(0o666)
+    _problems(plain)
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o644
+
+
+def test_a_settings_file_of_another_user_is_refused_in_one_line(tmp_path, clean_environment):
+    env = _env_file(tmp_path / "my.env", GOOD)
+    os.chown(env, NOBODY, NOBODY)
+    assert _problems(env) == [f"config: env file {env} belongs to user id {NOBODY}, neither this "
+                              f"process's user ({os.geteuid()}) nor root; give it to one of them (chown)"]
+
+
+def test_a_root_settings_file_others_may_write_or_read_is_refused_for_the_service_user(clean_environment):
+    """The service user cannot fix root's file: it is refused, saying what is wrong and the chmod."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a file of root's")
+    top = Path(tempfile.mkdtemp(prefix="sfdcflex-settings-"))
+    try:
+        top.chmod(0o755)
+        env = _env_file(top / "sfdcflex.env", GOOD)
+        env.chmod(0o646)
+        assert as_nobody(lambda: _problems(env)) == [
+            f"config: env file {env} is writable by other users (mode 0646); chmod go-w it"]
+        env.chmod(0o644)
+        assert as_nobody(lambda: _problems(env)) == [
+            f"config: env file {env} is readable by every user and holds secrets (mode 0644); chmod o-rwx it"]
+        _env_file(env, {"LOG_LEVEL": "debug"})
+        assert as_nobody(lambda: _problems(env))[0].startswith("config: ACCOUNT_SID is required")
+        assert stat.S_IMODE(env.stat().st_mode) == 0o644
+    finally:
+        shutil.rmtree(top)
+
+
+def test_a_fifo_as_the_settings_file_is_refused_not_waited_on(tmp_path, clean_environment):
+    env = tmp_path / "fifo.env"
+    os.mkfifo(env, 0o600)
+    assert returns_within(5, lambda: _problems(env)) == [f"config: env file {env} is not a regular file"]
 
 
 def test_metrics_access_settings_default_to_loopback_and_are_checked():

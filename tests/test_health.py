@@ -6,7 +6,7 @@ import threading
 from tests.support.http import call
 from sfdcflex import __version__
 from sfdcflex.health import HealthCheck
-from sfdcflex.runtime.app import Limits
+from sfdcflex.runtime.app import Limits, Request
 from sfdcflex.store import JsonFileTokenStore
 
 
@@ -86,3 +86,31 @@ def test_healthz_is_get_only_and_logged_at_debug(serve, tmp_path, caplog):
     lines = [record.getMessage() for record in caplog.records]
     assert any("404 POST /healthz" in line for line in lines)
     assert not any("200 GET /healthz" in line for line in lines)
+
+
+class _CountingStore(JsonFileTokenStore):
+    """The JSON store, counting how often its whole file is parsed for a health check."""
+
+    parsed = 0
+
+    def check_readable(self) -> None:
+        self.parsed += 1
+        super().check_readable()
+
+
+def test_a_probe_parses_the_token_file_only_after_it_changed(tmp_path):
+    """A probe costs one stat while the token file stays the same: a file of thousands of agents
+    is parsed once per change, not once per probe (load balancers probe every few seconds)."""
+    store = _CountingStore(tmp_path / "tokens.json")
+    health = HealthCheck(store, "json")
+
+    def probe() -> int:
+        return health(Request("GET", "/healthz", [])).status
+
+    assert probe() == 200 and store.parsed == 0          # no agent linked yet: no file
+    store.put("alice@example.com", "access-1", "refresh-1")
+    assert [probe() for _ in range(5)] == [200] * 5 and store.parsed == 1
+    store.put("bob@example.com", "access-2", "refresh-2")
+    assert probe() == 200 and store.parsed == 2
+    store.path.write_text("{damaged")
+    assert [probe() for _ in range(3)] == [503] * 3 and store.parsed == 3

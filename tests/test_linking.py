@@ -29,7 +29,7 @@ def test_allowed_origins_given_with_a_trailing_slash_are_allowed_without_it():
     signer = StateSigner(b"k" * 32)
     linker = Linker(None, None, signer, org_id="00D", callback_url="https://x.example/cb",
                     relay_redirect_uri="https://x.example/r", allowed_origins=("https://panel.example/",))
-    assert linker.origin_of(signer.sign(ALICE, "https://panel.example")) == "https://panel.example"
+    assert linker.origin_of(signer.sign(ALICE, "https://panel.example"), "https://flex.example") == "https://panel.example"
 
 
 def test_a_linker_built_without_the_setting_refuses_the_original_plugin_s_login():
@@ -45,4 +45,4 @@ def test_an_allowed_origin_ending_in_a_capital_x_is_kept_whole():
     origin = "https://SHOP.EXAMPLE.BOX"
     linker = Linker(None, None, signer, org_id="00D", callback_url="https://x.example/cb",
                     relay_redirect_uri="https://x.example/r", allowed_origins=(origin + "/",))
-    assert linker.origin_of(signer.sign(ALICE, origin + "/")) == origin
+    assert linker.origin_of(signer.sign(ALICE, origin + "/"), "https://flex.example") == origin

@@ -55,6 +55,7 @@ RUN_BY = {
     "PUBLIC_URL=https://crm.example.com /opt/sfdcflex/venv/bin/waitress-serve --listen=127.0.0.1:3000"
     " --threads=8 --call sfdcflex.wsgi:create_app": "test_wsgi_servers_started_with_readme_commands_serve_and_log",
     "server {": "test_the_nginx_snippet_passes_what_sfdcflex_relies_on",
+    "map $uri $sfdcflex_open {": "test_the_nginx_snippet_passes_what_sfdcflex_relies_on",
     'python3 -c "import secrets; print(secrets.token_urlsafe(48))"':
         "test_the_state_secret_command_makes_a_secret_long_enough",
     'python -m pytest -m "not slow"': "test_the_everyday_command_leaves_out_exactly_the_slow_tests",

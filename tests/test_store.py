@@ -1,6 +1,7 @@
-"""The JSON token store: locking, atomic replace, damage and its words, used OAuth states, group
-commit, failed writes. (Its link stamp: test_store_stamp.py; the start-up check of its folder:
-test_store_folder_check.py; the Sync store: test_sync_store.py.)"""
+"""The JSON token store: locking, atomic replace, damage and its words, group commit, failed
+writes. (Its link stamp: test_store_stamp.py; the start-up check of its folder:
+test_store_folder_check.py; its used OAuth states: test_used_states.py; the Sync store:
+test_sync_store.py.)"""
 from __future__ import annotations
 
 import json
@@ -15,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sfdcflex.runtime.errors import TooManyRequests
-from sfdcflex.store import MAX_USED_STATES, JsonFileTokenStore, RevisionConflict, StoreDamaged, StoredTokens
+from sfdcflex.store import JsonFileTokenStore, RevisionConflict, StoreDamaged, StoredTokens
 from tests.support.store_writers import start_writer, writing_now
 
 # --- JSON file ---------------------------------------------------------------------------------
@@ -132,17 +132,6 @@ def test_writer_killed_mid_writes_leaves_a_file_that_parses(tmp_path):
     assert len(agents) >= 2001
     assert JsonFileTokenStore(path).get("k-0@example.com").access_token == "access-k-0"
 
-def test_used_states_are_shared_through_the_file_until_they_expire(tmp_path):
-    path = tmp_path / "tokens.json"
-    mine, theirs = JsonFileTokenStore(path), JsonFileTokenStore(path)
-    later = time.time() + 600
-    assert mine.claim_state("nonce-1", later) is True
-    assert theirs.claim_state("nonce-1", later) is False and mine.claim_state("nonce-1", later) is False
-    assert mine.claim_state("spent", time.time() - 1) is True      # its state has expired already
-    assert theirs.claim_state("nonce-2", later) is True
-    assert set(json.loads(path.read_text())["used_states"]) == {"nonce-1", "nonce-2"}
-
-
 ANN, BOB = "ann@example.com", "bob@example.com"
 CHANGED = "The agent's Salesforce tokens changed meanwhile; read them again"
 DAMAGED = "The token store is damaged; an operator must repair it"
@@ -177,7 +166,6 @@ def test_a_damaged_file_tells_the_client_little_and_the_operator_what_to_do(tmp_
 
 SHAPE = 'does not hold {"version": 1, "agents": {...}}'
 ENTRY = "has an agent entry without access_token, refresh_token and revision"
-USED = "has used_states that are not {nonce: expiry}"
 GOOD_ENTRY = {"access_token": "a", "refresh_token": "r", "revision": "1"}
 
 
@@ -187,8 +175,6 @@ GOOD_ENTRY = {"access_token": "a", "refresh_token": "r", "revision": "1"}
     ({"version": 1, "agents": []}, SHAPE),
     ({"version": 1, "agents": {ANN: {**GOOD_ENTRY, "revision": 1}}}, ENTRY),
     ({"version": 1, "agents": {ANN: {**GOOD_ENTRY, "refresh_token": None}}}, ENTRY),
-    ({"version": 1, "agents": {}, "used_states": [600.0]}, USED),
-    ({"version": 1, "agents": {}, "used_states": {"nonce": "600"}}, USED),
 ])
 def test_each_kind_of_damage_is_named_in_the_log(tmp_path, caplog, document, reason):
     """Each kind of damage is refused and named in the operator's log."""
@@ -218,27 +204,6 @@ def test_each_entry_records_when_it_was_written_in_utc(tmp_path):
     JsonFileTokenStore(path).put(ANN, "access-1", "refresh-1")
     written = datetime.fromisoformat(json.loads(path.read_text())["agents"][ANN]["updated_at"])
     assert written.utcoffset() == timedelta(0)
-
-
-# --- used OAuth states -----------------------------------------------------------------------
-
-def test_at_most_ten_thousand_sign_ins_are_under_way_at_once(tmp_path):
-    """The 10,000th sign-in is let in, the next is a 429 with its words and Retry-After."""
-    path = tmp_path / "tokens.json"
-    later = time.time() + 600
-    used = {f"nonce-{n}": later for n in range(MAX_USED_STATES - 1)}
-    path.write_text(json.dumps({"version": 1, "agents": {}, "used_states": used}))
-    store = JsonFileTokenStore(path)
-    assert store.claim_state("one-more", later) is True          # the 10,000th
-    with pytest.raises(TooManyRequests) as raised:
-        store.claim_state("too-many", later)
-    # Header names are case-insensitive in HTTP: only the name's letters and the value count.
-    assert raised.value.status == 429
-    assert {name.lower(): value for name, value in raised.value.headers.items()} == {"retry-after": "60"}
-    assert raised.value.body() == {
-        "error": "too_many_requests",
-        "message": "Too many Salesforce sign-ins at once; try again in a few minutes"}
-    assert len(json.loads(path.read_text())["used_states"]) == MAX_USED_STATES
 
 
 # --- group commit ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from sfdcflex.store import store_file_problems
+from tests.support.bounded import returns_within
 from tests.support.users import as_nobody
 
 DAMAGED = "The token store is damaged; an operator must repair it"
@@ -77,3 +78,11 @@ def test_a_folder_the_user_may_not_write_is_a_problem_for_that_user():
             if made.exists():
                 made.chmod(0o700)
         shutil.rmtree(top)
+
+
+def test_a_fifo_planted_as_the_token_file_is_refused_in_one_line_not_waited_on(tmp_path):
+    """Opening a FIFO waits for a writer for ever: --check and start-up must refuse it at once."""
+    (tmp_path / "store").mkdir()
+    path = tmp_path / "store" / "tokens.json"
+    os.mkfifo(path, 0o600)
+    assert returns_within(5, lambda: store_file_problems(path)) == [f"config: {path} is not a regular file"]

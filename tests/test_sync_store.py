@@ -58,14 +58,14 @@ def _items_made(sync, map_name: str) -> list[dict[str, str]]:
 
 # --- identities Sync can hold --------------------------------------------------------------
 
-def test_sync_takes_identities_of_1_to_256_characters_not_shaped_like_a_sid(sync, client):
+def test_sync_takes_identities_of_1_to_256_characters_not_shaped_like_a_sid_nor_dot_segments(sync, client):
     """Both length bounds hold, a SID-shaped name is refused, and the refusal says why in these words."""
     store = SyncTokenStore(client)
-    taken = ["a", "b" * 256, "ET" + "ab" * 16 + "c", "E" + "ab" * 16, "ET" + "ab" * 15 + "ag"]
+    taken = ["a", "b" * 256, "ET" + "ab" * 16 + "c", "E" + "ab" * 16, "ET" + "ab" * 15 + "ag", "...", ".a"]
     for identity in taken:
         saved = store.put(identity, "access-1", "refresh-1")
         assert store.get(identity) == saved and store.delete(identity) is True
-    refused = ["", "c" * 257, "ET" + "ab" * 16, "et" + "AB" * 16, "Zz" + "09" * 16]
+    refused = ["", "c" * 257, "ET" + "ab" * 16, "et" + "AB" * 16, "Zz" + "09" * 16, ".", ".."]
     calls = sum(sync.calls.values())
     for identity in refused:
         for attempt in (lambda: store.get(identity), lambda: store.put(identity, "a", "r"),
@@ -75,7 +75,7 @@ def test_sync_takes_identities_of_1_to_256_characters_not_shaped_like_a_sid(sync
             assert raised.value.status == 403 and raised.value.body() == {
                 "error": "identity_not_storable",
                 "message": "This Flex identity cannot name a Twilio Sync document (1-256 characters, "
-                           "not shaped like a Sync SID), so Salesforce cannot be linked to it"}
+                           "not shaped like a Sync SID, not . or ..), so Salesforce cannot be linked to it"}
     assert sum(sync.calls.values()) == calls      # refused before any Sync call
 
 
@@ -131,11 +131,11 @@ def test_a_used_state_is_kept_in_sync_until_its_state_expires(sync, client):
     """A used state is kept as long as the state lives; an expired one for 1 s."""
     store = SyncTokenStore(client)
     expires = time.time() + 599.5
-    assert store.claim_state("nonce-a", expires) is True
-    assert store.claim_state("nonce-a", expires) is False
-    assert SyncTokenStore(client).claim_state("nonce-a", expires) is False   # another instance
-    assert store.claim_state("nonce-b", time.time() - 5) is True              # expired already
-    assert store.claim_state("nonce-c", time.time() + 0.2) is True
+    assert store.claim_state("ann", "nonce-a", expires) is True
+    assert store.claim_state("ann", "nonce-a", expires) is False
+    assert SyncTokenStore(client).claim_state("ann", "nonce-a", expires) is False   # another instance
+    assert store.claim_state("ann", "nonce-b", time.time() - 5) is True              # expired already
+    assert store.claim_state("ann", "nonce-c", time.time() + 0.2) is True
     forms = _items_made(sync, USED_STATES_MAP)
     assert [(form["Key"], json.loads(form["Data"])) for form in forms] == [
         ("nonce-a", {}), ("nonce-a", {}), ("nonce-a", {}), ("nonce-b", {}), ("nonce-c", {})]

@@ -103,8 +103,15 @@ def measure_upstream_calls(runtime_url: str, standins: StandIns, token: str) -> 
 
 
 def measure_log_calls(runtime_url: str, standins: StandIns, token: str) -> dict[str, dict]:
-    """Upstream calls per log-call: a new call (query, the Contact's Account, create), then again."""
+    """Upstream calls per log-call: a new call (query, the Contact's Account, create), then again.
+
+    The agent's Salesforce user (whose Tasks the query looks for) is known already, as in the
+    panel, which asks get-user first: that userinfo call is made once per link, not per call."""
     contact_id = _contact_id(runtime_url, token, contact_phone(0))
+    status, answer, _ = fetch(runtime_url, "POST", "/get-user", json.dumps({"Token": token}).encode(),
+                              {"Content-Type": "application/json"})
+    if status != 200:
+        raise RuntimeError(f"get-user answered {status}: {answer[:200]!r}")
     serials = range(1, CALL_SAMPLES // 4 + 1)
     logs = [lambda n=n: _log_call(runtime_url, token, contact_id, n) for n in serials]
     return {"log-call, new call": _per_lookup(standins, logs),

@@ -36,6 +36,11 @@ NEGATIVE_TTL = 60.0
 # distinct garbage tokens must not turn into a flood of IAM calls, nor hold every worker.
 MAX_IAM_CALLS = 8
 IAM_QUEUE_SECONDS = 0.5
+# Of those, kept for clients (by address) whose token passed a check lately: outsiders' random
+# tokens can fill the others, never these, so an agent's fresh token (Flex renews it) gets through.
+RESERVED_IAM_CALLS = 2
+KNOWN_CLIENT_SECONDS = 12 * 3600   # a Flex shift
+MAX_KNOWN_CLIENTS = 10_000
 # IAM's error statuses -> what they mean: a 400 is a request without a usable token; 401 and 404
 # are this server's own account SID or auth token refused. Any other status but 200 (a 429, a
 # 5xx) is IAM failing: IamUnavailable.
@@ -67,7 +72,8 @@ class FlexTokenValidator:
                  transport: Sender | None = None,
                  clock: Callable[[], float] = time.time, timeout: float = 5.0,
                  max_cache_ttl: float = 300.0, cache_size: int = 10_000,
-                 negative_ttl: float = NEGATIVE_TTL, max_calls: int = MAX_IAM_CALLS) -> None:
+                 negative_ttl: float = NEGATIVE_TTL, max_calls: int = MAX_IAM_CALLS,
+                 reserved_calls: int = RESERVED_IAM_CALLS) -> None:
         base = check_upstream_url("TWILIO_IAM_URL", iam_url)
         self._validate_url = f"{base}/v1/Accounts/{account_sid}/Tokens/validate"
         self._authorization = basic_auth(account_sid, auth_token)
@@ -80,12 +86,15 @@ class FlexTokenValidator:
         self._cache: OrderedDict[str, tuple[float, FlexAgent]] = OrderedDict()
         self._refused: OrderedDict[str, tuple[float, TokenRefused]] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
-        self._calls = threading.BoundedSemaphore(max_calls)
+        reserved = min(reserved_calls, max_calls - 1) if max_calls > 1 else 0   # one stays open
+        self._calls = threading.BoundedSemaphore(max_calls - reserved)    # anyone's
+        self._reserved = threading.BoundedSemaphore(reserved) if reserved else None
+        self._known: OrderedDict[str, float] = OrderedDict()   # client -> until when it is known
         self._lock = threading.Lock()
 
-    def validate(self, token: object) -> FlexAgent:
+    def validate(self, token: object, client: str = "") -> FlexAgent:
         """Return the agent a Flex token belongs to, or raise an IamError (TokenMissing, TokenRefused, ...)."""
-        return self.validate_with_source(token)[0]
+        return self.validate_with_source(token, client)[0]
 
     def remembered(self, token: object) -> FlexAgent | None:
         """The agent when memory answers for the token (no IAM call, no wait), else None.
@@ -101,8 +110,11 @@ class FlexTokenValidator:
             raise TokenRefused("The Flex token is not valid")
         return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
-    def validate_with_source(self, token: object) -> tuple[FlexAgent, bool]:
-        """The agent, and whether the answer came from the cache (no IAM call was made)."""
+    def validate_with_source(self, token: object, client: str = "") -> tuple[FlexAgent, bool]:
+        """The agent, and whether the answer came from the cache (no IAM call was made).
+
+        `client` names the caller (its address): one whose token passed lately may use the IAM
+        calls kept in reserve."""
         key = self._key(token)
         cached = self._cached(key)
         if cached is not None:
@@ -115,20 +127,23 @@ class FlexTokenValidator:
         if not leader:
             return self._outcome_of(flight), True
         try:
-            return self._lead(key, token, flight)
+            agent, cached = self._lead(key, token, flight, client)
         finally:
             with self._lock:
                 del self._flights[key]
             flight.done.set()
+        if client:
+            self._know(client)
+        return agent, cached
 
-    def _lead(self, key: str, token: str, flight: _Flight) -> tuple[FlexAgent, bool]:
+    def _lead(self, key: str, token: str, flight: _Flight, client: str) -> tuple[FlexAgent, bool]:
         """Ask IAM about a token no other check is asking about; the outcome is shared."""
         try:
             agent = self._cached(key)  # a flight that ended just now left its answer here
             if agent is not None:
                 flight.agent = agent
                 return agent, True
-            flight.agent = self._ask_iam_within_bound(token)
+            flight.agent = self._ask_iam_within_bound(token, client)
             self._remember(key, flight.agent)
             return flight.agent, False
         except Exception as error:
@@ -137,13 +152,29 @@ class FlexTokenValidator:
                 self._remember_refusal(key, error)
             raise
 
-    def _ask_iam_within_bound(self, token: str) -> FlexAgent:
-        if not self._calls.acquire(timeout=IAM_QUEUE_SECONDS):
+    def _ask_iam_within_bound(self, token: str, client: str) -> FlexAgent:
+        places = self._calls
+        if self._reserved is not None and self._is_known(client) and self._reserved.acquire(blocking=False):
+            places = self._reserved
+        elif not self._calls.acquire(timeout=IAM_QUEUE_SECONDS):
             raise IamBusy("too many Flex token checks at once; retry shortly", retry_after=1)
         try:
             return self._ask_iam(token)
         finally:
-            self._calls.release()
+            places.release()
+
+    def _is_known(self, client: str) -> bool:
+        with self._lock:
+            until = self._known.get(client)
+        return until is not None and self._clock() < until
+
+    def _know(self, client: str) -> None:
+        """Remember a client whose token just passed (bounded: the oldest is forgotten)."""
+        with self._lock:
+            self._known[client] = self._clock() + KNOWN_CLIENT_SECONDS
+            self._known.move_to_end(client)
+            while len(self._known) > MAX_KNOWN_CLIENTS:
+                self._known.popitem(last=False)
 
     def _outcome_of(self, flight: _Flight) -> FlexAgent:
         """What the IAM call another check is making says (without a call of our own)."""

@@ -16,6 +16,8 @@ whether the server acted on it. So:
 """
 from __future__ import annotations
 
+import functools
+import io
 import select
 import threading
 import time
@@ -131,14 +133,17 @@ class Transport:
 
     def send(self, method: str, url: str, headers: dict[str, str], body: bytes | None, *,
              timeout: float, idempotent: bool) -> RawReply:
-        """One request and its answer; raises OSError / http.client.HTTPException / BodyTooLarge."""
+        """One request and its answer within `timeout` seconds in all (connecting, sending,
+        every read), however slowly the answer trickles in; raises OSError (TimeoutError past
+        the time) / http.client.HTTPException / BodyTooLarge."""
+        deadline = time.monotonic() + timeout
         origin, target = _split(url)
         fresh_within = self.idle_seconds if idempotent else self.just_used_seconds
         connection = self._checkout(origin, fresh_within)
         reused = connection is not None
         try:
-            return self._exchange(origin, connection or self._connect(origin, timeout),
-                                  method, target, headers, body, timeout)
+            return self._exchange(origin, connection or self._connect(origin, deadline),
+                                  method, target, headers, body, deadline)
         except _Unanswered as failure:
             # http.client's RemoteDisconnected (no status line at all) is a ConnectionResetError.
             if not (reused and idempotent and isinstance(failure.error, _CLOSED_UNDER_US)):
@@ -147,8 +152,8 @@ class Transport:
             self.retries += 1
         # The kept-alive connection was closed under us before any answer: once more, fresh.
         try:
-            return self._exchange(origin, self._connect(origin, timeout), method, target, headers,
-                                  body, timeout)
+            return self._exchange(origin, self._connect(origin, deadline), method, target, headers,
+                                  body, deadline)
         except _Unanswered as failure:
             raise failure.error from None
 
@@ -198,8 +203,9 @@ class Transport:
         if surplus is not None:
             surplus.connection.close()
 
-    def _connect(self, origin: Origin, timeout: float) -> http.client.HTTPConnection:
+    def _connect(self, origin: Origin, deadline: float) -> http.client.HTTPConnection:
         import http.client
+        timeout = _remaining(deadline)
         scheme, host, port = origin
         tunnel = _proxy_for(scheme, host)
         if scheme == "https":
@@ -216,10 +222,13 @@ class Transport:
         return connection
 
     def _exchange(self, origin: Origin, connection: http.client.HTTPConnection, method: str,
-                  target: str, headers: dict[str, str], body: bytes | None, timeout: float) -> RawReply:
+                  target: str, headers: dict[str, str], body: bytes | None, deadline: float) -> RawReply:
         keep = False
         try:
-            connection.sock.settimeout(timeout)
+            connection.sock.settimeout(_remaining(deadline))
+            # http.client reads the answer through the response's file; this one gives every
+            # read only the time left, so an answer sent a byte at a time ends at the deadline.
+            connection.response_class = functools.partial(_deadline_response, deadline=deadline)
             try:
                 connection.request(method, target, body=body,
                                    headers={"User-Agent": USER_AGENT, **headers})
@@ -238,6 +247,47 @@ class Transport:
                 self._checkin(origin, connection)
             else:
                 connection.close()
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left before `deadline`; TimeoutError when none are."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the call's time is up")
+    return left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's file, each read limited to the time left before the call's deadline.
+
+    A socket timeout bounds one read only: an answer trickling in a byte a second would keep
+    the call (and the request waiting on it) alive for as long as the upstream likes.
+    """
+
+    def __init__(self, sock, socket_file: io.RawIOBase, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._file = socket_file   # keeps the socket open after http.client "closes" it (will_close)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self._sock.settimeout(_remaining(self._deadline))
+        return self._file.readinto(buffer)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _deadline_response(sock, deadline: float, **kwargs) -> http.client.HTTPResponse:
+    """http.client's response, reading its socket's file through a _DeadlineReader."""
+    import http.client
+    response = http.client.HTTPResponse(sock, **kwargs)
+    response.fp = io.BufferedReader(_DeadlineReader(sock, response.fp.detach(), deadline))
+    return response
 
 
 def _lower_headers(message) -> dict[str, str]:

@@ -14,6 +14,8 @@ what an agent is answered for it is the integration's choice (sfdcflex/errors.py
 """
 from __future__ import annotations
 
+import logging
+import re
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,10 @@ from .transport import Reply, call, check_upstream_url, default_transport
 if TYPE_CHECKING:
     from .transport import Sender
 
+log = logging.getLogger("sfdcflex")
 SERVICE = "Salesforce"
+# A record id: 15 case-sensitive letters and digits, or 18 with the case checksum.
+RECORD_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 MAX_QUERY_PAGES = 5
 MAX_MESSAGE_CHARS = 300
 SOQL_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r",
@@ -232,6 +237,8 @@ class SalesforceClient:
         record_id = answer.get("id")
         if answer.get("success") is False or not isinstance(record_id, str) or not record_id:
             raise SalesforceError("Salesforce's create answer has no record id")
+        if not RECORD_ID.fullmatch(record_id):   # it goes into URLs: never a "/" or a "?"
+            raise SalesforceError("Salesforce's create answer has a record id that is not one")
         return record_id
 
     def update(self, access_token: str, sobject: str, record_id: str, fields: dict) -> None:
@@ -285,11 +292,15 @@ def _token_error(status: int, answer: dict, refreshing: bool) -> SalesforceError
     if error == "invalid_grant":
         return CodeRefused("Salesforce refused the authorization code (used or expired): "
                            "connect Salesforce again", **said)
+    # Which settings to check is for the operator's log: an answer tells a client only that the
+    # server is at fault, never how it is configured.
     if error in ("invalid_client", "invalid_client_id", "invalid_client_credentials"):
-        return SalesforceError("Salesforce refused this app's credentials: "
-                               "check SFDC_CLIENT_ID and SFDC_CLIENT_SECRET", **said)
+        log.error("Salesforce's token endpoint answered %s: check SFDC_CLIENT_ID and SFDC_CLIENT_SECRET",
+                  error)
+        return SalesforceError("Salesforce refused this server's own app credentials", **said)
     if error == "redirect_uri_mismatch":
-        return SalesforceError("Salesforce refused the redirect URI: the connected app's callback URL "
-                               "must match PUBLIC_URL's oauth-callback", **said)
+        log.error("Salesforce's token endpoint answered redirect_uri_mismatch: the connected app's "
+                  "callback URL must be PUBLIC_URL's /oauth-callback")
+        return SalesforceError("Salesforce refused this server's redirect URI", **said)
     return SalesforceError(f"Salesforce's token endpoint answered {status} {error or 'error'}: {description}",
                            **said)

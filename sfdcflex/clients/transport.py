@@ -54,6 +54,9 @@ class Reply:
         except (UnicodeDecodeError, ValueError):
             raise NotJson(f"{self.service} answered {self.status} with a body that is not JSON",
                           status=self.status) from None
+        except RecursionError:   # [[[[...]]]] 100,000 deep: json's decoder recurses per level
+            raise NotJson(f"{self.service} answered {self.status} with JSON nested too deeply to read",
+                          status=self.status) from None
 
 
 def default_transport(ca_file: str | None = None) -> Transport:

@@ -227,6 +227,9 @@ class App:
             event = build_event(request)
             context = self._context(request, path)
             context.slot_released = partial(_slot_released, invocation)
+            # The peer's address (the proxy's, behind one), for a function that treats clients
+            # it has seen before differently (not in Twilio's context).
+            context.client_address = request.remote_addr
         except BaseException:
             invocation.release_slot()
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -68,6 +69,17 @@ def test_a_stalled_service_times_out_with_the_time_in_the_message(sf):
     with pytest.raises(Unreachable) as raised:
         call(default_transport(), "Salesforce", "GET", userinfo_url(sf), timeout=0.2)
     assert raised.value.message == "Salesforce did not answer in 0.2 s"
+
+
+def test_an_answer_trickling_in_ends_at_the_calls_time_limit(sf):
+    """A socket timeout bounds one read: an upstream sending a byte every 50 ms would keep the
+    call alive for its whole answer. The time limit is the call's, all reads together."""
+    sf.fail_next("userinfo", trickle=0.05)
+    started = time.monotonic()
+    with pytest.raises(Unreachable) as raised:
+        call(default_transport(), "Salesforce", "GET", userinfo_url(sf), headers=bearer(sf), timeout=0.2)
+    assert raised.value.message == "Salesforce did not answer in 0.2 s"
+    assert time.monotonic() - started < 1.0
 
 
 def test_a_refused_connection_is_unreachable_without_the_url():

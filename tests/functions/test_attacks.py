@@ -17,7 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
-from tests.support.crm import FLEX_URL, STATE_SECRET
+from tests.support.crm import STATE_SECRET
 from tests.support.http import call
 from tests.support.served import AUTH_TOKEN
 from sfdcflex.clients.salesforce import InvalidGrant
@@ -119,10 +119,14 @@ def test_sync_refuses_what_it_cannot_hold_as_a_unique_name(crm_factory):
     # The stand-in answers as Twilio does (400 / 54302), so the store's own check is what keeps
     # such an identity from ever reaching Sync.
     crm = crm_factory(TOKEN_STORE="sync")
-    for identity in ("x" * 257, "ET" + "ab" * 16):
+    for identity in ("x" * 257, "ET" + "ab" * 16, ".", ".."):
         crm.iam.add_agent(identity, "Odd")
         answer = crm.post("/auth", {"Token": crm.token(identity)})
-        assert answer.status == 403 and answer.json()["error"] == "identity_not_storable"
+        assert answer.status == 403 and answer.json()["error"] == "identity_not_storable", identity
+        # "." and ".." would be dot-segments of Documents/{name}: naming the list or the Service.
+        syncs = sum(crm.sync.calls.values())
+        assert crm.post("/get-user", {"Token": crm.token(identity)}).json()["error"] == "identity_not_storable"
+        assert sum(crm.sync.calls.values()) == syncs
     assert crm.post("/auth", {"Token": crm.token(ALICE)}).status == 200
 
 
@@ -184,7 +188,7 @@ def test_a_state_naming_a_foreign_panel_origin_is_refused_at_the_callback(crm):
     page = call(crm.url, "GET", location[len(crm.url):])
     assert page.status == 403 and b"evil.example" not in page.body
     assert b"origin_not_allowed" in page.body
-    assert f'postMessage(message, "{FLEX_URL}")' in page.body.decode()
+    assert "postMessage" not in page.body.decode()   # no valid state: no panel to tell
     assert crm.sf.calls["token"] == 0                # refused before the code was exchanged
     assert not crm.store_path.exists() or ALICE not in crm.links()
     assert crm.post("/get-user", {"Token": crm.token(ALICE)}).json()["error"] == "not_linked"

@@ -72,6 +72,24 @@ def test_salesforce_search_failure_is_one_call_a_502_and_the_tokens_stay(linked,
     assert again.status == 200 and again.json()["cust_name"] == "Ada Lovelace"
 
 
+def _search_answer(**record) -> bytes:
+    return json.dumps({"searchRecords": [{"Id": "003000000000001AAA", "Phone": "(415) 555-0101",
+                                          **record}]}).encode()
+
+
+@pytest.mark.parametrize("body,words", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (_search_answer(attributes="Contact"), "attributes is not an object"),
+    (_search_answer(attributes={"type": ["Contact"]}, Account="Analytical Engines"), "Account is not an object"),
+], ids=["nested-100000-deep", "attributes-a-string", "account-a-string"])
+def test_a_salesforce_answer_this_server_cannot_use_is_a_502_not_a_crash(linked, body, words):
+    """A hostile or broken upstream's answer (absurdly nested, a nested object that is not one)
+    is 502 with a clear message, never a 500 with a traceback."""
+    linked.sf.fail_next("search", status=200, body=body)
+    message = _error(_contact(linked), 502, "salesforce_error")
+    assert words in message, message
+
+
 def test_a_search_reset_on_a_reused_connection_is_sent_once_more_on_a_fresh_one(linked):
     assert _contact(linked, MARY).status == 200  # leaves a kept-alive connection to Salesforce
     searches, opened = linked.sf.calls["search"], linked.sf.connections_accepted
@@ -122,6 +140,18 @@ def test_a_stalled_salesforce_is_a_502_within_the_client_timeout_and_blocks_no_o
     assert "did not answer in 1.5 s" in message
     assert 1.4 <= outcome["seconds"] < 3.0, outcome["seconds"]
     assert _json_entry(linked) == before
+
+
+def test_a_search_answer_trickling_in_is_a_502_at_the_client_timeout_and_frees_the_slot(linked, monkeypatch):
+    """An upstream sending its answer a byte at a time cannot keep a request (and its
+    concurrency slot) past the client's time limit: the limit bounds the whole call."""
+    monkeypatch.setattr(linked.services.salesforce, "_timeout", 0.2)
+    linked.sf.fail_next("search", trickle=0.05)
+    started = time.monotonic()
+    message = _error(_contact(linked), 502, "salesforce_error")
+    assert "did not answer in 0.2 s" in message
+    assert time.monotonic() - started < 1.5
+    assert _contact(linked).status == 200
 
 
 @pytest.mark.parametrize("fault", [{"status": 503}, {"reset": True},

@@ -2,7 +2,12 @@
 and odd answers become, and a token too long to ask about."""
 from __future__ import annotations
 
+import threading
+
 import pytest
+
+from tests.support.http import call
+from tests.support.processes import wait_until
 
 ALICE = "alice@example.com"
 
@@ -49,3 +54,30 @@ def test_iam_answering_200_oddly_gets_its_documented_answer(crm, body, status, c
     assert answer.json()["error"] == code
     # Nothing was cached from the odd answer: the next check asks IAM again and succeeds.
     assert crm.post("/get-user", {"Token": crm.token(ALICE)}).status == 200
+
+
+def test_outsiders_random_tokens_leave_the_iam_checks_kept_for_known_clients(crm, monkeypatch):
+    """Random tokens from an outsider's address fill the open IAM places (each costs a call)
+    and the next is 503 iam_busy; an agent's renewed token, from an address whose token passed
+    before, is checked at once through the places kept for known clients."""
+    from sfdcflex.clients import iam as iam_module
+    monkeypatch.setattr(iam_module, "IAM_QUEUE_SECONDS", 0.05)   # the 0.5 s wait, shortened
+    crm.link(ALICE)                                              # Alice's address: a passed check
+    open_places = iam_module.MAX_IAM_CALLS - iam_module.RESERVED_IAM_CALLS
+    release, before = threading.Event(), crm.iam.calls["validate"]
+    crm.iam.fail_next("validate", hold=release, count=open_places)
+    outsiders = [threading.Thread(target=call, args=(crm.url, "POST", "/get-user"),
+                                  kwargs={"body": {"Token": f"random-{n}"}, "source": "127.0.0.2"})
+                 for n in range(open_places)]
+    for outsider in outsiders:
+        outsider.start()
+    try:
+        assert wait_until(lambda: crm.iam.calls["validate"] == before + open_places, 5)
+        busy = call(crm.url, "POST", "/get-user", body={"Token": "random-more"}, source="127.0.0.2")
+        _error(busy, 503, "iam_busy")
+        renewed = crm.post("/get-user", {"Token": crm.token(ALICE)})
+        assert renewed.status == 200 and renewed.json()["flex_identity"] == ALICE
+    finally:
+        release.set()
+        for outsider in outsiders:
+            outsider.join(10)

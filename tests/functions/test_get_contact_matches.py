@@ -177,3 +177,18 @@ def test_records_sharing_hides_from_the_agent_are_not_candidates(linked):
     card = _contact(linked, phone="+14155550101").json()
     assert (card["cust_name"], card["matches"]) == ("Ada Lovelace", 1)
     assert "candidates" not in card
+
+
+def test_the_fuzzy_search_s_near_misses_are_never_shown_to_the_agent(linked):
+    """SOSL finds the same local number under another area code, or followed by more digits;
+    the agent sees only records whose number is the caller's, and a caller only near misses
+    match is no match."""
+    linked.sf.add_contact("Other Area", phone="(212) 555-0101")
+    linked.sf.add_contact("Longer Number", phone="415 555 0101 22")
+    linked.sf.add_lead("Lead Elsewhere", "Elsewhere Inc", phone="+1 646 555 0101")
+    answer = _contact(linked, phone="+14155550101")
+    assert answer.status == 200, answer.body
+    shown = {answer.json()["cust_name"]} | {c["cust_name"] for c in answer.json()["candidates"]}
+    assert shown == {"Ada Lovelace", "Charles Babbage"} and answer.json()["matches"] == 2
+    nobody = _contact(linked, phone="+13125550101")
+    assert (nobody.status, nobody.json()["error"]) == (404, "no_match")

@@ -11,6 +11,7 @@ from tests.support.http import call
 from tests.support.record_pages import log_in, page
 
 ALICE = "alice@example.com"
+BOB = "bob@example.com"
 CALL_SID = "CA" + "0123456789abcdef" * 2
 OTHER_CALL = "CA" + "fedcba9876543210" * 2
 TASK_SID = "WT" + "00112233445566778899aabbccddeeff"
@@ -56,8 +57,9 @@ def test_first_log_creates_a_completed_call_task_on_the_contact_and_its_account(
     assert (task["CallType"], task["CallDurationInSeconds"]) == ("Inbound", 95)
     assert (task["CallDisposition"], task["CallObject"]) == ("Resolved", CALL_SID)
     assert task["Description"] == "Asked about the invoice"
-    # One query for an earlier log of this call, one for the Contact's Account, one create.
-    assert _sf_calls(linked) == before + 3
+    # Who the agent is (userinfo, once per link, cached like get-user's), one query for their
+    # earlier log of this call, one for the Contact's Account, one create.
+    assert _sf_calls(linked) == before + 4
     assert linked.sf.calls["sobject-create"] == 1
     assert "sfdc-write" in answer.headers["Server-Timing"]
     # The agent sees the call on the Contact's page, logged in to Salesforce in the browser.
@@ -84,6 +86,28 @@ def test_second_log_of_the_same_call_updates_the_one_task(linked):
     assert (linked.sf.calls["sobject-create"], linked.sf.calls["sobject-update"]) == (1, 1)
 
 
+def test_a_transferred_call_gives_each_agent_a_task_of_their_own(linked):
+    """A warm or cold transfer keeps the call SID: the second agent's Save must neither
+    overwrite the first agent's notes nor re-point their Task, and a colleague's call SID
+    logs nothing into another agent's Task."""
+    linked.link(BOB)
+    alices = _log(linked, contact_id=linked.ada, call_sid=CALL_SID, duration=30, notes="Alice's notes")
+    bobs = _log(linked, BOB, contact_id=linked.mary, call_sid=CALL_SID, duration=60, notes="Bob's notes")
+    assert (alices.status, bobs.status) == (200, 200), bobs.body
+    assert alices.json()["created"] and bobs.json()["created"]
+    assert alices.json()["task_id"] != bobs.json()["task_id"]
+    again = _log(linked, BOB, contact_id=linked.mary, call_sid=CALL_SID, notes="Bob, again")
+    assert again.json() == {**bobs.json(), "created": False}
+    users = {u["Username"]: u["Id"] for u in linked.sf.org.all("User")}
+    tasks = {t["OwnerId"]: t for t in _tasks(linked)}
+    assert set(tasks) == {users[ALICE], users[BOB]}
+    alice_task, bob_task = tasks[users[ALICE]], tasks[users[BOB]]
+    assert (alice_task["WhoId"], alice_task["Description"], alice_task["CallDurationInSeconds"]) == \
+        (linked.ada, "Alice's notes", 30)
+    assert (bob_task["WhoId"], bob_task["Description"], bob_task["CallObject"]) == \
+        (linked.mary, "Bob, again", CALL_SID)
+
+
 def test_task_sid_is_the_key_when_there_is_no_call(linked):
     first = _log(linked, contact_id=linked.ada, task_sid=TASK_SID).json()
     again = _log(linked, contact_id=linked.ada, task_sid=TASK_SID, notes="chat ended").json()
@@ -108,7 +132,7 @@ def test_a_call_on_a_lead_relates_to_no_account(linked):
     [task] = _tasks(linked)
     assert (task["WhoId"], task["WhatId"]) == (linked.lead, None)
     assert task["Subject"] == "Outbound call to +13035550142"
-    assert _sf_calls(linked) == before + 2  # no Account to look up for a Lead
+    assert _sf_calls(linked) == before + 3  # userinfo, the query; no Account to look up for a Lead
 
 
 def test_a_fifteen_character_contact_id_works_and_stays_one_task(linked):
@@ -144,6 +168,7 @@ BAD_INPUT = [  # (body, error code); "ADA" and "LEAD" stand for real record ids
     ({"contact_id": "ADA", "call_sid": CALL_SID, "duration": -1}, "invalid_duration"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "duration": "ninety"}, "invalid_duration"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "duration": True}, "invalid_duration"),
+    ({"contact_id": "ADA", "call_sid": CALL_SID, "duration": "²"}, "invalid_duration"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "notes": "n" * 32_001}, "invalid_notes"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "disposition": "d" * 256}, "invalid_disposition"),
     ({"contact_id": "ADA", "call_sid": CALL_SID, "subject": "s" * 256}, "invalid_subject"),
@@ -239,6 +264,16 @@ def test_no_edit_permission_on_the_logged_task_is_403(linked):
     linked.sf.writes.rules.denied.add((alice["Id"], "edit", "Task"))
     again = _log(linked, contact_id=linked.ada, call_sid=CALL_SID, notes="more")
     _refusal(again, 403, "salesforce_insufficient_access", "insufficient access rights")
+
+
+@pytest.mark.parametrize("answer", ['{"id": "00T/../../Account/001", "success": true}',
+                                    '{"records": [{"Id": "00T?q=1", "WhoId": null}], "done": true}'])
+def test_a_task_id_that_is_not_a_record_id_is_502_not_500(linked, answer):
+    """Salesforce's Task id goes into URLs; one with "/" or "?" is an answer this server cannot use."""
+    linked.sf.fail_next("sobject-create" if "success" in answer else "query", status=200,
+                        body=answer.encode())
+    _refusal(_log(linked, contact_id=linked.lead, call_sid=CALL_SID), 502, "salesforce_error", "record id")
+    assert linked.sf.calls["sobject-update"] == 0
 
 
 def test_salesforce_down_on_the_write_is_502(linked):

@@ -67,6 +67,23 @@ def test_a_declined_popup_reports_to_the_panel_that_started_it(shared_crm):
     assert f'postMessage(message, "{shared_crm.url}")' in page.body.decode()
 
 
+def test_a_failure_without_a_valid_state_posts_nothing_and_may_not_be_framed(shared_crm):
+    """Anyone can send a browser to the callback with words of their choosing: without a valid
+    state the page shows them but tells no opener (not even FLEX_INSTANCE_URL's) anything, and
+    no page may frame it."""
+    for query in ("error=access_denied&error_description=x",
+                  "error=OAUTH_APP_BLOCKED&error_description=Call+1-800-FAKE+to+reconnect",
+                  "error=OAUTH_APP_BLOCKED&error_description=x&state=forged.state"):
+        page = call(shared_crm.url, "GET", f"/oauth-callback?{query}")
+        assert page.status in (400, 403), (query, page.body)
+        assert b"Salesforce not connected" in page.body and b"postMessage" not in page.body, query
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    start = shared_crm.post("/auth", {"Token": shared_crm.token(ALICE), "origin": shared_crm.url})
+    valid_state = parse_qs(urlsplit(start.json()["authorize_url"]).query)["state"][0]
+    page = call(shared_crm.url, "GET", f"/oauth-callback?error=access_denied&state={quote(valid_state)}")
+    assert f'postMessage(message, "{shared_crm.url}")' in page.body.decode()
+
+
 def test_another_oauth_error_is_named_for_an_administrator(crm):
     page = call(crm.url, "GET", "/oauth-callback?error=OAUTH_APP_BLOCKED&error_description=this+app+is+blocked")
     assert page.status == 403 and b"OAUTH_APP_BLOCKED: this app is blocked" in page.body
@@ -202,6 +219,28 @@ def test_a_state_naming_an_origin_not_allowed_is_refused_in_these_words(shared_c
         403, "origin_not_allowed", "This sign-in was started from a page that is not allowed")
 
 
+def test_one_agent_flooding_junk_callbacks_neither_locks_others_out_nor_touches_the_tokens(crm, caplog):
+    """Each POST /auth and junk callback claims a used state before the code is exchanged. One
+    agent doing so over and over holds only their newest few, never rewrites the token file
+    (nor its stamp, so no other request reads it again), is named in the log, and another agent
+    still links."""
+    crm.link("bob@example.com")
+    lock = crm.store_path.with_name("tokens.json.lock")
+    before = (crm.store_path.read_bytes(), crm.store_path.stat().st_mtime_ns, lock.read_bytes())
+    token = crm.token("mallory@example.com")
+    with caplog.at_level(logging.WARNING, logger="sfdcflex"):
+        for _ in range(8):
+            authorize_url = crm.post("/auth", {"Token": token}).json()["authorize_url"]
+            state = parse_qs(urlsplit(authorize_url).query)["state"][0]
+            page = call(crm.url, "GET", f"/oauth-callback?code=junk&state={quote(state)}")
+            assert page.status == 400 and b"invalid_code" in page.body
+    assert (crm.store_path.read_bytes(), crm.store_path.stat().st_mtime_ns, lock.read_bytes()) == before
+    used = json.loads(crm.store_path.with_name("tokens.json.used-states").read_text())["states"]
+    assert len(used["mallory@example.com"]) < 8
+    assert caplog.messages.count("link refused for Flex user mallory@example.com: invalid_code") == 8
+    assert crm.link(ALICE).status == 200
+
+
 # --- the code ----------------------------------------------------------------------------------
 
 
@@ -256,14 +295,17 @@ def test_odd_token_answers_at_the_code_exchange_link_nothing(crm, body, words):
     assert not crm.store_path.exists() or ALICE not in json.loads(crm.store_path.read_text())["agents"]
 
 
-@pytest.mark.parametrize("error,status,words", [
-    ("redirect_uri_mismatch", 502, "redirect URI"),
-    ("invalid_client_id", 502, "SFDC_CLIENT_ID"),
-    ("invalid_grant", 400, "used or expired"),
-    ("unsupported_grant_type", 502, "unsupported_grant_type"),
+@pytest.mark.parametrize("error,status,words,logged", [
+    ("redirect_uri_mismatch", 502, "redirect URI", "PUBLIC_URL"),
+    ("invalid_client_id", 502, "app credentials", "SFDC_CLIENT_ID"),
+    ("invalid_grant", 400, "used or expired", None),
+    ("unsupported_grant_type", 502, "unsupported_grant_type", None),
 ])
-def test_token_endpoint_refusals_name_what_to_fix(crm, error, status, words):
+def test_token_endpoint_refusals_name_what_to_fix_to_whom_it_concerns(crm, error, status, words, logged, caplog):
+    """The agent learns what happened; which settings to check goes to the operator's log only."""
     crm.sf.fail_next("token", status=400, body=json.dumps(
         {"error": error, "error_description": "refused"}).encode())
     page = crm.link(ALICE)
     assert page.status == status and words.encode() in page.body, page.body
+    assert not any(name.encode() in page.body for name in ("PUBLIC_URL", "SFDC_CLIENT_ID", "SFDC_CLIENT_SECRET"))
+    assert logged is None or logged in caplog.text

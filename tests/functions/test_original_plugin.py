@@ -176,7 +176,21 @@ def test_a_code_relayed_by_another_agent_links_nothing(original_plugin_server):
 # --- the original plugin's relay and login against sfdcflex's own server -------------------------
 
 
-def test_original_plugin_relay_path_links_with_the_flex_token(crm):
+def test_a_code_relayed_without_state_is_refused_unless_the_original_login_is_on(crm):
+    """The state-less relay gives up the state and PKCE: with ORIGINAL_PLUGIN_LOGIN off (the
+    default) a code relayed without a state is 400 invalid_state, and Salesforce is not asked."""
+    crm.sf.require_pkce = False
+    redirect = FLEX_URL + "/salesforce-oauth"
+    authorize = (f"{crm.sf.url}/services/oauth2/authorize?response_type=code&client_id={crm.sf.client_id}"
+                 f"&redirect_uri={redirect}&state=plugin")
+    code = parse_qs(urlsplit(submit_consent(authorize, "bob@example.com")).query)["code"][0]
+    answer = crm.post("/get-access-token", {"Token": crm.token("bob@example.com"), "code": code})
+    assert (answer.status, answer.json()["error"]) == (400, "invalid_state"), answer.body
+    assert crm.sf.calls["token"] == 0 and not crm.store_path.exists()
+
+
+def test_original_plugin_relay_path_links_with_the_flex_token(crm_factory):
+    crm = crm_factory(ORIGINAL_PLUGIN_LOGIN="true")
     crm.sf.require_pkce = False  # the original plugin builds its own authorize URL, without PKCE
     redirect = FLEX_URL + "/salesforce-oauth"
     authorize = (f"{crm.sf.url}/services/oauth2/authorize?response_type=code&client_id={crm.sf.client_id}"

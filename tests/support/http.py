@@ -17,10 +17,13 @@ class Answer:
 
 
 def call(url: str, method: str = "GET", path: str = "/", *, body: object = None,
-         headers: dict[str, str] | None = None, timeout: float = 10.0) -> Answer:
-    """One request on a new connection; a dict body is sent as JSON."""
+         headers: dict[str, str] | None = None, timeout: float = 10.0,
+         source: str | None = None) -> Answer:
+    """One request on a new connection; a dict body is sent as JSON; `source` is the client's
+    own address (any of 127.0.0.0/8 on loopback), to be another client."""
     host = url.split("//", 1)[1]
-    conn = http.client.HTTPConnection(host, timeout=timeout)
+    conn = http.client.HTTPConnection(host, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     headers = dict(headers or {})
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()

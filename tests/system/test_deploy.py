@@ -236,7 +236,7 @@ def test_the_nginx_snippet_passes_what_sfdcflex_relies_on(standins, tmp_path):
     try:
         upstream = server.wait_for(r"sfdcflex listening on (\S+)").group(1)
         port = free_port()
-        site = blocks("nginx")[0]
+        site, zone = blocks("nginx")[:2]
         site = re.sub(r"^\s*ssl_certificate.*\n", "", site, flags=re.M)
         site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{port};")
         site = site.replace("http://127.0.0.1:3000", upstream)
@@ -245,7 +245,7 @@ def test_the_nginx_snippet_passes_what_sfdcflex_relies_on(standins, tmp_path):
             f"daemon off;\nmaster_process off;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
             "events {}\nhttp {\n"
             f"access_log off;\nclient_body_temp_path {tmp_path}/body;\nproxy_temp_path {tmp_path}/proxy;\n"
-            f"{site}\n}}\n")
+            f"{zone}\n{site}\n}}\n")
         nginx = Started(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
                         cwd=tmp_path, env=clean_environment(tmp_path))
         front = f"http://127.0.0.1:{port}"
@@ -260,6 +260,10 @@ def test_the_nginx_snippet_passes_what_sfdcflex_relies_on(standins, tmp_path):
         # /metrics: for Prometheus on the inside, never through the public address.
         assert call(front, "GET", "/metrics").status == 404
         assert call(upstream, "GET", "/metrics").status == 200
+        # The paths that need no Flex token are limited per address (burst 20, then 429); the rest is not.
+        statuses = [call(front, "GET", "/oauth-callback?error=x").status for _ in range(30)]
+        assert 429 in statuses and statuses[0] != 429
+        assert call(front, "POST", "/get-user", body={"Token": "t"}).status != 429
         token = standins[1].issue_token("alice@example.com")
         answer = call(front, "POST", "/get-user", body={"Token": token},
                       headers={"Origin": FLEX_URL, "Host": "crm.example.com"})

@@ -90,6 +90,7 @@ class Fault:
     # "truncate": the handler runs and half of its answer is sent before the reset.
     drop: str | None = None
     hold: threading.Event | None = None  # stall until set (bounded like a stall)
+    trickle: float = 0.0  # the handler's answer sent one byte per `trickle` seconds
 
 
 Handler = Callable[[Request], Response]
@@ -174,16 +175,18 @@ class StandIn:
     def fail_next(self, name: str, *, status: int | None = None, body: bytes | None = None,
                   content_type: str | None = None, count: int = 1, stall: float = 0.0,
                   reset: bool = False, drop: str | None = None,
-                  hold: threading.Event | None = None) -> None:
+                  hold: threading.Event | None = None, trickle: float = 0.0) -> None:
         """Make the next `count` calls of endpoint `name` stall (for `stall` seconds, or until
-        the test sets `hold`), fail with `status`, reset, or run and then drop the connection
-        (`drop="after"`) or cut the answer (`drop="truncate"`)."""
-        if status is None and not stall and not reset and drop is None and hold is None:
-            raise ValueError("fail_next needs status, stall, hold, reset or drop")
+        the test sets `hold`), fail with `status`, reset, run and then drop the connection
+        (`drop="after"`) or cut the answer (`drop="truncate"`), or run and send the answer one
+        byte every `trickle` seconds (a hostile or failing upstream that keeps a call alive)."""
+        if status is None and not stall and not reset and drop is None and hold is None \
+                and not trickle:
+            raise ValueError("fail_next needs status, stall, hold, reset, drop or trickle")
         if drop not in (None, "after", "truncate"):
             raise ValueError('drop must be "after" or "truncate"')
         fault = Fault(status, body, content_type, min(float(stall), MAX_STALL_SECONDS),
-                      reset, max(1, int(count)), drop, hold)
+                      reset, max(1, int(count)), drop, hold, float(trickle))
         with self._lock:
             self._faults.setdefault(name, []).append(fault)
 
@@ -226,6 +229,8 @@ class StandIn:
             return handler(request)
         if fault.drop is not None:
             return _Dropped(handler(request), fault.drop)
+        if fault.trickle:
+            return _Trickled(handler(request), fault.trickle)
         if fault.stall and self._stopping.wait(fault.stall):
             return None
         if fault.hold is not None and not self._held(fault.hold):
@@ -261,6 +266,14 @@ class _Dropped(Response):
     def __init__(self, response: Response, how: str) -> None:
         super().__init__(response.status, response.body, response.content_type, response.headers)
         self.how = how
+
+
+class _Trickled(Response):
+    """A response the handler made, sent one byte every `interval` seconds."""
+
+    def __init__(self, response: Response, interval: float) -> None:
+        super().__init__(response.status, response.body, response.content_type, response.headers)
+        self.interval = interval
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -363,7 +376,21 @@ class _StandInRequestHandler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         whole = head if head_only else head + response.body
+        if isinstance(response, _Trickled):
+            self._trickle(whole, response.interval)
+            return
         self.wfile.write(whole[:len(head) + len(response.body) // 2] if cut else whole)
+
+    def _trickle(self, data: bytes, interval: float) -> None:
+        """One byte at a time, each `interval` apart; bounded like a stall, ended by stop()."""
+        deadline = time.monotonic() + MAX_STALL_SECONDS
+        stopping = self.server.standin._stopping
+        for index in range(len(data)):
+            self.wfile.write(data[index:index + 1])
+            self.wfile.flush()
+            if stopping.wait(interval) or time.monotonic() >= deadline:
+                self.close_connection = True
+                return
 
     def _reset_connection(self) -> None:
         # SO_LINGER with a zero timeout makes close() send RST instead of FIN.

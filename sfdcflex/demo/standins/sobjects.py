@@ -39,7 +39,7 @@ EMAIL_FIELDS: dict[str, tuple[str, ...]] = {
 KEY_PREFIXES = {"Account": "001", "Contact": "003", "User": "005", "Lead": "00Q", "Task": "00T"}
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# A phone-field SOSL match needs this many trailing digits in common.
+# SOSL finds a phone by the searched number's last this many digits: its local number.
 MIN_PHONE_DIGITS = 7
 
 
@@ -63,15 +63,6 @@ def new_id(prefix: str, serial: int) -> str:
 
 def digits_of(text: str | None) -> str:
     return re.sub(r"\D", "", text or "")
-
-
-def phones_match(stored: str | None, wanted_digits: str) -> bool:
-    """True when one digit string ends with the other and they share enough digits."""
-    stored_digits = digits_of(stored)
-    shorter = min(len(stored_digits), len(wanted_digits))
-    if shorter < MIN_PHONE_DIGITS:
-        return False
-    return stored_digits.endswith(wanted_digits) or wanted_digits.endswith(stored_digits)
 
 
 class Org:
@@ -233,8 +224,17 @@ def _found(sobject: str, row: dict, search: Search) -> bool:
     if search.scope == "EMAIL":
         wanted = search.term.strip().casefold()
         return any((row.get(f) or "").casefold() == wanted for f in EMAIL_FIELDS[sobject])
-    wanted = digits_of(search.term)
-    return any(phones_match(row.get(f), wanted) for f in PHONE_FIELDS[sobject])
+    return any(_near(row.get(f), digits_of(search.term)) for f in PHONE_FIELDS[sobject])
+
+
+def _near(stored: str | None, wanted_digits: str) -> bool:
+    """SOSL is a full-text search, fuzzy as Salesforce's: a phone is found when its digits hold
+    the searched number's last seven (its local number) anywhere, so the same local number under
+    another area code, or followed by more digits (an extension), is found too. The caller must
+    check each hit's number; the integration does (lookup._confirmed)."""
+    if len(wanted_digits) < MIN_PHONE_DIGITS:
+        return False
+    return wanted_digits[-MIN_PHONE_DIGITS:] in digits_of(stored)
 
 
 def _resolve_where(sobject: str, where: Where) -> Where:

@@ -103,7 +103,7 @@ class ParkingWorkers:
     threads waiting in it per event, and EPOLLONESHOT keeps the others from seeing it), and
     that worker reads and answers it: one thread woken per request, as in a thread-per-
     connection server, where going through the I/O thread woke two and handed the GIL between
-    them. Queued jobs are counted on an eventfd (a semaphore) in the same epoll. Threads start
+    them. Queued jobs are signalled on an eventfd in the same epoll. Threads start
     as `Workers`' do: when a job finds none waiting, up to `count`.
     """
 
@@ -115,8 +115,10 @@ class ParkingWorkers:
         self._jobs: collections.deque[Job | None] = collections.deque()
         self._parked: dict[int, Job] = {}
         self._epoll = select.epoll()
-        self._signal = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_SEMAPHORE | os.EFD_CLOEXEC)
-        self._epoll.register(self._signal, select.EPOLLIN)
+        # Edge-triggered: each write wakes one waiting thread. Level-triggered, the kernel woke
+        # waiter after waiter while the count stayed up (every idle thread, per job).
+        self._signal = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._signal, select.EPOLLIN | select.EPOLLET)
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stopped = False
@@ -184,7 +186,7 @@ class ParkingWorkers:
             running = self._running
             self._parked.clear()
         self._jobs.extend([None] * running)
-        os.eventfd_write(self._signal, running or 1)
+        os.eventfd_write(self._signal, 1)  # each thread that takes a None passes the word on
         if not running:
             self._close()
 
@@ -213,10 +215,16 @@ class ParkingWorkers:
                         return job
                     continue  # unparked meanwhile
                 try:
-                    os.eventfd_read(self._signal)
+                    os.eventfd_read(self._signal)  # back to 0: the next job's write is an edge
                 except BlockingIOError:
-                    continue  # another thread took that job
-                return self._jobs.popleft()
+                    pass  # another woken thread read it first
+                try:
+                    job = self._jobs.popleft()
+                except IndexError:
+                    continue  # taken by another thread
+                if self._jobs:
+                    os.eventfd_write(self._signal, 1)  # more queued: wake one more thread
+                return job
 
     def _work(self) -> None:
         try:

@@ -72,14 +72,14 @@ def test_a_code_works_once(client):
     assert answered(raised.value)[1] == "invalid_code"
 
 
-def test_a_wrong_client_secret_tells_the_operator(sf):
+def test_a_wrong_client_secret_tells_the_operator_in_the_log_only(sf, caplog):
     client = SalesforceClient(sf.url, CLIENT_ID, "wrong-secret-value")
     verifier, challenge = pkce_pair()
     with pytest.raises(SalesforceError) as raised:
         client.exchange_code(consent_code(client, challenge), REDIRECT_URI, verifier)
     assert answered(raised.value)[0] == 502
-    assert "SFDC_CLIENT_ID" in raised.value.message and "SFDC_CLIENT_SECRET" in raised.value.message
-    assert "wrong-secret-value" not in raised.value.message
+    assert "SFDC_CLIENT_ID" not in raised.value.message and "SFDC_CLIENT_SECRET" in caplog.text
+    assert "wrong-secret-value" not in raised.value.message + caplog.text
 
 
 def test_refresh_rotates_the_refresh_token(client, tokens):
@@ -165,16 +165,21 @@ def test_a_refused_code_says_what_to_do(sf, client):
 
 
 @pytest.mark.parametrize("error", ["invalid_client", "invalid_client_id", "invalid_client_credentials"])
-def test_refused_app_credentials_name_the_settings(sf, client, error):
+def test_refused_app_credentials_name_the_settings_in_the_log_only(sf, client, error, caplog):
+    """Which settings to check is for the operator: a client is told only that the server is at fault."""
     answers_next(sf, "token", 400, {"error": error, "error_description": "client secret invalid"})
     assert caught(SalesforceError, client.refresh, "refresh-token").message == \
-        "Salesforce refused this app's credentials: check SFDC_CLIENT_ID and SFDC_CLIENT_SECRET"
+        "Salesforce refused this server's own app credentials"
+    assert caplog.messages == [f"Salesforce's token endpoint answered {error}: check SFDC_CLIENT_ID "
+                               "and SFDC_CLIENT_SECRET"]
 
 
-def test_a_redirect_uri_mismatch_names_the_callback(sf, client):
+def test_a_redirect_uri_mismatch_names_the_callback_in_the_log_only(sf, client, caplog):
     answers_next(sf, "token", 400, {"error": "redirect_uri_mismatch", "error_description": "redirect_uri must match"})
-    assert caught(SalesforceError, client.exchange_code, "code", REDIRECT_URI, "verifier").message == (
-        "Salesforce refused the redirect URI: the connected app's callback URL must match PUBLIC_URL's oauth-callback")
+    assert caught(SalesforceError, client.exchange_code, "code", REDIRECT_URI, "verifier").message == \
+        "Salesforce refused this server's redirect URI"
+    assert caplog.messages == ["Salesforce's token endpoint answered redirect_uri_mismatch: the connected "
+                               "app's callback URL must be PUBLIC_URL's /oauth-callback"]
 
 
 def test_revoke_kills_the_refresh_token_and_revoking_again_is_fine(client, tokens):

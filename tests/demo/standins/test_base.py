@@ -101,7 +101,7 @@ def test_stop_wakes_the_serving_loop_instead_of_waiting_out_its_poll_interval():
 # -- fault injection ----------------------------------------------------------------------------
 
 def test_fail_next_needs_something_to_do_and_a_known_drop(echo):
-    with pytest.raises(ValueError, match="needs status, stall, hold, reset or drop"):
+    with pytest.raises(ValueError, match="needs status, stall, hold, reset, drop or trickle"):
         echo.fail_next("echo")
     with pytest.raises(ValueError, match='drop must be "after" or "truncate"'):
         echo.fail_next("echo", drop="later")
