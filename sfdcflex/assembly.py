@@ -21,8 +21,10 @@ from .health import HealthCheck
 from .keeper import TokenKeeper
 from .linking import Linker
 from .lookup import Lookup
+from .metrics import CountedFlexChecks, Metrics
+from .metrics_endpoint import PATH as METRICS_PATH, MetricsEndpoint
 from .oauth_state import StateSigner, load_or_create_secret
-from .runtime.app import App, Limits
+from .runtime.app import App, Builtin, Limits
 from .runtime.cors import origin_of
 from .runtime.errors import BadRequest
 from .runtime.routes import Asset, Function, build_routes, discover_functions
@@ -46,7 +48,7 @@ MAX_CACHE_ENTRIES = 50_000
 class Services:
     """What a handler reaches through `context.services`."""
 
-    flex: FlexTokenValidator
+    flex: CountedFlexChecks
     salesforce: SalesforceClient
     keeper: TokenKeeper
     linker: Linker
@@ -102,20 +104,25 @@ def build_store(config: Config, transport: Sender) -> TokenStore:
     return JsonFileTokenStore(config.token_store_path)
 
 
-def build_services(config: Config, public_url: str, transport: Sender | None = None) -> Services:
+def build_services(config: Config, public_url: str, transport: Sender | None = None,
+                   metrics: Metrics | None = None) -> Services:
     """Everything the functions share; `public_url` is this server's base, for the OAuth callback.
 
     `transport` is the benchmark's and tests' own; by default a pooled one trusting the system CAs.
+    `metrics` counts what they do (by default instruments nobody reads).
     """
-    transport = transport or default_transport(ca_file=config.upstream_ca_file)
+    metrics = metrics or Metrics()
+    transport = metrics.sender(transport or default_transport(ca_file=config.upstream_ca_file), {
+        config.sfdc_instance_url: "salesforce", config.sfdc_login_url: "salesforce",
+        config.twilio_iam_url: "iam", config.twilio_sync_url: "sync"})
     public_url = public_url.rstrip("/")
     with client_refusals_as_config_errors():
         salesforce = SalesforceClient(config.sfdc_instance_url, config.sfdc_client_id,
                                       config.sfdc_client_secret, login_url=config.sfdc_login_url,
                                       api_version=config.sfdc_api_version, transport=transport)
-        flex = FlexTokenValidator(config.twilio_iam_url, config.account_sid, config.auth_token,
-                                  transport=transport)
-        keeper = TokenKeeper(build_store(config, transport), salesforce)
+        flex = metrics.flex_checks(FlexTokenValidator(config.twilio_iam_url, config.account_sid,
+                                                      config.auth_token, transport=transport))
+        keeper = TokenKeeper(build_store(config, transport), salesforce, metrics.audit)
     secret = config.state_secret or load_or_create_secret(config.token_store_path.parent / "state-secret")
     flex_origin = origin_of(config.flex_instance_url)
     linker = Linker(salesforce, keeper, StateSigner(secret), org_id=config.sfdc_org_id,
@@ -124,6 +131,7 @@ def build_services(config: Config, public_url: str, transport: Sender | None = N
                     allowed_origins=(flex_origin, origin_of(public_url)),
                     original_login=config.original_plugin_login)
     cache = LRUCache(per_owner=config.cache_size, max_entries=MAX_CACHE_ENTRIES)
+    metrics.watch_cache(cache)
     lookup = Lookup(salesforce, keeper, cache, ttl=config.cache_ttl, objects=config.lookup_objects)
     return Services(
         flex=flex, salesforce=salesforce, keeper=keeper, linker=linker, lookup=lookup,
@@ -139,19 +147,28 @@ def default_functions_folder() -> Path:
 
 def build_app(config: Config, public_url: str, *, functions: Path | None = None,
               limits: Limits = Limits(), live: bool = False,
-              assets: dict[str, Asset] | None = None) -> App:
+              assets: dict[str, Asset] | None = None, metrics: Metrics | None = None,
+              builtins: dict[str, Builtin] | None = None) -> App:
     """The configured App: routes from the functions folder (the integration's own by default),
     services from the config. `public_url` is this server's base as a browser reaches it: the
-    caller's choice of PUBLIC_URL or the address the server listens on."""
+    caller's choice of PUBLIC_URL or the address the server listens on. `metrics` is the
+    caller's when it watches more (cli.py: the server); `builtins` adds GET routes (the demo's)."""
+    metrics = metrics or Metrics()
     found = discover_functions(functions or default_functions_folder())
-    services = build_services(config, public_url)
+    services = build_services(config, public_url, metrics=metrics)
     routes = build_routes(found, ORIGINAL_PLUGIN_PATHS)
     health = HealthCheck(services.keeper.store, config.token_store)
-    return App(routes, found, env=dict(config.values),
-               services=services, limits=limits, cors_origins=(config.flex_instance_url,),
-               public_url=public_url, assets=assets, live=live, builtins={config.health_path: health},
-               body_limits=integration_body_limits(routes, config.max_function_body),
-               errors=answer_for_failure)
+    scrape = MetricsEndpoint(metrics.registry, config.metrics_allow, config.metrics_token)
+    labels = {path: fn.path.lstrip("/") for path, fn in routes.items()}
+    labels.update({config.health_path: "healthz", METRICS_PATH: "metrics"})
+    app = App(routes, found, env=dict(config.values),
+              services=services, limits=limits, cors_origins=(config.flex_instance_url,),
+              public_url=public_url, assets=assets, live=live,
+              builtins={config.health_path: health, METRICS_PATH: scrape, **(builtins or {})},
+              body_limits=integration_body_limits(routes, config.max_function_body),
+              errors=answer_for_failure, observe=metrics.request_observer(labels))
+    metrics.watch_app(app)
+    return app
 
 
 def integration_body_limits(routes: dict[str, Function], limit: int) -> dict[str, int]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .assembly import build_app, default_functions_folder
+from .metrics import Metrics
 from .config import (DEFAULT_ENV_FILE, LOG_FORMATS, LOG_LEVELS, SETTING_NAMES, check_settings, load_config,
                      unknown_names)
 from .runtime.app import Limits
@@ -42,6 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--print-env", metavar="FILE", nargs="?", const="-", default=None,
                         help="with --demo: write a complete .env pointing at the running stand-ins "
                              "to FILE (or print it), to rehearse a real start-up against them")
+    parser.add_argument("--trace", action="store_true",
+                        help="with --demo: print each step of an OAuth link in the terminal as it happens")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks a free one)")
     parser.add_argument("--env", type=Path, default=None,
@@ -74,8 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--timeout and --read-timeout must be positive, --max-concurrency at least 1")
     if args.drain_timeout is not None and args.drain_timeout < 0:
         parser.error("--drain-timeout must not be negative")
-    if not args.demo and (args.store or args.print_env):
-        parser.error("--store and --print-env go with --demo; otherwise set TOKEN_STORE in .env")
+    if not args.demo and (args.store or args.print_env or args.trace):
+        parser.error("--store, --print-env and --trace go with --demo; otherwise set TOKEN_STORE in .env")
     if args.demo and args.assets:
         parser.error("--assets serves your functions' assets; the demo serves its own panel")
     if args.demo and args.check:
@@ -101,11 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(demo.settings) if demo else check_settings(args.env)
             configure_logging(args.log_level or config.log_level, sys.stderr,
                               args.log_format or config.log_format)
+            metrics = Metrics(tap=demo.trace if demo else None)
             # PUBLIC_URL when set (a proxy in front), else the address this server listens on.
             app = build_app(config, config.public_url or url_of(sock), functions=args.functions,
                             limits=Limits(timeout=args.timeout, max_concurrency=args.max_concurrency),
-                            live=args.live, assets=demo.assets() if demo else _assets(args))
+                            live=args.live, assets=demo.assets() if demo else _assets(args),
+                            metrics=metrics, builtins=demo.builtins() if demo else None)
             server = FunctionsServer(sock, app, limits)
+            metrics.watch_server(server)
             _print_banner(server, demo)
             if demo and args.print_env:
                 _write_rehearsal_env(demo, args.print_env)
@@ -141,7 +147,12 @@ def _assets(args: argparse.Namespace) -> dict[str, Asset]:
 
 def _start_demo(args: argparse.Namespace, server_url: str) -> Demo:
     from .demo.main import Demo
-    return Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server_url)
+    return Demo.start(folder=args.demo_dir, store=args.store or "json", server_url=server_url,
+                      trace=_print_now if args.trace else None)
+
+
+def _print_now(text: str) -> None:
+    print(text, flush=True)   # --trace: each step of a link as it happens, from the worker threads
 
 
 class _StopNow(Exception):

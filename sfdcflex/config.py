@@ -7,6 +7,7 @@ each, naming the setting and never repeating a secret.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import os
 import re
@@ -34,11 +35,14 @@ SETTING_NAMES = (
     "SFDC_API_VERSION", "PUBLIC_URL", "TOKEN_STORE", "TOKEN_STORE_PATH", "TWILIO_IAM_URL",
     "TWILIO_SYNC_URL", "STATE_SECRET", "CACHE_SIZE", "CACHE_TTL", "LOG_LEVEL", "LOG_FORMAT",
     "ORIGINAL_PLUGIN_LOGIN", "SFDC_LOOKUP_OBJECTS", "UPSTREAM_CA_FILE", "MAX_FUNCTION_BODY",
-    "SYNC_LINK_RECHECK", "HEALTH_PATH",
+    "SYNC_LINK_RECHECK", "HEALTH_PATH", "METRICS_ALLOW", "METRICS_TOKEN",
 )
 # The objects get-contact searches, in the order a match wins (a Contact over a Lead).
 LOOKUP_OBJECTS = ("Contact", "Lead")
-SECRET_NAMES = frozenset({"AUTH_TOKEN", "SFDC_CLIENT_SECRET", "STATE_SECRET"})
+SECRET_NAMES = frozenset({"AUTH_TOKEN", "SFDC_CLIENT_SECRET", "STATE_SECRET", "METRICS_TOKEN"})
+# Who may read GET /metrics by address when METRICS_ALLOW is unset: this machine only.
+DEFAULT_METRICS_ALLOW = "127.0.0.0/8,::1"
+MIN_METRICS_TOKEN = 16
 LOG_LEVELS = ("info", "debug", "warning", "error")
 LOG_FORMATS = ("text", "json")
 # What .env.example holds where a real value must go ("ACxxxx...", "https://your-domain...").
@@ -89,6 +93,9 @@ class Config:
     # Tests and the benchmark only: trust this CA bundle instead of the system's for upstream TLS.
     upstream_ca_file: str | None = None
     health_path: str = "/healthz"
+    metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+        ipaddress.ip_network(net) for net in DEFAULT_METRICS_ALLOW.split(","))
+    metrics_token: str | None = field(default=None, repr=False)
 
 
 class _Checker:
@@ -168,6 +175,23 @@ class _Checker:
             self.fail("SFDC_LOOKUP_OBJECTS", "must be Contact or Contact,Lead")
             return LOOKUP_OBJECTS
         return tuple(name for name in LOOKUP_OBJECTS if name.lower() in named)
+
+    def networks(self, name: str, default: str) -> tuple:
+        """A comma-separated list of addresses and networks (10.0.0.0/8, ::1); "none" for none."""
+        raw = self.text(name) or default
+        if raw.strip().lower() == "none":
+            return ()
+        try:
+            return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(","))
+        except ValueError:
+            self.fail(name, "must be addresses or networks separated by commas (127.0.0.1,10.0.0.0/8), or none")
+            return ()
+
+    def secret(self, name: str, min_length: int) -> str | None:
+        value = self.text(name)
+        if value and len(value) < min_length:
+            self.fail(name, f"must be at least {min_length} characters")
+        return value or None
 
     def ca_file(self) -> str | None:
         """UPSTREAM_CA_FILE, for tests and the benchmark only: an existing PEM file, or None."""
@@ -261,6 +285,8 @@ def load_config(values: Mapping[str, str]) -> Config:
         health_path=check.matching("HEALTH_PATH", _HEALTH_PATH,
                                    "a path of plain segments such as /healthz or /sfdcflex/health",
                                    required=False) or "/healthz",
+        metrics_allow=check.networks("METRICS_ALLOW", DEFAULT_METRICS_ALLOW),
+        metrics_token=check.secret("METRICS_TOKEN", MIN_METRICS_TOKEN),
     )
     if check.problems:
         raise ConfigError(*check.problems)

@@ -12,6 +12,7 @@ import logging
 import threading
 from typing import Callable, TypeVar
 
+from .audit import LinkAudit
 from .clients.errors import InvalidGrant, SalesforceError, SessionExpired, UpstreamError
 from .clients.salesforce import SalesforceClient
 from .errors import NotLinked, answer_for
@@ -29,9 +30,10 @@ NOT_LINKED = "Salesforce is not connected for this agent: connect Salesforce to 
 class TokenKeeper:
     """Gives callers a working access token for an agent, refreshing it when Salesforce says so."""
 
-    def __init__(self, store: TokenStore, salesforce: SalesforceClient) -> None:
+    def __init__(self, store: TokenStore, salesforce: SalesforceClient, audit: LinkAudit | None = None) -> None:
         self.store = store
         self.salesforce = salesforce
+        self.audit = audit or LinkAudit()
         self._held: dict[str, StoredTokens] = {}
         self._unsaved: dict[str, StoredTokens] = {}  # refreshed, but the store was down
         # The request (its ServerTiming) that last confirmed an agent's held tokens with the
@@ -65,12 +67,13 @@ class TokenKeeper:
         """
         return self._tokens(identity, timing).revision
 
-    def link(self, identity: str, access_token: str, refresh_token: str) -> None:
+    def link(self, identity: str, access_token: str, refresh_token: str, *, sfdc_user: str = "") -> None:
         """Save a new link; the earlier one (if any) is replaced only now, after every check passed,
         and its refresh token revoked at Salesforce: a replaced grant must not stay alive."""
         with self._lock_for(identity):
             replaced = self._unsaved.pop(identity, None) or self.store.get(identity)
             self._held[identity] = self.store.put(identity, access_token, refresh_token)
+        self.audit.record("link" if replaced is None else "relink", identity, sfdc_user)
         if replaced is not None and replaced.refresh_token != refresh_token:
             try:
                 self.salesforce.revoke(replaced.refresh_token)
@@ -99,6 +102,7 @@ class TokenKeeper:
                     log.warning("unlink %s: Salesforce revoke failed (%s); deleting the link anyway",
                                 loggable(identity), answer_for(error).code)
             self.store.delete(identity)
+            self.audit.record("unlink", identity)
             return True
 
     def _tokens(self, identity: str, timing: ServerTiming) -> StoredTokens:
@@ -142,7 +146,7 @@ class TokenKeeper:
 
     def _refresh_from(self, identity: str, stored: StoredTokens, timing: ServerTiming) -> StoredTokens:
         try:
-            with timing.span("sfdc-refresh", "Salesforce token refresh"):
+            with timing.span("sfdc-refresh", "Salesforce token refresh"), self.audit.refreshing():
                 answer = self.salesforce.refresh(stored.refresh_token)
         except InvalidGrant as dead:
             # The refresh token is dead (revoked, expired or reused): drop this link for good,
@@ -156,6 +160,7 @@ class TokenKeeper:
                 if newer is not None:
                     self._held[identity] = newer
                     return newer
+            self.audit.record("dropped", identity)
             raise NotLinked(dead.message) from None
         refreshed = StoredTokens(answer["access_token"], answer.get("refresh_token") or stored.refresh_token,
                                  stored.revision)

@@ -130,12 +130,11 @@ class Linker:
             with timing.span("sfdc-userinfo", "Salesforce userinfo"):
                 user = self.salesforce.userinfo(answer["access_token"])
             self._check_user(identity, user, answer)
-            self.keeper.link(identity, answer["access_token"], answer["refresh_token"])
+            self.keeper.link(identity, answer["access_token"], answer["refresh_token"],
+                             sfdc_user=str(user["preferred_username"]))   # its audit line records the link
         except ANSWERABLE as failure:
             _log_refusal(identity, failure)
             raise
-        log.info("linked Flex user %s to Salesforce user %s", loggable(identity),
-                 loggable(str(user.get("preferred_username"))))
         return LinkResult(identity, str(user["preferred_username"]),
                           str(user.get("name") or user["preferred_username"]), origin)
 

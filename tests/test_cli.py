@@ -29,7 +29,7 @@ def test_http_upstream_that_is_not_loopback_is_refused(tmp_path):
     assert done.returncode == 2 and "SFDC_INSTANCE_URL" in done.stderr
 
 
-@pytest.mark.parametrize("args", [["--timeout", "0"], ["--max-concurrency", "0"], ["--store", "sync"]])
+@pytest.mark.parametrize("args", [["--timeout", "0"], ["--max-concurrency", "0"], ["--store", "sync"], ["--trace"]])
 def test_bad_arguments_are_refused(args):
     with pytest.raises(SystemExit):
         parse_args(args)

@@ -192,3 +192,28 @@ def test_an_assets_folder_that_is_not_there_stops_start_up(crm, tmp_path, run_ma
     env = write_env_file(tmp_path / "sfdcflex.env", settings)
     code, out, err = run_main("--env", str(env), "--port", "0", "--assets", str(tmp_path / "nope"))
     assert code == 2 and f"assets: folder {tmp_path / 'nope'} does not exist" in err
+
+
+def test_demo_trace_prints_each_step_of_a_link_as_it_happens(tmp_path, monkeypatch, run_main):
+    """`run.py --demo --trace`: the link's exchanges in the terminal, its values cut to prefixes."""
+    from sfdcflex.demo.standins.salesforce import submit_consent
+
+    def exercise(url: str) -> str:
+        token = demo_token(url, "bob@sfdcflex.demo")
+        start = call(url, "POST", "/auth", body={"Token": token}).json()
+        location = submit_consent(start["authorize_url"], "bob@sfdcflex.demo")
+        assert call(url, "GET", location[len(url):]).status == 200
+        return (tmp_path / "tokens.json").read_text()
+
+    code, out, err, tokens = serve_here(monkeypatch, run_main, ["--demo", "--trace", "--port", "0",
+                                                                "--demo-dir", str(tmp_path)], exercise)
+    assert code == 0
+    steps = [line for line in out.splitlines() if line.startswith("[link] ") and "→" in line]
+    assert [re.search(r"\] \S+  (.+?)  ", line).group(1) for line in steps] == [
+        "panel → sfdcflex", "popup → Salesforce authorize", "popup → Salesforce consent",
+        "sfdcflex → Salesforce token endpoint", "sfdcflex → Salesforce userinfo",
+        "sfdcflex → token store (JSON file)", "popup → sfdcflex"]   # as each completed
+    assert "[link] finished: bob@sfdcflex.demo is linked" in out
+    stored = __import__("json").loads(tokens)["agents"]["bob@sfdcflex.demo"]
+    assert stored["access_token"] not in out and stored["refresh_token"] not in out
+    assert "client_secret=(not shown)" in out

@@ -357,3 +357,16 @@ def test_a_fifo_as_the_settings_file_is_refused_not_waited_on(tmp_path, clean_en
     env = tmp_path / "fifo.env"
     os.mkfifo(env, 0o600)
     assert returns_within(5, lambda: _problems(env)) == [f"config: env file {env} is not a regular file"]
+
+
+def test_metrics_access_settings_default_to_loopback_and_are_checked():
+    import ipaddress
+    config = load_config(GOOD)
+    assert config.metrics_allow == (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
+    assert config.metrics_token is None
+    given = load_config({**GOOD, "METRICS_ALLOW": "10.0.0.0/8, 192.168.1.7", "METRICS_TOKEN": "t" * 16})
+    assert given.metrics_allow == (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("192.168.1.7/32"))
+    assert given.metrics_token == "t" * 16 and "t" * 16 not in repr(given)
+    assert load_config({**GOOD, "METRICS_ALLOW": "none"}).metrics_allow == ()
+    assert "METRICS_ALLOW must be addresses or networks" in config_error(METRICS_ALLOW="10.0.0.0/33")
+    assert "METRICS_TOKEN must be at least 16 characters" in config_error(METRICS_TOKEN="short")

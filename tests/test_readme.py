@@ -27,6 +27,7 @@ README = (ROOT / "README.md").read_text()
 RUN_BY = {
     # README.md
     "python run.py --demo": "test_demo_starts_prints_routes_serves_and_stops_on_ctrl_c",
+    "python run.py --demo --trace": "test_demo_trace_prints_each_step_of_a_link_as_it_happens",
     'python -m pip install -q "pytest>=8" "pytest-cov>=5" && python -m pytest':
         "test_ci_runs_exactly_the_readme_test_command",   # CI runs it, .ci/run's last line
     "Agent panel: http://127.0.0.1:3000/": "test_demo_starts_prints_routes_serves_and_stops_on_ctrl_c",
@@ -62,6 +63,10 @@ RUN_BY = {
     # a module or function that exists.
     'python -m pip install -q "mutmut>=3.8,<3.9" && nice mutmut run --max-children 2': "test_mutmut_is_set_up_as_readme_says",
     "nice mutmut run --max-children 2": "test_every_mutant_name_shown_names_existing_code",
+    "scrape_configs:": "test_the_readme_scrape_config_and_alert_rules_name_what_metrics_exposes",
+    "groups:": "test_the_readme_scrape_config_and_alert_rules_name_what_metrics_exposes",
+    "2026-12-06 10:42:07 INFO audit link flex_user=alice@example.com sfdc_user=alice@example.com"
+    " instance=crm-1/4242 at=2026-12-06T09:42:07Z": "test_the_readme_shows_the_line_a_link_writes",
     # sfdcflex/runtime/README.md
     "from sfdcflex.runtime import Response": "test_the_runtime_readme_example_function_answers",
     "python -m sfdcflex.runtime.differential --against http://127.0.0.1:3000":

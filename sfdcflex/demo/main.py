@@ -9,11 +9,14 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
+from ..runtime.app import Builtin
 from ..runtime.response import encode_json
 from ..runtime.routes import Asset, load_assets
 from .standins import IamStandIn, SalesforceStandIn, SyncStandIn
 from .standins.demo_data import seed_demo
+from .trace import PATH as TRACE_PATH, LinkTrace
 
 PANEL = Path(__file__).resolve().parent / "panel"
 
@@ -21,7 +24,8 @@ PANEL = Path(__file__).resolve().parent / "panel"
 class Demo:
     """The stand-ins, their data, and the settings that point the functions at them."""
 
-    def __init__(self, folder: Path, owns_folder: bool, store: str, server_url: str) -> None:
+    def __init__(self, folder: Path, owns_folder: bool, store: str, server_url: str,
+                 trace: Callable[[str], None] | None = None) -> None:
         self.folder, self._owns_folder = folder, owns_folder
         self.salesforce, self.iam, self.sync = SalesforceStandIn(), IamStandIn(), SyncStandIn()
         for standin in (self.salesforce, self.iam, self.sync):
@@ -29,6 +33,9 @@ class Demo:
         self.data = seed_demo(self.salesforce, self.iam)
         self.salesforce.record_pages.panel_url = f"{server_url}/"
         self.store = store
+        # The Link tab's steps; with --trace also printed (by `trace`) as they happen.
+        self.trace = LinkTrace(store, printer=trace)
+        self.salesforce.on_exchange = self.trace.standin_exchange
         # The panel at 127.0.0.1 is same-origin; the same panel opened via localhost is another
         # origin, and FLEX_INSTANCE_URL names it, so the CORS path of a real Flex plugin is live too.
         self.flex_url = server_url.replace("127.0.0.1", "localhost", 1)
@@ -44,11 +51,16 @@ class Demo:
         }
 
     @classmethod
-    def start(cls, *, folder: Path | None = None, store: str = "json", server_url: str) -> Demo:
+    def start(cls, *, folder: Path | None = None, store: str = "json", server_url: str,
+              trace: Callable[[str], None] | None = None) -> Demo:
         owns = folder is None
         folder = Path(tempfile.mkdtemp(prefix="sfdcflex-demo-")) if owns else Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        return cls(folder, owns, store, server_url)
+        return cls(folder, owns, store, server_url, trace)
+
+    def builtins(self) -> dict[str, Builtin]:
+        """The demo's own GET routes: the last link's steps for the panel's Link tab."""
+        return {TRACE_PATH: self.trace.endpoint}
 
     def assets(self) -> dict[str, Asset]:
         """The panel's files plus demo-config.json, which tells the panel where the stand-ins are."""

@@ -55,6 +55,10 @@ Builtin = Callable[[Request], Reply]
 # None to leave it a 500: the runtime knows only HTTPError, the integration knows its clients'
 # errors (sfdcflex/errors.py, answer_for_failure).
 ErrorAnswers = Callable[[BaseException], "HTTPError | None"]
+# Told of every answer: the request (None when the server refused it while reading), its path,
+# the reply and the seconds it took (runtime/metrics.py's RequestMeter.observe); on every
+# request's path, so it must be cheap.
+RequestObserver = Callable[["Request | None", str, Reply, float], None]
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,8 @@ class App:
                  limits: Limits = Limits(), cors_origins: tuple[str, ...] = (),
                  public_url: str | None = None, assets: dict[str, Asset] | None = None,
                  live: bool = False, builtins: dict[str, Builtin] | None = None,
-                 body_limits: dict[str, int] | None = None, errors: ErrorAnswers | None = None) -> None:
+                 body_limits: dict[str, int] | None = None, errors: ErrorAnswers | None = None,
+                 observe: RequestObserver | None = None) -> None:
         self.routes = routes
         self.builtins = builtins_not_taken(builtins or {}, routes)
         self.functions = functions if functions is not None else {f.name: f for f in routes.values()}
@@ -151,6 +156,7 @@ class App:
         self._private_assets = private_assets(self.assets)
         self.live = live
         self._error_answers = errors
+        self._observe = observe
         self._started_at = time.time()
         self._reloaded: dict[Path, tuple[float, object]] = {}
         self._reload_lock = threading.Lock()
@@ -191,9 +197,12 @@ class App:
         self._add_cors(request, reply)
         # A supervisor probing /healthz every few seconds would drown the request lines.
         level = logging.DEBUG if request.method == "GET" and path in self.builtins else logging.INFO
+        elapsed = time.perf_counter() - started
+        if self._observe is not None:
+            self._observe(request, path, reply, elapsed)
         if log.isEnabledFor(level):  # the line's parts are made only when it is written
             log_line(log, level, f"{reply.status} {loggable(request.method)} {loggable(path)} "
-                                 f"{(time.perf_counter() - started) * 1000:.1f}ms")
+                                 f"{elapsed * 1000:.1f}ms")
         return reply
 
     def _send_early(self, request: Request, answer_early: Callable[[Reply], None], reply: Reply) -> None:
@@ -373,7 +382,13 @@ class App:
         sees the status rather than a CORS error. `headers` is None when they were not read."""
         reply = error_reply(exc)
         reply.headers += self.cors.headers(headers)
+        if self._observe is not None:
+            self._observe(None, "", reply, 0.0)
         return reply
+
+    def invocations_in_flight(self) -> int:
+        """Invocations holding a concurrency slot now (a gauge's reading)."""
+        return self._slots.taken
 
 
 def _method_not_allowed(method: str) -> MethodNotAllowed:

@@ -63,6 +63,9 @@ class JsonFormatter(_StampedFormatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = {"time": self.stamp_of(record.created), "level": record.levelname,
                   "message": record.getMessage()}
+        # A record's structured facts (logging's extra={"fields": {...}}: an audit line's who,
+        # what, when) join the object as keys of their own; the three above keep their meaning.
+        fields.update((k, v) for k, v in getattr(record, "fields", {}).items() if k not in fields)
         if record.exc_info:
             fields["traceback"] = self.formatException(record.exc_info)
         return json.dumps(fields, ensure_ascii=False)

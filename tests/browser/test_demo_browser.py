@@ -83,7 +83,7 @@ def test_a_person_links_looks_up_opens_the_record_and_disconnects(demo, browser,
     linked = f"Logged into Salesforce as {name} ({realm_user_id})."
     assert link_state(page) == ("linked", linked)
     assert focused(page) == "disconnect"  # Connect is gone; focus moved to what replaced it
-    assert live_text(page) == linked
+    assert live_text(page) == f"{linked} The Link tab shows the 7 steps of this link."
 
     look_up_a_caller(page, width)
     open_the_record_page(browser, page, name)

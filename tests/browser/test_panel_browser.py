@@ -18,7 +18,7 @@ from tests.browser.panel import (CHECKING, NOT_LINKED, ROOT, UNKNOWN, card_field
                            link_state, live_text, open_panel, pick, sign_in)
 
 PANEL = ROOT / "sfdcflex" / "demo" / "panel"
-PANEL_FILES = {"index.html", "panel.css", "panel.js", "flow.js", "card.js", "calllog.js"}
+PANEL_FILES = {"index.html", "panel.css", "panel.js", "flow.js", "card.js", "calllog.js", "link.js"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(   # a real browser
     find_chromium() is None, reason="no chromium binary (install Debian's chromium or set $CHROMIUM)")]

@@ -24,6 +24,7 @@ class Crm:
                  limits: Limits = Limits(), **settings) -> None:
         from sfdcflex.assembly import build_app
         from sfdcflex.config import load_config
+        from sfdcflex.metrics import Metrics
         self.sf, self.iam, self.sync = sf, iam, sync
         self.store_path = tmp_path / "store" / "tokens.json"
         values = {
@@ -36,8 +37,11 @@ class Crm:
         self.config = load_config(values)
         sock = listen(("127.0.0.1", 0))  # first: the app needs its URL for the OAuth callback
         self.url = url_of(sock)
-        self.app = build_app(self.config, self.config.public_url or self.url, limits=limits)
+        self.metrics = Metrics()   # wired as cli.py wires it: the server's gauges too
+        self.app = build_app(self.config, self.config.public_url or self.url, limits=limits,
+                             metrics=self.metrics)
         self.server = FunctionsServer(sock, self.app, ServerLimits())
+        self.metrics.watch_server(self.server)
         self.services = self.app.services
         start_in_thread(self.server)
 

@@ -257,6 +257,9 @@ def test_the_nginx_snippet_passes_what_sfdcflex_relies_on(standins, tmp_path):
             except OSError:
                 time.sleep(0.05)
         assert health.status == 200
+        # /metrics: for Prometheus on the inside, never through the public address.
+        assert call(front, "GET", "/metrics").status == 404
+        assert call(upstream, "GET", "/metrics").status == 200
         # The paths that need no Flex token are limited per address (burst 20, then 429); the rest is not.
         statuses = [call(front, "GET", "/oauth-callback?error=x").status for _ in range(30)]
         assert 429 in statuses and statuses[0] != 429

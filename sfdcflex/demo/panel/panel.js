@@ -48,6 +48,8 @@ class Panel {
     this.popup = null;
     this.card = new ContactCard();
     this.callLog = new CallLog(this);
+    this.linkTrace = new LinkTraceView(base);
+    this.tabs = new DataFlowTabs((id) => { if (id === "tab-link") this.linkTrace.load(); });
     this.el = (id) => document.getElementById(id);
   }
 
@@ -284,11 +286,15 @@ class Panel {
     if (this.popup && !this.popup.closed) this.popup.close();
     if (message.type === "linked") {
       this.clearError();
+      await this.linkTrace.load();   // first: the status changes only when all is ready to be read out
       await this.refreshUser();
-      announce(this.el("sfdc-status").textContent);
+      announce(`${this.el("sfdc-status").textContent} ${this.linkTrace.announcement()}`.trim());
     } else if (message.type === "link_failed") {
       this.showError(`Salesforce was not connected: ${this.refusalText(message)}`, message.error || "link_failed");
+      await this.linkTrace.load();
       await this.refreshUser();
+      const where = this.linkTrace.announcement();   // "" when the trace could not be read
+      if (where) announce(where);
     }
   }
 

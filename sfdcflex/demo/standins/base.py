@@ -111,6 +111,8 @@ class StandIn:
         self._server: ThreadingHTTPServer | None = None
         self._tls_host = ""
         self._thread: threading.Thread | None = None
+        # Told of every answered request (the demo's link trace watches the authorize page).
+        self.on_exchange: Callable[[Request, Response, float], None] | None = None
 
     # -- what subclasses provide -------------------------------------------------
     def route(self, request: Request) -> tuple[str | None, Handler]:
@@ -332,7 +334,10 @@ class _StandInRequestHandler(BaseHTTPRequestHandler):
         request = self._read_request()
         if request is None:
             return
+        started = time.perf_counter()
         response = self.server.standin.answer(request)
+        if response is not None and self.server.standin.on_exchange is not None:
+            self.server.standin.on_exchange(request, response, time.perf_counter() - started)
         if isinstance(response, _Dropped) and response.how == "truncate":
             self._write(response, head_only=False, cut=True)
         if response is None or isinstance(response, _Dropped):
