@@ -296,6 +296,7 @@ def test_an_idle_server_loop_sleeps_instead_of_ticking(serve):
     """With the default timeouts the loop wakes about once a second, not ten times: an agent's
     panel sends a request every few seconds, and each idle wake-up is CPU charged to those."""
     served = serve()
+    time.sleep(0.05)  # past the loop's first turn, which sweeps at once
     selector, turns = served.server._selector, []
     real = selector.select
 
