@@ -82,3 +82,11 @@ def test_disarming_after_the_action_ran_is_harmless(deadlines):
     assert ran.wait(2.0)
     deadlines.disarm("a")
     deadlines.disarm("never armed")
+
+
+def test_a_stopped_timer_ends_its_thread():
+    timer = Deadlines(name="test-stop")
+    timer.arm("late", time.monotonic() + 30.0, lambda: None)
+    timer.stop()
+    timer._thread.join(2.0)
+    assert not timer._thread.is_alive()

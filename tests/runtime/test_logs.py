@@ -216,3 +216,18 @@ def test_run_py_set_up_takes_the_fast_way_and_a_second_handler_on_the_way_does_n
     assert [line.split(" ", 3)[3] for line in stream.getvalue().splitlines()] == [
         "200 GET /one 0.1ms", "200 GET /two 0.1ms", "200 GET /three 0.1ms"]
 
+
+
+def test_lines_wait_for_the_writer_delay_and_a_warning_line_goes_at_once():
+    stream = io.StringIO()
+    logger, handler = _logger(stream, delay=60.0)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        log_line(logger, logging.INFO, "200 GET /a 0.1ms")
+        time.sleep(0.1)  # the writer is awake now, and waits out its delay
+        assert stream.getvalue() == ""
+        log_line(logger, logging.WARNING, "slow answer")
+        assert stream.getvalue().splitlines()[-1].endswith("WARNING slow answer")
+    finally:
+        handler.close()

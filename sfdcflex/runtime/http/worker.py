@@ -200,9 +200,7 @@ class ParkingWorkers:
         while True:
             self.idle += 1  # approximate (no lock): a hint for `submit` and `backlogged`
             try:
-                events = self._epoll.poll(-1, 1)
-            except InterruptedError:
-                continue
+                events = self._epoll.poll(-1, 1)  # (a signal's EINTR is retried: PEP 475)
             finally:
                 self.idle -= 1
             for fd, _ in events:

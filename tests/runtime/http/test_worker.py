@@ -3,6 +3,7 @@ more only when a job finds none free, never more than `count`), and every thread
 the parking pool also runs a parked job when its descriptor turns readable, once, on one thread."""
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import select
@@ -260,4 +261,30 @@ def test_a_queued_job_wakes_one_waiting_thread_not_all_of_them(monkeypatch):
         assert events & select.EPOLLET, "the job signal must be edge-triggered"
     finally:
         release.set()
+        workers.stop()
+
+
+def test_a_parked_descriptor_taken_back_after_its_event_fired_is_skipped(sockets):
+    """The kernel delivered its event, then the I/O thread took it back (its idle deadline): the
+    woken thread finds nothing parked and waits on, for the next thing to do."""
+    workers = ParkingWorkers(2)
+    client, ours = sockets
+    try:
+        workers.park(ours.fileno(), lambda: None)
+        client.sendall(b"x")
+        del workers._parked[ours.fileno()]  # taken back, as if between the event and the pop
+        job = lambda: None
+        workers.idle = 1  # (no thread starts for the job: this "thread" takes it)
+        workers.submit(job)
+        workers.idle = 0
+        assert workers._next() is job
+    finally:
+        workers.stop()
+
+
+def test_the_job_signal_never_blocks_a_thread_that_lost_the_race_for_it():
+    workers = ParkingWorkers(1)
+    try:
+        assert fcntl.fcntl(workers._signal, fcntl.F_GETFL) & os.O_NONBLOCK
+    finally:
         workers.stop()
