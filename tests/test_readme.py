@@ -358,3 +358,10 @@ def test_the_mutation_table_command_writes_between_the_markers(tmp_path, capsys)
     assert mutation_table.main(["--mutants", str(mutants)]) == 0
     assert "| total | 2 | 1 | 1 | 0 | 0 |" in capsys.readouterr().out
     assert mutation_table.main(["--mutants", str(tmp_path / "nothing")]) == 1
+    # A run of one more module, merged: the rows of the earlier run stay, the total is recounted.
+    again = tmp_path / "again"
+    _write_meta(again, "slots.py", [1, 1, None])
+    assert mutation_table.main(["--mutants", str(again), "--write", str(document), "--merge"]) == 0
+    table = mutation_table.between_markers(document.read_text())
+    assert "| slots.py | 3 | 2 | 0 | 1 | 0 |" in table and "| store.py | 2 | 1 | 1 | 0 | 0 |" in table
+    assert table.splitlines()[-1] == "| total | 5 | 3 | 1 | 1 | 0 |"

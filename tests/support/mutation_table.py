@@ -6,7 +6,10 @@ against it (None: not run yet). This reads them, counts each module's mutants by
 mutmut's own reading of the codes (mutmut/stats.py, `status_by_exit_code`), and prints the
 markdown table, or writes it between the markers of tests/README.md:
 
-    python -m tests.support.mutation_table [--mutants mutants] [--write tests/README.md]
+    python -m tests.support.mutation_table [--mutants mutants] [--write tests/README.md] [--merge]
+
+`--merge` keeps the rows of modules this run did not cover (a run of a few modules updates their
+rows; the total is counted again).
 """
 from __future__ import annotations
 
@@ -84,6 +87,17 @@ def _row(module: str, found: Counts) -> str:
             f" | {found.other} |")
 
 
+def parse_table(table: str) -> dict[str, Counts]:
+    """The module rows of a table `format_table` made (the total left out)."""
+    counts = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[0] != "total":
+            killed, survived, not_run, other = (int(cell) for cell in cells[2:])
+            counts[cells[0]] = Counts(killed, survived, not_run, other)
+    return counts
+
+
 def between_markers(text: str) -> str:
     """What a document holds between the table's markers."""
     return text.split(START, 1)[1].split(END, 1)[0].strip("\n")
@@ -102,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="mutmut's folder (default: mutants)")
     parser.add_argument("--write", type=Path, default=None, metavar="DOCUMENT",
                         help="put the table between the markers of DOCUMENT instead of printing it")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --write: keep DOCUMENT's rows of modules this run did not cover")
     args = parser.parse_args(argv)
     counts = count_results(args.mutants)
     if not counts:
         print(f"no mutant has been run under {args.mutants}", file=sys.stderr)
         return 1
+    if args.merge and args.write is not None:
+        counts = {**parse_table(between_markers(args.write.read_text())), **counts}
+        counts = dict(sorted(counts.items()))
     table = format_table(counts)
     if args.write is None:
         print(table)
