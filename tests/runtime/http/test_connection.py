@@ -180,7 +180,7 @@ def test_a_client_that_waits_for_100_continue_gets_it_and_then_sends(harness):
     h = harness()
     client, connection = h.connect()
     h.send(client, connection,
-           b"POST /hello HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+           b"POST /hello HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
     assert client.recv(100) == CONTINUE
     h.send(client, connection, b"{}")
     assert h.loop.submitted == [connection]
@@ -216,7 +216,7 @@ def test_the_io_thread_never_waits_on_a_socket_that_blocks(harness):
     assert connection.sock.gettimeout() is None    # blocking: no poll() before each call
     connection.sock = seen = FlagsSeen(connection.sock)
     h.pool.readable(connection)                    # a wake-up with nothing to read
-    h.send(client, connection, b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 600\r\n\r\n")
+    h.send(client, connection, b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 600\r\n\r\n")
     h.send(client, connection, b"x" * 600)         # the body, after the 100 Continue
     assert h.loop.submitted == [connection]
     other, lingering = h.connect()
@@ -279,7 +279,7 @@ def test_a_pipelined_bad_head_goes_back_to_the_io_thread_which_refuses_and_linge
     client, connection = h.connect()
     connection.state = BUSY  # as with a worker: it read this after its answer
     h.loop.unwatch(connection)
-    connection.buffer += b"GET /hello HTTP/1.1\r\nno colon here\r\n\r\n"
+    connection.buffer += b"GET /hello HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"
     assert h.pool.take_complete(connection) is False
     h.pool.resume(connection)  # given back to the I/O thread
     head, _ = Replies(client).next()
@@ -376,7 +376,7 @@ def test_a_refused_request_with_one_byte_to_come_lingers(harness):
 def test_a_bad_head_lingers_for_up_to_linger_bytes(harness, caplog):
     h = harness()
     client, connection = h.connect()
-    h.send(client, connection, b"GET /hello HTTP/1.1\r\nno colon here\r\n\r\n")
+    h.send(client, connection, b"GET /hello HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
     assert Replies(client).next()[0].startswith(b"HTTP/1.1 400")
     assert connection.state == LINGERING and connection.linger_left == LINGER_BYTES
     assert no_errors_logged(caplog)

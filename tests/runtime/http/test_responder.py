@@ -89,7 +89,7 @@ def test_a_client_that_does_not_read_its_answer_is_dropped_after_the_send_timeou
 def test_the_worker_gives_the_connection_back_kept_or_not(pair):
     client, connection = pair
     recorded = Recorded(Reply(200, [], b"ok"))
-    for text, kept in ((b"GET /a HTTP/1.1\r\n\r\n", True), (b"GET /a HTTP/1.0\r\n\r\n", False)):
+    for text, kept in ((b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", True), (b"GET /a HTTP/1.0\r\n\r\n", False)):
         connection.head, connection.body = parse_head(text), Body.whole(BodyBudget(100), b"")
         responder_for(recorded).serve(connection)
         assert Replies(client).next()[1] == b"ok"

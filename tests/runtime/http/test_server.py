@@ -175,7 +175,7 @@ def test_a_failed_accept_pauses_accepting_then_serves_the_client(app, monkeypatc
     start_in_thread(server)
     try:
         with connect(server.server_address) as client:
-            client.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+            client.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert read_all(client).startswith(b"HTTP/1.1 200 ")
     finally:
         server.shutdown()
@@ -211,7 +211,7 @@ def test_full_server_stops_listening_at_once_and_listens_again_when_one_closes(s
         assert wait_until(lambda: len(server.connections.open_connections) == 2)
         assert wait_until(lambda: not server._accepting)  # not on the next sweep: that is a minute away
         late = connect(server.server_address)  # the kernel's backlog completes the handshake
-        late.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+        late.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         held.pop().close()  # the I/O thread reads the close and listens again, at once
         assert read_all(late).startswith(b"HTTP/1.1 200 ")
     finally:
@@ -240,7 +240,7 @@ def test_past_max_connections_new_ones_wait_until_one_closes(serve):
     assert wait_until(lambda: len(served.server.connections.open_connections) == 3)
     late = connect(served.url, timeout=0.3)  # the kernel's backlog completes the handshake
     try:
-        late.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+        late.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         with pytest.raises(socket.timeout):
             late.recv(100)
         held.pop().close()
@@ -258,7 +258,7 @@ def test_burst_of_connections_beyond_backlog_default_is_served(runtime):
     socks = [connect(runtime.url) for _ in range(150)]
     try:
         for sock in socks:
-            sock.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answers = []
         for sock in socks:
             data = b""
@@ -359,7 +359,7 @@ def test_a_fault_with_one_connection_does_not_stop_the_server(serve, monkeypatch
         raise RuntimeError("planted")
 
     monkeypatch.setattr(pool, "_advance", fails_once)
-    assert exchange(served.url, b"GET /hello HTTP/1.1\r\n\r\n") == b""  # that one is closed
+    assert exchange(served.url, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == b""  # that one is closed
     assert served.call("GET", "/hello").status == 200
     assert "planted" in caplog.text
 
