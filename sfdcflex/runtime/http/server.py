@@ -95,7 +95,7 @@ class FunctionsServer:
         self._drained = threading.Event()
         self._nothing_cut = True
         self._closed = False
-        self.connections = ConnectionPool(self, limits, max_body_for=app.max_body_for,
+        self.connections = ConnectionPool(self, limits, head_refusal=app.head_refusal,
                                           refusal=app.refusal, date=date)
         self.workers = make_workers(limits.threads)
         self.responder = Responder(limits, dispatch=app.dispatch, refusal=app.refusal, date=date,

@@ -15,6 +15,7 @@ import socket
 import pytest
 
 from sfdcflex.runtime.app import error_reply
+from sfdcflex.runtime.errors import HTTPError, NotFound, PayloadTooLarge
 from sfdcflex.runtime.http.connection import (BODY, BUSY, CONTINUE, LINGERING, WAITING, Connection,
                                               ConnectionPool)
 from sfdcflex.runtime.http.http11 import HttpDate
@@ -25,6 +26,16 @@ MAX_BODY = 100        # the runtime's limit in these tests
 ECHO_LIMIT = 1000     # /echo's own, larger limit
 LINGER_BYTES = 1_000_000
 BODY_LIMITS = {"/echo": ECHO_LIMIT, "/big": 6 * 1024 * 1024}
+NO_ROUTE = "/nope"
+
+
+def head_refusal(method: str, target: str, length: int) -> HTTPError | None:
+    """The app's side (App.head_refusal): a body over its route's limit; a path nothing answers."""
+    path = target.split("?", 1)[0]
+    limit = BODY_LIMITS.get(path, MAX_BODY)
+    if length > limit:
+        return PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+    return NotFound(f"no function or asset at {path}", code="not_found") if path == NO_ROUTE else None
 
 
 class FakeLoop:
@@ -63,7 +74,7 @@ class Harness:
         self.loop, self.clock = FakeLoop(), Clock()
         settings = {"linger_seconds": 30.0, "linger_bytes": LINGER_BYTES, **limits}
         self.pool = ConnectionPool(self.loop, ServerLimits(**settings),
-                                   max_body_for=lambda path: BODY_LIMITS.get(path, MAX_BODY),
+                                   head_refusal=head_refusal,
                                    refusal=lambda exc, headers: error_reply(exc),
                                    date=HttpDate().now, clock=self.clock)
         self.clients: list[socket.socket] = []
@@ -304,7 +315,7 @@ def test_a_pipelined_request_over_the_limit_is_refused_by_the_io_thread(harness,
     assert f"request bodies are limited to {MAX_BODY} bytes" in body.decode()
     assert b"\r\nConnection: close" in head
     assert re.search(rb"\r\nDate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", head)
-    assert "413 - (request rejected before routing: payload_too_large)" in caplog.messages
+    assert "413 - (request refused before its body was read: payload_too_large)" in caplog.messages
     h.send(client, connection, b"y" * 5000)  # all it announced: the pool stops lingering
     assert not h.is_open(connection)
     assert no_errors_logged(caplog)
@@ -329,6 +340,31 @@ def test_route_limit_applies_from_content_length_before_the_body(harness):
     assert Replies(client).next()[0].startswith(b"HTTP/1.1 413 ")
     client, connection = h.connect()
     h.send(client, connection, request("POST", "/echo", b"b" * ECHO_LIMIT))
+    assert h.loop.submitted == [connection]
+
+
+def test_a_body_to_no_route_is_refused_from_the_head_on_either_path(harness, caplog):
+    """The I/O thread answers 404 before the body and lingers; the worker's fast path leaves
+    even a small, whole such request to it, so that neither path reads a body nothing wants."""
+    caplog.set_level(logging.INFO, logger="sfdcflex")
+    h = harness()
+    client, connection = h.connect()
+    h.send(client, connection, request("POST", NO_ROUTE, length=MAX_BODY))
+    head, body = Replies(client).next()
+    assert head.startswith(b"HTTP/1.1 404 ") and b"not_found" in body
+    assert connection.state == LINGERING and connection.body is None and not h.loop.submitted
+    assert "404 - (request refused before its body was read: not_found)" in caplog.messages
+    client, connection = h.connect()
+    connection.state = BUSY  # a worker read it after its answer
+    h.loop.unwatch(connection)
+    connection.buffer += request("POST", NO_ROUTE, b"x" * 10)
+    assert h.pool.take_complete(connection) is False
+    assert connection.buffer.startswith(b"POST /nope")  # nothing taken from the buffer
+    h.pool.resume(connection)
+    assert Replies(client).next()[0].startswith(b"HTTP/1.1 404 ")
+    assert not h.is_open(connection)  # everything it announced had come: closed at once
+    client, connection = h.connect()  # without a body, the app answers it as usual
+    h.send(client, connection, request("GET", NO_ROUTE))
     assert h.loop.submitted == [connection]
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from sfdcflex.runtime.http.http11 import MAX_HEADER_BYTES
 from sfdcflex.runtime.http.limits import ServerLimits
+from sfdcflex.runtime.response import Reply
 from tests.support.sockets import connect, exchange, read_all, wait_until
 
 
@@ -111,6 +112,28 @@ def test_body_over_6_mib_is_413_without_being_read(runtime):
     answer = exchange(runtime.url, head)  # the body is never sent: the server must not wait for it
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert b"payload_too_large" in answer
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/nope"), ("POST", "/healthz"), ("DELETE", "/hello"),
+                                          ("POST", "http://x/nope?a=1")])
+def test_a_body_nothing_would_read_is_refused_from_the_head(serve, method, path):
+    """A path no function, asset or built-in answers for this method (the built-in /healthz
+    takes GET only), or a method none takes: 404 or 405 from the head, before the client sent
+    a byte of its 6 MiB body, and the connection lingers and closes as after a 413."""
+    served = serve(builtins={"/healthz": lambda request: Reply(200, [], b"ok")})
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {6 * 1024 * 1024}\r\n\r\n"
+    with connect(served.url, timeout=2) as sock:
+        sock.sendall(head.encode())  # the body is never sent: the answer must not wait for it
+        answer = read_all(sock)
+    status = 405 if method == "DELETE" else 404
+    assert answer.startswith(b"HTTP/1.1 %d " % status) and b"Connection: close" in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] in ("not_found", "method_not_allowed")
+    assert served.call("GET", "/healthz").status == 200  # GET of the built-in is still its own
+
+
+def test_a_head_request_with_a_body_to_no_route_gets_the_404_head_only(runtime):
+    answer = exchange(runtime.url, b"HEAD /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 404 ") and answer.endswith(b"\r\n\r\n")
 
 
 def test_client_sending_its_whole_body_first_reads_the_413(serve):
