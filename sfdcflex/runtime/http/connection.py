@@ -38,13 +38,16 @@ class Connection:
     """One client connection: its socket, what has arrived, and where it is in a request."""
 
     __slots__ = ("sock", "address", "buffer", "state", "deadline", "head", "body", "linger_left",
-                 "quick")
+                 "quick", "fresh")
 
     def __init__(self, sock: socket.socket, address: tuple | str) -> None:
         self.sock, self.address = sock, address
         # Whether the client sends its next request right after an answer (a worker then waits
         # KEEP_WAIT for it); False once it did not, until a request comes that quickly again.
         self.quick = True
+        # No request of it has been read yet: at the connection cap, it gives way after the idle
+        # kept-alive ones (admission.py).
+        self.fresh = True
         self.buffer = bytearray()
         self.state = WAITING
         self.deadline = 0.0
@@ -160,8 +163,9 @@ class ConnectionPool:
             return False
         return True
 
-    def _take_back(self, connection: Connection) -> bool:
-        """Whether the I/O thread may close `connection` now: not while a worker has it."""
+    def take_back(self, connection: Connection) -> bool:
+        """Whether the I/O thread may close `connection` now: not while a worker has it (a
+        parked one only once it is out of the workers' epoll)."""
         return connection.state != BUSY and (connection.state != PARKED or self.loop.unpark(connection))
 
     def readable(self, connection: Connection) -> None:
@@ -262,7 +266,7 @@ class ConnectionPool:
 
     def _dispatch(self, connection: Connection) -> bool:
         self.loop.unwatch(connection)  # the worker owns the socket until it gives it back
-        connection.state = BUSY
+        connection.state, connection.fresh = BUSY, False
         self.loop.submit(connection)
         return True
 
@@ -312,7 +316,7 @@ class ConnectionPool:
     def sweep(self, now: float) -> None:
         """Close connections past their deadline: idle too long, too slow to send, or lingering."""
         for connection in list(self.open_connections.values()):
-            if connection.deadline <= now and self._take_back(connection):
+            if connection.deadline <= now and self.take_back(connection):
                 self.close(connection)
 
     def close(self, connection: Connection) -> None:
@@ -335,7 +339,7 @@ class ConnectionPool:
     def close_idle(self) -> None:
         for connection in list(self.open_connections.values()):
             if connection.state in (WAITING, PARKED) and not connection.buffer \
-                    and self._take_back(connection):
+                    and self.take_back(connection):
                 self.close(connection)
 
     def in_flight(self) -> int:
@@ -345,7 +349,7 @@ class ConnectionPool:
 
     def close_all(self) -> None:
         for connection in list(self.open_connections.values()):
-            if not self._take_back(connection):
+            if not self.take_back(connection):
                 # A worker still writes to it: stop the socket, and let the worker close it,
                 # so the descriptor number cannot be reused under the worker's feet.
                 _shut(connection.sock)
