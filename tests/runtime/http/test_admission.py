@@ -48,7 +48,7 @@ def still_open(sock) -> bool:
 def test_a_new_agent_is_answered_at_once_under_a_flood_of_idle_connections_from_one_address(serve):
     """1,500 idle connections from one address, past the server's 1,000: the agent's request
     from another address is answered within a second (on main it waited in the backlog until
-    the idle ones timed out, 15 s). The flooding address holds its cap, no more."""
+    idle ones timed out, 15 s). The flooding address holds its cap, no more."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4096:  # both ends of 1,500 connections, in this one process
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))

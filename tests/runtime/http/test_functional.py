@@ -107,6 +107,21 @@ def test_lax_heads_are_400_json_and_closed(runtime, request_bytes):
     assert set(error) == {"error", "message"}
 
 
+def test_a_request_without_one_host_is_400_first_or_kept_alive_and_http_1_0_needs_none(runtime):
+    """RFC 9112 §3.2, on a new connection and on a kept-alive one (where a worker reads the next
+    request and leaves a bad one to the I/O thread)."""
+    for second in (b"GET /hello HTTP/1.1\r\n\r\n", b"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"):
+        with connect(runtime.url) as sock:
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            sock.sendall(second)
+            answer = read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 400 ") and b'"error":"bad_host"' in answer
+        assert b"Connection: close" in answer
+        assert exchange(runtime.url, second).startswith(b"HTTP/1.1 400 ")
+    assert exchange(runtime.url, b"GET /hello HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+
+
 def test_body_over_6_mib_is_413_without_being_read(runtime):
     head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (6 * 1024 * 1024 + 1)
     answer = exchange(runtime.url, head)  # the body is never sent: the server must not wait for it
