@@ -92,9 +92,13 @@ class Admission:
     def make_room(self) -> bool:
         """At the cap: close the connection that has waited longest without a request. False
         when none can be closed (every one busy, or taken by a worker meanwhile)."""
-        while self.room_for_one():
-            if self._close(self._ranked.popleft()[2]):
-                return True
+        for fresh in (False, True):  # the batch ranked before, then, once, all of them again
+            if fresh:
+                self._rank_all()
+            while self._ranked:
+                entry = self._ranked.popleft()
+                if self._closable(entry) and self._close(entry[2]):
+                    return True
         return False
 
     def admit(self, client: str) -> bool:

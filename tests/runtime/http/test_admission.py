@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from sfdcflex.runtime.http.connection import BODY, PARKED
+from sfdcflex.runtime.http.connection import BODY, BUSY, PARKED
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, listen
 from tests.support.sockets import Replies, closed_by_peer, connect, request, wait_until
@@ -172,6 +172,32 @@ def test_a_connection_whose_request_has_arrived_unread_is_not_closed_for_another
         server._accept()
         assert list(server.connections.open_connections.values()) == [connection]
         assert not server._accepting and server.admission.evicted == 0
+    finally:
+        for sock in (first, late):
+            if sock is not None:
+                sock.close()
+        server.server_close()
+
+
+def test_a_new_connection_whose_place_was_taken_meanwhile_is_answered_503(serve, monkeypatch):
+    """At the cap, the one connection that could give way is parked, and a worker takes it out
+    of the epoll first (its request came): the I/O thread may not close it, so the new client,
+    already accepted, is answered 503 and closed, and the parked one is left to its worker."""
+    server = FunctionsServer(listen(("127.0.0.1", 0)), serve().app, ServerLimits(max_connections=1))
+    first = connect(server.server_address)
+    late = None
+    try:
+        server._accept()
+        (connection,) = server.connections.open_connections.values()
+        connection.state, connection.fresh = PARKED, False  # as after its first answer
+        monkeypatch.setattr(server, "unpark", lambda connection: False)  # a worker took it
+        late = connect(server.server_address)
+        server._accept()
+        head, body = Replies(late).next()
+        assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in head
+        assert closed_by_peer(late) and still_open(first)
+        assert list(server.connections.open_connections.values()) == [connection]
+        connection.state = BUSY  # the worker's, as it would be: server_close leaves it be
     finally:
         for sock in (first, late):
             if sock is not None:
