@@ -6,7 +6,8 @@ bodies into per-connection buffers (bodies above a threshold, or past the memory
 to a temporary file) and hands complete requests to the workers. A worker runs the function,
 writes the reply in one send and gives a keep-alive connection back. So idle and slow
 clients cost a buffer, not a thread, and every resource has a configured bound:
-connections (past it the server stops accepting until one closes), worker threads, request
+connections (at the cap the one idle longest gives way; when all are busy the server stops
+accepting until one closes), connections per client address, worker threads, request
 body bytes in memory, the time to send a request and the keep-alive idle time.
 """
 from __future__ import annotations
@@ -300,9 +301,10 @@ class FunctionsServer:
             self._reported = counts
 
     def _update_accepting(self, now: float) -> None:
-        """Listen only while there is room and no pause: when full, the kernel's backlog holds
-        the next clients, and a listening socket that is never accepted from would make
-        select() return at once, again and again."""
+        """Listen only while there is room (or a connection that can give way) and no pause:
+        when every connection is busy, the kernel's backlog holds the next clients, and a
+        listening socket that is never accepted from would make select() return at once,
+        again and again."""
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0  # the pause is over
         wanted = (self.admission.room_for_one() and now >= self._accept_paused_until
