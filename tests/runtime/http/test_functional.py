@@ -89,11 +89,11 @@ def test_malformed_requests_get_an_honest_status_and_json(runtime, request_bytes
 
 
 @pytest.mark.parametrize("request_bytes", [
-    b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: one\rtwo\r\n\r\n",                      # bare CR in a value
-    b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: on\x00e\r\n\r\n",                       # NUL
-    b"GET /hello HTTP/1.1\nHost: x\n\n",                                   # bare LF line ends
-    b"GET /hello HTTP/1.1\r\nHost: x\n\r\n",                               # one bare LF
-    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n\r\n".encode(),      # a non-ASCII digit
+    b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: one\rtwo\r\n\r\n",                   # bare CR in a value
+    b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: on\x00e\r\n\r\n",                    # NUL
+    b"GET /hello HTTP/1.1\nHost: x\n\n",                                          # bare LF line ends
+    b"GET /hello HTTP/1.1\r\nHost: x\n\r\n",                                      # one bare LF
+    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n\r\n".encode(),  # a non-ASCII digit
     b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"1" * 19 + b"\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}",
