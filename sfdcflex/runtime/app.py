@@ -175,6 +175,23 @@ class App:
         """The largest request body the route at `path` takes (the runtime's limit by default)."""
         return self.body_limits.get(path, self.limits.max_body)
 
+    def head_refusal(self, method: str, target: str, length: int) -> HTTPError | None:
+        """What a request is answered whatever its body, from its head alone, in `dispatch`'s
+        order: a method never taken (405), a body over its route's limit (413), a path no
+        function, asset or built-in answers (404). The server answers these without reading a
+        byte of the body: a 6 MiB POST to a path with no function costs nothing."""
+        if method not in ALLOWED_METHODS and method != "HEAD":
+            return _method_not_allowed(method)
+        if "#" in target or target[:1] != "/":
+            target = origin_form(target)
+        path = target.split("?", 1)[0]
+        limit = self.body_limits.get(path, self.limits.max_body)
+        if length > limit:
+            return PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+        if path in self.routes or path in self.assets or (method == "GET" and path in self.builtins):
+            return None
+        return NotFound(f"no function or asset at {path}", code="not_found")
+
     def dispatch(self, request: Request, answer_early: Callable[[Reply], None]) -> Reply:
         """Answer one request; never raises, and logs one line.
 

@@ -290,6 +290,27 @@ def built_ins(dispatcher):
                       assets={"/page.html": Asset("text/html", b"<p>page")})
 
 
+BIG = 6 * 1024 * 1024 + 1
+
+
+@pytest.mark.parametrize("method, target, length, status", [
+    ("POST", "/nope", 2, 404), ("POST", "/probe", 2, 404), ("HEAD", "/nope", 2, 404),
+    ("POST", "http://h/nope?a=1", 2, 404), ("DELETE", "/echo", 2, 405), ("PUT", "/page.html", BIG, 405),
+    ("POST", "/echo", BIG, 413), ("POST", "/nope", BIG, 413),
+    ("GET", "/probe", 2, None), ("POST", "/page.html", 2, None), ("POST", "/echo", 2, None),
+    ("POST", "http://h/echo#x", 2, None), ("POST", "/echo#x", 2, None)])
+def test_what_the_head_alone_decides_is_what_dispatch_would_answer(built_ins, method, target, length,
+                                                                   status):
+    """The server refuses from the head what the app refuses whatever the body (405, 413, 404,
+    in dispatch's order; absolute-form targets and fragments read as dispatch reads them), so
+    no body is read for nothing; a request the app would answer otherwise is read on."""
+    refused = built_ins.app.head_refusal(method, target, length)
+    assert (refused.status if refused else None) == status
+    if status is not None:
+        request = Request(method, target, [("Host", "h")], b"x" * length, "127.0.0.1")
+        assert built_ins.dispatch(request).status == status
+
+
 def test_built_ins_answer_get_only_and_log_quietly(built_ins, caplog):
     """A built-in route answers GET, given the request, and its request line is logged at DEBUG,
     every other at INFO; an asset answers GET, HEAD and POST (as twilio-run serves it), not PUT."""

@@ -7,12 +7,27 @@ import time
 from typing import Callable
 
 
-def connect(where: str | tuple, timeout: float = 5.0) -> socket.socket:
-    """A client socket to a server's URL ("http://host:port") or (host, port) address."""
+def connect(where: str | tuple, timeout: float = 5.0, source: str | None = None) -> socket.socket:
+    """A client socket to a server's URL ("http://host:port") or (host, port) address; from the
+    loopback address `source` (127.0.0.2, ...: another client) when given."""
     if isinstance(where, str):
         host, port = where.split("//")[1].split(":")
         where = (host, int(port))
-    return socket.create_connection(where[:2], timeout=timeout)
+    return socket.create_connection(where[:2], timeout=timeout,
+                                    source_address=(source, 0) if source else None)
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = 2.0) -> bool:
+    """Whether the other end closes `sock` within `timeout` (whatever it sent first is read)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
 
 
 def read_all(sock: socket.socket) -> bytes:

@@ -250,29 +250,29 @@ RAW_REQUESTS = [  # (bytes, status expected or None when the server should just 
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET /get-user HTTP/2.0\r\n\r\n", 505),
     (b"GET /get-user HTTX/1.1\r\n\r\n", 400),
-    (b"GET get-user HTTP/1.1\r\n\r\n", 400),
-    (b"GET\t/get-user\tHTTP/1.1\r\n\r\n", 400),
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
-    (b"POST /get-user HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
-    (b"POST /get-user HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400),
-    (b"POST /get-user HTTP/1.1\r\nContent-Length: 7000000\r\n\r\n", 413),
-    (b"POST /get-user HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 411),
-    (b"POST /get-user HTTP/1.1\r\nX-A: a\r\n folded\r\nContent-Length: 0\r\n\r\n", 400),
-    (b"POST /get-user HTTP/1.1\r\nno colon here\r\n\r\n", 400),
-    (b"POST /get-user HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n", 431),
-    (b"POST /get-user HTTP/1.1\r\nX-Big: " + b"b" * 16_000 + b"\r\n\r\n", 431),
-    (b"GET /get\x00user HTTP/1.1\r\nConnection: close\r\n\r\n", 400),  # NUL: RFC 9110 §5.5
-    (b"get /get-user HTTP/1.1\r\nConnection: close\r\n\r\n", 405),
+    (b"GET get-user HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET\t/get-user\tHTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nContent-Length: 7000000\r\n\r\n", 413),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 411),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nX-A: a\r\n folded\r\nContent-Length: 0\r\n\r\n", 400),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n", 431),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 16_000 + b"\r\n\r\n", 431),
+    (b"GET /get\x00user HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),  # NUL: RFC 9110 §5.5
+    (b"get /get-user HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
     (b"POST /get-user HTTP/1.0\nContent-Length: %d\n\n" % len(GOOD) + GOOD, 400),  # bare LF
-    (b"\r\n\r\nGET /get-user HTTP/1.1\r\n\r\n", 400),
-    (b"POST /get-contact HTTP/1.1\r\nExpect: 100-continue\r\nConnection: close\r\n"
+    (b"\r\n\r\nGET /get-user HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"POST /get-contact HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(GOOD) + GOOD, 403),
-    (b"POST /get-user HTTP/1.1\r\nX-Odd: \x80\xff\xfe\x00\x01\r\nConnection: close\r\n"
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nX-Odd: \x80\xff\xfe\x00\x01\r\nConnection: close\r\n"
      b"Content-Length: 2\r\n\r\n{}", 400),
-    (b"POST /get-user HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"Token\"", None),
-    (b"POST /get-user HTTP/1.1\r\nContent-Le", None),
-    (b"POST /get-user HTTP/1.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
-     b"POST /get-user HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"Token\"", None),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nContent-Le", None),
+    (b"POST /get-user HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+     b"POST /get-user HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", 400),
 ]
 
 
@@ -329,7 +329,7 @@ def test_conflicting_content_lengths_are_refused(crm):
     # took the other value would see a different request boundary (request smuggling).
     host = crm.url.split("//", 1)[1]
     smuggled = b"GET /unlink HTTP/1.1\r\nHost: x\r\n\r\n"
-    request = (b"POST /get-user HTTP/1.1\r\nContent-Length: %d\r\nContent-Length: 2\r\n"
+    request = (b"POST /get-user HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: 2\r\n"
                b"Connection: close\r\n\r\n{}" % (2 + len(smuggled)) + smuggled)
     status, content_type, body = _raw(host, request)
     assert status == 400, (status, body)

@@ -265,7 +265,7 @@ def _wire() -> list[Case]:
         Case("fragment in the target", target="/echo?a=1#frag"),
         Case("fragment without query", target="/echo#frag"),
         Case("absolute-form target", target="http://example.com/echo?a=1"),
-        Case("http/1.1 without host", host=False, tags=("no-host",)),
+        Case("http/1.1 without host", host=False, tags=("refused-while-reading",)),
         Case("http/1.0 without host", target="/echo?v=10", host=False, version="HTTP/1.0"),
         Case("space-encoded path", target="/echo?a=b%20c"),
         Case("empty query", target="/echo?"),

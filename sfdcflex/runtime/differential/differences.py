@@ -135,14 +135,6 @@ def _cors(case: Case, theirs: Answer, ours: Answer) -> Answer | None:
     return dict(theirs, headers=headers)
 
 
-def _no_host(case: Case, theirs: Answer, ours: Answer) -> Answer | None:
-    if "no-host" not in case.tags:
-        return None
-    echo = {"event": {"request": {"headers": {}, "cookies": {}}}, "PATH": "/echo", "DOMAIN_NAME": SERVER,
-            "GREETING": "hi"}
-    return {"status": 200, "headers": [["content-type", JSON_TYPE]], "body": json.dumps(echo)}
-
-
 def _strings(value: object, change: Callable[[str], str]) -> object:
     if isinstance(value, str):
         return change(value)
@@ -261,9 +253,6 @@ TABLE: tuple[Difference, ...] = (
                _private_function),
     Difference("`/`", "the public `/index.html` asset (the demo's agent panel)",
                "404 unless an asset's path is `/assets/index.html`", _root),
-    Difference("an HTTP/1.1 request without `Host`",
-               "answered: nothing here reads `Host` (DOMAIN_NAME and signatures come from `PUBLIC_URL`)",
-               "400, as RFC 9112 §3.2 asks", _no_host),
     Difference("`/favicon.ico` when no asset has that path", "404, as for any path nothing answers",
                "a redirect to Twilio's icon", _favicon),
     Difference("an asset asked for with `Range`", "the whole asset, 200, without `Accept-Ranges`: assets are small files read at start-up",
@@ -290,7 +279,7 @@ TABLE: tuple[Difference, ...] = (
                "preflights and answers name only the Flex origin, with `Vary: Origin`; what a function sets "
                "itself is sent alone", "every preflight answered `*` with credentials allowed; nothing on "
                "other answers", _cors),
-    Difference("413, 414, 431 and a request line refused while reading",
+    Difference("413, 414, 431 and a request line or `Host` refused while reading",
                "JSON, with the same CORS headers as any answer; before the `Origin` header is read they "
                "name the one Flex origin, so Flex's browser sees the status", "a bare status or an HTML page"),
 )

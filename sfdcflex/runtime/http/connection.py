@@ -18,7 +18,7 @@ import struct
 import time
 from typing import Callable, Protocol
 
-from ..errors import HTTPError, PayloadTooLarge, ServiceUnavailable
+from ..errors import HTTPError, ServiceUnavailable
 from ..response import Reply
 from .body import Body, BodyBudget
 from .http11 import Head, encode_reply, find_head, parse_head
@@ -38,13 +38,16 @@ class Connection:
     """One client connection: its socket, what has arrived, and where it is in a request."""
 
     __slots__ = ("sock", "address", "buffer", "state", "deadline", "head", "body", "linger_left",
-                 "quick")
+                 "quick", "fresh")
 
     def __init__(self, sock: socket.socket, address: tuple | str) -> None:
         self.sock, self.address = sock, address
         # Whether the client sends its next request right after an answer (a worker then waits
         # KEEP_WAIT for it); False once it did not, until a request comes that quickly again.
         self.quick = True
+        # No request of it has been read yet: at the connection cap, it gives way after the idle
+        # kept-alive ones (admission.py).
+        self.fresh = True
         self.buffer = bytearray()
         self.state = WAITING
         self.deadline = 0.0
@@ -88,16 +91,18 @@ class Loop(Protocol):
 
 # The app's answer to a request refused while it was read, given the head's headers if read.
 Refusal = Callable[[HTTPError, list[tuple[str, str]] | None], Reply]
+# The app's refusal of a request from its method, target and body length alone (None: read on).
+HeadRefusal = Callable[[str, str, int], "HTTPError | None"]
 
 
 class ConnectionPool:
     """Every open connection, driven by the I/O loop's thread."""
 
-    def __init__(self, loop: Loop, limits: ServerLimits, *, max_body_for: Callable[[str], int],
+    def __init__(self, loop: Loop, limits: ServerLimits, *, head_refusal: HeadRefusal,
                  refusal: Refusal, date: Callable[[], str],
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.loop, self.limits = loop, limits
-        self.max_body_for, self.refusal, self.date, self.clock = max_body_for, refusal, date, clock
+        self.head_refusal, self.refusal, self.date, self.clock = head_refusal, refusal, date, clock
         self.open_connections: dict[int, Connection] = {}
         self.budget = BodyBudget(limits.max_body_memory)
         self._scratch = bytearray(BULK_SIZE)
@@ -158,8 +163,9 @@ class ConnectionPool:
             return False
         return True
 
-    def _take_back(self, connection: Connection) -> bool:
-        """Whether the I/O thread may close `connection` now: not while a worker has it."""
+    def take_back(self, connection: Connection) -> bool:
+        """Whether the I/O thread may close `connection` now: not while a worker has it (a
+        parked one only once it is out of the workers' epoll)."""
         return connection.state != BUSY and (connection.state != PARKED or self.loop.unpark(connection))
 
     def readable(self, connection: Connection) -> None:
@@ -201,11 +207,12 @@ class ConnectionPool:
             self.reject(connection, exc, declared=None)
             return False  # lingering, or closed
         del connection.buffer[:end]
-        limit = self.max_body_for(head.path)
-        if head.length > limit:
-            # Refused from Content-Length alone: not a byte of the body is kept.
-            self.reject(connection, PayloadTooLarge(f"request bodies are limited to {limit} bytes"),
-                        declared=head.length, headers=head.headers)
+        # A body too large, or one no route would read (404, 405), is refused from the head
+        # alone: not a byte of it is kept. (Without a body, the app answers as usual.)
+        refused = self.head_refusal(head.method, head.target, head.length) if head.length else None
+        if refused is not None:
+            self.reject(connection, refused, declared=head.length, headers=head.headers,
+                        head_only=head.method == "HEAD")
             return False
         connection.head = head
         return self._start_body(connection, head)
@@ -247,8 +254,9 @@ class ConnectionPool:
             head = parse_head(bytes(buffer[:end]))
         except HTTPError:
             return False  # the I/O thread answers it, and lingers
-        if head.length > min(RECV_SIZE, self.max_body_for(head.path)):
-            return False
+        if head.length and (head.length > RECV_SIZE
+                            or self.head_refusal(head.method, head.target, head.length)):
+            return False  # the I/O thread refuses it from the head, as for a first request
         if end + head.length > len(buffer):
             return None
         del buffer[:end]
@@ -258,14 +266,14 @@ class ConnectionPool:
 
     def _dispatch(self, connection: Connection) -> bool:
         self.loop.unwatch(connection)  # the worker owns the socket until it gives it back
-        connection.state = BUSY
+        connection.state, connection.fresh = BUSY, False
         self.loop.submit(connection)
         return True
 
     # --- errors and lingering close ------------------------------------------------------
 
     def reject(self, connection: Connection, exc: HTTPError, declared: int | None,
-               headers: list[tuple[str, str]] | None = None) -> None:
+               headers: list[tuple[str, str]] | None = None, head_only: bool = False) -> None:
         """Answer a request refused before its body was read, then linger.
 
         Closing at once would make the kernel reset the connection while the client is still
@@ -275,8 +283,8 @@ class ConnectionPool:
         The answer carries the app's CORS headers (`headers` is None when the head could not
         be read), so a browser on Flex sees the status rather than a CORS error.
         """
-        log.info("%d - (request rejected before routing: %s)", exc.status, exc.code)
-        data = encode_reply(self.refusal(exc, headers), self.date(), keep_alive=False)
+        log.info("%d - (request refused before its body was read: %s)", exc.status, exc.code)
+        data = encode_reply(self.refusal(exc, headers), self.date(), keep_alive=False, head_only=head_only)
         self._release_body(connection)
         if not _send_quietly(connection.sock, data):
             self.close(connection)
@@ -308,7 +316,7 @@ class ConnectionPool:
     def sweep(self, now: float) -> None:
         """Close connections past their deadline: idle too long, too slow to send, or lingering."""
         for connection in list(self.open_connections.values()):
-            if connection.deadline <= now and self._take_back(connection):
+            if connection.deadline <= now and self.take_back(connection):
                 self.close(connection)
 
     def close(self, connection: Connection) -> None:
@@ -331,7 +339,7 @@ class ConnectionPool:
     def close_idle(self) -> None:
         for connection in list(self.open_connections.values()):
             if connection.state in (WAITING, PARKED) and not connection.buffer \
-                    and self._take_back(connection):
+                    and self.take_back(connection):
                 self.close(connection)
 
     def in_flight(self) -> int:
@@ -341,7 +349,7 @@ class ConnectionPool:
 
     def close_all(self) -> None:
         for connection in list(self.open_connections.values()):
-            if not self._take_back(connection):
+            if not self.take_back(connection):
                 # A worker still writes to it: stop the socket, and let the worker close it,
                 # so the descriptor number cannot be reused under the worker's feet.
                 _shut(connection.sock)

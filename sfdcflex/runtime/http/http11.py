@@ -76,6 +76,7 @@ def parse_head(data: bytes) -> Head:
     headers = []
     fields = {}
     lengths = set()
+    hosts = 0
     token = _TOKEN.fullmatch
     for line in lines[1:]:
         name, colon, value = line.partition(":")  # field-name ":" OWS field-value OWS
@@ -87,6 +88,13 @@ def parse_head(data: bytes) -> Head:
         fields[lower] = value
         if lower == "content-length":
             lengths.add(value)
+        elif lower == "host":
+            hosts += 1
+    # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host and to any
+    # request with more than one (two Hosts: which one a proxy routed by is unknowable).
+    if hosts > 1 or (not hosts and version == "HTTP/1.1"):
+        raise BadRequest("send exactly one Host header" if hosts else
+                         "an HTTP/1.1 request needs a Host header", code="bad_host")
     connection = fields.get("connection", "").lower()
     keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
     length = _content_length(lengths, fields)

@@ -9,6 +9,9 @@ class ServerLimits:
     """The server's bounds; every one has a CLI option (see cli.py and the README)."""
 
     max_connections: int = 1000
+    # Of those, one client address may hold this many (0: no cap; behind a proxy every client
+    # has the proxy's address). A browser opens 6 per server.
+    max_connections_per_client: int = 100
     # The runtime's default max_concurrency (30) and 8 more, so that past the cap a thread is
     # free to answer 429; a caller with another cap passes its own count.
     threads: int = 38

@@ -6,7 +6,8 @@ bodies into per-connection buffers (bodies above a threshold, or past the memory
 to a temporary file) and hands complete requests to the workers. A worker runs the function,
 writes the reply in one send and gives a keep-alive connection back. So idle and slow
 clients cost a buffer, not a thread, and every resource has a configured bound:
-connections (past it the server stops accepting until one closes), worker threads, request
+connections (at the cap the one idle longest gives way; when all are busy the server stops
+accepting until one closes), connections per client address, worker threads, request
 body bytes in memory, the time to send a request and the keep-alive idle time.
 """
 from __future__ import annotations
@@ -22,8 +23,9 @@ from functools import partial
 from typing import Callable
 
 from ..app import App
+from .admission import Admission
 from .connection import Connection, ConnectionPool, prepare_socket, socket_options
-from .http11 import HttpDate
+from .http11 import HttpDate, encode_reply
 from .limits import ServerLimits
 from .responder import Responder
 from .worker import make_workers
@@ -95,8 +97,10 @@ class FunctionsServer:
         self._drained = threading.Event()
         self._nothing_cut = True
         self._closed = False
-        self.connections = ConnectionPool(self, limits, max_body_for=app.max_body_for,
+        self.connections = ConnectionPool(self, limits, head_refusal=app.head_refusal,
                                           refusal=app.refusal, date=date)
+        self.admission = Admission(self.connections, limits)
+        self._reported = (0, 0)
         self.workers = make_workers(limits.threads)
         self.responder = Responder(limits, dispatch=app.dispatch, refusal=app.refusal, date=date,
                                    take_complete=self.connections.take_complete,
@@ -148,6 +152,7 @@ class FunctionsServer:
                     next_sweep = now + interval
                     self.connections.sweep(now)
                     self._update_accepting(now)
+                    self._report_admission()
                 elif self._accept_paused_until and now >= self._accept_paused_until:
                     self._update_accepting(now)
                 if self._drain_until is not None and self._drain_step(now):
@@ -238,8 +243,8 @@ class FunctionsServer:
 
     def _accept(self) -> None:
         for _ in range(64):  # a batch per wake-up, so a burst does not starve the others
-            if not self.connections.has_room():
-                break
+            if not self.admission.room_for_one():
+                break  # every connection is busy: new clients wait in the backlog
             try:
                 sock, address = self.socket.accept()
             except BlockingIOError:
@@ -255,19 +260,54 @@ class FunctionsServer:
                 log.error("accept failed (%s); pausing accepts for %.1f s", exc, ACCEPT_PAUSE)
                 self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
                 break
+            if not self._admitted(sock, address):
+                continue
             if self._inherits is None:
                 self._inherits = socket_options(sock) == socket_options(self.socket)
-            self._guarded(self.connections.resume,
-                          self.connections.open(sock, address, prepared=self._inherits))
+            connection = self.connections.open(sock, address, prepared=self._inherits)
+            self.admission.opened(connection)
+            self._guarded(self.connections.resume, connection)
         self._update_accepting(time.monotonic())
 
+    def _admitted(self, sock: socket.socket, address: tuple | str) -> bool:
+        """Make room for a new connection: its client's own longest-waiting one closed when
+        the client is at its cap, else, at the server's cap, the longest-waiting of all
+        (admission.py). A connection with no room is answered and closed."""
+        admission = self.admission
+        refused = None
+        if isinstance(address, tuple) and not admission.admit(address[0]):
+            refused = admission.refusal()
+        elif not self.connections.has_room() and not admission.make_room():
+            refused = admission.no_room()
+        if refused is None:
+            return True
+        # Before its request is read: the client reads the answer when it reads its reply.
+        data = encode_reply(self._app.refusal(refused, None), self.connections.date(), keep_alive=False)
+        try:
+            sock.send(data, socket.MSG_DONTWAIT)
+        except OSError:
+            pass  # it left, or its buffer is full: closing tells it enough
+        sock.close()
+        return False
+
+    def _report_admission(self) -> None:
+        """One line a sweep at most, however many connections a flood makes the caps close."""
+        counts = (self.admission.evicted, self.admission.refused)
+        if counts != self._reported:
+            log.warning("connection caps: %d connection(s) closed to admit new ones, %d refused "
+                        "(their address at its cap of %d, every one busy) since the last report",
+                        counts[0] - self._reported[0], counts[1] - self._reported[1],
+                        self.limits.max_connections_per_client)
+            self._reported = counts
+
     def _update_accepting(self, now: float) -> None:
-        """Listen only while there is room and no pause: when full, the kernel's backlog holds
-        the next clients, and a listening socket that is never accepted from would make
-        select() return at once, again and again."""
+        """Listen only while there is room (or a connection that can give way) and no pause:
+        when every connection is busy, the kernel's backlog holds the next clients, and a
+        listening socket that is never accepted from would make select() return at once,
+        again and again."""
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0  # the pause is over
-        wanted = (self.connections.has_room() and now >= self._accept_paused_until
+        wanted = (self.admission.room_for_one() and now >= self._accept_paused_until
                   and not self.draining and not self._closed)
         if wanted != self._accepting:
             if wanted:
@@ -278,6 +318,7 @@ class FunctionsServer:
 
     def closed(self, connection: Connection) -> None:
         """The connection pool calls this when a connection closes: there may be room again."""
+        self.admission.closed(connection)
         if self._loop_thread == threading.get_ident():
             self._update_accepting(time.monotonic())
 

@@ -15,6 +15,7 @@ import socket
 import pytest
 
 from sfdcflex.runtime.app import error_reply
+from sfdcflex.runtime.errors import HTTPError, NotFound, PayloadTooLarge
 from sfdcflex.runtime.http.connection import (BODY, BUSY, CONTINUE, LINGERING, WAITING, Connection,
                                               ConnectionPool)
 from sfdcflex.runtime.http.http11 import HttpDate
@@ -25,6 +26,16 @@ MAX_BODY = 100        # the runtime's limit in these tests
 ECHO_LIMIT = 1000     # /echo's own, larger limit
 LINGER_BYTES = 1_000_000
 BODY_LIMITS = {"/echo": ECHO_LIMIT, "/big": 6 * 1024 * 1024}
+NO_ROUTE = "/nope"
+
+
+def head_refusal(method: str, target: str, length: int) -> HTTPError | None:
+    """The app's side (App.head_refusal): a body over its route's limit; a path nothing answers."""
+    path = target.split("?", 1)[0]
+    limit = BODY_LIMITS.get(path, MAX_BODY)
+    if length > limit:
+        return PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+    return NotFound(f"no function or asset at {path}", code="not_found") if path == NO_ROUTE else None
 
 
 class FakeLoop:
@@ -63,7 +74,7 @@ class Harness:
         self.loop, self.clock = FakeLoop(), Clock()
         settings = {"linger_seconds": 30.0, "linger_bytes": LINGER_BYTES, **limits}
         self.pool = ConnectionPool(self.loop, ServerLimits(**settings),
-                                   max_body_for=lambda path: BODY_LIMITS.get(path, MAX_BODY),
+                                   head_refusal=head_refusal,
                                    refusal=lambda exc, headers: error_reply(exc),
                                    date=HttpDate().now, clock=self.clock)
         self.clients: list[socket.socket] = []
@@ -180,7 +191,7 @@ def test_a_client_that_waits_for_100_continue_gets_it_and_then_sends(harness):
     h = harness()
     client, connection = h.connect()
     h.send(client, connection,
-           b"POST /hello HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+           b"POST /hello HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
     assert client.recv(100) == CONTINUE
     h.send(client, connection, b"{}")
     assert h.loop.submitted == [connection]
@@ -216,7 +227,7 @@ def test_the_io_thread_never_waits_on_a_socket_that_blocks(harness):
     assert connection.sock.gettimeout() is None    # blocking: no poll() before each call
     connection.sock = seen = FlagsSeen(connection.sock)
     h.pool.readable(connection)                    # a wake-up with nothing to read
-    h.send(client, connection, b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 600\r\n\r\n")
+    h.send(client, connection, b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 600\r\n\r\n")
     h.send(client, connection, b"x" * 600)         # the body, after the 100 Continue
     assert h.loop.submitted == [connection]
     other, lingering = h.connect()
@@ -279,7 +290,7 @@ def test_a_pipelined_bad_head_goes_back_to_the_io_thread_which_refuses_and_linge
     client, connection = h.connect()
     connection.state = BUSY  # as with a worker: it read this after its answer
     h.loop.unwatch(connection)
-    connection.buffer += b"GET /hello HTTP/1.1\r\nno colon here\r\n\r\n"
+    connection.buffer += b"GET /hello HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"
     assert h.pool.take_complete(connection) is False
     h.pool.resume(connection)  # given back to the I/O thread
     head, _ = Replies(client).next()
@@ -304,7 +315,7 @@ def test_a_pipelined_request_over_the_limit_is_refused_by_the_io_thread(harness,
     assert f"request bodies are limited to {MAX_BODY} bytes" in body.decode()
     assert b"\r\nConnection: close" in head
     assert re.search(rb"\r\nDate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", head)
-    assert "413 - (request rejected before routing: payload_too_large)" in caplog.messages
+    assert "413 - (request refused before its body was read: payload_too_large)" in caplog.messages
     h.send(client, connection, b"y" * 5000)  # all it announced: the pool stops lingering
     assert not h.is_open(connection)
     assert no_errors_logged(caplog)
@@ -329,6 +340,31 @@ def test_route_limit_applies_from_content_length_before_the_body(harness):
     assert Replies(client).next()[0].startswith(b"HTTP/1.1 413 ")
     client, connection = h.connect()
     h.send(client, connection, request("POST", "/echo", b"b" * ECHO_LIMIT))
+    assert h.loop.submitted == [connection]
+
+
+def test_a_body_to_no_route_is_refused_from_the_head_on_either_path(harness, caplog):
+    """The I/O thread answers 404 before the body and lingers; the worker's fast path leaves
+    even a small, whole such request to it, so that neither path reads a body nothing wants."""
+    caplog.set_level(logging.INFO, logger="sfdcflex")
+    h = harness()
+    client, connection = h.connect()
+    h.send(client, connection, request("POST", NO_ROUTE, length=MAX_BODY))
+    head, body = Replies(client).next()
+    assert head.startswith(b"HTTP/1.1 404 ") and b"not_found" in body
+    assert connection.state == LINGERING and connection.body is None and not h.loop.submitted
+    assert "404 - (request refused before its body was read: not_found)" in caplog.messages
+    client, connection = h.connect()
+    connection.state = BUSY  # a worker read it after its answer
+    h.loop.unwatch(connection)
+    connection.buffer += request("POST", NO_ROUTE, b"x" * 10)
+    assert h.pool.take_complete(connection) is False
+    assert connection.buffer.startswith(b"POST /nope")  # nothing taken from the buffer
+    h.pool.resume(connection)
+    assert Replies(client).next()[0].startswith(b"HTTP/1.1 404 ")
+    assert not h.is_open(connection)  # everything it announced had come: closed at once
+    client, connection = h.connect()  # without a body, the app answers it as usual
+    h.send(client, connection, request("GET", NO_ROUTE))
     assert h.loop.submitted == [connection]
 
 
@@ -376,7 +412,7 @@ def test_a_refused_request_with_one_byte_to_come_lingers(harness):
 def test_a_bad_head_lingers_for_up_to_linger_bytes(harness, caplog):
     h = harness()
     client, connection = h.connect()
-    h.send(client, connection, b"GET /hello HTTP/1.1\r\nno colon here\r\n\r\n")
+    h.send(client, connection, b"GET /hello HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
     assert Replies(client).next()[0].startswith(b"HTTP/1.1 400")
     assert connection.state == LINGERING and connection.linger_left == LINGER_BYTES
     assert no_errors_logged(caplog)

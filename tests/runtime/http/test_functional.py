@@ -17,6 +17,7 @@ import pytest
 
 from sfdcflex.runtime.http.http11 import MAX_HEADER_BYTES
 from sfdcflex.runtime.http.limits import ServerLimits
+from sfdcflex.runtime.response import Reply
 from tests.support.sockets import connect, exchange, read_all, wait_until
 
 
@@ -58,7 +59,7 @@ def test_each_response_leaves_in_one_write(runtime, monkeypatch):
 
     monkeypatch.setattr(socket.socket, "send", counting_send)
     answer = exchange(runtime.url, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * 3
-                          + b"GET /built HTTP/1.1\r\nConnection: close\r\n\r\n")
+                          + b"GET /built HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.count(b"HTTP/1.1 ") == 4
     assert [w for w in writes if w != b"x"] == [b"HTTP/1.1 "] * 4  # b"x": the I/O thread's wake-up
 
@@ -70,15 +71,15 @@ def test_date_header_is_an_imf_fixdate(runtime):
 
 
 @pytest.mark.parametrize("request_bytes,status", [
-    (b"GET /hello HTTP/1.1\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1) + b"\r\n\r\n", 431),
-    (b"GET /hello HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+    (b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1) + b"\r\n\r\n", 431),
+    (b"GET /hello HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET /hello HTTP/2.0\r\n\r\n", 505),
-    (b"GET hello HTTP/1.1\r\n\r\n", 400),
-    (b"POST /echo HTTP/1.1\r\nContent-Length: nope\r\n\r\n", 400),
-    (b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
-    (b"GET /hello HTTP/1.1\r\n folded: header\r\n\r\n", 400),
+    (b"GET hello HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n", 400),
+    (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
+    (b"GET /hello HTTP/1.1\r\nHost: x\r\n folded: header\r\n\r\n", 400),
 ])
 def test_malformed_requests_get_an_honest_status_and_json(runtime, request_bytes, status):
     answer = exchange(runtime.url, request_bytes)
@@ -88,15 +89,15 @@ def test_malformed_requests_get_an_honest_status_and_json(runtime, request_bytes
 
 
 @pytest.mark.parametrize("request_bytes", [
-    b"GET /hello HTTP/1.1\r\nX-A: one\rtwo\r\n\r\n",                      # bare CR in a value
-    b"GET /hello HTTP/1.1\r\nX-A: on\x00e\r\n\r\n",                       # NUL
-    b"GET /hello HTTP/1.1\nHost: x\n\n",                                   # bare LF line ends
-    b"GET /hello HTTP/1.1\r\nHost: x\n\r\n",                               # one bare LF
-    "POST /echo HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode(),      # a non-ASCII digit
-    b"POST /echo HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
-    b"POST /echo HTTP/1.1\r\nContent-Length: " + b"1" * 19 + b"\r\n\r\n",
-    b"POST /echo HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}",
-    b"POST /echo HTTP/1.1\r\nContent-Length: \r\n\r\n",
+    b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: one\rtwo\r\n\r\n",                   # bare CR in a value
+    b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: on\x00e\r\n\r\n",                    # NUL
+    b"GET /hello HTTP/1.1\nHost: x\n\n",                                          # bare LF line ends
+    b"GET /hello HTTP/1.1\r\nHost: x\n\r\n",                                      # one bare LF
+    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n\r\n".encode(),  # a non-ASCII digit
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"1" * 19 + b"\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n",
 ])
 def test_lax_heads_are_400_json_and_closed(runtime, request_bytes):
     answer = exchange(runtime.url, request_bytes)
@@ -106,11 +107,48 @@ def test_lax_heads_are_400_json_and_closed(runtime, request_bytes):
     assert set(error) == {"error", "message"}
 
 
+def test_a_request_without_one_host_is_400_first_or_kept_alive_and_http_1_0_needs_none(runtime):
+    """RFC 9112 §3.2, on a new connection and on a kept-alive one (where a worker reads the next
+    request and leaves a bad one to the I/O thread)."""
+    for second in (b"GET /hello HTTP/1.1\r\n\r\n", b"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"):
+        with connect(runtime.url) as sock:
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            sock.sendall(second)
+            answer = read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 400 ") and b'"error":"bad_host"' in answer
+        assert b"Connection: close" in answer
+        assert exchange(runtime.url, second).startswith(b"HTTP/1.1 400 ")
+    assert exchange(runtime.url, b"GET /hello HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+
+
 def test_body_over_6_mib_is_413_without_being_read(runtime):
-    head = b"POST /echo HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (6 * 1024 * 1024 + 1)
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (6 * 1024 * 1024 + 1)
     answer = exchange(runtime.url, head)  # the body is never sent: the server must not wait for it
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert b"payload_too_large" in answer
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/nope"), ("POST", "/healthz"), ("DELETE", "/hello"),
+                                          ("POST", "http://x/nope?a=1")])
+def test_a_body_nothing_would_read_is_refused_from_the_head(serve, method, path):
+    """A path no function, asset or built-in answers for this method (the built-in /healthz
+    takes GET only), or a method none takes: 404 or 405 from the head, before the client sent
+    a byte of its 6 MiB body, and the connection lingers and closes as after a 413."""
+    served = serve(builtins={"/healthz": lambda request: Reply(200, [], b"ok")})
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {6 * 1024 * 1024}\r\n\r\n"
+    with connect(served.url, timeout=2) as sock:
+        sock.sendall(head.encode())  # the body is never sent: the answer must not wait for it
+        answer = read_all(sock)
+    status = 405 if method == "DELETE" else 404
+    assert answer.startswith(b"HTTP/1.1 %d " % status) and b"Connection: close" in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] in ("not_found", "method_not_allowed")
+    assert served.call("GET", "/healthz").status == 200  # GET of the built-in is still its own
+
+
+def test_a_head_request_with_a_body_to_no_route_gets_the_404_head_only(runtime):
+    answer = exchange(runtime.url, b"HEAD /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 404 ") and answer.endswith(b"\r\n\r\n")
 
 
 def test_client_sending_its_whole_body_first_reads_the_413(serve):
@@ -126,7 +164,7 @@ def test_client_sending_its_whole_body_first_reads_the_413(serve):
 
 
 def test_body_over_the_runtime_limit_sent_in_one_go_still_reads_413(runtime):
-    head = b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (7 * 1024 * 1024)
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (7 * 1024 * 1024)
     with connect(runtime.url, timeout=10) as sock:
         sock.sendall(head + b"x" * (7 * 1024 * 1024))
         answer = read_all(sock)
@@ -136,7 +174,7 @@ def test_body_over_the_runtime_limit_sent_in_one_go_still_reads_413(runtime):
 def test_expect_100_continue(runtime):
     # The client waits for 100 Continue before sending its body (RFC 9110 §10.1.1).
     with connect(runtime.url) as sock:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
                      b"Content-Type: application/json\r\nConnection: close\r\n\r\n")
         assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"{}")
@@ -147,14 +185,14 @@ def test_expect_100_continue(runtime):
 
 
 def test_client_disconnects_print_no_traceback(runtime, caplog, capsys):
-    for partial in (b"GET /hel", b"POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"a\"",
+    for partial in (b"GET /hel", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\"",
                     b"GET /hello HTTP/1.1\r\nHost: x\r\n"):
         with connect(runtime.url) as sock:
             sock.sendall(partial)
     # a client that leaves before reading the answer
     with connect(runtime.url) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        sock.sendall(b"GET /hello HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
     assert runtime.call("GET", "/hello").status == 200
     # Wait (bounded) until every connection thread has seen its socket close and ended.
     deadline = time.monotonic() + 10
@@ -169,7 +207,7 @@ def test_client_disconnects_print_no_traceback(runtime, caplog, capsys):
 def test_idle_keep_alive_connection_is_closed_after_the_idle_time(serve):
     served = serve(server_limits=ServerLimits(keepalive_timeout=0.3))
     with connect(served.url) as sock:
-        sock.sendall(b"GET /hello HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(1000).startswith(b"HTTP/1.1 200 ")
         started = time.monotonic()
         assert sock.recv(100) == b""
@@ -212,7 +250,7 @@ def test_a_client_that_does_not_read_its_answer_is_dropped_and_others_are_served
     sock.settimeout(5)
     sock.connect(served.server.server_address)
     try:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
         assert served.call("GET", "/hello").status == 200   # meanwhile others are served
         # Not read until the worker's send gave up (after 0.3 s) and the connection closed.

@@ -67,16 +67,16 @@ def test_the_limits_are_the_documented_ones():
     (b"GET / HTTP/1.1\r\nX-A : 1\r\n\r\n", (BadRequest, "bad_header", "malformed header line")),
     (b"GET / HTTP/1.1\r\nX-A: 1\r\n  \r\n\r\n",
      (BadRequest, "bad_header", "obsolete header line folding is not accepted")),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\n",
+    (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\ncontent-length: 2\r\n\r\n",
      (BadRequest, "bad_content_length", "conflicting Content-Length headers")),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+    (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1x\r\n\r\n",
      (BadRequest, "bad_content_length", "Content-Length must be 1 to 18 ASCII digits")),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1234567890123456789\r\n\r\n",
+    (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1234567890123456789\r\n\r\n",
      (BadRequest, "bad_content_length", "Content-Length must be 1 to 18 ASCII digits")),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
      (LengthRequired, "length_required",
       "send the body with a Content-Length; chunked bodies are not accepted")),
-    (b"POST / HTTP/1.1\r\nTRANSFER-ENCODING: chunked\r\nContent-Length: 5\r\n\r\n",
+    (b"POST / HTTP/1.1\r\nHost: h\r\nTRANSFER-ENCODING: chunked\r\nContent-Length: 5\r\n\r\n",
      (LengthRequired, "length_required",
       "send the body with a Content-Length; chunked bodies are not accepted")),
 ])
@@ -89,7 +89,7 @@ def test_each_refusal_says_what_is_wrong(buffer, expected):
 def test_header_lines_are_limited_to_100_inclusive():
     """100 header lines are taken and 101 refused, whatever their size."""
     def head(count: int) -> bytes:
-        return b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(count)) + b"\r\n"
+        return b"GET / HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(count - 1)) + b"\r\n"
 
     assert len(read(head(MAX_HEADER_COUNT)).headers) == 100
     assert refusal(head(MAX_HEADER_COUNT + 1)) == TOO_LARGE
@@ -101,14 +101,14 @@ def test_header_bytes_are_limited_to_15_kib_inclusive():
     line = b"GET /" + b"p" * 100 + b" HTTP/1.1\r\n"
 
     def head(header_bytes: int) -> bytes:  # header lines with their CRLFs, plus the blank line
-        value = b"v" * (header_bytes - len(b"X-A: \r\n") - 2)
-        return line + b"X-A: " + value + b"\r\n\r\n"
+        value = b"v" * (header_bytes - len(b"Host: h\r\nX-A: \r\n") - 2)
+        return line + b"Host: h\r\nX-A: " + value + b"\r\n\r\n"
 
-    assert len(read(head(MAX_HEADER_BYTES)).headers) == 1
+    assert len(read(head(MAX_HEADER_BYTES)).headers) == 2
     assert refusal(head(MAX_HEADER_BYTES + 1)) == TOO_LARGE
     # Only the header lines count: a long request line takes nothing from their budget.
     long_line = b"GET /" + b"p" * 8000 + b" HTTP/1.1\r\n"
-    assert read(long_line + b"X-A: " + b"v" * (MAX_HEADER_BYTES - 9) + b"\r\n\r\n").target.startswith("/p")
+    assert read(long_line + b"Host: h\r\nX-A: " + b"v" * (MAX_HEADER_BYTES - 18) + b"\r\n\r\n").target.startswith("/p")
 
 
 def test_request_line_is_limited_to_8192_bytes_inclusive():
@@ -117,7 +117,7 @@ def test_request_line_is_limited_to_8192_bytes_inclusive():
         return b"GET /" + b"a" * (size - len(b"GET / HTTP/1.1")) + b" HTTP/1.1"
 
     assert len(line(MAX_REQUEST_LINE)) == MAX_REQUEST_LINE
-    assert read(line(MAX_REQUEST_LINE) + b"\r\n\r\n").method == "GET"
+    assert read(line(MAX_REQUEST_LINE) + b"\r\nHost: h\r\n\r\n").method == "GET"
     # A longest allowed line whose header lines are still arriving is waited for.
     assert find_head(line(MAX_REQUEST_LINE) + b"\r\nX-A: 1\r\n") == -1
     assert refusal(line(MAX_REQUEST_LINE + 1) + b"\r\n\r\n") == URI_TOO_LONG
@@ -194,13 +194,31 @@ def test_header_values_names_and_the_request_line_are_read_as_sent():
     assert (head.method, head.target, head.path) == ("POST", "/a/b?x=1&y=/2", "/a/b")
     assert head.headers == [("Host", "h"), ("X-Pad", "v a"), ("X-Empty", ""),
                             ("X-Latin", "caf\u00e9"), ("x-colon", "a:b")]
-    assert read(b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").length == 3  # the first line counts
+    assert read(b"GET / HTTP/1.1\r\nContent-Length: 3\r\nHost: h\r\n\r\n").length == 3  # the first line counts
     # An absolute-form target is read as sent (RFC 9112 §3.2.2: a server must accept it).
-    assert read(b"GET http://h/a?x=1 HTTP/1.1\r\n\r\n").target == "http://h/a?x=1"
+    assert read(b"GET http://h/a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n").target == "http://h/a?x=1"
     # Optional whitespace is spaces and tabs (RFC 9110 §5.6.3): not form feeds, vertical tabs or
     # a latin-1 no-break space, and not an X either.
-    odd = read(b"GET / HTTP/1.1\r\nX-A: \x0cv\x0b\r\nX-B: \xa0v\xa0\r\nX-C: Xv X\r\n\r\n")
-    assert odd.headers == [("X-A", "\x0cv\x0b"), ("X-B", "\xa0v\xa0"), ("X-C", "Xv X")]
+    odd = read(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: \x0cv\x0b\r\nX-B: \xa0v\xa0\r\nX-C: Xv X\r\n\r\n")
+    assert odd.headers[1:] == [("X-A", "\x0cv\x0b"), ("X-B", "\xa0v\xa0"), ("X-C", "Xv X")]
+
+
+@pytest.mark.parametrize("head, message", [
+    (b"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", "an HTTP/1.1 request needs a Host header"),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", "send exactly one Host header"),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nHOST: a\r\n\r\n", "send exactly one Host header"),
+    (b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", "send exactly one Host header"),
+], ids=["none", "two", "two-alike", "two-in-1.0"])
+def test_a_request_without_one_host_is_refused(head, message):
+    """RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host and for any request with two
+    (which one a proxy in front routed by is unknowable)."""
+    assert refusal(head) == (BadRequest, "bad_host", message)
+
+
+def test_an_http_1_0_request_may_come_without_host():
+    """HTTP/1.0 has no Host requirement (RFC 9112 §3.2 asks it of HTTP/1.1 only)."""
+    assert read(b"GET /a HTTP/1.0\r\n\r\n").path == "/a"
+    assert read(b"GET /a HTTP/1.0\r\nHost: h\r\n\r\n").headers == [("Host", "h")]
 
 
 @pytest.mark.parametrize("version,connection,keep_alive", [
@@ -235,7 +253,7 @@ def test_keep_alive_follows_the_version_and_connection_header(version, connectio
 def test_body_length_and_expect_continue(headers, length, expects):
     """The body's length (none, repeated alike, leading zeros, 18 digits) and whether the client
     waits for 100 Continue (only when a body is to come)."""
-    head = read(f"POST / HTTP/1.1\r\n{headers}\r\n".encode())
+    head = read(f"POST / HTTP/1.1\r\nHost: h\r\n{headers}\r\n".encode())
     assert (head.length, head.expects_continue) == (length, expects)
 
 

@@ -89,7 +89,7 @@ def test_a_client_that_does_not_read_its_answer_is_dropped_after_the_send_timeou
 def test_the_worker_gives_the_connection_back_kept_or_not(pair):
     client, connection = pair
     recorded = Recorded(Reply(200, [], b"ok"))
-    for text, kept in ((b"GET /a HTTP/1.1\r\n\r\n", True), (b"GET /a HTTP/1.0\r\n\r\n", False)):
+    for text, kept in ((b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", True), (b"GET /a HTTP/1.0\r\n\r\n", False)):
         connection.head, connection.body = parse_head(text), Body.whole(BodyBudget(100), b"")
         responder_for(recorded).serve(connection)
         assert Replies(client).next()[1] == b"ok"
@@ -148,7 +148,7 @@ class CountingSocket:
 
 def test_the_keep_alive_wait_is_the_read_itself_no_poll(pair):
     client, connection = pair
-    pool = ConnectionPool(None, ServerLimits(), max_body_for=lambda path: 1000,
+    pool = ConnectionPool(None, ServerLimits(), head_refusal=lambda method, target, length: None,
                           refusal=lambda exc, headers: error_reply(exc), date=lambda: "DATE")
     recorded = Recorded(Reply(200, [], b"ok"))
     responder = Responder(ServerLimits(), dispatch=recorded.dispatch,
@@ -179,7 +179,7 @@ def test_a_client_that_paused_is_not_waited_for_after_its_next_answer(pair):
 # --- a parked connection's next request, on the worker woken for it ---------------------------
 
 def parked_responder(recorded: Recorded) -> tuple[Responder, ConnectionPool]:
-    pool = ConnectionPool(None, ServerLimits(), max_body_for=lambda path: 1000,
+    pool = ConnectionPool(None, ServerLimits(), head_refusal=lambda method, target, length: None,
                           refusal=lambda exc, headers: error_reply(exc), date=lambda: "DATE")
     responder = Responder(ServerLimits(), dispatch=recorded.dispatch,
                           refusal=lambda exc, headers: error_reply(exc), date=lambda: "DATE",

@@ -21,10 +21,13 @@ import pytest
 import sfdcflex.runtime.http.connection as connection_module
 import sfdcflex.runtime.http.server as server_module
 import sfdcflex.runtime.http.worker as worker_module
-from sfdcflex.runtime.http.connection import PARKED, WAITING, socket_options
+from sfdcflex.runtime.http.connection import BODY, PARKED, WAITING, socket_options
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, sweep_interval
 from tests.support.sockets import Replies, connect, exchange, read_all, request, wait_until
+
+
+HALF_A_BODY = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"
 
 
 class _AcceptFailsFirst:
@@ -129,12 +132,16 @@ def test_a_client_that_gave_up_in_the_handshake_does_not_end_the_batch(idle_serv
     assert not [r for r in caplog.records if r.name == "sfdcflex" and r.levelno >= logging.WARNING]
 
 
-def test_at_the_limit_accepting_stops_at_once(idle_server):
+def test_at_the_limit_with_every_connection_busy_accepting_stops_at_once(idle_server):
     server = idle_server(max_connections=2)
     server._update_accepting(time.monotonic())
     assert server._accepting
-    clients = [connect(server.server_address) for _ in range(3)]
+    clients = [connect(server.server_address) for _ in range(2)]
     try:
+        server._accept()
+        for connection in server.connections.open_connections.values():
+            connection.state = BODY  # reading a request: never closed for another
+        clients.append(connect(server.server_address))
         server._accept()
         assert len(server.connections.open_connections) == 2
         assert not server._accepting
@@ -175,7 +182,7 @@ def test_a_failed_accept_pauses_accepting_then_serves_the_client(app, monkeypatc
     start_in_thread(server)
     try:
         with connect(server.server_address) as client:
-            client.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+            client.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert read_all(client).startswith(b"HTTP/1.1 200 ")
     finally:
         server.shutdown()
@@ -208,10 +215,13 @@ def test_full_server_stops_listening_at_once_and_listens_again_when_one_closes(s
     held = [connect(server.server_address) for _ in range(2)]
     late = None
     try:
-        assert wait_until(lambda: len(server.connections.open_connections) == 2)
-        assert wait_until(lambda: not server._accepting)  # not on the next sweep: that is a minute away
+        for sock in held:  # each reading a body: none of them is closed for a new client
+            sock.sendall(HALF_A_BODY)
+        assert wait_until(lambda: [c.state for c in server.connections.open_connections.values()]
+                          == [BODY, BODY])
         late = connect(server.server_address)  # the kernel's backlog completes the handshake
-        late.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert wait_until(lambda: not server._accepting)  # not on the next sweep: that is a minute away
+        late.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         held.pop().close()  # the I/O thread reads the close and listens again, at once
         assert read_all(late).startswith(b"HTTP/1.1 200 ")
     finally:
@@ -223,24 +233,30 @@ def test_a_close_off_the_io_thread_leaves_the_listening_to_the_io_thread(idle_se
     server = idle_server(max_connections=1)
     with connect(server.server_address):
         server._accept()
+        next(iter(server.connections.open_connections.values())).state = BODY  # none to close
+        server._update_accepting(time.monotonic())
         assert not server._accepting
-        server.connections.close(next(iter(server.connections.open_connections.values())))
+        connection = next(iter(server.connections.open_connections.values()))
+        server.connections.close(connection)
         assert not server._accepting  # the loop is not running here: the selector is its alone
         server._loop_thread = threading.get_ident()  # as if this were the I/O thread
         try:
-            server.closed(None)
+            server.closed(connection)
             assert server._accepting
         finally:
             server._loop_thread = None
 
 
-def test_past_max_connections_new_ones_wait_until_one_closes(serve):
+def test_past_max_connections_with_every_one_busy_new_ones_wait_until_one_closes(serve):
     served = serve(server_limits=ServerLimits(max_connections=3))
     held = [connect(served.url) for _ in range(3)]
-    assert wait_until(lambda: len(served.server.connections.open_connections) == 3)
+    for sock in held:
+        sock.sendall(HALF_A_BODY)
+    assert wait_until(lambda: [c.state for c in served.server.connections.open_connections.values()]
+                      == [BODY] * 3)
     late = connect(served.url, timeout=0.3)  # the kernel's backlog completes the handshake
     try:
-        late.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+        late.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         with pytest.raises(socket.timeout):
             late.recv(100)
         held.pop().close()
@@ -253,12 +269,13 @@ def test_past_max_connections_new_ones_wait_until_one_closes(serve):
 
 
 @pytest.mark.slow  # 150 connections at once
-def test_burst_of_connections_beyond_backlog_default_is_served(runtime):
+def test_burst_of_connections_beyond_backlog_default_is_served(serve):
     assert server_module.BACKLOG >= 128
+    runtime = serve(server_limits=ServerLimits(max_connections_per_client=0))  # one address: no cap
     socks = [connect(runtime.url) for _ in range(150)]
     try:
         for sock in socks:
-            sock.sendall(b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answers = []
         for sock in socks:
             data = b""
@@ -277,7 +294,7 @@ def test_burst_of_connections_beyond_backlog_default_is_served(runtime):
 
 
 def test_idle_connections_cost_no_thread(serve):
-    served = serve(server_limits=ServerLimits(threads=6))
+    served = serve(server_limits=ServerLimits(threads=6, max_connections_per_client=0))
     served.call("GET", "/hello")
     before = threading.active_count()
     idle = [connect(served.url) for _ in range(200)]
@@ -362,7 +379,7 @@ def test_a_fault_with_one_connection_does_not_stop_the_server(serve, monkeypatch
         raise RuntimeError("planted")
 
     monkeypatch.setattr(pool, "_advance", fails_once)
-    assert exchange(served.url, b"GET /hello HTTP/1.1\r\n\r\n") == b""  # that one is closed
+    assert exchange(served.url, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == b""  # that one is closed
     assert served.call("GET", "/hello").status == 200
     assert "planted" in caplog.text
 
