@@ -9,11 +9,10 @@ import logging
 import os
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 from urllib.parse import urlsplit
 
 from . import signature
@@ -23,6 +22,7 @@ from .deadlines import Deadlines
 from .errors import (ConfigError, Forbidden, GatewayTimeout, HTTPError, MethodNotAllowed,
                      NotFound, PayloadTooLarge, TooManyRequests)
 from .event import build_event, form_params
+from .invocation import Invocation, awaited, slot_released
 from .logs import log_line
 from .response import JSON_TYPE, Reply, Response, encode_json, reply_for
 from .routes import PROTECTED, Asset, Function, builtins_not_taken, load_module, origin_form
@@ -79,52 +79,6 @@ class Context:
     def __getattr__(self, name: str):
         # Only called for names that are not set: say which setting is missing.
         raise AttributeError(f"context has no {name!r}: it is not set in the .env file or the environment")
-
-
-class _Invocation:
-    """One run of a handler: the first callback wins, later ones are ignored with a warning.
-
-    Most handlers call back before anyone waits, so the waiting lock is made only when needed.
-    """
-
-    def __init__(self, route: str, slots: Slots) -> None:
-        self.route = route
-        self.slots, self.holds_slot = slots, True
-        self.deadline = time.monotonic()
-        self.finished = False
-        self.timed_out = False
-        self.error: object = None
-        self.payload: object = None
-        self._lock = threading.Lock()
-        self._waiter: threading.Lock | None = None
-
-    def callback(self, err: object = None, payload: object = None) -> None:
-        with self._lock:
-            if self.finished:
-                log.warning("%s: callback called again; ignored (the first callback wins)", self.route)
-                return
-            self.error, self.payload, self.finished = err, payload, True
-            waiter = self._waiter
-        if waiter is not None:
-            waiter.release()
-
-    def release_slot(self) -> None:
-        if self.holds_slot:
-            self.holds_slot = False
-            self.slots.give_back()
-
-    def wait(self, timeout: float) -> bool:
-        """True once the handler has called back, waiting at most `timeout` seconds for it."""
-        with self._lock:
-            if self.finished:
-                return True
-            if self._waiter is None:
-                self._waiter = threading.Lock()
-                self._waiter.acquire()
-            waiter = self._waiter
-        if waiter.acquire(timeout=timeout):
-            waiter.release()  # let any other waiter through too
-        return self.finished
 
 
 class App:
@@ -246,13 +200,13 @@ class App:
         if not self._slots.try_take():
             raise TooManyRequests(f"more than {self.limits.max_concurrency} invocations at once; retry shortly",
                                   headers={"Retry-After": "1"})
-        invocation = _Invocation(function.path, self._slots)
+        invocation = Invocation(function.path, self._slots)
         try:
             if function.access == PROTECTED:
                 self._check_signature(request, path)
             event = build_event(request)
             context = self._context(request, path)
-            context.slot_released = partial(_slot_released, invocation)
+            context.slot_released = partial(slot_released, invocation)
             # The peer's address (the proxy's, behind one), for a function that treats clients
             # it has seen before differently (not in Twilio's context).
             context.client_address = request.remote_addr
@@ -262,7 +216,7 @@ class App:
         return self._invoke(function, self._handler(function), context, event, early, invocation)
 
     def _invoke(self, function: Function, handler, context: Context, event: dict,
-                early: Callable[[Reply], None], invocation: _Invocation) -> Reply:
+                early: Callable[[Reply], None], invocation: Invocation) -> Reply:
         deadline = invocation.deadline = time.monotonic() + self.limits.timeout
         # This thread is the worker: no hand-off per request. At the limit the watchdog
         # answers 504 for it, and the function goes on to its end, as on Twilio.
@@ -286,7 +240,7 @@ class App:
     def _timeout_error(self) -> GatewayTimeout:
         return GatewayTimeout(f"the function did not finish within {self.limits.timeout:g} s")
 
-    def _overtime(self, invocation: _Invocation, early: Callable[[Reply], None]) -> None:
+    def _overtime(self, invocation: Invocation, early: Callable[[Reply], None]) -> None:
         """The watchdog's action at the time limit: answer 504 now; the function goes on."""
         if invocation.finished:
             return
@@ -295,14 +249,14 @@ class App:
                   invocation.route, self.limits.timeout)
         early(error_reply(self._timeout_error()))
 
-    def _run(self, handler, context: Context, event: dict, invocation: _Invocation) -> None:
+    def _run(self, handler, context: Context, event: dict, invocation: Invocation) -> None:
         # The concurrency slot stays taken until the handler really ends, past the time limit
         # too, as on Twilio.
         try:
             result = handler(context, event, invocation.callback)
             if hasattr(type(result), "__await__"):  # an async def handler
                 import asyncio  # only async handlers need it; it costs start-up time
-                asyncio.run(_awaited(result))
+                asyncio.run(awaited(result))
         except BaseException as exc:  # a handler's bug must not kill the thread
             if invocation.finished:
                 log.exception("%s raised after its callback", invocation.route)
@@ -417,32 +371,6 @@ def _declared_form(request: Request) -> bool:
     """Whether the request says its body is a form: only then do signed parameters cover it."""
     kind = next((v for k, v in request.headers if k.lower() == "content-type"), "")
     return kind.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
-
-
-@contextmanager
-def _slot_released(invocation: _Invocation) -> Iterator[None]:
-    """`with context.slot_released():` give the running function's concurrency slot back while
-    it waits for something that is not its own work (a token check with Twilio IAM), and take
-    it again afterwards.
-
-    Without this a flood of requests with garbage tokens holds every slot while IAM answers,
-    and real agents get 429. The check cannot move before the slot is taken instead: the
-    token is in the body, and the body is parsed only inside the slot. When the wait raises
-    (an invalid token), the slot is not taken again: the function only renders its error.
-    Taking it again waits at most until the time limit, then answers 429.
-    """
-    if not invocation.holds_slot:
-        yield
-        return
-    invocation.release_slot()
-    yield
-    if not invocation.slots.take(max(0.0, invocation.deadline - time.monotonic())):
-        raise TooManyRequests("too many invocations at once; retry shortly", headers={"Retry-After": "1"})
-    invocation.holds_slot = True
-
-
-async def _awaited(awaitable):
-    return await awaitable
 
 
 def loggable(text: str, limit: int = 200) -> str:
