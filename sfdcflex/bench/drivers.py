@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .load import LoadResult, Request, run_load
 
@@ -86,8 +87,13 @@ def _lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string of ASCII text is a valid Lua string literal
 
 
-def _wrk_request(request: Request) -> str:
+def _wrk_request(request: Request, host: str) -> str:
+    """The Lua expression of one request. wrk.format sends only the headers it is given (no
+    `Host` of its own when given a table), so the request's `Host` is put in: HTTP/1.1 requires
+    it, and the runtime refuses a request without one (RFC 9112 §3.2)."""
     method, path, body, headers = request
+    if not any(name.lower() == "host" for name in headers):
+        headers = {"Host": host, **headers}
     header_table = "{" + ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()) + "}"
     return (f"wrk.format({_lua_string(method)}, {_lua_string(path)}, {header_table}, "
             f"{_lua_string(body.decode('ascii')) if body else 'nil'})")
@@ -113,7 +119,8 @@ def _run_measured(argv: list[str], timeout: float) -> tuple[int, str, str, resou
 def _drive_wrk(url: str, requests: list[Request], connections: int,
                duration: float) -> tuple[LoadResult, float]:
     threads = min(2, connections)
-    script = _WRK_SCRIPT % {"requests": ", ".join(_wrk_request(r) for r in requests),
+    host = urlsplit(url).netloc
+    script = _WRK_SCRIPT % {"requests": ", ".join(_wrk_request(r, host) for r in requests),
                             "stride": max(1, len(requests) // threads)}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="sfdcflex-wrk-") as lua:
         lua.write(script)

@@ -69,6 +69,15 @@ def test_wrk_drives_a_post_rotation_and_reports_its_cpu(sf):
     assert sf.calls["token"] - before >= result.errors and 0 < client_cpu <= 100
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)")
+def test_wrk_requests_carry_host_so_the_runtime_answers_them(runtime):
+    """wrk.format sends no `Host` when handed a header table: without one the runtime answers
+    400 (RFC 9112 §3.2), and every back-to-back row of the benchmark read 0 requests a second."""
+    result, _ = drive("wrk", runtime.url, [("GET", "/hello", b"", {})], connections=1, duration=1)
+    assert result.ok > 0 and result.errors == 0
+
+
 @pytest.mark.slow  # a second of sleep beside a second of busy child
 def test_the_load_clients_cpu_is_its_own_not_other_childrens():
     """What the benchmark charges to wrk is wrk's own CPU (wait4), not that of another child this
