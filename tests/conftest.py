@@ -29,7 +29,20 @@ from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
 from sfdcflex.runtime.routes import build_routes, discover_functions
 from tests.support.crm import Crm, seed
+from tests.support.installs import NEEDS_INSTALLS, finish_installs, start_installs
 from tests.support.served import AUTH_TOKEN, FIXTURE_FUNCTIONS, Served
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected what will not run
+def pytest_collection_modifyitems(session, config, items):
+    """Start the system tests' installs now if any selected test needs them: they then run
+    beside the other tests instead of before the first system test."""
+    if any(NEEDS_INSTALLS & set(getattr(item, "fixturenames", ())) for item in items):
+        start_installs(config)
+
+
+def pytest_unconfigure(config):
+    finish_installs(config)
+
 
 # A shell starts background jobs (`pytest ... &`) with SIGINT ignored, and children inherit
 # that: run.py would then ignore the Ctrl+C tests send it and each stop would wait out its 10 s.

@@ -1,23 +1,20 @@
-"""The slow whole-process tests' costly set-up, made once per session: two real installs."""
+"""The slow whole-process tests' costly set-up, made once per session: two real installs
+(tests/support/installs.py, started at collection by tests/conftest.py)."""
 from __future__ import annotations
 
 import subprocess
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from sfdcflex.bench.hosts import install_hosts
-from tests.support.deployment import install_as_readme_says
+from tests.support.installs import start_installs
 
 
 @pytest.fixture(scope="session")
-def installs(tmp_path_factory) -> tuple[Future, Future]:
-    """README's install into a fresh venv and the serving-choices benchmark's install of waitress
-    and gunicorn, run side by side (each is mostly one core's work); both have ended on return."""
-    with ThreadPoolExecutor(2, thread_name_prefix="install") as pool:
-        readme = pool.submit(install_as_readme_says, tmp_path_factory.mktemp("opt"))
-        hosts = pool.submit(install_hosts, tmp_path_factory.mktemp("hosts"))
+def installs(request) -> tuple[Future, Future]:
+    """The two installs (started at collection when any test here needs them)."""
+    readme, hosts, _ = start_installs(request.config)
     return readme, hosts
 
 
