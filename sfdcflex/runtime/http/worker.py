@@ -18,7 +18,34 @@ log = logging.getLogger("sfdcflex")
 Job = Callable[[], None]
 
 
-class Workers:
+class _Threads:
+    """What both pools share: up to `count` threads, each started when a job finds none free,
+    and a flag that stops more from starting."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self.count, self.name = count, name
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def started(self) -> int:
+        return len(self._threads)
+
+    def _start_one(self) -> None:
+        with self._lock:
+            if self._stopped or len(self._threads) >= self.count:
+                return  # all busy: the job waits for the first thread that is done
+            thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}",
+                                      daemon=True)
+            self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        raise NotImplementedError
+
+
+class Workers(_Threads):
     """Up to `count` threads taking jobs from one queue.
 
     A thread starts when a job arrives and no thread is free for it, and then stays: a pool
@@ -30,19 +57,12 @@ class Workers:
     can_park = False
 
     def __init__(self, count: int, name: str = "sfdcflex-worker") -> None:
-        self.count, self.name = count, name
+        super().__init__(count, name)
         self.idle = 0  # threads waiting for a job
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         # One permit per thread waiting for a job that no queued job has counted on yet: a job
         # takes a permit, or else starts a thread of its own.
         self._free = threading.Semaphore(0)
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._stopped = False
-
-    @property
-    def started(self) -> int:
-        return len(self._threads)
 
     def backlogged(self) -> bool:
         """Whether jobs wait with no thread free for them (approximate: a hint, not a promise)."""
@@ -52,15 +72,6 @@ class Workers:
         self._jobs.put(job)
         if not self._free.acquire(blocking=False):
             self._start_one()
-
-    def _start_one(self) -> None:
-        with self._lock:
-            if self._stopped or len(self._threads) >= self.count:
-                return  # all busy: the job waits for the first thread that is done
-            thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}",
-                                      daemon=True)
-            self._threads.append(thread)
-        thread.start()
 
     def stop(self) -> None:
         """Let every thread end after its current job (they are daemons: exit never waits)."""
@@ -94,7 +105,7 @@ class Workers:
 PARKING = hasattr(select, "epoll") and hasattr(os, "eventfd")
 
 
-class ParkingWorkers:
+class ParkingWorkers(_Threads):
     """Up to `count` threads that wait in one epoll, for a queued job or for a parked descriptor
     turning readable (Linux).
 
@@ -110,7 +121,7 @@ class ParkingWorkers:
     can_park = True
 
     def __init__(self, count: int, name: str = "sfdcflex-worker") -> None:
-        self.count, self.name = count, name
+        super().__init__(count, name)
         self.idle = 0  # threads waiting in the epoll
         self._jobs: collections.deque[Job | None] = collections.deque()
         self._parked: dict[int, Job] = {}
@@ -119,14 +130,7 @@ class ParkingWorkers:
         # waiter after waiter while the count stayed up (every idle thread, per job).
         self._signal = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._signal, select.EPOLLIN | select.EPOLLET)
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._stopped = False
-        self._running = 0
-
-    @property
-    def started(self) -> int:
-        return len(self._threads)
+        self._ended = 0  # threads that have ended (after the stop)
 
     def backlogged(self) -> bool:
         """Whether jobs wait with no thread free for them (approximate: a hint, not a promise)."""
@@ -167,23 +171,13 @@ class ParkingWorkers:
             pass  # closed meanwhile
         return True
 
-    def _start_one(self) -> None:
-        with self._lock:
-            if self._stopped or len(self._threads) >= self.count:
-                return  # all busy: the job waits for the first thread that is done
-            thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}",
-                                      daemon=True)
-            self._threads.append(thread)
-            self._running += 1
-        thread.start()
-
     def stop(self) -> None:
         """Let every thread end after its current job (they are daemons: exit never waits)."""
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
-            running = self._running
+            running = len(self._threads) - self._ended
             self._parked.clear()
         self._jobs.extend([None] * running)
         os.eventfd_write(self._signal, 1)  # each thread that takes a None passes the word on
@@ -233,8 +227,8 @@ class ParkingWorkers:
                     log.exception("a job on a worker thread failed")
         finally:
             with self._lock:
-                self._running -= 1
-                last = self._stopped and not self._running
+                self._ended += 1
+                last = self._stopped and self._ended == len(self._threads)
             if last:
                 self._close()
 
