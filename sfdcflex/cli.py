@@ -20,7 +20,8 @@ from .runtime.assets import Asset, load_assets
 from .runtime.envfile import format_env
 from .runtime.errors import ConfigError
 from .runtime.logs import configure_logging
-from .runtime.http.server import FunctionsServer, listen, url_of
+from .runtime.http.server import FunctionsServer
+from .runtime.http.sockets import listen, url_of
 from .runtime.routes import discover_functions
 from .server_options import add_server_limits, server_limits
 

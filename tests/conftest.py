@@ -26,7 +26,8 @@ if sys.dont_write_bytecode and not sys.pycache_prefix:
 from sfdcflex import cli
 from sfdcflex.runtime.app import App, Limits
 from sfdcflex.runtime.http.limits import ServerLimits
-from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread
+from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
+from sfdcflex.runtime.http.sockets import listen
 from sfdcflex.runtime.routes import build_routes, discover_functions
 from tests.support.crm import Crm, seed
 from tests.support.installs import NEEDS_INSTALLS, finish_installs, start_installs

@@ -20,7 +20,8 @@ from sfdcflex.runtime.differential.differences import (FLEX, PROJECT, TABLE, loa
                                                        replay)
 from sfdcflex.runtime.differential.__main__ import SECRET
 from sfdcflex.runtime.http.limits import ServerLimits
-from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, url_of
+from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
+from sfdcflex.runtime.http.sockets import listen, url_of
 from sfdcflex.runtime.response import Reply
 from sfdcflex.runtime.routes import build_routes, discover_functions
 

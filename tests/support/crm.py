@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from sfdcflex.runtime.app import Limits
 from sfdcflex.runtime.http.limits import ServerLimits
-from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, url_of
+from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
+from sfdcflex.runtime.http.sockets import listen, url_of
 
 from .http import Answer, call
 

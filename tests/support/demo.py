@@ -11,7 +11,8 @@ from sfdcflex.config import load_config
 from sfdcflex.demo.main import Demo
 from sfdcflex.metrics import Metrics
 from sfdcflex.runtime.http.limits import ServerLimits
-from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, url_of
+from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
+from sfdcflex.runtime.http.sockets import listen, url_of
 
 from .http import call
 

@@ -2,9 +2,10 @@
 
 It serves any object with the `App` interface (`dispatch`, `refusal`, `head_refusal`); the
 Twilio Functions semantics live one level up, in `sfdcflex.runtime`. Its parts, each handed
-only what it uses: server (the I/O loop, accepting, stopping), connection (reading requests
-into buffers, lingering after a refusal), admission (which connection gives way at the
-connection caps), body (a request body in memory or spooled to a file), responder (a request
-through the app and its reply, on a worker), worker (a generic pool of threads running jobs),
-http11 (heads read strictly, replies laid out) and limits.
+only what it uses: server (the I/O loop, accepting, stopping), sockets (the listening socket,
+the options every connection gets), connection (reading requests into buffers, lingering after
+a refusal), admission (which connection gives way at the connection caps), body (a request
+body in memory or spooled to a file), responder (a request through the app and its reply, on
+a worker), worker (the pools of threads running jobs; on Linux they also wait for parked
+connections), http11 (heads read strictly, replies laid out) and limits.
 """

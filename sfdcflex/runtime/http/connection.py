@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import time
 from typing import Callable, Protocol
 
@@ -23,10 +22,10 @@ from ..response import Reply
 from .body import Body, BodyBudget
 from .http11 import Head, encode_reply, find_head, parse_head
 from .limits import ServerLimits
+from .sockets import KEEP_WAIT, prepare_socket, send_quietly, shut
 
 log = logging.getLogger("sfdcflex")
 WAITING, BODY, BUSY, PARKED, LINGERING = "waiting", "body", "busy", "parked", "lingering"
-KEEP_WAIT = 0.01  # seconds a worker's read waits for the next request on its keep-alive connection
 RECV_SIZE = 65536
 # Big bodies (spooled or dropped) are read in big chunks: fewer turns of the I/O loop, so the
 # I/O thread holds the GIL less while a client streams megabytes.
@@ -233,7 +232,7 @@ class ConnectionPool:
         buffer.clear()
         connection.state = BODY
         if head.expects_continue:
-            _send_quietly(connection.sock, CONTINUE)
+            send_quietly(connection.sock, CONTINUE)
         return False
 
     def _body_from_buffer(self, connection: Connection, length: int) -> None:
@@ -286,7 +285,7 @@ class ConnectionPool:
         log.info("%d - (request refused before its body was read: %s)", exc.status, exc.code)
         data = encode_reply(self.refusal(exc, headers), self.date(), keep_alive=False, head_only=head_only)
         self._release_body(connection)
-        if not _send_quietly(connection.sock, data):
+        if not send_quietly(connection.sock, data):
             self.close(connection)
             return
         try:
@@ -352,54 +351,7 @@ class ConnectionPool:
             if not self.take_back(connection):
                 # A worker still writes to it: stop the socket, and let the worker close it,
                 # so the descriptor number cannot be reused under the worker's feet.
-                _shut(connection.sock)
+                shut(connection.sock)
                 self.open_connections.pop(id(connection), None)
             else:
                 self.close(connection)
-
-
-def prepare_socket(sock: socket.socket, limits: ServerLimits) -> None:
-    """Make an accepted socket what the server expects: blocking, with kernel timeouts, no Nagle.
-
-    The worker's reads and writes block, the kernel bounding them (SO_RCVTIMEO: the keep-alive
-    wait; SO_SNDTIMEO: the send timeout), so neither costs a poll() before it: a Python socket
-    with a timeout of its own polls before every call. The I/O thread never blocks on them: it
-    passes MSG_DONTWAIT to each call."""
-    sock.settimeout(None)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(KEEP_WAIT))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(limits.send_timeout))
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass  # not TCP: nothing to tune
-
-
-def socket_options(sock: socket.socket) -> tuple:
-    """The options `prepare_socket` sets, as the kernel reports them (it rounds the timeouts)."""
-    try:
-        nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-    except OSError:
-        nodelay = None  # not TCP
-    return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16),
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16), nodelay)
-
-
-def _timeval(seconds: float) -> bytes:
-    """A struct timeval (two native longs: Linux; the BSDs read the same bytes on little-endian)."""
-    whole = int(seconds)
-    return struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
-
-
-def _send_quietly(sock: socket.socket, data: bytes) -> bool:
-    """One non-blocking send of a short answer on an idle socket; False when the client left."""
-    try:
-        return sock.send(data, socket.MSG_DONTWAIT) == len(data)
-    except OSError:
-        return False
-
-
-def _shut(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed

@@ -12,9 +12,10 @@ from typing import Callable
 from ..app import Request
 from ..errors import HTTPError, ServiceUnavailable
 from ..response import Reply
-from .connection import BUSY, KEEP_WAIT, Connection, Refusal
+from .connection import BUSY, Connection, Refusal
 from .http11 import encode_reply
 from .limits import ServerLimits
+from .sockets import KEEP_WAIT
 
 log = logging.getLogger("sfdcflex")
 Dispatch = Callable[[Request, Callable[[Reply], None]], Reply]

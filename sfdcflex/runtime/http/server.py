@@ -24,10 +24,11 @@ from typing import Callable
 
 from ..app import App
 from .admission import Admission
-from .connection import Connection, ConnectionPool, prepare_socket, socket_options
+from .connection import Connection, ConnectionPool
 from .http11 import HttpDate, encode_reply
 from .limits import ServerLimits
 from .responder import Responder
+from .sockets import prepare_socket, send_quietly, socket_options, url_of
 from .worker import make_workers
 
 log = logging.getLogger("sfdcflex")
@@ -44,25 +45,6 @@ ACCEPT_PAUSE = 0.5
 # (each wake-up is CPU an agent's panel pays for, a request every few seconds).
 SWEEP_MAX = 1.0
 SWEEP_MIN = 0.01
-# Connections the kernel completes while the server is not accepting (full, or pausing): a
-# burst beyond Linux's default of 128 would otherwise be refused.
-BACKLOG = 1024
-
-
-def listen(address: tuple[str, int], backlog: int = BACKLOG) -> socket.socket:
-    """A listening socket on `address` (port 0: any free one), bound before the app is built
-    when the app needs the server's URL (the OAuth callback does)."""
-    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-    return socket.create_server(address, family=family, backlog=backlog)
-
-
-def url_of(sock: socket.socket) -> str:
-    """The base URL a listening socket is reached at, e.g. http://127.0.0.1:8080."""
-    host, port = sock.getsockname()[:2]
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}"
-
-
 class FunctionsServer:
     """The functions runtime's HTTP/1.1 server on a listening socket; `serve_forever` runs the
     I/O loop. It implements the connection pool's `Loop`."""
@@ -281,12 +263,10 @@ class FunctionsServer:
             refused = admission.no_room()
         if refused is None:
             return True
-        # Before its request is read: the client reads the answer when it reads its reply.
-        data = encode_reply(self._app.refusal(refused, None), self.connections.date(), keep_alive=False)
-        try:
-            sock.send(data, socket.MSG_DONTWAIT)
-        except OSError:
-            pass  # it left, or its buffer is full: closing tells it enough
+        # Before its request is read: the client reads the answer when it reads its reply. If
+        # it left, or its buffer is full, closing tells it enough.
+        send_quietly(sock, encode_reply(self._app.refusal(refused, None), self.connections.date(),
+                                        keep_alive=False))
         sock.close()
         return False
 

@@ -15,7 +15,8 @@ import pytest
 
 from sfdcflex.runtime.http.connection import BODY, BUSY, PARKED
 from sfdcflex.runtime.http.limits import ServerLimits
-from sfdcflex.runtime.http.server import FunctionsServer, listen
+from sfdcflex.runtime.http.server import FunctionsServer
+from sfdcflex.runtime.http.sockets import listen
 from tests.support.sockets import Replies, closed_by_peer, connect, request, wait_until
 
 HALF_A_BODY = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"

@@ -10,10 +10,11 @@ import pytest
 
 from sfdcflex.runtime.app import error_reply
 from sfdcflex.runtime.http.body import Body, BodyBudget
-from sfdcflex.runtime.http.connection import Connection, ConnectionPool, prepare_socket
+from sfdcflex.runtime.http.connection import Connection, ConnectionPool
 from sfdcflex.runtime.http.http11 import parse_head
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.responder import Responder
+from sfdcflex.runtime.http.sockets import prepare_socket
 from sfdcflex.runtime.response import Reply
 from tests.support.sockets import Replies, connect, read_all, request
 

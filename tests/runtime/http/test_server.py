@@ -20,10 +20,12 @@ import pytest
 
 import sfdcflex.runtime.http.connection as connection_module
 import sfdcflex.runtime.http.server as server_module
+import sfdcflex.runtime.http.sockets as sockets_module
 import sfdcflex.runtime.http.worker as worker_module
-from sfdcflex.runtime.http.connection import BODY, PARKED, WAITING, socket_options
+from sfdcflex.runtime.http.connection import BODY, PARKED, WAITING
 from sfdcflex.runtime.http.limits import ServerLimits
-from sfdcflex.runtime.http.server import FunctionsServer, listen, start_in_thread, sweep_interval
+from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread, sweep_interval
+from sfdcflex.runtime.http.sockets import listen, socket_options
 from tests.support.sockets import Replies, connect, exchange, read_all, request, wait_until
 
 
@@ -270,7 +272,7 @@ def test_past_max_connections_with_every_one_busy_new_ones_wait_until_one_closes
 
 @pytest.mark.slow  # 150 connections at once
 def test_burst_of_connections_beyond_backlog_default_is_served(serve):
-    assert server_module.BACKLOG >= 128
+    assert sockets_module.BACKLOG >= 128
     runtime = serve(server_limits=ServerLimits(max_connections_per_client=0))  # one address: no cap
     socks = [connect(runtime.url) for _ in range(150)]
     try:
