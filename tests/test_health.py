@@ -1,8 +1,6 @@
 """GET /healthz: for supervisors and load balancers; no Token, no upstream call, no secret."""
 from __future__ import annotations
 
-import threading
-
 from tests.support.http import call
 from sfdcflex import __version__
 from sfdcflex.health import HealthCheck
@@ -68,22 +66,10 @@ def test_healthz_does_not_probe_sync(crm_factory):
 def test_healthz_answers_while_the_concurrency_cap_is_full(serve, tmp_path):
     store = JsonFileTokenStore(tmp_path / "tokens.json")
     served = serve(limits=Limits(max_concurrency=2), builtins={"/healthz": HealthCheck(store, "json")})
-    slow = served.app.functions["slow"].module
-    slow.RELEASE.clear()
-    busy = [threading.Thread(target=served.call, args=("POST", "/slow"), kwargs={"body": {"wait": 5}})
-            for _ in range(2)]
-    for thread in busy:
-        thread.start()
-    try:
-        for _ in busy:
-            assert slow.ENTERED.acquire(timeout=5)
+    with served.cap_filled(2):
         assert served.call("GET", "/hello").status == 429   # the cap is full
         answer = served.call("GET", "/healthz")
         assert answer.status == 200 and answer.json()["status"] == "ok"
-    finally:
-        slow.RELEASE.set()
-        for thread in busy:
-            thread.join(10)
 
 
 def test_healthz_is_get_only_and_logged_at_debug(serve, tmp_path, caplog):

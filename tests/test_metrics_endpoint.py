@@ -3,7 +3,6 @@ answers outside the concurrency cap, reporting the cap it stands beside."""
 from __future__ import annotations
 
 import ipaddress
-import threading
 
 import pytest
 
@@ -61,15 +60,7 @@ def test_metrics_answer_while_the_concurrency_cap_is_full_and_count_the_429(serv
                    builtins={PATH: MetricsEndpoint(metrics.registry, LOOPBACK)},
                    observe=metrics.request_observer({"/slow": "slow", "/hello": "hello", PATH: "metrics"}))
     metrics.watch_app(served.app)
-    slow = served.app.functions["slow"].module
-    slow.RELEASE.clear()
-    busy = [threading.Thread(target=served.call, args=("POST", "/slow"), kwargs={"body": {"wait": 5}})
-            for _ in range(2)]
-    for thread in busy:
-        thread.start()
-    try:
-        for _ in busy:
-            assert slow.ENTERED.acquire(timeout=5)
+    with served.cap_filled(2):
         assert served.call("GET", "/hello").status == 429
         answer = served.call("GET", PATH)
         assert answer.status == 200
@@ -77,7 +68,3 @@ def test_metrics_answer_while_the_concurrency_cap_is_full_and_count_the_429(serv
         assert samples(families, "sfdcflex_invocations_in_flight") == {(): 2}
         assert samples(families, "sfdcflex_invocations_max") == {(): 2}
         assert samples(families, "sfdcflex_overload_answers_total")[(("code", "429"),)] == 1
-    finally:
-        slow.RELEASE.set()
-        for thread in busy:
-            thread.join(10)
