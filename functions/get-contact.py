@@ -34,7 +34,7 @@ def handler(context, event, callback):
                 agent = services.identify(event, timing, client=context.client_address)
         caller = _caller(event)                                       # 2. checked before any query
         pick = parse_record_id(event["contact_id"]) if event.get("contact_id") else None
-        card = services.lookup.contact(agent.identity, caller, timing, pick)  # 3. cache, else Salesforce
-    except ANSWERABLE as error:
+        card = services.lookup.contact_json(agent.identity, caller, timing, pick)  # 3. cache, else
+    except ANSWERABLE as error:                                       #    Salesforce; as JSON
         return callback(timing.tag(answer_for(error)))               # 400/403/404/502, JSON
-    callback(None, timing.response(card))                            # 4. the card, + Server-Timing
+    callback(None, timing.json_response(card))                       # 4. the card, + Server-Timing

@@ -16,6 +16,7 @@ from .email_address import EmailAddress
 from .keeper import TokenKeeper
 from .phone import PhoneNumber, phone_matches, written_variants
 from .clients.salesforce import SalesforceClient, soql_quote, sosl_escape
+from .runtime.response import encode_json
 from .runtime.timing import ServerTiming
 
 __all__ = ["Lookup", "NoMatch", "soql_for", "sosl_for"]
@@ -56,6 +57,18 @@ def _cache_key(caller: Caller) -> str:
     return caller.cache_key if isinstance(caller, EmailAddress) else caller.e164
 
 
+class _Found:
+    """What one lookup found, as cached: the cards (at most MAX_CANDIDATES), how many records
+    matched, and each answer's JSON once it has been sent (by pick: at most one per card and
+    the default), so that a cache hit sends the bytes encoded for the first one."""
+
+    __slots__ = ("cards", "matches", "encoded")
+
+    def __init__(self, cards: list[dict], matches: int) -> None:
+        self.cards, self.matches = cards, matches
+        self.encoded: dict[str | None, bytes] = {}
+
+
 class Lookup:
     """Contact and user lookups for an agent; answers are cached per agent, never shared."""
 
@@ -74,22 +87,34 @@ class Lookup:
 
         Every match is cached as one entry, so choosing another candidate costs no call.
         """
+        found = self._found(identity, caller, timing)
+        return choose(found.cards, pick, found.matches)
+
+    def contact_json(self, identity: str, caller: Caller, timing: ServerTiming,
+                     pick: str | None = None) -> bytes:
+        """`contact`'s answer as JSON (the runtime's encoding), encoded once per cached lookup
+        and pick: a cache hit sends the bytes of the first answer again."""
+        found = self._found(identity, caller, timing)
+        encoded = found.encoded.get(pick)
+        if encoded is None:
+            encoded = found.encoded[pick] = encode_json(choose(found.cards, pick, found.matches))
+        return encoded
+
+    def _found(self, identity: str, caller: Caller, timing: ServerTiming) -> _Found:
         # Keyed by the link's revision too: a card read under a link dies with that link.
         key = ("contact", _cache_key(caller), self.keeper.link_revision(identity, timing))
         found = self.cache.get(identity, key)
         if found is MISSING:
             timing.mark("cache", "miss")
             found = self._cards_from_salesforce(identity, caller, timing)
-            self.cache.put(identity, key, found, self.ttl if found[0] else self.no_match_ttl)
+            self.cache.put(identity, key, found, self.ttl if found.cards else self.no_match_ttl)
         else:
             timing.mark("cache", "hit")
-        cards, matches = found
-        if not cards:
+        if not found.cards:
             raise NoMatch(f"No contact in Salesforce has the {_described(caller)}")
-        return choose(cards, pick, matches)
+        return found
 
-    def _cards_from_salesforce(self, identity: str, caller: Caller,
-                               timing: ServerTiming) -> tuple[list[dict], int]:
+    def _cards_from_salesforce(self, identity: str, caller: Caller, timing: ServerTiming) -> _Found:
         sosl = sosl_for(caller, self.objects)
         records = self.keeper.call(identity, lambda token: self.salesforce.search(token, sosl),
                                    timing, "sfdc-search", "Salesforce SOSL search")
@@ -102,7 +127,7 @@ class Lookup:
         # SOSL answers each RETURNING object in turn, newest first: Contacts before Leads.
         rank = {name: index for index, name in enumerate(self.objects)}
         found.sort(key=lambda r: rank.get(record_type(r), 0))
-        return [record_card(r, self.salesforce.instance_url) for r in found[:MAX_CANDIDATES]], len(found)
+        return _Found([record_card(r, self.salesforce.instance_url) for r in found[:MAX_CANDIDATES]], len(found))
 
     def user(self, identity: str, timing: ServerTiming) -> dict:
         """Who the agent is in Salesforce (OpenID Connect userinfo), cached like contacts."""

@@ -11,6 +11,7 @@ from sfdcflex.config import load_config
 from sfdcflex.email_address import parse_email
 from sfdcflex.lookup import Lookup, soql_for, sosl_for
 from sfdcflex.phone import parse_phone
+from sfdcflex.runtime.response import encode_json
 from sfdcflex.runtime.timing import ServerTiming
 from tests.support.clocks import FakeClock
 from tests.support.crm import FLEX_URL
@@ -107,6 +108,25 @@ def test_contacts_come_before_leads_and_an_untyped_record_counts_as_a_contact():
     card = lookup.contact(ALICE, parse_phone(phone), ServerTiming())
     assert [c["cust_name"] for c in card["candidates"]] == ["Una Untyped", "Cora Contact", "Lena Lead"]
     assert card["cust_name"] == "Una Untyped" and card["matches"] == 3
+
+
+def test_a_cached_answer_is_encoded_once_per_pick_and_reads_as_the_card():
+    """contact_json is contact's card as the runtime encodes it; a cache hit sends the bytes of the
+    first answer (not encoded again), each pick has its own, and an unknown pick is still refused."""
+    lookup, sf, _ = _lookup()
+    phone = "4155550177"
+    sf.searched = [{"attributes": {"type": "Contact"}, "Id": f"00300000000000{n}AAA", "Name": f"C{n}",
+                    "Phone": phone} for n in (1, 2)]
+    caller = parse_phone(phone)
+    first = lookup.contact_json(ALICE, caller, ServerTiming())
+    assert first == encode_json(lookup.contact(ALICE, caller, ServerTiming()))
+    assert lookup.contact_json(ALICE, caller, ServerTiming()) is first and sf.searches == 1
+    other = lookup.contact_json(ALICE, caller, ServerTiming(), "003000000000002AAA")
+    assert other == encode_json(lookup.contact(ALICE, caller, ServerTiming(), "003000000000002AAA"))
+    assert b'"cust_name":"C2"' in other and b'"cust_name":"C1"' in first
+    assert lookup.contact_json(ALICE, caller, ServerTiming(), "003000000000002AAA") is other
+    with pytest.raises(NoMatch):
+        lookup.contact_json(ALICE, caller, ServerTiming(), "003000000000003AAA")
 
 
 @pytest.mark.parametrize("ttl,no_match_ttl", [(100.0, 20.0), (400.0, 60.0)])

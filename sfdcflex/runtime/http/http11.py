@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import lru_cache
 from typing import NamedTuple
 
 from ..errors import (BadRequest, HeadersTooLarge, LengthRequired, URITooLong,
@@ -30,11 +31,12 @@ _END = b"\r\n\r\n"
 
 class Head(NamedTuple):
     """A request line and its header fields, read and checked; the body is not read yet.
-    (A named tuple: made once per request, it costs a fifth of a frozen dataclass.)"""
+    (A named tuple: made once per request, it costs a fifth of a frozen dataclass.) Immutable
+    through and through, headers included: one Head may serve many requests (`parse_head`)."""
 
     method: str
     target: str
-    headers: list[tuple[str, str]]
+    headers: tuple[tuple[str, str], ...]
     keep_alive: bool
     length: int
     expects_continue: bool
@@ -65,8 +67,23 @@ def find_head(buffer: bytes | bytearray) -> int:
     return -1
 
 
+# Heads up to this size are remembered, the last MEMO_HEADS of them: an agent's panel sends the
+# same head again and again on its connection (its token and the caller are in the body), and a
+# remembered head is a dictionary lookup instead of a parse (0.6 µs instead of 4). At most
+# MEMO_HEADS x MEMO_HEAD_BYTES (1 MiB) held; a head that fails its checks is never remembered.
+MEMO_HEADS = 512
+MEMO_HEAD_BYTES = 2048
+
+
 def parse_head(data: bytes) -> Head:
-    """Check and read a complete head, as `find_head` delimited it (ending in CRLF CRLF)."""
+    """Check and read a complete head, as `find_head` delimited it (ending in CRLF CRLF). A
+    pure function of the bytes: a head seen lately is answered from memory."""
+    if len(data) <= MEMO_HEAD_BYTES:
+        return _remembered_head(data)
+    return _parse_head(data)
+
+
+def _parse_head(data: bytes) -> Head:
     if data.count(b"\r") != data.count(b"\r\n"):
         raise BadRequest("a bare CR is not allowed in a request head", code="bad_header")
     lines = data[:-4].decode("latin-1").split("\r\n")
@@ -99,7 +116,10 @@ def parse_head(data: bytes) -> Head:
     keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
     length = _content_length(lengths, fields)
     expects = length > 0 and fields.get("expect", "").lower() == "100-continue"
-    return Head(method, target, headers, keep_alive, length, expects)
+    return Head(method, target, tuple(headers), keep_alive, length, expects)
+
+
+_remembered_head = lru_cache(maxsize=MEMO_HEADS)(_parse_head)
 
 
 def _too_large() -> HeadersTooLarge:

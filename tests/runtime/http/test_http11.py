@@ -192,15 +192,35 @@ def test_header_values_names_and_the_request_line_are_read_as_sent():
     head = read(b"POST /a/b?x=1&y=/2 HTTP/1.1\r\nHost: h\r\nX-Pad: \t v a \t\r\n"
                 b"X-Empty:\r\nX-Latin: caf\xe9\r\nx-colon: a:b\r\n\r\n")
     assert (head.method, head.target, head.path) == ("POST", "/a/b?x=1&y=/2", "/a/b")
-    assert head.headers == [("Host", "h"), ("X-Pad", "v a"), ("X-Empty", ""),
-                            ("X-Latin", "caf\u00e9"), ("x-colon", "a:b")]
+    assert head.headers == (("Host", "h"), ("X-Pad", "v a"), ("X-Empty", ""),
+                            ("X-Latin", "caf\u00e9"), ("x-colon", "a:b"))
     assert read(b"GET / HTTP/1.1\r\nContent-Length: 3\r\nHost: h\r\n\r\n").length == 3  # the first line counts
     # An absolute-form target is read as sent (RFC 9112 §3.2.2: a server must accept it).
     assert read(b"GET http://h/a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n").target == "http://h/a?x=1"
     # Optional whitespace is spaces and tabs (RFC 9110 §5.6.3): not form feeds, vertical tabs or
     # a latin-1 no-break space, and not an X either.
     odd = read(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: \x0cv\x0b\r\nX-B: \xa0v\xa0\r\nX-C: Xv X\r\n\r\n")
-    assert odd.headers[1:] == [("X-A", "\x0cv\x0b"), ("X-B", "\xa0v\xa0"), ("X-C", "Xv X")]
+    assert odd.headers[1:] == (("X-A", "\x0cv\x0b"), ("X-B", "\xa0v\xa0"), ("X-C", "Xv X"))
+
+
+def test_a_head_seen_lately_is_read_from_memory_and_cannot_be_changed_by_its_user():
+    """An agent's panel sends the same head on every request: the same bytes give the very Head
+    read before (no parse), which is immutable, headers included, since requests share it. A
+    head that fails its checks is refused every time, and heads over the size remembered are
+    read afresh."""
+    data = b"POST /get-contact HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n"
+    head = parse_head(data)
+    assert parse_head(bytes(bytearray(data))) is head
+    assert isinstance(head.headers, tuple)
+    with pytest.raises((AttributeError, TypeError)):
+        head.headers.append(("X-Injected", "1"))  # type: ignore[attr-defined]
+    bad = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"
+    for _ in range(2):
+        with pytest.raises(BadRequest, match="exactly one Host"):
+            parse_head(bad)
+    big = b"GET / HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"p" * http11.MEMO_HEAD_BYTES + b"\r\n\r\n"
+    assert parse_head(big) == parse_head(big) and parse_head(big) is not parse_head(big)
+    assert http11._remembered_head.cache_info().maxsize == http11.MEMO_HEADS
 
 
 @pytest.mark.parametrize("head, message", [
@@ -218,7 +238,7 @@ def test_a_request_without_one_host_is_refused(head, message):
 def test_an_http_1_0_request_may_come_without_host():
     """HTTP/1.0 has no Host requirement (RFC 9112 §3.2 asks it of HTTP/1.1 only)."""
     assert read(b"GET /a HTTP/1.0\r\n\r\n").path == "/a"
-    assert read(b"GET /a HTTP/1.0\r\nHost: h\r\n\r\n").headers == [("Host", "h")]
+    assert read(b"GET /a HTTP/1.0\r\nHost: h\r\n\r\n").headers == (("Host", "h"),)
 
 
 @pytest.mark.parametrize("version,connection,keep_alive", [
