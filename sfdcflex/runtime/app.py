@@ -9,10 +9,10 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple, Sequence
 from urllib.parse import urlsplit
 
 from . import signature
@@ -35,13 +35,13 @@ ALLOWED_METHODS = ("GET", "POST", "OPTIONS")
 ASSET_METHODS = ("GET", "HEAD", "POST", "OPTIONS")   # twilio-run serves an asset to a POST too
 
 
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request as read off the wire: header names as received, body fully read."""
+class Request(NamedTuple):
+    """One HTTP request as read off the wire: header names as received, body fully read.
+    (A named tuple: made once per request, it costs less than half a frozen dataclass.)"""
 
     method: str
     target: str
-    headers: list[tuple[str, str]]
+    headers: Sequence[tuple[str, str]]
     body: bytes = b""
     remote_addr: str = ""
 
@@ -155,7 +155,7 @@ class App:
         """
         started = time.perf_counter()
         if "#" in request.target or request.target[:1] != "/":
-            request = replace(request, target=origin_form(request.target))
+            request = request._replace(target=origin_form(request.target))
         path = request.target.split("?", 1)[0]
         early = partial(self._send_early, request, answer_early)
         try:

@@ -20,16 +20,18 @@ class Invocation:
     Most handlers call back before anyone waits, so the waiting lock is made only when needed.
     """
 
+    # What an invocation starts with, read from the class until it is set (one per request).
+    finished = False
+    timed_out = False
+    error: object = None
+    payload: object = None
+    _waiter: threading.Lock | None = None
+
     def __init__(self, route: str, slots: Slots) -> None:
         self.route = route
         self.slots, self.holds_slot = slots, True
         self.deadline = time.monotonic()
-        self.finished = False
-        self.timed_out = False
-        self.error: object = None
-        self.payload: object = None
         self._lock = threading.Lock()
-        self._waiter: threading.Lock | None = None
 
     def callback(self, err: object = None, payload: object = None) -> None:
         with self._lock:

@@ -94,9 +94,13 @@ class Response:
     def append_header(self, name: str, value: object) -> Response:
         """Add a header; a repeated name adds another value, and a list adds each of its items
         (Twilio's typings: `appendHeader(key, value: string | string[])`)."""
-        values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
-        for item in values:
-            _check_header(name, item)
+        if type(value) is str:   # the usual case, checked inline: one per header per request
+            _check_header(name, value)
+            values = [value]
+        else:
+            values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
+            for item in values:
+                _check_header(name, item)
         held = self._headers.get(name)
         if held is not None:
             held += values
@@ -142,7 +146,10 @@ class Response:
             for name, values in self._headers.items():
                 if name is typed or (spelt_twice and sent[name.lower()] is not name):
                     continue   # the type goes out last; of two spellings, the later one only
-                headers += [(name, value) for value in values]
+                if len(values) == 1:
+                    headers.append((name, values[0]))
+                else:
+                    headers += [(name, value) for value in values]
         if self._cookies:
             headers += [("Set-Cookie", cookie) for cookie in self._cookies]
         if self._status in (204, 304):   # no body, so no type (Express drops both)
@@ -190,6 +197,7 @@ def _with_default_charset(kind: str) -> str:
     return f"{kind}; charset=utf-8"
 
 
+@lru_cache(maxsize=1024)   # 100 to 999: every status a function may send
 def reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase

@@ -6,6 +6,7 @@ show where a request spent its time: `flex;desc="Flex token check";dur=0.2, cach
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 
 from .errors import HTTPError
 from .response import Response
@@ -30,8 +31,9 @@ class ServerTiming:
             self._hops.append((name, desc, None))
 
     def header(self) -> str:
-        entries = [_entry(name, desc, dur) for name, desc, dur in self._hops]
-        entries.append(_entry("total", "", (time.perf_counter() - self._started) * 1000))
+        entries = [_label(name, desc) if duration is None else f"{_label(name, desc)};dur={duration:.1f}"
+                   for name, desc, duration in self._hops]
+        entries.append(f"total;dur={(time.perf_counter() - self._started) * 1000:.1f}")
         return ", ".join(entries)
 
     def response(self, payload: object, status: int = 200) -> Response:
@@ -68,10 +70,11 @@ class _Span:
             self._hops.append((self._name, self._label[0], (time.perf_counter() - self._started) * 1000))
 
 
-def _entry(name: str, desc: str, duration: float | None) -> str:
-    text = name
-    if desc:
-        text += ';desc="' + desc.replace("\\", "").replace('"', "'") + '"'
-    if duration is not None:
-        text += f";dur={duration:.1f}"
-    return text
+@lru_cache(maxsize=256)   # hops are named in the code, a few dozen in all: each made once
+def _label(name: str, desc: str) -> str:
+    """A hop's name and description as the header writes them (no backslash, no double quote
+    inside the quoted description)."""
+    if not desc:
+        return name
+    return name + ';desc="' + desc.replace("\\", "").replace('"', "'") + '"'
+
