@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from urllib.parse import quote
 
-from .errors import BadRequest, HTTPError, PayloadTooLarge
+from .errors import BadRequest, HTTPError
 from .response import Reply, reason
 from .app import App, Request
 
@@ -65,16 +65,19 @@ class WSGIApp:
             raise BadRequest("Content-Length must be 1 to 18 ASCII digits", code="bad_content_length")
         length = int(raw_length)
         path = _raw_path(environ)
-        limit = self.app.max_body_for(path)
-        if length > limit:  # from Content-Length, before a byte of the body is read
-            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+        method = environ["REQUEST_METHOD"]
+        # A body too large, or one no route would read (404, 405), is refused from the head,
+        # as the built-in server refuses it: not a byte of it is read.
+        refused = self.app.head_refusal(method, path, length) if length else None
+        if refused is not None:
+            raise refused
         body = environ["wsgi.input"].read(length) if length else b""
         query = environ.get("QUERY_STRING", "")
         headers = [(key[5:].replace("_", "-").title(), value)
                    for key, value in environ.items() if key.startswith("HTTP_")]
         if environ.get("CONTENT_TYPE"):
             headers.append(("Content-Type", environ["CONTENT_TYPE"]))
-        return Request(environ["REQUEST_METHOD"], path + ("?" + query if query else ""),
+        return Request(method, path + ("?" + query if query else ""),
                        headers, body, environ.get("REMOTE_ADDR", ""))
 
 

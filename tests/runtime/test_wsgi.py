@@ -43,6 +43,34 @@ def test_wsgi_refuses_big_bodies_before_reading(wsgi_url):
     assert answer.status == 413
 
 
+class _UnreadBody:
+    """A wsgi.input that records whether the app read from it."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self, size: int = -1) -> bytes:
+        self.reads += 1
+        return b"{}"
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("POST", "/nope", 404), ("PUT", "/echo", 405), ("POST", "/echo", 413)])
+def test_a_body_no_function_would_read_is_refused_without_reading_it(local, method, path, status):
+    """Like the built-in server: a body to a path with no function (404), with a method never
+    taken (405) or over the limit (413) is answered from the head, not a byte of it read, with
+    the CORS headers a browser on Flex needs to see the status."""
+    length = 7 * 1024 * 1024 if status == 413 else 2
+    environ = environ_for(method, path, headers={"Content-Type": "application/json",
+                                                 "Origin": "https://flex.twilio.com"})
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = _UnreadBody(), str(length)
+    answer = WsgiCall()
+    body = b"".join(WSGIApp(local.app)(environ, answer.start_response))
+    assert answer.statuses[0].startswith(str(status)) and json.loads(body)["error"]
+    assert environ["wsgi.input"].reads == 0
+    assert answer.header("Vary") == "Origin"
+
+
 def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(wsgi_url, caplog):
     caplog.set_level("INFO", logger="sfdcflex")
     assert call(wsgi_url, "GET", "/nope%0A200%20GET%20/forged").status == 404
