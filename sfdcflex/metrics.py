@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import __version__
 from .audit import LinkAudit
+from .clients.errors import TokenMissing, TokenRefused
 from .runtime.app import Request, RequestObserver
 from .runtime.metrics import Registry, RequestMeter, process_families
 from .runtime.response import Reply
@@ -58,6 +59,10 @@ class Metrics:
                                        "where the answer came from: memory (no IAM call) or iam.",
                                        ("source",))
         self.flex_from_memory, self.flex_asked = checks.labels("memory"), checks.labels("iam")
+        refusals = self.registry.counter("sfdcflex_flex_token_refusals_total", "Flex tokens refused "
+                                         "(missing, not valid, expired) by where the refusal came "
+                                         "from: memory (no IAM call) or iam.", ("source",))
+        self.flex_refused_by_memory, self.flex_refused_by_iam = refusals.labels("memory"), refusals.labels("iam")
         self.upstream_calls = self.registry.counter(
             "sfdcflex_upstream_calls_total", "Calls to Salesforce, Twilio IAM and Twilio Sync by "
             "service and outcome (status class, or unreachable).", ("service", "outcome"))
@@ -177,11 +182,16 @@ class CountedFlexChecks:
     def __init__(self, validator: FlexTokenValidator, metrics: Metrics) -> None:
         self.validator = validator
         self._memory, self._asked = metrics.flex_from_memory, metrics.flex_asked
+        self._refused_by_memory, self._refused_by_iam = metrics.flex_refused_by_memory, metrics.flex_refused_by_iam
         self._remembered = validator.remembered
 
     def remembered(self, token: object) -> FlexAgent | None:
         """On every request's path: the count is added inline, under the counter's own lock."""
-        agent = self._remembered(token)
+        try:
+            agent = self._remembered(token)
+        except (TokenMissing, TokenRefused):   # missing, overlong, or refused lately
+            self._refused_by_memory.inc()
+            raise
         if agent is not None:
             memory = self._memory
             with memory.lock:
@@ -189,7 +199,11 @@ class CountedFlexChecks:
         return agent
 
     def validate_with_source(self, token: object, client: str = "") -> tuple[FlexAgent, bool]:
-        agent, cached = self.validator.validate_with_source(token, client)
+        try:
+            agent, cached = self.validator.validate_with_source(token, client)
+        except (TokenMissing, TokenRefused):
+            self._refused_by_iam.inc()
+            raise
         (self._memory if cached else self._asked).inc()
         return agent, cached
 

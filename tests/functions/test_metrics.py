@@ -27,21 +27,26 @@ def test_counters_move_by_exactly_what_a_scripted_series_of_requests_did(shared_
     assert crm.post("/get-contact", {"Token": token, "phone": "+442079460958"}).status == 200  # 401, refresh
     assert crm.post("/unlink", {"Token": token}).status == 200
     assert crm.post("/get-contact", {"Token": "garbage", "phone": "+14155550101"}).status == 403
+    assert crm.post("/get-contact", {"Token": "garbage", "phone": "+14155550101"}).status == 403
+    assert crm.post("/get-contact", {"phone": "+14155550101"}).status == 400
     after = scrape(crm.url)
 
     assert moved(before, after, "sfdcflex_requests_total") == {
         labelled(function="auth", code="2xx"): 1, labelled(function="oauth-callback", code="2xx"): 1,
-        labelled(function="get-contact", code="2xx"): 3, labelled(function="get-contact", code="4xx"): 2,
+        labelled(function="get-contact", code="2xx"): 3, labelled(function="get-contact", code="4xx"): 4,
         labelled(function="other", code="4xx"): 1, labelled(function="get-user", code="2xx"): 1,
         labelled(function="unlink", code="2xx"): 1, labelled(function="metrics", code="2xx"): 1}
     durations = {function: after["sfdcflex_request_duration_seconds"].value(
         "sfdcflex_request_duration_seconds_count", function=function) - before[
         "sfdcflex_request_duration_seconds"].value("sfdcflex_request_duration_seconds_count", function=function)
         for function in ("auth", "get-contact", "unlink", "other")}
-    assert durations == {"auth": 1, "get-contact": 5, "unlink": 1, "other": 1}
-    # Six requests met a remembered token; /auth's new token was asked of IAM; "garbage" found nobody.
+    assert durations == {"auth": 1, "get-contact": 7, "unlink": 1, "other": 1}
+    # Six requests met a remembered token; /auth's new token was asked of IAM; "garbage" found
+    # nobody there, and was refused from memory the next time, as was the request without a token.
     assert moved(before, after, "sfdcflex_flex_token_checks_total") == {
         labelled(source="memory"): 6, labelled(source="iam"): 1}
+    assert moved(before, after, "sfdcflex_flex_token_refusals_total") == {
+        labelled(source="iam"): 1, labelled(source="memory"): 2}
     assert moved(before, after, "sfdcflex_cache_lookups_total") == {
         labelled(kind="answers", result="hit"): 1, labelled(kind="answers", result="miss"): 3}
     assert moved(before, after, "sfdcflex_link_events_total") == {
@@ -72,6 +77,7 @@ def test_the_whole_output_holds_every_family_with_the_caps_beside_their_use(shar
                  "sfdcflex_request_duration_seconds", "sfdcflex_upstream_calls_total",
                  "sfdcflex_upstream_call_duration_seconds", "sfdcflex_upstream_connections_total",
                  "sfdcflex_cache_lookups_total", "sfdcflex_flex_token_checks_total",
+                 "sfdcflex_flex_token_refusals_total",
                  "sfdcflex_link_events_total", "sfdcflex_token_refreshes_total",
                  "sfdcflex_overload_answers_total", "sfdcflex_invocations_in_flight",
                  "sfdcflex_invocations_max", "sfdcflex_connections_open", "sfdcflex_connections_max",
