@@ -25,7 +25,7 @@ class _Recording(BareHandler):
 def bare():
     server = BareServer(("127.0.0.1", 0), _Recording)
     server.seen = []
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
                               daemon=True)
     thread.start()
     yield server, f"http://127.0.0.1:{server.server_address[1]}"
@@ -79,7 +79,7 @@ def test_a_refused_port_counts_errors_and_ends(bare):
 
 
 def test_a_request_left_unanswered_is_an_error_after_the_request_timeout(monkeypatch):
-    monkeypatch.setattr(paced, "REQUEST_TIMEOUT", 0.1)
+    monkeypatch.setattr(paced, "REQUEST_TIMEOUT", 0.05)
     silent = socket.create_server(("127.0.0.1", 0))   # the kernel accepts; nothing ever answers
     try:
         began = time.perf_counter()

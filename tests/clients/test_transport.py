@@ -188,7 +188,7 @@ def test_a_server_closing_idle_connections_costs_no_error(sf):
 
 def test_idle_connections_are_bounded_per_origin(sf):
     transport = Transport(max_idle_per_origin=2)
-    sf.fail_next("userinfo", stall=0.3, status=403, count=4)
+    sf.fail_next("userinfo", stall=0.15, status=403, count=4)
     callers = [threading.Thread(target=call, args=(transport, "Salesforce", "GET", userinfo_url(sf)))
                for _ in range(4)]
     for caller in callers:
