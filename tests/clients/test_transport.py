@@ -221,7 +221,7 @@ def test_http10_and_connection_close_answers_are_not_pooled(path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OldServerHandler)
     accepted = []
     server.verify_request = lambda request, address: accepted.append(address) or True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True)
     thread.start()
     try:
         transport = default_transport()
@@ -345,7 +345,7 @@ class _Tunnel(socketserver.BaseRequestHandler):
 def test_https_goes_through_the_environments_proxy_and_still_verifies(tls_sf, certificate, monkeypatch):
     proxy = _ConnectProxy(("127.0.0.1", 0), _Tunnel)
     proxy.asked = []
-    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True).start()
     try:
         monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
         monkeypatch.delenv("no_proxy", raising=False)
