@@ -5,6 +5,7 @@ The helpers they use live in tests/support/, imported by name.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -39,6 +40,14 @@ def pytest_collection_modifyitems(session, config, items):
     beside the other tests instead of before the first system test."""
     if any(NEEDS_INSTALLS & set(getattr(item, "fixturenames", ())) for item in items):
         start_installs(config)
+
+
+def pytest_collection_finish(session):
+    """Set aside what collection made (modules, test items: most of the heap) from the cyclic
+    garbage collector: its full collections during the run then walk only what the tests make.
+    They had taken some 0.7 s of the everyday loop; the tests' own objects are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_unconfigure(config):

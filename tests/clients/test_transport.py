@@ -67,8 +67,8 @@ def test_a_reset_connection_is_unreachable(sf):
 def test_a_stalled_service_times_out_with_the_time_in_the_message(sf):
     sf.fail_next("userinfo", stall=5)
     with pytest.raises(Unreachable) as raised:
-        call(default_transport(), "Salesforce", "GET", userinfo_url(sf), timeout=0.2)
-    assert raised.value.message == "Salesforce did not answer in 0.2 s"
+        call(default_transport(), "Salesforce", "GET", userinfo_url(sf), timeout=0.1)
+    assert raised.value.message == "Salesforce did not answer in 0.1 s"
 
 
 def test_an_answer_trickling_in_ends_at_the_calls_time_limit(sf):
@@ -188,7 +188,7 @@ def test_a_server_closing_idle_connections_costs_no_error(sf):
 
 def test_idle_connections_are_bounded_per_origin(sf):
     transport = Transport(max_idle_per_origin=2)
-    sf.fail_next("userinfo", stall=0.3, status=403, count=4)
+    sf.fail_next("userinfo", stall=0.15, status=403, count=4)
     callers = [threading.Thread(target=call, args=(transport, "Salesforce", "GET", userinfo_url(sf)))
                for _ in range(4)]
     for caller in callers:
@@ -221,7 +221,7 @@ def test_http10_and_connection_close_answers_are_not_pooled(path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OldServerHandler)
     accepted = []
     server.verify_request = lambda request, address: accepted.append(address) or True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True)
     thread.start()
     try:
         transport = default_transport()
@@ -345,7 +345,7 @@ class _Tunnel(socketserver.BaseRequestHandler):
 def test_https_goes_through_the_environments_proxy_and_still_verifies(tls_sf, certificate, monkeypatch):
     proxy = _ConnectProxy(("127.0.0.1", 0), _Tunnel)
     proxy.asked = []
-    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True).start()
     try:
         monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
         monkeypatch.delenv("no_proxy", raising=False)

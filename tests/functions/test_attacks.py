@@ -347,7 +347,7 @@ class _QuietHandler(WSGIRequestHandler):
 def test_wsgi_encoded_slash_or_question_mark_reach_no_other_function(serve, handler):
     served = serve()
     server = make_server("127.0.0.1", 0, WSGIApp(served.app), handler_class=handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True)
     thread.start()
     wsgi_url = f"http://127.0.0.1:{server.server_port}"
     try:

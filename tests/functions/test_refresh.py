@@ -212,7 +212,7 @@ def test_a_refresh_in_progress_elsewhere_answers_503_with_retry_after(crm_factor
     with Retry-After."""
     crm = crm_factory(store="sync")
     sync = SyncClient(crm.sync.url, crm.sync.service_sid, crm.iam.account_sid, crm.iam.auth_token)
-    crm.services.keeper.store = SyncTokenStore(sync, lease_wait=0.3)
+    crm.services.keeper.store = SyncTokenStore(sync, lease_wait=0.15)
     assert crm.link(ALICE).status == 200
     token = crm.token(ALICE)
     assert crm.post("/get-user", {"Token": token}).status == 200

@@ -176,8 +176,8 @@ def test_an_idle_writer_sleeps_until_a_line_is_pending():
     real = handler.flush
     handler.flush = lambda: (flushes.append(1), real())
     try:
-        time.sleep(0.2)
-        assert flushes == []  # twenty wake-ups at its delay, before
+        time.sleep(0.1)
+        assert flushes == []  # ten wake-ups at its delay, before
         logger.info("now")
         assert wait_until(lambda: "INFO now" in stream.getvalue(), 2)
     finally:

@@ -20,7 +20,7 @@ class _QuietHandler(WSGIRequestHandler):
 def wsgiref_host(app: Callable, thread_name: str = "wsgiref-host") -> Iterator[str]:
     """`app` served by wsgiref on its own thread, named `thread_name`; yields the base URL."""
     server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.005},
                               daemon=True, name=thread_name)
     thread.start()
     try:

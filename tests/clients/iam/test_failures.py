@@ -19,11 +19,14 @@ from tests.support.senders import ScriptedSender
                                    {"status": 200, "body": b"<html>captive portal</html>",
                                     "content_type": "text/html"},
                                    {"reset": True}, {"stall": 3}])
-def test_iam_trouble_is_a_bad_gateway(iam, validator, fault):
+def test_iam_trouble_is_a_bad_gateway(iam, validator, fault, monkeypatch):
     token = iam.issue_token("ada@example.com")
     iam.fail_next("validate", **fault)
+    if "stall" in fault:  # the stalled call waits out the client's timeout: 0.15 s, not the 0.5 s
+        monkeypatch.setattr(validator, "_timeout", 0.15)
     with pytest.raises(IamUnavailable) as raised:
         validator.validate(token)
+    monkeypatch.undo()
     assert answered(raised.value) == (502, "iam_unavailable")
     assert token not in raised.value.message
     assert validator.validate(token).identity == "ada@example.com"

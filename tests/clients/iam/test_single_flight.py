@@ -27,7 +27,7 @@ def test_concurrent_checks_of_one_token_share_one_iam_call(iam, clock):
     validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=5)
     good, bad = iam.issue_token("ada@example.com"), "garbage-token"
     for token, count in ((bad, 1), (good, 2)):
-        iam.fail_next("validate", stall=0.3)  # the first call is slow: the others arrive meanwhile
+        iam.fail_next("validate", stall=0.15)  # the first call is slow: the others arrive meanwhile
         with ThreadPoolExecutor(8) as pool:
             outcomes = list(pool.map(lambda _: _outcome(validator, token), range(8)))
         assert iam.calls["validate"] == count
@@ -38,7 +38,7 @@ def test_a_check_that_waited_for_another_s_iam_call_says_it_made_none(iam, clock
     """A follower's answer is marked as from the cache: no IAM call of its own."""
     validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=5)
     token = iam.issue_token("ada@example.com")
-    iam.fail_next("validate", stall=0.3)
+    iam.fail_next("validate", stall=0.15)
     calls = iam.calls["validate"]
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(validator.validate_with_source, token)
@@ -52,9 +52,9 @@ def test_a_check_that_waited_for_another_s_iam_call_says_it_made_none(iam, clock
 
 def test_a_check_waits_for_another_s_iam_call_timeout_plus_one_second(iam):
     """A check of a token whose IAM call another check is making waits at most timeout + 1 s for
-    it, then answers 502 iam_unavailable in its own words, without a call. (timeout -0.75 makes
-    that bound 0.25 s; the IAM call in flight is planted, never finished.)"""
-    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, timeout=-0.75)
+    it, then answers 502 iam_unavailable in its own words, without a call. (timeout -0.9 makes
+    that bound 0.1 s; the IAM call in flight is planted, never finished.)"""
+    validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, timeout=-0.9)
     token = "token-whose-check-never-ends"
     flight = validator._flights[hashlib.sha256(token.encode()).hexdigest()] = _Flight()
     # Should the check wait forever, finish the planted flight (with nothing) after 1.5 s.
@@ -68,13 +68,18 @@ def test_a_check_waits_for_another_s_iam_call_timeout_plus_one_second(iam):
         waited = time.monotonic() - started
     finally:
         rescue.cancel()
-    assert 0.2 <= waited < 0.9
+    assert 0.08 <= waited < 0.5
     assert (*answered(raised.value), raised.value.message) == (
         502, "iam_unavailable", "Twilio IAM did not answer in time")
     assert iam.calls["validate"] == calls
 
 
-def test_iam_calls_in_flight_are_bounded(iam, clock):
+def test_iam_calls_in_flight_are_bounded(iam, clock, monkeypatch):
+    """A check that finds no place free waits IAM_QUEUE_SECONDS for one (0.5 s; 0.1 s here), then
+    answers 503 iam_busy."""
+    from sfdcflex.clients import iam as iam_module
+    assert iam_module.IAM_QUEUE_SECONDS == 0.5
+    monkeypatch.setattr(iam_module, "IAM_QUEUE_SECONDS", 0.1)
     validator = FlexTokenValidator(iam.url, ACCOUNT_SID, AUTH_TOKEN, clock=clock, timeout=5, max_calls=1)
     release = threading.Event()
     iam.fail_next("validate", hold=release)  # the first call holds the only place until released
@@ -89,7 +94,7 @@ def test_iam_calls_in_flight_are_bounded(iam, clock):
                 validator.validate("garbage-2")
             assert answered(busy.value)[1] == "iam_busy"
             assert answer_for(busy.value).headers["Retry-After"] == "1"
-            assert 0.4 <= time.monotonic() - started < 1.4
+            assert 0.1 <= time.monotonic() - started < 1.0
         finally:
             release.set()
         assert first.result(5) == "invalid_token"

@@ -114,7 +114,7 @@ def test_a_held_call_is_answered_only_once_the_test_lets_it_go(echo):
     host, port = echo.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(request_bytes(b"{}"))
-        sock.settimeout(0.2)
+        sock.settimeout(0.1)
         with pytest.raises(socket.timeout):   # held: nothing comes back yet
             sock.recv(1)
         release.set()

@@ -172,13 +172,13 @@ def test_a_failed_accept_stops_listening_for_the_pause_at_once(idle_server, code
 
 @pytest.mark.parametrize("error, level, message", ids=["EMFILE", "EINVAL"], argvalues=[
     (OSError(errno.EMFILE, "Too many open files"), logging.WARNING,
-     "cannot accept a connection (Too many open files); pausing accepts for 0.2 s"),
+     "cannot accept a connection (Too many open files); pausing accepts for 0.1 s"),
     (OSError(errno.EINVAL, "Invalid argument"), logging.ERROR,
-     "accept failed ([Errno 22] Invalid argument); pausing accepts for 0.2 s"),
+     "accept failed ([Errno 22] Invalid argument); pausing accepts for 0.1 s"),
 ])
 def test_a_failed_accept_pauses_accepting_then_serves_the_client(app, monkeypatch, caplog,
                                                                   error, level, message):
-    monkeypatch.setattr(server_module, "ACCEPT_PAUSE", 0.2)
+    monkeypatch.setattr(server_module, "ACCEPT_PAUSE", 0.1)
     server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits())
     server.socket = failing = _AcceptFailsFirst(server.socket, error)
     start_in_thread(server)
@@ -190,25 +190,25 @@ def test_a_failed_accept_pauses_accepting_then_serves_the_client(app, monkeypatc
         server.shutdown()
         server.server_close()
     first, second = failing.calls[:2]
-    assert second - first >= 0.2  # not tried again before the pause is over
+    assert second - first >= 0.1  # not tried again before the pause is over
     records = [r for r in caplog.records if r.name == "sfdcflex" and r.levelno >= logging.WARNING]
     assert [(r.levelno, r.getMessage()) for r in records] == [(level, message)]
 
 
 def test_emfile_on_accept_backs_off_instead_of_spinning(app, monkeypatch):
-    monkeypatch.setattr(server_module, "ACCEPT_PAUSE", 0.2)
+    monkeypatch.setattr(server_module, "ACCEPT_PAUSE", 0.1)
     server = FunctionsServer(listen(("127.0.0.1", 0)), app, ServerLimits())
     out_of_descriptors = [OSError(errno.EMFILE, "Too many open files")] * 1000
     server.socket = failing = _AcceptFailsFirst(server.socket, *out_of_descriptors)
     start_in_thread(server)
     try:
         client = connect(server.server_address)  # backlog: accepted by the kernel
-        time.sleep(0.3)  # what is measured is how often accept() runs in this time
+        time.sleep(0.15)  # what is measured is how often accept() runs in this time
         client.close()
     finally:
         server.shutdown()
         server.server_close()
-    assert 1 <= len(failing.calls) <= 3  # one try per 0.2 s pause, not thousands
+    assert 1 <= len(failing.calls) <= 3  # one try per 0.1 s pause, not thousands
 
 
 def test_full_server_stops_listening_at_once_and_listens_again_when_one_closes(serve, no_sweep):
@@ -256,7 +256,7 @@ def test_past_max_connections_with_every_one_busy_new_ones_wait_until_one_closes
         sock.sendall(HALF_A_BODY)
     assert wait_until(lambda: [c.state for c in served.server.connections.open_connections.values()]
                       == [BODY] * 3)
-    late = connect(served.url, timeout=0.3)  # the kernel's backlog completes the handshake
+    late = connect(served.url, timeout=0.15)  # the kernel's backlog completes the handshake
     try:
         late.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         with pytest.raises(socket.timeout):
@@ -497,7 +497,7 @@ def test_close_gracefully_cuts_what_outlives_the_timeout(serve):
     try:
         assert slow.ENTERED.acquire(timeout=5)
         started = time.monotonic()
-        assert served.server.close_gracefully(0.3) is False
+        assert served.server.close_gracefully(0.15) is False
         assert time.monotonic() - started < 3
         in_flight.join(5)
         assert isinstance(answers[0], (http.client.HTTPException, OSError))
