@@ -41,7 +41,7 @@ def _window(server, marks):
 def test_spaced_connections_keep_their_connection_and_send_an_interval_apart(bare):
     server, url = bare
     marks = []
-    result = run_paced(url, HELLO, Pace(connections=4, interval=0.05, passes=2), _window(server, marks))
+    result = run_paced(url, HELLO, Pace(connections=4, interval=0.1, passes=2), _window(server, marks))
     assert (result.ok, result.errors) == (8, 0) and 0 < result.p50_ms <= result.p99_ms
     # opened once pass 0's four requests were in, closed after the last of the twelve
     assert [(starting, seen) for starting, seen, _ in marks] == [(True, 4), (False, 12)]
@@ -50,7 +50,8 @@ def test_spaced_connections_keep_their_connection_and_send_an_interval_apart(bar
         by_connection.setdefault(address, []).append(at)
     assert len(by_connection) == 4   # kept alive: one connection each, three requests on it
     for times in by_connection.values():
-        assert len(times) == 3 and all(b - a >= 0.045 for a, b in zip(times, times[1:]))
+        # 20 ms of slack: a loaded machine delays one arrival more than the next
+        assert len(times) == 3 and all(b - a >= 0.08 for a, b in zip(times, times[1:]))
 
 
 def test_back_to_back_holds_every_connection_until_all_warm_ups_are_in(bare):
