@@ -9,7 +9,7 @@ import time
 import pytest
 
 from sfdcflex.runtime.app import Limits
-from sfdcflex.runtime.wsgi import WSGIApp
+from sfdcflex.runtime.wsgi import WSGIApp, _raw_path
 from tests.support.http import call
 from tests.support.wsgi import WsgiCall, environ_for, wsgiref_host
 
@@ -106,3 +106,49 @@ def test_wsgi_answers_504_at_the_time_limit(dispatcher):
     assert slow.FINISHED.wait(5)
     host.join(5)
     assert returned == [[]] and answer.statuses == ["504 Gateway Timeout"]
+
+
+def test_the_request_is_what_the_built_in_server_would_read(local):
+    """Method, target with its query, headers (Content-Type apart in PEP 3333), body, peer."""
+    environ = environ_for("POST", "/echo?a=1", headers={"Content-Type": "application/json",
+                                                       "X-Thing": "t"}, body=b'{"b":2}')
+    environ["REMOTE_ADDR"] = "10.1.2.3"
+    request = WSGIApp(local.app)._request(environ)
+    assert (request.method, request.target, request.body, request.remote_addr) == (
+        "POST", "/echo?a=1", b'{"b":2}', "10.1.2.3")
+    assert ("Content-Type", "application/json") in request.headers and ("X-Thing", "t") in request.headers
+    bare = {"REQUEST_METHOD": "GET", "PATH_INFO": "/echo", "wsgi.input": None}   # no query, no peer
+    assert WSGIApp(local.app)._request(bare)[:5] == ("GET", "/echo", [], b"", "")
+
+
+@pytest.mark.parametrize("environ, path", [
+    ({"RAW_URI": "/a%3Fb?x=1?y", "PATH_INFO": "/a?b"}, "/a%3Fb"),          # gunicorn
+    ({"REQUEST_URI": "/a%2Fb?x=1", "PATH_INFO": "/a/b"}, "/a%2Fb"),        # uWSGI
+    ({"SCRIPT_NAME": "/fx", "PATH_INFO": "/hello"}, "/fx/hello"),
+    ({"PATH_INFO": "/a b/c:d@e;f=g,h?i#j%k"}, "/a%20b/c:d@e;f=g,h%3Fi%23j%25k"),
+    ({"PATH_INFO": "/caf\xc3\xa9"}, "/caf%C3%A9"),                          # latin-1 text of UTF-8
+    ({}, "/"),
+], ids=["raw-uri", "request-uri", "script-name", "decoded", "latin-1", "none"])
+def test_the_path_is_the_one_the_client_sent(environ, path):
+    assert _raw_path(environ) == path
+
+
+@pytest.mark.parametrize("length, status", [
+    ("abc", 400), ("-1", 400), ("\uff11\uff12", 400), ("1" * 19, 400), ("1" * 18, 413)],
+    ids=["letters", "negative", "fullwidth-digits", "19-digits", "18-digits"])
+def test_a_content_length_must_be_1_to_18_ascii_digits(local, length, status):
+    environ = environ_for("POST", "/echo", headers={"Content-Type": "application/json"})
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = _UnreadBody(), length
+    answer = WsgiCall()
+    body = json.loads(b"".join(WSGIApp(local.app)(environ, answer.start_response)))
+    assert answer.statuses[0].startswith(str(status)) and environ["wsgi.input"].reads == 0
+    if status == 400:
+        assert body == {"error": "bad_content_length",
+                        "message": "Content-Length must be 1 to 18 ASCII digits"}
+    assert answer.header("Vary") == "Origin" and answer.header("Access-Control-Allow-Origin") is None
+
+
+def test_every_answer_says_its_length(local):
+    answer = WsgiCall()
+    body = b"".join(WSGIApp(local.app)(environ_for("GET", "/hello"), answer.start_response))
+    assert body and answer.headers[-1][-1] == ("Content-Length", str(len(body)))
