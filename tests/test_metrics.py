@@ -45,10 +45,10 @@ def test_each_check_counts_once_by_where_its_answer_came_from():
     assert checks.remembered("new") is None                      # not an answer: not counted
     assert checks.validate_with_source("known", "10.0.0.1") == ("ada", True)  # a flight's answer
     assert checks.validate_with_source("new") == ("bob", False)
-    assert checks.validate("new") == "bob"
+    assert checks.validate("new", "10.0.0.2") == "bob"
     for token, way in (("missing", checks.remembered), ("refused", checks.remembered),
                        ("refused", checks.validate_with_source)):
         with pytest.raises((TokenMissing, TokenRefused)):
             way(token)
     assert _counts(metrics) == {"memory": 2, "iam": 2, "refused by memory": 2, "refused by iam": 1}
-    assert checks.validator.clients == ["10.0.0.1", "", "", ""]   # the caller's address passed on
+    assert checks.validator.clients == ["10.0.0.1", "", "10.0.0.2", ""]   # the caller's address passed on

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from sfdcflex.runtime.app import Limits
-from sfdcflex.runtime.wsgi import WSGIApp, _raw_path
+from sfdcflex.runtime.response import Reply
+from sfdcflex.runtime.wsgi import WSGIApp, _Answer, _raw_path
 from tests.support.http import call
 from tests.support.wsgi import WsgiCall, environ_for, wsgiref_host
 
@@ -152,3 +153,13 @@ def test_every_answer_says_its_length(local):
     answer = WsgiCall()
     body = b"".join(WSGIApp(local.app)(environ_for("GET", "/hello"), answer.start_response))
     assert body and answer.headers[-1][-1] == ("Content-Length", str(len(body)))
+
+
+def test_one_reply_per_request_whichever_comes_first():
+    """The function's reply and the watchdog's early 504: the first is sent, the other dropped."""
+    for first, second in (("final", "early"), ("early", "final")):
+        answer = WsgiCall()
+        sender = _Answer(answer.start_response)
+        getattr(sender, first)(Reply(200, [], b"first"))
+        assert getattr(sender, second)(Reply(504, [], b"second")) in (None, [])
+        assert len(answer.statuses) == 1 and answer.statuses[0].startswith("200")

@@ -197,6 +197,7 @@ def test_header_values_names_and_the_request_line_are_read_as_sent():
     assert read(b"GET / HTTP/1.1\r\nContent-Length: 3\r\nHost: h\r\n\r\n").length == 3  # the first line counts
     # An absolute-form target is read as sent (RFC 9112 §3.2.2: a server must accept it).
     assert read(b"GET http://h/a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n").target == "http://h/a?x=1"
+    assert read(b"GET https://h/a HTTP/1.1\r\nHost: h\r\n\r\n").target == "https://h/a"
     # Optional whitespace is spaces and tabs (RFC 9110 §5.6.3): not form feeds, vertical tabs or
     # a latin-1 no-break space, and not an X either.
     odd = read(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: \x0cv\x0b\r\nX-B: \xa0v\xa0\r\nX-C: Xv X\r\n\r\n")
@@ -218,6 +219,9 @@ def test_a_head_seen_lately_is_read_from_memory_and_cannot_be_changed_by_its_use
     for _ in range(2):
         with pytest.raises(BadRequest, match="exactly one Host"):
             parse_head(bad)
+    edge = b"GET / HTTP/1.1\r\nHost: h\r\nX-Pad: \r\n\r\n"
+    edge = edge[:-4] + b"p" * (http11.MEMO_HEAD_BYTES - len(edge)) + b"\r\n\r\n"
+    assert len(edge) == http11.MEMO_HEAD_BYTES and parse_head(edge) is parse_head(bytes(bytearray(edge)))
     big = b"GET / HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"p" * http11.MEMO_HEAD_BYTES + b"\r\n\r\n"
     assert parse_head(big) == parse_head(big) and parse_head(big) is not parse_head(big)
     assert http11._remembered_head.cache_info().maxsize == http11.MEMO_HEADS
