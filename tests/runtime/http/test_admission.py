@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import socket
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -22,6 +23,23 @@ from tests.support.sockets import Replies, closed_by_peer, connect, request, wai
 HALF_A_BODY = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"
 # A sweep every 50 ms (a quarter of the shortest timeout), so the caps' log line comes quickly.
 QUICK_SWEEP = {"linger_seconds": 0.2}
+
+
+@contextmanager
+def one_place_taken(serve):
+    """A server with room for one connection (its I/O loop not running: the test turns it), and
+    a client it has accepted into that place: yields the server, the sockets to close afterwards
+    (that client's first; a test adds those it opens) and the client's connection."""
+    server = FunctionsServer(listen(("127.0.0.1", 0)), serve().app, ServerLimits(max_connections=1))
+    sockets = [connect(server.server_address)]
+    try:
+        server._accept()
+        (connection,) = server.connections.open_connections.values()
+        yield server, sockets, connection
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.server_close()
 
 
 def opened(served, count: int) -> bool:
@@ -164,46 +182,27 @@ def test_without_a_cap_per_address_one_address_may_hold_every_place(serve, cap):
 def test_a_connection_whose_request_has_arrived_unread_is_not_closed_for_another(serve):
     """Its request waits in the kernel (the I/O loop is not running here, so nothing reads
     it): it is not idle, so at the cap the new client waits in the backlog instead."""
-    server = FunctionsServer(listen(("127.0.0.1", 0)), serve().app, ServerLimits(max_connections=1))
-    first = connect(server.server_address)
-    late = None
-    try:
-        server._accept()
-        (connection,) = server.connections.open_connections.values()
-        first.sendall(request("GET", "/hello"))
+    with one_place_taken(serve) as (server, sockets, connection):
+        sockets[0].sendall(request("GET", "/hello"))
         assert wait_until(lambda: connection.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-        late = connect(server.server_address)
+        sockets.append(connect(server.server_address))
         server._accept()
         assert list(server.connections.open_connections.values()) == [connection]
         assert not server._accepting and server.admission.evicted == 0
-    finally:
-        for sock in (first, late):
-            if sock is not None:
-                sock.close()
-        server.server_close()
 
 
 def test_a_new_connection_whose_place_was_taken_meanwhile_is_answered_503(serve, monkeypatch):
     """At the cap, the one connection that could give way is parked, and a worker takes it out
     of the epoll first (its request came): the I/O thread may not close it, so the new client,
     already accepted, is answered 503 and closed, and the parked one is left to its worker."""
-    server = FunctionsServer(listen(("127.0.0.1", 0)), serve().app, ServerLimits(max_connections=1))
-    first = connect(server.server_address)
-    late = None
-    try:
-        server._accept()
-        (connection,) = server.connections.open_connections.values()
+    with one_place_taken(serve) as (server, sockets, connection):
         connection.state, connection.fresh = PARKED, False  # as after its first answer
         monkeypatch.setattr(server, "unpark", lambda connection: False)  # a worker took it
         late = connect(server.server_address)
+        sockets.append(late)
         server._accept()
         head, body = Replies(late).next()
         assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in head
-        assert closed_by_peer(late) and still_open(first)
+        assert closed_by_peer(late) and still_open(sockets[0])
         assert list(server.connections.open_connections.values()) == [connection]
         connection.state = BUSY  # the worker's, as it would be: server_close leaves it be
-    finally:
-        for sock in (first, late):
-            if sock is not None:
-                sock.close()
-        server.server_close()
