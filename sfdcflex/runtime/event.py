@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
@@ -45,7 +47,11 @@ def _parse_form(raw: bytes) -> dict[str, object]:
 
 def _media_type(request) -> tuple[str, str | None]:
     """The Content-Type's media type, lower-case, and its charset (None when it names none)."""
-    value = next((v for k, v in request.headers if k.lower() == "content-type"), "")
+    view = _header_view(request.headers)
+    return view.media, view.charset
+
+
+def _parse_media_type(value: str) -> tuple[str, str | None]:
     if ";" not in value:
         return value.strip().lower(), None
     media, *params = value.split(";")
@@ -63,6 +69,7 @@ def _refuse_constant(name: str) -> object:
 
 # Made once: json.loads(text, parse_constant=...) would build a decoder on every request.
 _JSON = json.JSONDecoder(parse_constant=_refuse_constant)
+_JSON_BLANKS = " \t\n\r"   # JSON's whitespace (RFC 8259), the only blanks around a value
 
 
 def _parse_json(body: bytes, charset: str | None) -> dict[str, object]:
@@ -76,14 +83,18 @@ def _parse_json(body: bytes, charset: str | None) -> dict[str, object]:
         text = body.decode(codec, "replace")
     except LookupError:
         raise UnsupportedMediaType(f'unsupported charset "{codec.upper()}"', code="bad_charset") from None
-    text = text.removeprefix("\ufeff")
-    if text.lstrip(" \t\n\r")[:1] not in ("{", "["):
+    text = text.removeprefix("\ufeff").strip(_JSON_BLANKS)
+    if text[:1] not in ("{", "["):
         raise BadRequest("the JSON body must be an object or an array", code="bad_json")
     try:
-        data = _JSON.decode(text)
-    except (ValueError, RecursionError):
-        raise BadRequest("the request body is not valid JSON", code="bad_json") from None
-    if _SURROGATE_ESCAPE.search(text):
+        # JSONDecoder.decode without its two regular-expression matches for the blanks around
+        # the value (stripped above): a panel's request every few seconds meets them cold.
+        data, end = _JSON.scan_once(text, 0)
+    except (ValueError, RecursionError, StopIteration):
+        end = -1
+    if end != len(text):   # not JSON, or more after the value
+        raise BadRequest("the request body is not valid JSON", code="bad_json")
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         data = _without_lone_surrogates(data)
     if isinstance(data, list):
         return {str(index): item for index, item in enumerate(data)}
@@ -182,18 +193,61 @@ def _restricted(name: str) -> bool:
     return name in _RESTRICTED or name.startswith(_RESTRICTED_PREFIXES)
 
 
-def _headers_and_cookies(headers: list[tuple[str, str]]) -> tuple[dict, dict]:
+class _HeaderView(NamedTuple):
+    """What an event takes from a request's headers, worked out once per distinct set of them."""
+
+    media: str                   # the Content-Type's media type, lower-case
+    charset: str | None          # its charset, None when it names none
+    headers: dict[str, object]   # what the function sees: a copy is made per request
+    cookies: dict[str, str]
+    repeated: bool               # a header sent more than once: its value is a list
+
+
+# An agent's panel sends the same headers on every request, and the HTTP server hands over the
+# very same tuple for a head it remembers (http11.parse_head): the view is a dictionary lookup
+# then, not a scan of every header (a panel's request every few seconds meets that code cold,
+# 15 µs of a cached hit). A list of headers (the WSGI adapter's) is read afresh each time.
+MEMO_VIEWS = 512
+
+
+def _header_view(headers) -> _HeaderView:
+    if type(headers) is tuple:
+        return _remembered_view(headers)
+    return _read_view(headers)
+
+
+def _read_view(headers) -> _HeaderView:
     kept: dict[str, object] = {}
     cookies: dict[str, str] = {}
+    content_type = None
+    repeated = False
     for name, value in headers:
         key = name.lower()
+        if key == "content-type" and content_type is None:
+            content_type = value   # the first one, as before the memo
         if _restricted(key):
             continue
         if key == "cookie":   # parsed into cookies, and kept as a header too, as on Twilio
             cookies = {**parse_cookies(value), **cookies}
         held = kept.get(key)
-        kept[key] = value if held is None else (held + [value] if isinstance(held, list) else [held, value])
-    return kept, cookies
+        if held is None:
+            kept[key] = value
+        else:
+            repeated = True
+            kept[key] = held + [value] if isinstance(held, list) else [held, value]
+    return _HeaderView(*_parse_media_type(content_type or ""), kept, cookies, repeated)
+
+
+_remembered_view = lru_cache(maxsize=MEMO_VIEWS)(_read_view)
+
+
+def _headers_and_cookies(headers) -> tuple[dict, dict]:
+    """The event's `request.headers` and `request.cookies`: the function's own copies."""
+    view = _header_view(headers)
+    kept = view.headers
+    if view.repeated:
+        return {k: list(v) if isinstance(v, list) else v for k, v in kept.items()}, dict(view.cookies)
+    return dict(kept), dict(view.cookies)
 
 
 def build_event(request) -> dict[str, object]:

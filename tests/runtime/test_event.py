@@ -11,6 +11,9 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from sfdcflex.runtime.app import Request
+from sfdcflex.runtime.event import build_event
+
 # query string → event (without `request`), recorded from twilio-run
 QS_CASES = [
     ("a=1&a=2", {"a": ["1", "2"]}),
@@ -155,7 +158,7 @@ def test_event_from_form_body_with_repeated_keys(local):
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe{}", b"  \n ", b'"text"', b"null", b"42", b"{} x",
-                                  b'{"a": NaN}', b"[" * 100_000 + b"]" * 100_000])
+                                  b"{}\x0c", b"{}\xc2\xa0", b'{"a": NaN}', b"[" * 100_000 + b"]" * 100_000])
 def test_bodies_json_parse_refuses_are_400(local, body):
     """body-parser's strict json(): only an object or an array at the top, whitespace alone is
     no JSON, and NaN is no number."""
@@ -187,6 +190,13 @@ def test_a_json_or_form_body_in_a_charset_twilio_does_not_read_is_415(local, cty
     assert answer.status == 415 and answer.json()["error"] == "bad_charset"
 
 
+def test_json_blanks_around_a_json_body_are_read_past():
+    """Space, tab, CR and LF around the value, as JSON.parse allows (a form feed or a no-break
+    space is not JSON's whitespace: refused above)."""
+    request = Request("POST", "/echo", (("Content-Type", "application/json"),), b' \t\r\n{"a": [1]}\n\r\t ')
+    assert build_event(request)["a"] == [1]
+
+
 def test_json_in_utf_16_or_after_a_byte_order_mark_is_read(local):
     sixteen = local.call("POST", "/echo", body='{"a": "\u00e9"}'.encode("utf-16"),
                          headers={"Content-Type": "application/json; charset=UTF-16"})
@@ -201,3 +211,36 @@ def test_a_lone_surrogate_escaped_in_json_becomes_u_fffd_and_a_pair_is_text(loca
     body = b'{"a": ["\\ud800", {"k\\udfff": "\\\\ud800"}], "b": "\\ud83d\\ude00"}'
     event = local.call("POST", "/echo", body=body, headers=json_type).json()["event"]
     assert event["a"] == ["\ufffd", {"k\ufffd": "\\ud800"}] and event["b"] == "\U0001f600"
+
+
+# As the HTTP server hands them over: one tuple, the same object for every request whose head it
+# remembers (http11.parse_head); the WSGI adapter gives a list.
+SAME_HEAD = (("Host", "127.0.0.1"), ("Content-Type", "Application/JSON; Charset=UTF-8"),
+             ("Cookie", "a=1; b=2"), ("X-Many", "1"), ("X-Many", "2"), ("Via", "1.1 proxy"))
+EVENT_OF_SAME_HEAD = {"a": 1, "request": {
+    "headers": {"host": "127.0.0.1", "content-type": "Application/JSON; Charset=UTF-8",
+                "cookie": "a=1; b=2", "x-many": ["1", "2"]},
+    "cookies": {"a": "1", "b": "2"}, "query": {}}}
+
+
+@pytest.mark.parametrize("repeated", [True, False], ids=["a header repeated", "none repeated"])
+def test_a_function_changing_its_event_changes_nothing_for_the_next_request_with_that_head(repeated):
+    """What an event takes from a head is worked out once per head; each request still gets
+    its own headers, cookies and repeated-header lists to change."""
+    head = SAME_HEAD if repeated else SAME_HEAD[:3]
+    request = Request("POST", "/echo", head, b'{"a": 1}', "127.0.0.1")
+    expected = build_event(request._replace(headers=list(head)))   # read afresh: no memo
+    first = build_event(request)
+    assert first == expected
+    if repeated:
+        assert first == EVENT_OF_SAME_HEAD
+        first["request"]["headers"]["x-many"].append("3")
+    first["request"]["headers"]["x-added"] = "1"
+    first["request"]["cookies"]["a"] = "changed"
+    assert build_event(request) == expected
+
+
+def test_headers_in_a_list_give_the_event_a_tuple_of_them_gives():
+    as_list = Request("POST", "/echo", list(SAME_HEAD), b'{"a": 1}', "127.0.0.1")
+    assert build_event(as_list) == EVENT_OF_SAME_HEAD
+    assert build_event(as_list._replace(headers=SAME_HEAD[::-1]))["request"]["headers"]["x-many"] == ["2", "1"]

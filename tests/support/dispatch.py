@@ -59,7 +59,7 @@ class Local:
         body = body or b""
         if body or method == "POST":
             headers.setdefault("Content-Length", str(len(body)))
-        pairs = [(name, str(value).strip(" \t")) for name, value in headers.items()]
+        pairs = tuple((name, str(value).strip(" \t")) for name, value in headers.items())
         return Request(method, path, pairs, body, "127.0.0.1")
 
     def dispatch(self, request: Request, timeout: float = 10.0) -> Reply:

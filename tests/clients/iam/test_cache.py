@@ -2,7 +2,6 @@
 the token expires sooner), a refusal for one minute, both bounded, on an injected clock."""
 from __future__ import annotations
 
-import hashlib
 import time
 
 import pytest
@@ -80,7 +79,7 @@ def test_by_default_ten_thousand_answers_are_remembered_and_no_more(iam):
     validator.validate(token)                                   # the oldest remembered answer
     filler = FlexAgent(identity="filler@example.com", roles=(), expires_at=clock.now + 3600)
     for n in range(10_000):                                     # 10,001 answers: one too many
-        validator._remember(hashlib.sha256(f"filler-{n}".encode()).hexdigest(), filler)
+        validator._remember(validator._key(f"filler-{n}"), filler)
     calls = iam.calls["validate"]
     assert validator.validate_with_source(token) == (validator.validate(token), False)
     assert iam.calls["validate"] == calls + 1                   # the oldest was given up: IAM asked
@@ -153,3 +152,14 @@ def test_a_full_refusal_memory_forgets_the_oldest_refusal(iam, clock):
     assert iam.calls["validate"] == calls
     refusal(validator, "refused-0")          # the oldest was given up: IAM is asked again
     assert iam.calls["validate"] == calls + 1
+
+
+def test_what_the_validator_remembers_holds_no_token_only_its_digest(iam, validator):
+    """A heap dump of a running server shows no Flex token: the caches are keyed by a digest."""
+    good, bad = iam.issue_token("ada@example.com"), "not-a-token-" + "x" * 40
+    validator.validate(good)
+    refusal(validator, bad)
+    remembered = repr((validator._cache, validator._refused, validator._flights))
+    assert good not in remembered and bad not in remembered
+    assert set(validator._cache) == {validator._key(good)} and set(validator._refused) == {validator._key(bad)}
+    assert validator._key(good) != validator._key(bad)
