@@ -7,6 +7,7 @@ https://flex.example.com), and hosts compare without regard to case (RFC 3986 §
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -35,11 +36,14 @@ class CorsPolicy:
 
     def __init__(self, allowed: tuple[str, ...] = ()) -> None:
         self.allowed = frozenset(filter(None, (origin_of(url) for url in allowed)))
+        # A panel sends the same Origin on every request: its answer is worked out once (a URL
+        # parse, cold on a request every few seconds), and the last MEMO_ORIGINS are kept.
+        self._for_origin = lru_cache(maxsize=MEMO_ORIGINS)(self._headers_for)
 
     def allows(self, origin: str | None) -> bool:
         return bool(origin) and origin_of(origin) in self.allowed
 
-    def headers(self, headers: list[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    def headers(self, headers: list[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
         """CORS headers for an answer to a request with these headers.
 
         `None` means the request was refused before its headers could be read (414, 431): the
@@ -47,13 +51,22 @@ class CorsPolicy:
         that origin then sees the status; any other origin still gets nothing, because the
         browser compares the header with its own origin.
         """
-        vary = [("Vary", "Origin")]   # caches must keep answers for different Origins apart
         if headers is None:
             origin = next(iter(self.allowed)) if len(self.allowed) == 1 else None
         else:
-            origin = next((v for k, v in headers if k.lower() == "origin"), None)
-            origin = origin.strip() if self.allows(origin) else None
-        if origin is None:
+            origin = None
+            for name, value in headers:
+                if len(name) == 6 and name.lower() == "origin":
+                    origin = value
+                    break
+        return self._for_origin(origin)
+
+    def _headers_for(self, origin: str | None) -> tuple[tuple[str, str], ...]:
+        vary = (("Vary", "Origin"),)   # caches must keep answers for different Origins apart
+        if not self.allows(origin):
             return vary
-        return vary + [("Access-Control-Allow-Origin", origin),
-                       ("Access-Control-Expose-Headers", "Server-Timing")]
+        return vary + (("Access-Control-Allow-Origin", origin.strip()),
+                       ("Access-Control-Expose-Headers", "Server-Timing"))
+
+
+MEMO_ORIGINS = 64

@@ -45,12 +45,6 @@ def _parse_form(raw: bytes) -> dict[str, object]:
                               code="too_many_fields") from None
 
 
-def _media_type(request) -> tuple[str, str | None]:
-    """The Content-Type's media type, lower-case, and its charset (None when it names none)."""
-    view = _header_view(request.headers)
-    return view.media, view.charset
-
-
 def _parse_media_type(value: str) -> tuple[str, str | None]:
     if ";" not in value:
         return value.strip().lower(), None
@@ -127,14 +121,15 @@ def _without_lone_surrogates(data: object) -> object:
     return root[0]
 
 
-def body_params(request) -> dict[str, object]:
+def body_params(request, view: _HeaderView | None = None) -> dict[str, object]:
     """The body's parameters, as Twilio's runtime parses them: JSON for application/json and a
     form for application/x-www-form-urlencoded, whatever the letter case; any other body (text,
-    XML, multipart, bytes, none declared) is not read, and the function sees the query alone."""
+    XML, multipart, bytes, none declared) is not read, and the function sees the query alone.
+    `view`: the request's `_header_view`, when the caller has it."""
     body = request.body
     if not body:
         return {}
-    media, charset = _media_type(request)
+    media, charset = (view or _header_view(request.headers))[:2]
     if media == _FORM:
         if charset not in (None, "utf-8"):
             raise UnsupportedMediaType(f'unsupported charset "{charset.upper()}"', code="bad_charset")
@@ -146,7 +141,7 @@ def body_params(request) -> dict[str, object]:
 
 def form_params(request) -> dict[str, object]:
     """Form parameters only: what Twilio's request signature covers."""
-    return _parse_form(request.body) if request.body and _media_type(request)[0] == _FORM else {}
+    return _parse_form(request.body) if request.body and _header_view(request.headers).media == _FORM else {}
 
 
 def _cookie_value(raw: str) -> str:
@@ -241,15 +236,6 @@ def _read_view(headers) -> _HeaderView:
 _remembered_view = lru_cache(maxsize=MEMO_VIEWS)(_read_view)
 
 
-def _headers_and_cookies(headers) -> tuple[dict, dict]:
-    """The event's `request.headers` and `request.cookies`: the function's own copies."""
-    view = _header_view(headers)
-    kept = view.headers
-    if view.repeated:
-        return {k: list(v) if isinstance(v, list) else v for k, v in kept.items()}, dict(view.cookies)
-    return dict(kept), dict(view.cookies)
-
-
 def build_event(request) -> dict[str, object]:
     """Query (parsed like Twilio's qs) merged with the body (the body wins), and `request` =
     {headers, cookies, query}.
@@ -260,7 +246,14 @@ def build_event(request) -> dict[str, object]:
     query = request.target.split("?", 1)[1] if "?" in request.target else ""
     from_url = parse_query(query) if query else {}
     event = dict(from_url)
-    event.update(body_params(request))
-    headers, cookies = _headers_and_cookies(request.headers)
-    event["request"] = {"headers": headers, "cookies": cookies, "query": from_url}
+    view = _header_view(request.headers)
+    if request.body:
+        event.update(body_params(request, view))
+    # The function's own copies: the view serves every request with the same head.
+    if view.repeated:
+        headers = {key: list(value) if isinstance(value, list) else value
+                   for key, value in view.headers.items()}
+    else:
+        headers = dict(view.headers)
+    event["request"] = {"headers": headers, "cookies": dict(view.cookies), "query": from_url}
     return event
