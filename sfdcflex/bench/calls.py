@@ -8,7 +8,7 @@ import urllib.parse
 from typing import Callable
 
 from .load import Request
-from .servers import AGENT, StandIns, contact_phone
+from .servers import AGENT, FLEX_URL, StandIns, contact_phone
 
 CALL_SAMPLES = 20
 # The original (Twilio Functions + Sync) on every uncached lookup: validate the Flex token,
@@ -29,9 +29,32 @@ def fetch(url: str, method: str = "GET", path: str = "/", body: bytes | None = N
         connection.close()
 
 
+# The headers Chromium 131 sends with the panel's fetch() from the Flex UI (a cross-origin POST
+# of JSON, after its preflight), Host aside: the runtime reads an Origin and a dozen more on
+# every real request, where a bare `Content-Type` hid what they cost (parsing, CORS, `event`).
+PANEL_HEADERS = {
+    "Connection": "keep-alive",
+    "sec-ch-ua-platform": '"Linux"',
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/131.0.0.0 Safari/537.36",
+    "sec-ch-ua": '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"',
+    "Content-Type": "application/json",
+    "sec-ch-ua-mobile": "?0",
+    "Accept": "*/*",
+    "Origin": FLEX_URL,
+    "Sec-Fetch-Site": "cross-site",
+    "Sec-Fetch-Mode": "cors",
+    "Sec-Fetch-Dest": "empty",
+    "Referer": FLEX_URL + "/",
+    "Accept-Encoding": "gzip, deflate, br, zstd",
+    "Accept-Language": "en-US,en;q=0.9",
+}
+
+
 def contact_request(token: str, phone: str) -> Request:
+    """get-contact as an agent's panel asks it, headers and all."""
     body = json.dumps({"Token": token, "phone": phone}).encode()
-    return "POST", "/get-contact", body, {"Content-Type": "application/json"}
+    return "POST", "/get-contact", body, dict(PANEL_HEADERS)
 
 
 def link_agent(runtime_url: str, token: str) -> None:
