@@ -37,7 +37,8 @@ class CorsPolicy:
     def __init__(self, allowed: tuple[str, ...] = ()) -> None:
         self.allowed = frozenset(filter(None, (origin_of(url) for url in allowed)))
         # A panel sends the same Origin on every request: its answer is worked out once (a URL
-        # parse, cold on a request every few seconds), and the last MEMO_ORIGINS are kept.
+        # parse, cold on a request every few seconds); the last MEMO_ORIGINS are kept, of up to
+        # MEMO_ORIGIN_CHARS (a host name is at most 253).
         self._for_origin = lru_cache(maxsize=MEMO_ORIGINS)(self._headers_for)
 
     def allows(self, origin: str | None) -> bool:
@@ -59,6 +60,8 @@ class CorsPolicy:
                 if len(name) == 6 and name.lower() == "origin":
                     origin = value
                     break
+        if origin is not None and len(origin) > MEMO_ORIGIN_CHARS:
+            return self._headers_for(origin)
         return self._for_origin(origin)
 
     def _headers_for(self, origin: str | None) -> tuple[tuple[str, str], ...]:
@@ -70,3 +73,4 @@ class CorsPolicy:
 
 
 MEMO_ORIGINS = 64
+MEMO_ORIGIN_CHARS = 300

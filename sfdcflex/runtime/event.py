@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+import threading
 from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote
 
@@ -196,18 +196,32 @@ class _HeaderView(NamedTuple):
     headers: dict[str, object]   # what the function sees: a copy is made per request
     cookies: dict[str, str]
     repeated: bool               # a header sent more than once: its value is a list
+    size: int                    # the names' and values' characters
 
 
 # An agent's panel sends the same headers on every request, and the HTTP server hands over the
 # very same tuple for a head it remembers (http11.parse_head): the view is a dictionary lookup
-# then, not a scan of every header (a panel's request every few seconds meets that code cold,
-# 15 µs of a cached hit). A list of headers (the WSGI adapter's) is read afresh each time.
+# then, not a scan of every header (a panel's request every few seconds meets that code cold).
+# The last MEMO_VIEWS views of headers up to MEMO_VIEW_CHARS are kept (with their copies, some
+# 2 MiB at most); a list of headers (the WSGI adapter's) is read afresh each time.
 MEMO_VIEWS = 512
+MEMO_VIEW_CHARS = 2048
+_views: dict[tuple, _HeaderView] = {}
+_views_lock = threading.Lock()
 
 
 def _header_view(headers) -> _HeaderView:
     if type(headers) is tuple:
-        return _remembered_view(headers)
+        view = _views.get(headers)
+        if view is not None:
+            return view
+        view = _read_view(headers)
+        if view.size <= MEMO_VIEW_CHARS:
+            with _views_lock:   # the oldest goes first: a head not sent lately
+                while len(_views) >= MEMO_VIEWS:
+                    del _views[next(iter(_views))]
+                _views[headers] = view
+        return view
     return _read_view(headers)
 
 
@@ -216,7 +230,9 @@ def _read_view(headers) -> _HeaderView:
     cookies: dict[str, str] = {}
     content_type = None
     repeated = False
+    size = 0
     for name, value in headers:
+        size += len(name) + len(value)
         key = name.lower()
         if key == "content-type" and content_type is None:
             content_type = value   # the first one, as before the memo
@@ -230,10 +246,7 @@ def _read_view(headers) -> _HeaderView:
         else:
             repeated = True
             kept[key] = held + [value] if isinstance(held, list) else [held, value]
-    return _HeaderView(*_parse_media_type(content_type or ""), kept, cookies, repeated)
-
-
-_remembered_view = lru_cache(maxsize=MEMO_VIEWS)(_read_view)
+    return _HeaderView(*_parse_media_type(content_type or ""), kept, cookies, repeated, size)
 
 
 def build_event(request) -> dict[str, object]:

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from sfdcflex.runtime.app import Limits
-from sfdcflex.runtime.cors import origin_of
+from sfdcflex.runtime import cors
+from sfdcflex.runtime.cors import CorsPolicy, origin_of
 from sfdcflex.runtime.wsgi import WSGIApp
 from tests.support.crm import FLEX_URL
 from tests.support.dispatch import Local
@@ -175,3 +176,19 @@ def test_wsgi_refusals_carry_cors_too(dispatcher):
             answer.start_response)
         assert answer.statuses[0].startswith("413 ")
         assert answer.header("Access-Control-Allow-Origin") == allowed
+
+
+def test_the_answers_remembered_by_origin_are_few_and_for_short_origins_only():
+    """An Origin's answer is remembered (a panel sends the same one every time), but only for
+    the last MEMO_ORIGINS origins of at most MEMO_ORIGIN_CHARS: ever new long ones hold nothing."""
+    policy = CorsPolicy((FLEX_ORIGIN,))
+    for n in range(cors.MEMO_ORIGINS + 5):
+        assert policy.headers([("Origin", f"https://n{n}.example")]) == (("Vary", "Origin"),)
+    assert policy._for_origin.cache_info().currsize == cors.MEMO_ORIGINS
+    policy._for_origin.cache_clear()
+    long = FLEX_ORIGIN + ":443" + "/" * (cors.MEMO_ORIGIN_CHARS - len(FLEX_ORIGIN) - 3)
+    assert len(long) == cors.MEMO_ORIGIN_CHARS + 1
+    assert dict(policy.headers([("origin", long)]))["Access-Control-Allow-Origin"] == long
+    assert policy._for_origin.cache_info().currsize == 0
+    assert dict(policy.headers([("ORIGIN", long[:-1])]))["Access-Control-Allow-Origin"] == long[:-1]
+    assert policy._for_origin.cache_info().currsize == 1

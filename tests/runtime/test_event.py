@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from sfdcflex.runtime.app import Request
+from sfdcflex.runtime import event as event_module
 from sfdcflex.runtime.event import build_event
 
 # query string → event (without `request`), recorded from twilio-run
@@ -238,6 +239,23 @@ def test_a_function_changing_its_event_changes_nothing_for_the_next_request_with
     first["request"]["headers"]["x-added"] = "1"
     first["request"]["cookies"]["a"] = "changed"
     assert build_event(request) == expected
+
+
+def test_the_heads_remembered_are_the_last_ones_and_small_ones_only(monkeypatch):
+    """At most MEMO_VIEWS heads are remembered, the oldest forgotten first, and none over
+    MEMO_VIEW_CHARS: a client sending ever new big heads cannot make the server hold more."""
+    monkeypatch.setattr(event_module, "_views", {})
+    monkeypatch.setattr(event_module, "MEMO_VIEWS", 4)
+    heads = [(("Host", "h"), ("X-N", str(n))) for n in range(6)]
+    for head in heads:
+        build_event(Request("GET", "/", head))
+    assert list(event_module._views) == heads[2:]
+    edge = (("Host", "h"), ("X-Pad", "p" * (event_module.MEMO_VIEW_CHARS - len("HosthX-Pad"))))
+    big = (("Host", "h"), ("X-Pad", "p" * (event_module.MEMO_VIEW_CHARS - len("HosthX-Pad") + 1)))
+    for head in (edge, big):
+        assert build_event(Request("GET", "/", head))["request"]["headers"]["x-pad"] == head[1][1]
+    assert big not in event_module._views
+    assert list(event_module._views) == heads[3:] + [edge]
 
 
 def test_headers_in_a_list_give_the_event_a_tuple_of_them_gives():
