@@ -199,11 +199,11 @@ class _HeaderView(NamedTuple):
     size: int                    # the names' and values' characters
 
 
-# An agent's panel sends the same headers on every request, and the HTTP server hands over the
-# very same tuple for a head it remembers (http11.parse_head): the view is a dictionary lookup
+# An agent's panel sends the same headers on every request: the view is a dictionary lookup
 # then, not a scan of every header (a panel's request every few seconds meets that code cold).
-# The last MEMO_VIEWS views of headers up to MEMO_VIEW_CHARS are kept (with their copies, some
-# 2 MiB at most); a list of headers (the WSGI adapter's) is read afresh each time.
+# Found by value (the HTTP server even hands over the very same tuple for a head it remembers,
+# http11.parse_head). The last MEMO_VIEWS views of headers up to MEMO_VIEW_CHARS are kept (with
+# their copies, some 2 MiB at most); headers in a list are read afresh each time.
 MEMO_VIEWS = 512
 MEMO_VIEW_CHARS = 2048
 _views: dict[tuple, _HeaderView] = {}

@@ -77,8 +77,10 @@ class WSGIApp:
                    for key, value in environ.items() if key.startswith("HTTP_")]
         if environ.get("CONTENT_TYPE"):
             headers.append(("Content-Type", environ["CONTENT_TYPE"]))
+        # A tuple, as the built-in server gives: `event` is then built from what it worked out
+        # for the same headers before (runtime/event.py), found by their value.
         return Request(method, path + ("?" + query if query else ""),
-                       headers, body, environ.get("REMOTE_ADDR", ""))
+                       tuple(headers), body, environ.get("REMOTE_ADDR", ""))
 
 
 def _raw_path(environ: dict) -> str:

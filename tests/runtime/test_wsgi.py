@@ -119,7 +119,7 @@ def test_the_request_is_what_the_built_in_server_would_read(local):
         "POST", "/echo?a=1", b'{"b":2}', "10.1.2.3")
     assert ("Content-Type", "application/json") in request.headers and ("X-Thing", "t") in request.headers
     bare = {"REQUEST_METHOD": "GET", "PATH_INFO": "/echo", "wsgi.input": None}   # no query, no peer
-    assert WSGIApp(local.app)._request(bare)[:5] == ("GET", "/echo", [], b"", "")
+    assert WSGIApp(local.app)._request(bare)[:5] == ("GET", "/echo", (), b"", "")
 
 
 @pytest.mark.parametrize("environ, path", [
