@@ -121,15 +121,15 @@ def _without_lone_surrogates(data: object) -> object:
     return root[0]
 
 
-def body_params(request, view: _HeaderView | None = None) -> dict[str, object]:
+def body_params(request, view: _HeaderView) -> dict[str, object]:
     """The body's parameters, as Twilio's runtime parses them: JSON for application/json and a
     form for application/x-www-form-urlencoded, whatever the letter case; any other body (text,
     XML, multipart, bytes, none declared) is not read, and the function sees the query alone.
-    `view`: the request's `_header_view`, when the caller has it."""
+    `view`: the request's `_header_view`."""
     body = request.body
     if not body:
         return {}
-    media, charset = (view or _header_view(request.headers))[:2]
+    media, charset = view.media, view.charset
     if media == _FORM:
         if charset not in (None, "utf-8"):
             raise UnsupportedMediaType(f'unsupported charset "{charset.upper()}"', code="bad_charset")

@@ -108,6 +108,16 @@ def test_cookies_parse_leniently_like_twilio_run(local, header, expected):
     assert event["request"]["headers"]["cookie"] == header.strip()   # the header stays too
 
 
+@pytest.mark.parametrize("header,expected", [
+    (";a=1", {"a": "1"}),                       # a ";" first: read past it, not forever
+    ("XSRF-TOKEN=X1X", {"XSRF-TOKEN": "X1X"}),  # only blanks are trimmed
+    ('a="x; b=y"', {"a": '"x', "b": 'y"'}),     # a quote on one side only stays
+])
+def test_cookies_parse_as_nodes_cookie_package_does_at_the_edges(local, header, expected):
+    """Cases not recorded from twilio-run, read as the `cookie` package's parse reads them."""
+    assert _event(local, "/echo", headers={"Cookie": header})["request"]["cookies"] == expected
+
+
 def test_headers_twilio_restricts_are_dropped_and_the_rest_kept(local):
     dropped = {"X-Real-IP": "1", "X-Amzn-Trace-Id": "1", "X-Amz-Date": "1",
                "I-Twilio-Idempotency-Token": "1", "I-T-Foo": "1", "Ot-Tracer-Spanid": "1",
@@ -158,14 +168,21 @@ def test_event_from_form_body_with_repeated_keys(local):
     assert event["To"] == "+1" and event["Media"] == ["a", "b"]
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe{}", b"  \n ", b'"text"', b"null", b"42", b"{} x",
-                                  b"{}\x0c", b"{}\xc2\xa0", b'{"a": NaN}', b"[" * 100_000 + b"]" * 100_000])
-def test_bodies_json_parse_refuses_are_400(local, body):
+NOT_AN_OBJECT = "the JSON body must be an object or an array"
+NOT_JSON = "the request body is not valid JSON"
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"{not json", NOT_JSON), (b"\xff\xfe{}", NOT_AN_OBJECT), (b"  \n ", NOT_AN_OBJECT),
+    (b'"text"', NOT_AN_OBJECT), (b"null", NOT_AN_OBJECT), (b"42", NOT_AN_OBJECT), (b"{", NOT_JSON),
+    (b"[", NOT_JSON), (b"{} x", NOT_JSON), (b"{}\x0c", NOT_JSON), (b"{}\xc2\xa0", NOT_JSON),
+    (b'{"a": NaN}', NOT_JSON), (b"[" * 100_000 + b"]" * 100_000, NOT_JSON)])
+def test_bodies_json_parse_refuses_are_400(local, body, message):
     """body-parser's strict json(): only an object or an array at the top, whitespace alone is
     no JSON, and NaN is no number."""
     answer = local.call("POST", "/echo", body=body, headers={"Content-Type": "application/json"})
     assert answer.status == 400
-    assert answer.json()["error"] == "bad_json"
+    assert answer.json() == {"error": "bad_json", "message": message}
 
 
 def test_a_top_level_json_array_gives_its_items_as_parameters_0_1_and_so_on(local):
@@ -188,7 +205,15 @@ def test_bodies_twilio_does_not_parse_reach_the_function_with_the_query_alone(lo
                                    "application/x-www-form-urlencoded; charset=utf-16"])
 def test_a_json_or_form_body_in_a_charset_twilio_does_not_read_is_415(local, ctype):
     answer = local.call("POST", "/echo", body=b'{"a": 1}', headers={"Content-Type": ctype})
-    assert answer.status == 415 and answer.json()["error"] == "bad_charset"
+    charset = ctype.rsplit("=", 1)[1].upper()
+    assert answer.status == 415
+    assert answer.json() == {"error": "bad_charset", "message": f'unsupported charset "{charset}"'}
+
+
+def test_a_form_whose_type_names_no_charset_but_other_parameters_is_read(local):
+    answer = local.call("POST", "/echo", body=b"a=1", headers={
+        "Content-Type": "application/x-www-form-urlencoded; boundary=unused"})
+    assert answer.status == 200 and answer.json()["event"]["a"] == "1"
 
 
 def test_json_blanks_around_a_json_body_are_read_past():
@@ -212,6 +237,10 @@ def test_a_lone_surrogate_escaped_in_json_becomes_u_fffd_and_a_pair_is_text(loca
     body = b'{"a": ["\\ud800", {"k\\udfff": "\\\\ud800"}], "b": "\\ud83d\\ude00"}'
     event = local.call("POST", "/echo", body=body, headers=json_type).json()["event"]
     assert event["a"] == ["\ufffd", {"k\ufffd": "\\ud800"}] and event["b"] == "\U0001f600"
+    # a list met while a value still waits to be cleaned: both are
+    body = b'{"a": "\\ud800", "b": ["\\udfff"]}'
+    event = local.call("POST", "/echo", body=body, headers=json_type).json()["event"]
+    assert event["a"] == "\ufffd" and event["b"] == ["\ufffd"]
 
 
 # As the HTTP server hands them over: one tuple, the same object for every request whose head it
