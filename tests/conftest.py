@@ -25,6 +25,7 @@ if sys.dont_write_bytecode and not sys.pycache_prefix:
     sys.dont_write_bytecode = False
 
 from sfdcflex import cli
+from sfdcflex.runtime import event
 from sfdcflex.runtime.app import App, Limits
 from sfdcflex.runtime.http.limits import ServerLimits
 from sfdcflex.runtime.http.server import FunctionsServer, start_in_thread
@@ -58,6 +59,15 @@ def pytest_unconfigure(config):
 # that: run.py would then ignore the Ctrl+C tests send it and each stop would wait out its 10 s.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _events_built_afresh():
+    """`event` is built from what was worked out for the same headers before (runtime/event.py):
+    each test starts with nothing remembered, so that what it checks is worked out in it (and
+    mutmut, which runs a function's mutants against the tests that ran it, sees that it does)."""
+    event._views.clear()
+    yield
 
 
 @pytest.fixture

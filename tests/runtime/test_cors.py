@@ -192,3 +192,9 @@ def test_the_answers_remembered_by_origin_are_few_and_for_short_origins_only():
     assert policy._for_origin.cache_info().currsize == 0
     assert dict(policy.headers([("ORIGIN", long[:-1])]))["Access-Control-Allow-Origin"] == long[:-1]
     assert policy._for_origin.cache_info().currsize == 1
+
+
+def test_the_origin_is_found_among_other_headers_of_its_length(dispatcher):
+    local = dispatcher(cors_origins=(FLEX_ORIGIN,))
+    answer = local.call("POST", "/hello", headers={"Accept": "*/*", "Cookie": "a=1", "Origin": FLEX_ORIGIN})
+    assert answer.headers["Access-Control-Allow-Origin"] == FLEX_ORIGIN

@@ -285,6 +285,17 @@ def test_the_heads_remembered_are_the_last_ones_and_small_ones_only(monkeypatch)
         assert build_event(Request("GET", "/", head))["request"]["headers"]["x-pad"] == head[1][1]
     assert big not in event_module._views
     assert list(event_module._views) == heads[3:] + [edge]
+    # and what is remembered is what the next request with that head is built from
+    event_module._views[edge] = event_module._views[edge]._replace(headers={"from": "memory"})
+    assert build_event(Request("GET", "/", edge))["request"]["headers"] == {"from": "memory"}
+
+
+def test_of_two_content_types_the_first_is_read_as_node_keeps_it():
+    """Node's HTTP parser discards a repeated Content-Type (message.headers docs): the first
+    says how the body is read."""
+    head = (("Host", "h"), ("Content-Type", "application/json"), ("Content-Type", "text/plain"))
+    assert build_event(Request("POST", "/", head, b'{"a": 1}'))["a"] == 1
+    assert "a" not in build_event(Request("POST", "/", head[:1] + head[:0:-1], b'{"a": 1}'))
 
 
 def test_headers_in_a_list_give_the_event_a_tuple_of_them_gives():
