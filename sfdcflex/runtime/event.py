@@ -235,7 +235,7 @@ def _read_view(headers) -> _HeaderView:
         size += len(name) + len(value)
         key = name.lower()
         if key == "content-type" and content_type is None:
-            content_type = value   # the first one, as before the memo
+            content_type = value   # the first one: Node drops a repeated Content-Type
         if _restricted(key):
             continue
         if key == "cookie":   # parsed into cookies, and kept as a header too, as on Twilio
