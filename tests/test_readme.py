@@ -78,6 +78,8 @@ RUN_BY = {
         "test_the_hostile_scenarios_run_end_to_end_and_stop_their_servers",
     "python -m sfdcflex.bench.hosts [--rounds 3] [--duration 2] [--client auto|wrk|python]":
         "test_the_serving_choices_benchmark_runs_and_reports_every_host",
+    "python -m sfdcflex.bench.cold [--samples 300] [--children 2] [--against REF]":
+        "test_the_probe_serves_every_scenario_in_a_child_per_tree",
     # tests/README.md
     "python -m pytest": "test_ci_runs_exactly_the_readme_test_command",
     "python -m pytest --cov=sfdcflex --cov-report=term-missing:skip-covered":
@@ -91,7 +93,7 @@ EXEMPT = {
         "a diagram of the data flow",
     "run.py                entry point: python run.py [--demo] (sfdcflex/cli.py); python -m sfdcflex is the same":
         "a map of the folders (tests/test_layout.py checks the imports between them)",
-    "hostile load: medians of 3 runs, fresh runtime each run": "what the command above printed on 2 December 2026",
+    "hostile load: medians of 3 runs, fresh runtime each run": "what the command above printed on 6 December 2026",
     "python -m sfdcflex.runtime.differential --record":
         "needs Node and npm (it installs twilio-run); tests/runtime/test_differential.py replays what it wrote",
     "tests/runtime/          the runtime's modules (app, event, response, routes, cors, signature,":
@@ -226,6 +228,7 @@ def test_every_documented_option_exists():
 
 OPTIONS_OF = {   # a program shown, and the file that declares its options
     "python -m sfdcflex.bench.hosts": "sfdcflex/bench/hosts.py",
+    "python -m sfdcflex.bench.cold": "sfdcflex/bench/cold.py",
     "python -m sfdcflex.bench": "sfdcflex/bench/main.py",
     "python -m tests.support.mutation_table": "tests/support/mutation_table.py",
 }
