@@ -49,19 +49,12 @@ def _bare_handler(sock: socket.socket):
     return OneAtATime()
 
 
-def _wire(method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    if body:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
 def measure(samples: int, flush_mib: int, headers: dict[str, str]) -> dict[str, dict[str, float]]:
     """Serve each scenario `samples` times cold and as often warm; medians in µs. `headers`:
     the hit's (the parent's, so that every tree is sent the same request)."""
     from sfdcflex.assembly import build_app
     from sfdcflex.bench.calls import link_agent
+    from sfdcflex.bench.paced import encode
     from sfdcflex.bench.servers import StandIns, contact_phone, prepare_runtime_folder
     from sfdcflex.config import check_settings
     from sfdcflex.runtime.http.connection import Connection
@@ -84,8 +77,8 @@ def measure(samples: int, flush_mib: int, headers: dict[str, str]) -> dict[str, 
         token = standins.token()
         link_agent(server.url, token)   # over HTTP, as a browser links; then in process
         body = json.dumps({"Token": token, "phone": contact_phone(0)}).encode()
-        hit = _wire("POST", "/get-contact", body, headers)
-        hello = _wire("GET", "/hello", b"", {})
+        hit = encode(("POST", "/get-contact", body, headers), "127.0.0.1", close=False)
+        hello = encode(("GET", "/hello", b"", {}), "127.0.0.1", close=False)
         ours, theirs = socket.socketpair()
         connection = Connection(ours, ("127.0.0.1", 0))
         bare_ours, bare_theirs = socket.socketpair()
@@ -125,25 +118,18 @@ def measure(samples: int, flush_mib: int, headers: dict[str, str]) -> dict[str, 
 
 def _one(client: socket.socket, data: bytes, serve) -> float:
     """Send one request, time its serving (from the server's recv to its send), read the answer."""
+    from sfdcflex.bench.paced import response_complete
     client.sendall(data)
     started = time.perf_counter_ns()
     serve()
     elapsed = (time.perf_counter_ns() - started) / 1000
     client.settimeout(5)
     answer = b""
-    while b"\r\n\r\n" not in answer or len(answer) < _length(answer):
+    while (status := response_complete(answer, False)) is None:
         answer += client.recv(65536)
-    if not answer.startswith(b"HTTP/1.1 200"):
+    if status != 200:
         raise RuntimeError(f"not answered 200: {answer[:80]!r}")
     return elapsed
-
-
-def _length(answer: bytes) -> int:
-    head, _, _ = answer.partition(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            return len(head) + 4 + int(line.split(b":", 1)[1])
-    return 0
 
 
 # -- the parent: children per tree, the table ---------------------------------------------------
