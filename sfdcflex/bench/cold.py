@@ -52,6 +52,11 @@ def _bare_handler(sock: socket.socket):
 def measure(samples: int, flush_mib: int, headers: dict[str, str]) -> dict[str, dict[str, float]]:
     """Serve each scenario `samples` times cold and as often warm; medians in µs. `headers`:
     the hit's (the parent's, so that every tree is sent the same request)."""
+    with tempfile.TemporaryDirectory(prefix="sfdcflex-cold-") as name:
+        return _measure_in(Path(name), samples, flush_mib, headers)
+
+
+def _measure_in(folder: Path, samples: int, flush_mib: int, headers: dict[str, str]) -> dict:
     from sfdcflex.assembly import build_app
     from sfdcflex.bench.calls import link_agent
     from sfdcflex.bench.paced import encode
@@ -63,7 +68,6 @@ def measure(samples: int, flush_mib: int, headers: dict[str, str]) -> dict[str, 
     from sfdcflex.runtime.http.sockets import listen, url_of
     from sfdcflex.runtime.logs import configure_logging
 
-    folder = Path(tempfile.mkdtemp(prefix="sfdcflex-cold-"))
     standins = StandIns(1, folder / "pycache")
     try:
         env_file, functions = prepare_runtime_folder(folder / "runtime", standins.settings, 64)

@@ -1,6 +1,9 @@
 """The cold-path probe: every scenario timed cold and warm in a child per tree, and its net."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from sfdcflex.bench.cold import SCENARIOS, combined, main, net_us, report
@@ -39,7 +42,9 @@ def test_counts_below_their_floor_are_refused(argv, capsys):
 
 @pytest.mark.slow  # children with stand-ins, and a worktree of HEAD
 def test_the_probe_serves_every_scenario_in_a_child_per_tree(capsys, measure_children):
+    folders = set(Path(tempfile.gettempdir()).glob("sfdcflex-cold-*"))
     assert main(["--samples", "2", "--flush-mib", "1", "--children", "1", "--against", "HEAD"]) == 0
+    assert set(Path(tempfile.gettempdir()).glob("sfdcflex-cold-*")) == folders   # none left behind
     lines = capsys.readouterr().out.splitlines()
     for tree in ("this tree", "HEAD"):
         rows = [line for line in lines if line.startswith(tree)]
