@@ -77,4 +77,3 @@ def _label(name: str, desc: str) -> str:
     if not desc:
         return name
     return name + ';desc="' + desc.replace("\\", "").replace('"', "'") + '"'
-

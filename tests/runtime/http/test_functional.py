@@ -260,4 +260,3 @@ def test_a_client_that_does_not_read_its_answer_is_dropped_and_others_are_served
         sock.close()
     assert received.startswith(b"HTTP/1.1 200 ")
     assert len(received) < len(body)   # cut short, and closed (read_all saw the end)
-

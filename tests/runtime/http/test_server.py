@@ -504,4 +504,3 @@ def test_close_gracefully_cuts_what_outlives_the_timeout(serve):
     finally:
         slow.RELEASE.set()
         in_flight.join(10)
-
