@@ -45,7 +45,10 @@ def encode_json(payload: object) -> bytes:
 
 
 def reply_for(payload: object) -> Reply:
-    """Turn what a function passed to `callback` into a reply, by type, as Twilio does."""
+    """Turn what a function passed to `callback` into a reply, by type, as Twilio does; a Reply,
+    which the runtime's own helpers build whole (ServerTiming.json_response), is sent as is."""
+    if payload.__class__ is Reply:
+        return payload
     if isinstance(payload, Response):
         return payload.to_reply()
     if isinstance(payload, str):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from sfdcflex.runtime.errors import BadRequest
+from sfdcflex.runtime.response import Response, reply_for
 from sfdcflex.runtime.timing import ServerTiming
 
 
@@ -41,11 +42,34 @@ def test_answers_carry_no_store_and_their_status_and_json_its_type():
     assert reply.status == 404 and reply.body == b'{"a":1}'
     assert [name for name, _ in reply.headers] == ["Server-Timing", "Cache-Control", "Content-Type"]
     assert reply.header("Cache-Control") == "no-store"
-    encoded = timing.json_response(b'{"a":1}').to_reply()
+    encoded = timing.json_response(b'{"a":1}')
     assert encoded.status == 200 and encoded.body == b'{"a":1}'
     assert encoded.headers[:2] == [("Server-Timing", encoded.header("Server-Timing")),
                                    ("Cache-Control", "no-store")]
     assert encoded.headers[2:] == [("Content-Type", "application/json; charset=utf-8")]
+
+
+def test_encoded_json_goes_out_as_the_same_response_built_step_by_step_would():
+    timing = _timed(0.0)
+    built = timing.json_response(b'{"a":1}')
+    assert reply_for(built) is built   # sent as is
+    by_steps = (Response(b'{"a":1}').append_header("Server-Timing", built.header("Server-Timing"))
+                .append_header("Cache-Control", "no-store")
+                .append_header("Content-Type", "application/json"))
+    assert reply_for(by_steps) == built
+    again = timing.json_response(b'{"b":2}')   # each answer has its own header list (CORS adds)
+    assert again.headers is not built.headers
+    again.headers.append(("Vary", "Origin"))
+    assert ("Vary", "Origin") not in timing.json_response(b"{}").headers
+
+
+def test_a_description_cannot_split_the_header():
+    timing = ServerTiming()
+    with timing.span("sfdc", "query\r\nSet-Cookie: a=b\x00\x7f\\"):
+        pass
+    header = timing.json_response(b"{}").header("Server-Timing")
+    assert header.startswith('sfdc;desc="querySet-Cookie: a=b";dur=')
+    assert not any(ord(char) < 32 or char in "\x7f\\" for char in header)
 
 
 def test_an_error_is_tagged_with_the_hops_so_far_and_no_store():
