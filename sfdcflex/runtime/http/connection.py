@@ -20,7 +20,7 @@ from typing import Callable, Protocol
 from ..errors import HTTPError, ServiceUnavailable
 from ..response import Reply
 from .body import Body, BodyBudget
-from .http11 import Head, encode_reply, find_head, parse_head
+from .http11 import Head, complete_head, encode_reply
 from .limits import ServerLimits
 from .sockets import KEEP_WAIT, prepare_socket, send_quietly, shut
 
@@ -198,10 +198,10 @@ class ConnectionPool:
         if connection.buffer[:2] == b"\r\n":
             del connection.buffer[:2]  # RFC 9112 §2.2: one empty line before a request is ignored
         try:
-            end = find_head(connection.buffer)
-            if end < 0:
+            found = complete_head(connection.buffer)
+            if found is None:
                 return False
-            head = parse_head(bytes(connection.buffer[:end]))
+            end, head = found
         except HTTPError as exc:
             self.reject(connection, exc, declared=None)
             return False  # lingering, or closed
@@ -247,10 +247,10 @@ class ConnectionPool:
         if buffer[:2] == b"\r\n":
             del buffer[:2]
         try:
-            end = find_head(buffer)
-            if end < 0:
+            found = complete_head(buffer)
+            if found is None:
                 return None
-            head = parse_head(bytes(buffer[:end]))
+            end, head = found
         except HTTPError:
             return False  # the I/O thread answers it, and lingers
         if head.length and (head.length > RECV_SIZE

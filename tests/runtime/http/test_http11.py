@@ -13,8 +13,8 @@ from sfdcflex.runtime.http import http11
 from sfdcflex.runtime.errors import (BadRequest, HeadersTooLarge, LengthRequired, URITooLong,
                                      VersionNotSupported)
 from sfdcflex.runtime.http.http11 import (MAX_HEAD_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT,
-                                     MAX_REQUEST_LINE, HttpDate, encode_reply, find_head,
-                                     parse_head)
+                                     MAX_REQUEST_LINE, HttpDate, complete_head, encode_reply,
+                                     find_head, parse_head)
 from sfdcflex.runtime.response import Reply
 
 TOO_LARGE = (HeadersTooLarge, "headers_too_large",
@@ -23,10 +23,24 @@ URI_TOO_LONG = (URITooLong, "uri_too_long", "the request line is longer than 819
 
 
 def read(buffer: bytes):
-    """What the connection does with a buffer: delimit the head, then parse it."""
-    end = find_head(buffer)
-    assert end == len(buffer), end
-    return parse_head(buffer)
+    """What the connection does with a buffer: delimit the head and parse it (complete_head),
+    and, for a head no longer than MEMO_HEAD_BYTES, what parse_head alone does: the connection
+    checks such a head with parse_head only. Both agree (the same refusal or the same Head)."""
+    separately = None
+    if len(buffer) <= http11.MEMO_HEAD_BYTES:
+        try:
+            separately = parse_head(buffer)
+        except Exception as error:
+            separately = error
+    try:
+        found = complete_head(bytearray(buffer))
+    except Exception as error:
+        if separately is not None:
+            assert (type(separately), str(separately)) == (type(error), str(error))
+        raise
+    assert found is not None and found[0] == len(buffer), found
+    assert separately is None or separately == found[1]
+    return found[1]
 
 
 def refusal(buffer: bytes) -> tuple[type, str, str]:
@@ -176,6 +190,20 @@ def test_the_head_ends_at_the_first_blank_line_and_the_body_is_not_checked():
     with pytest.raises(BadRequest, match="bare LF"):
         find_head(b"GET / HTTP/1.1\nX-A: ")
     assert find_head(b"GET / HTTP/1.1\r\nX-A: 1\r\n") == -1
+
+
+def test_a_complete_head_is_found_whatever_follows_it_and_an_unfinished_one_waits():
+    first = b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\n\r\n"
+    second = b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+    assert complete_head(bytearray(first + b"\0\n\r\r\n\n\0\n" + second)) == (len(first), parse_head(first))
+    assert complete_head(bytearray(first[:-2])) is None
+    with pytest.raises(BadRequest, match="NUL"):   # unfinished, checked as far as it has come
+        complete_head(bytearray(first[:-4] + b"\0"))
+    big = b"GET / HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"p" * http11.MEMO_HEAD_BYTES + b"\r\n\r\n"
+    assert complete_head(bytearray(big + second)) == (len(big), parse_head(big))
+    for bad in (b"\0", b"\n", b"\r"):   # past the remembered size, the same checks
+        with pytest.raises(BadRequest, match="NUL|bare LF|bare CR"):
+            complete_head(bytearray(big[:-4] + bad + b"\r\n\r\n"))
 
 
 def test_a_bare_cr_anywhere_in_the_head_is_refused():
