@@ -52,11 +52,26 @@ def _bare_handler(sock: socket.socket):
 def measure(samples: int, flush_mib: int, headers: dict[str, str]) -> dict[str, dict[str, float]]:
     """Serve each scenario `samples` times cold and as often warm; medians in µs. `headers`:
     the hit's (the parent's, so that every tree is sent the same request)."""
-    with tempfile.TemporaryDirectory(prefix="sfdcflex-cold-") as name:
-        return _measure_in(Path(name), samples, flush_mib, headers)
+    with serving(headers) as (served, _):
+        junk, zeros = bytearray(flush_mib << 20), bytes(flush_mib << 20)   # made once: no page faults
+        times: dict[str, dict[str, list[float]]] = {name: {"cold": [], "warm": []} for name in served}
+        for _ in range(samples):
+            for name, (client, data, serve) in served.items():
+                junk[:] = zeros   # out of the caches: what the idle milliseconds do
+                time.sleep(0.001)
+                times[name]["cold"].append(serve_once(client, data, serve))
+                times[name]["warm"].append(serve_once(client, data, serve))
+    return {name: {kind: round(statistics.median(values), 1) for kind, values in found.items()}
+            for name, found in times.items()}
 
 
-def _measure_in(folder: Path, samples: int, flush_mib: int, headers: dict[str, str]) -> dict:
+@contextlib.contextmanager
+def serving(headers: dict[str, str]):
+    """Each scenario, served in this process, and the runtime's App: name -> (the client's
+    socket, the request's bytes, a callable that reads and answers it), each served three times
+    already (the first hit is a miss). The runtime is `python run.py`'s app, its metrics and
+    its log line (to nowhere) included, linked to one agent at the stand-ins; all of it is
+    removed afterwards."""
     from sfdcflex.assembly import build_app
     from sfdcflex.bench.calls import link_agent
     from sfdcflex.bench.paced import encode
@@ -68,59 +83,59 @@ def _measure_in(folder: Path, samples: int, flush_mib: int, headers: dict[str, s
     from sfdcflex.runtime.http.sockets import listen, url_of
     from sfdcflex.runtime.logs import configure_logging
 
-    standins = StandIns(1, folder / "pycache")
-    try:
-        env_file, functions = prepare_runtime_folder(folder / "runtime", standins.settings, 64)
-        listening = listen(("127.0.0.1", 0))
-        config = check_settings(env_file)
-        # Each request's log line is made and written, as `python run.py` writes it (to nowhere).
-        configure_logging(config.log_level, open(os.devnull, "w"), config.log_format)
-        app = build_app(config, url_of(listening), functions=functions)
-        server = FunctionsServer(listening, app, ServerLimits())
-        start_in_thread(server)
-        token = standins.token()
-        link_agent(server.url, token)   # over HTTP, as a browser links; then in process
-        body = json.dumps({"Token": token, "phone": contact_phone(0)}).encode()
-        hit = encode(("POST", "/get-contact", body, headers), "127.0.0.1", close=False)
-        hello = encode(("GET", "/hello", b"", {}), "127.0.0.1", close=False)
-        ours, theirs = socket.socketpair()
-        connection = Connection(ours, ("127.0.0.1", 0))
-        bare_ours, bare_theirs = socket.socketpair()
-        bare = _bare_handler(bare_ours)
-        scratch = bytearray(64 * 1024)
+    with tempfile.TemporaryDirectory(prefix="sfdcflex-cold-") as name:
+        folder = Path(name)
+        standins = StandIns(1, folder / "pycache")
+        try:
+            env_file, functions = prepare_runtime_folder(folder / "runtime", standins.settings, 64)
+            listening = listen(("127.0.0.1", 0))
+            config = check_settings(env_file)
+            # Each request's log line is made and written, as `python run.py` writes it (to nowhere).
+            configure_logging(config.log_level, open(os.devnull, "w"), config.log_format)
+            app = build_app(config, url_of(listening), functions=functions)
+            server = FunctionsServer(listening, app, ServerLimits())
+            start_in_thread(server)
+            token = standins.token()
+            link_agent(server.url, token)   # over HTTP, as a browser links; then in process
+            body = json.dumps({"Token": token, "phone": contact_phone(0)}).encode()
+            hit = encode(("POST", "/get-contact", body, headers), "127.0.0.1", close=False)
+            hello = encode(("GET", "/hello", b"", {}), "127.0.0.1", close=False)
+            ours, theirs = socket.socketpair()
+            connection = Connection(ours, ("127.0.0.1", 0))
+            bare_ours, bare_theirs = socket.socketpair()
+            bare = _bare_handler(bare_ours)
+            scratch = bytearray(64 * 1024)
 
-        def runtime(data: bytes):
-            def serve() -> None:
-                count = connection.sock.recv_into(scratch)
-                connection.buffer += memoryview(scratch)[:count]
-                server.connections.take_complete(connection)
-                server.responder.answer(connection)
-            return theirs, data, serve
+            def runtime(data: bytes):
+                def serve() -> None:
+                    receive(connection, scratch)
+                    server.connections.take_complete(connection)
+                    server.responder.answer(connection)
+                return theirs, data, serve
 
-        served = {"bare GET": (bare_theirs, hello, bare.handle_one_request),
-                  "runtime hello": runtime(hello),
-                  "bare POST": (bare_theirs, hit, bare.handle_one_request),
-                  "get-contact hit": runtime(hit)}
-        junk, zeros = bytearray(flush_mib << 20), bytes(flush_mib << 20)   # made once: no page faults
-        times: dict[str, dict[str, list[float]]] = {name: {"cold": [], "warm": []} for name in served}
-        for _ in range(3):   # the first hit is a miss; then every part has run once
-            for client, data, serve in served.values():
-                _one(client, data, serve)
-        for _ in range(samples):
-            for name, (client, data, serve) in served.items():
-                junk[:] = zeros   # out of the caches: what the idle milliseconds do
-                time.sleep(0.001)
-                times[name]["cold"].append(_one(client, data, serve))
-                times[name]["warm"].append(_one(client, data, serve))
-        server.server_close()
-        app.close()
-        return {name: {kind: round(statistics.median(values), 1) for kind, values in found.items()}
-                for name, found in times.items()}
-    finally:
-        standins.kill()
+            served = {"bare GET": (bare_theirs, hello, bare.handle_one_request),
+                      "runtime hello": runtime(hello),
+                      "bare POST": (bare_theirs, hit, bare.handle_one_request),
+                      "get-contact hit": runtime(hit)}
+            for _ in range(3):
+                for client, data, serve in served.values():
+                    serve_once(client, data, serve)
+            try:
+                yield served, app
+            finally:
+                server.server_close()
+                app.close()
+        finally:
+            standins.kill()
 
 
-def _one(client: socket.socket, data: bytes, serve) -> float:
+def receive(connection, scratch: bytearray) -> None:
+    """The worker's read of a request that has arrived (one `recv`)."""
+    count = connection.sock.recv_into(scratch)
+    connection.buffer += memoryview(scratch)[:count]
+
+
+def serve_once(client: socket.socket, data: bytes, serve) -> float:
     """Send one request, time its serving (from the server's recv to its send), read the answer."""
     from sfdcflex.bench.paced import response_complete
     client.sendall(data)
