@@ -80,6 +80,8 @@ RUN_BY = {
         "test_the_serving_choices_benchmark_runs_and_reports_every_host",
     "python -m sfdcflex.bench.cold [--samples 300] [--children 2] [--against REF]":
         "test_the_probe_serves_every_scenario_in_a_child_per_tree",
+    "python -m sfdcflex.bench.parts [--samples 300] [--flush-mib 48]":
+        "test_every_part_is_on_the_hits_path_and_timed",
     # tests/README.md
     "python -m pytest": "test_ci_runs_exactly_the_readme_test_command",
     "python -m pytest --cov=sfdcflex --cov-report=term-missing:skip-covered":
@@ -229,6 +231,7 @@ def test_every_documented_option_exists():
 OPTIONS_OF = {   # a program shown, and the file that declares its options
     "python -m sfdcflex.bench.hosts": "sfdcflex/bench/hosts.py",
     "python -m sfdcflex.bench.cold": "sfdcflex/bench/cold.py",
+    "python -m sfdcflex.bench.parts": "sfdcflex/bench/parts.py",
     "python -m sfdcflex.bench": "sfdcflex/bench/main.py",
     "python -m tests.support.mutation_table": "tests/support/mutation_table.py",
 }
