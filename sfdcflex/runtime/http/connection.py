@@ -33,6 +33,17 @@ BULK_SIZE = 1024 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+def came_quickly(connection: Connection, now: float, keepalive_timeout: float) -> bool:
+    """Whether a kept-alive connection's request, arriving `now`, came within KEEP_WAIT of the
+    connection's last answer: a client that a worker should wait for after the next one. Its
+    deadline was set (to keepalive_timeout ahead) when it was handed back to wait, which is the
+    moment of the answer, unless a worker waited KEEP_WAIT for it in vain first (quick is None):
+    then the request came later than KEEP_WAIT after the answer, however soon after the hand-back.
+    (Counting from the hand-back, a client asking every 15 ms would be waited for in vain, 10 ms
+    of a worker and a wake-up, after every answer.)"""
+    return connection.quick is not None and now < connection.deadline - keepalive_timeout + KEEP_WAIT
+
+
 class Connection:
     """One client connection: its socket, what has arrived, and where it is in a request."""
 
@@ -42,8 +53,9 @@ class Connection:
     def __init__(self, sock: socket.socket, address: tuple | str) -> None:
         self.sock, self.address = sock, address
         # Whether the client sends its next request right after an answer (a worker then waits
-        # KEEP_WAIT for it); False once it did not, until a request comes that quickly again.
-        self.quick = True
+        # KEEP_WAIT for it); False once it did not, until a request comes that quickly again;
+        # None once a worker's wait for it ran out (see `came_quickly`).
+        self.quick: bool | None = True
         # No request of it has been read yet: at the connection cap, it gives way after the idle
         # kept-alive ones (admission.py).
         self.fresh = True
@@ -178,7 +190,7 @@ class ConnectionPool:
                 if received and not connection.buffer:
                     now, limits = self.clock(), self.limits
                     # An agent's panel asks every few seconds: no worker should wait for it.
-                    connection.quick = now < connection.deadline - limits.keepalive_timeout + KEEP_WAIT
+                    connection.quick = came_quickly(connection, now, limits.keepalive_timeout)
                     connection.deadline = now + limits.read_timeout
                 connection.buffer += memoryview(self._scratch)[:received]
         except BlockingIOError:

@@ -12,7 +12,7 @@ from typing import Callable
 from ..app import Request
 from ..errors import HTTPError, ServiceUnavailable
 from ..response import Reply
-from .connection import BUSY, Connection, Refusal
+from .connection import BUSY, Connection, Refusal, came_quickly
 from .http11 import encode_reply
 from .limits import ServerLimits
 from .sockets import KEEP_WAIT
@@ -65,7 +65,7 @@ class Responder:
         connection.buffer += memoryview(scratch)[:count]
         now, limits = time.monotonic(), self.limits
         # Whether it came right after the last answer, as in the I/O thread's `readable`.
-        connection.quick = now < connection.deadline - limits.keepalive_timeout + KEEP_WAIT
+        connection.quick = came_quickly(connection, now, limits.keepalive_timeout)
         connection.deadline = now + limits.read_timeout
         if self.take_complete(connection):
             self.serve(connection)
@@ -112,7 +112,7 @@ class Responder:
             try:
                 count = connection.sock.recv_into(scratch)
             except BlockingIOError:  # nothing within KEEP_WAIT: the next time, no wait
-                connection.quick = bool(connection.buffer)
+                connection.quick = True if connection.buffer else None   # None: waited in vain
                 return False
             except OSError:
                 return False  # reset: the I/O thread finds out

@@ -250,6 +250,19 @@ def test_a_request_that_comes_right_after_the_last_answer_marks_the_client_quick
         assert h.loop.submitted[-1] is connection and connection.quick is quick
 
 
+def test_a_request_soon_after_a_wait_that_ran_out_is_not_quick(harness):
+    """A worker waited KEEP_WAIT for the next request in vain (quick None) and then gave the
+    connection back: a request 2 ms after that came 12 ms after the answer."""
+    h = harness()
+    client, connection = h.connect()
+    connection.state, connection.quick = BUSY, None
+    h.loop.unwatch(connection)
+    h.pool.resume(connection)
+    h.clock.now += 0.002
+    h.send(client, connection, request("GET", "/hello"))
+    assert h.loop.submitted[-1] is connection and connection.quick is False
+
+
 def test_no_descriptor_for_a_spool_file_is_503_and_the_pool_goes_on(harness, monkeypatch):
     h = harness(spool_threshold=1024)
 

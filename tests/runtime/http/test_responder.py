@@ -170,11 +170,36 @@ def test_a_client_that_paused_is_not_waited_for_after_its_next_answer(pair):
     connection.head, connection.body = parse_head(request("GET", "/a")), Body.whole(BodyBudget(100), b"")
     connection.sock = counting = CountingSocket(connection.sock)
     responder_for(recorded).serve(connection)      # nothing follows within KEEP_WAIT
-    assert counting.calls == ["send", "recv_into"] and connection.quick is False
+    assert counting.calls == ["send", "recv_into"] and connection.quick is None   # waited in vain
     connection.head, connection.body = parse_head(request("GET", "/b")), Body.whole(BodyBudget(100), b"")
     counting.calls.clear()
     responder_for(recorded).serve(connection)      # its next answer: straight back to the loop
     assert counting.calls == ["send"] and recorded.given_back == [True, True]
+
+
+def test_a_client_waited_for_in_vain_is_not_waited_for_again_when_it_asks_soon_after(pair):
+    """A client asking every 15 ms: the worker's wait for it runs out (10 ms), and the
+    connection is handed back only then, so its next request comes 5 ms after the hand-back but
+    15 ms after the answer: not quick. Counted from the hand-back it would be, and every answer
+    would cost another 10 ms wait in vain."""
+    client, connection = pair
+    recorded = Recorded(Reply(200, [], b"ok"))
+    responder, _ = parked_responder(recorded)
+    connection.head, connection.body = parse_head(request("GET", "/a")), Body.whole(BodyBudget(100), b"")
+    connection.sock = counting = CountingSocket(connection.sock)
+    responder.serve(connection)                    # answers, then waits KEEP_WAIT in vain
+    assert counting.calls == ["send", "recv_into"] and connection.quick is None
+    connection.deadline = time.monotonic() + ServerLimits().keepalive_timeout   # parked just now
+    client.sendall(request("GET", "/b"))
+    counting.calls.clear()
+    responder.resume(connection)
+    assert counting.calls == ["recv_into", "send"] and connection.quick is False   # no wait
+    assert [r.target for r in recorded.requests] == ["/a", "/b"]
+    client.sendall(request("GET", "/c"))           # this one right after its answer: quick again,
+    counting.calls.clear()                         # so waited for after its answer
+    connection.deadline = time.monotonic() + ServerLimits().keepalive_timeout
+    responder.resume(connection)
+    assert counting.calls == ["recv_into", "send", "recv_into"]
 
 
 # --- a parked connection's next request, on the worker woken for it ---------------------------
