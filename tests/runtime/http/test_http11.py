@@ -61,6 +61,10 @@ def test_the_limits_are_the_documented_ones():
      (BadRequest, "bad_header", "NUL bytes are not allowed in a request head")),
     (b"GET / HTTP/1.1\r\nX-A: one\ntwo\r\n\r\n",
      (BadRequest, "bad_header", "lines must end with CRLF; a bare LF is not accepted")),
+    (b"\x00GET / HTTP/1.1\r\n\r\n",   # the first byte too
+     (BadRequest, "bad_header", "NUL bytes are not allowed in a request head")),
+    (b"\nGET / HTTP/1.1\r\n\r\n",
+     (BadRequest, "bad_header", "lines must end with CRLF; a bare LF is not accepted")),
     (b"GET /a b HTTP/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
     (b"GET / HTTP/1.1 \r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
     (b"G@T / HTTP/1.1\r\n\r\n", (BadRequest, "bad_request_line", "malformed request line")),
@@ -201,9 +205,29 @@ def test_a_complete_head_is_found_whatever_follows_it_and_an_unfinished_one_wait
         complete_head(bytearray(first[:-4] + b"\0"))
     big = b"GET / HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"p" * http11.MEMO_HEAD_BYTES + b"\r\n\r\n"
     assert complete_head(bytearray(big + second)) == (len(big), parse_head(big))
-    for bad in (b"\0", b"\n", b"\r"):   # past the remembered size, the same checks
-        with pytest.raises(BadRequest, match="NUL|bare LF|bare CR"):
-            complete_head(bytearray(big[:-4] + bad + b"\r\n\r\n"))
+    # A body past the remembered size holding what a head's end or a NUL looks like: the small
+    # head before it is the one found.
+    body = b"b" * http11.MEMO_HEAD_BYTES + b"\0\r\n\r\n"
+    assert complete_head(bytearray(first + body)) == (len(first), parse_head(first))
+
+
+NUL = (BadRequest, "bad_header", "NUL bytes are not allowed in a request head")
+BARE_LF = (BadRequest, "bad_header", "lines must end with CRLF; a bare LF is not accepted")
+BARE_CR = (BadRequest, "bad_header", "a bare CR is not allowed in a request head")
+BIG = b"GET / HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"p" * http11.MEMO_HEAD_BYTES
+
+
+@pytest.mark.parametrize("buffer,expected", [
+    (b"GET / HTTP/1.1\r\nX-A: \0", NUL),                  # unfinished: as far as it has come
+    (b"GET / HTTP/1.1\nX-A: ", BARE_LF),
+    (BIG + b"\0\r\n\r\n", NUL),                            # past the remembered size
+    (BIG + b"\n\r\n\r\n", BARE_LF),
+    (BIG + b"\r\r\n\r\n", BARE_CR),
+])
+def test_heads_found_the_long_way_are_refused_as_the_remembered_ones_are(buffer, expected):
+    with pytest.raises(BadRequest) as raised:
+        complete_head(bytearray(buffer))
+    assert (type(raised.value), raised.value.code, raised.value.message) == expected
 
 
 def test_a_bare_cr_anywhere_in_the_head_is_refused():
